@@ -1,0 +1,21 @@
+"""fcrattack: region-focused adversarial attacks (the FCR attack) on image classifiers.
+
+    >>> import fcrattack
+    >>> model = fcrattack.default_model()            # CIFAR-10 ResNet-20, takes [0, 1] images
+    >>> atk = fcrattack.FCR(model, t=0.2, T=0.03, lr=10, steps=20)
+    >>> x_adv = atk(x, y)                             # (N, 3, 32, 32) in [0, 1]
+    >>> result = atk.run(x, y); result.summary()
+"""
+
+import logging
+
+from .attacks import FCR, Attack, AttackResult, MaskedFGSM
+from .cam import fcr_mask, find_layer, gradcam
+from .models import default_model, load_model
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = ["FCR", "Attack", "AttackResult", "MaskedFGSM", "default_model", "fcr_mask",
+           "find_layer", "gradcam", "load_model", "__version__"]

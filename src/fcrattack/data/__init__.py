@@ -1,0 +1,10 @@
+"""Data loaders. All return a :class:`Dataset` of float images in [0, 1], (N, 3, H, W), and
+int64 labels."""
+
+from .cifar10 import CIFAR10_CLASSES, cifar10, cifar10_pickle
+from .dataset import Dataset, select
+from .folders import class_folder, image_folder
+from .imagenet import imagenet_folder, resize_center_crop
+
+__all__ = ["CIFAR10_CLASSES", "Dataset", "cifar10", "cifar10_pickle", "class_folder",
+           "image_folder", "imagenet_folder", "resize_center_crop", "select"]

@@ -1,0 +1,72 @@
+"""Perturbation metrics, per image, on the [0, 1] pixel scale unless stated.
+
+- ``l2``: ||x' - x||_2 over all C*H*W values; ``l2_255`` the same on the [0, 255] scale.
+- ``linf``: max |x' - x|; ``linf_255`` on [0, 255].
+- ``l0``: number of changed values (of C*H*W); ``l0_pixels``: pixels with any channel changed.
+- ``psnr``: 10 log10(MAX^2 / MSE) with MAX = 1 on [0, 1] images (equal to MAX = 255 on
+  [0, 255] images); inf for an unchanged image.
+- ``psnr_255``: MAX = 255 applied to MSE measured on [0, 1] images, i.e. ``psnr`` + 48.13 dB.
+  This mixed convention is what the FCR paper's PSNR column matches (see docs/reproduction.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+PSNR_255_OFFSET = 20 * math.log10(255.0)
+
+
+def perturbation_norms(x: torch.Tensor, x_adv: torch.Tensor,
+                       tol: float = 0.0) -> dict[str, torch.Tensor]:
+    """Per-image metrics of x_adv - x, both (N, C, H, W); each value has shape (N,).
+
+    A value counts as changed in L0 when |x' - x| > tol.
+    """
+    if x.shape != x_adv.shape:
+        raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(x_adv.shape)}")
+    d = (x_adv - x).flatten(1).float()
+    changed = d.abs() > tol
+    mse = d.pow(2).mean(1)
+    psnr = 10 * torch.log10(1.0 / mse)  # inf where mse == 0
+    l2 = d.norm(dim=1)
+    linf = d.abs().amax(1)
+    pixels = (x_adv - x).abs().gt(tol).any(1).flatten(1).sum(1)
+    return {"l2": l2, "l2_255": 255 * l2, "linf": linf, "linf_255": 255 * linf,
+            "l0": changed.sum(1), "l0_pixels": pixels, "psnr": psnr,
+            "psnr_255": psnr + PSNR_255_OFFSET}
+
+
+def attack_success(pred: torch.Tensor, y: torch.Tensor,
+                   target: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,) bool from predicted classes (N,): pred != y (untargeted) or pred == target."""
+    return pred == target if target is not None else pred != y
+
+
+def asr(success: torch.Tensor, valid: torch.Tensor | None = None) -> float:
+    """Attack success rate in [0, 1] over the images where ``valid`` (default: all)."""
+    if valid is not None:
+        success = success[valid]
+    return float(success.float().mean()) if success.numel() else float("nan")
+
+
+def summarize(norms: dict[str, torch.Tensor], success: torch.Tensor,
+              valid: torch.Tensor | None = None) -> dict[str, float]:
+    """Aggregate: ASR over ``valid`` images, and mean norms over the *successful* valid ones
+    (the usual convention: failed attempts have no meaningful adversarial norm)."""
+    valid = torch.ones_like(success) if valid is None else valid
+    ok = success & valid
+    out: dict[str, float] = {"n": int(valid.sum()), "n_success": int(ok.sum()),
+                             "asr": asr(success, valid)}
+    for k, v in norms.items():
+        vals = v[ok].double()
+        if k.startswith("psnr"):
+            vals = vals[torch.isfinite(vals)]
+        out[k] = float(vals.mean()) if vals.numel() else float("nan")
+    return out
+
+
+def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Round [0, 1] images to the 256 levels a PNG stores (what saving and reloading gives)."""
+    return torch.round(x.clamp(0, 1) * 255) / 255

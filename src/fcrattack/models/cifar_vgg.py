@@ -1,0 +1,41 @@
+"""VGG-11/13/16/19 for 32x32 CIFAR inputs (with BatchNorm), as used by the FCR paper.
+
+``features`` ends with a max-pool (the "VGG trap" for Grad-CAM): the last convolution's
+activation is ``features[-3]`` (the ReLU after the last conv+BN); ``fcrattack.cam`` picks it.
+Input: normalised (N, 3, 32, 32); output: logits (N, num_classes).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+VGG_CONFIGS: dict[str, list[int | str]] = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"],
+    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+              512, 512, 512, 512, "M"],
+}
+
+
+class CifarVGG(nn.Module):
+    def __init__(self, name: str, num_classes: int = 10) -> None:
+        super().__init__()
+        if name not in VGG_CONFIGS:
+            raise ValueError(f"unknown VGG {name!r}; choose one of {sorted(VGG_CONFIGS)}")
+        layers: list[nn.Module] = []
+        channels = 3
+        for v in VGG_CONFIGS[name]:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(channels, int(v), 3, padding=1),
+                           nn.BatchNorm2d(int(v)), nn.ReLU(inplace=False)]
+                channels = int(v)
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))

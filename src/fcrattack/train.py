@@ -1,0 +1,152 @@
+"""Training loop for the CIFAR architectures: crop+flip augmentation, SGD with Nesterov
+momentum, one-cycle schedule, a checkpoint per epoch and resume.
+
+Augmentation runs batched on the training device (no per-image Python loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .data import Dataset
+from .models import create_model, load_checkpoint
+from .models.normalize import Normalized
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "resnet20"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    seed: int = 0
+    init: str | None = None  # checkpoint to start from (fine-tuning)
+    channels_last: bool = True  # faster convolutions on CPU and GPU
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop with ``pad`` pixels of zero padding and random horizontal flip.
+
+    x: (B, C, H, W); returns a new tensor of the same shape.
+    """
+    b, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dev = x.device
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+    flip = (torch.rand(b, generator=generator) < 0.5).to(dev)
+    rows = oy[:, None] + torch.arange(h, device=dev)
+    cols = ox[:, None] + torch.arange(w, device=dev)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    bi = torch.arange(b, device=dev)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: Dataset, batch_size: int = 500,
+             device: str | torch.device = "cpu") -> float:
+    """Top-1 accuracy (in [0, 1]) of ``model`` on ``data``."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    for i in range(0, len(data), batch_size):
+        x = data.images[i:i + batch_size].to(device).float()
+        if data.images.dtype == torch.uint8:
+            x = x / 255
+        correct += (model(x).argmax(1) == data.labels[i:i + batch_size].to(device)).sum()
+    model.train(was_training)
+    return correct.item() / len(data)
+
+
+def _checkpoint(model: Normalized, cfg: TrainConfig, epoch: int, optimizer, scheduler,
+                acc: float | None) -> dict:
+    return {"arch": cfg.arch, "state_dict": model.state_dict(), "num_classes":
+            model.model.linear.out_features if hasattr(model.model, "linear")
+            else model.model.classifier.out_features,
+            "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
+            "epoch": epoch, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "config": asdict(cfg), "test_acc": acc}
+
+
+def train(cfg: TrainConfig, train_data: Dataset, test_data: Dataset | None, out: str | Path,
+          device: str | torch.device = "cpu") -> Normalized:
+    """Train ``cfg.arch`` on ``train_data`` (uint8 or float images), writing
+    ``out/last.pt`` after every epoch; a run restarted with the same ``out`` resumes."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "last.pt"
+    if cfg.init:
+        model = load_checkpoint(cfg.init, cfg.arch)
+    else:
+        torch.manual_seed(cfg.seed)  # weight init only; training randomness uses `gen` below
+        model = create_model(cfg.arch, num_classes=len(train_data.classes) or 10)
+    model = model.to(device).train()
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                weight_decay=cfg.weight_decay, nesterov=True)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.25)
+    start = 0
+    if ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start = state["epoch"]
+        log.info("resuming %s from epoch %d", ckpt_path, start)
+    images = train_data.images.to(device)
+    labels = train_data.labels.to(device)
+    acc = None
+    for epoch in range(start, cfg.epochs):
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        perm = torch.randperm(len(train_data), generator=gen).to(device)
+        total_loss = torch.zeros((), device=device)
+        t0 = time.time()
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+        for step in bar:
+            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            x = images[idx].float()
+            if images.dtype == torch.uint8:
+                x = x / 255
+            x = augment(x, gen).contiguous(memory_format=fmt)
+            loss = F.cross_entropy(model(x), labels[idx], label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.detach()
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        acc = evaluate(model, test_data, device=device) if test_data is not None else None
+        log.info("epoch %d/%d loss %.4f test acc %s (%.0f s)", epoch + 1, cfg.epochs,
+                 total_loss.item() / steps_per_epoch, f"{acc:.4f}" if acc is not None else "-",
+                 time.time() - t0)
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(_checkpoint(model, cfg, epoch + 1, optimizer, scheduler, acc), tmp)
+        tmp.replace(ckpt_path)
+    return model.eval()
+
+
+def export_weights(checkpoint: str | Path, dest: str | Path) -> None:
+    """Write a small inference-only copy of a training checkpoint (no optimizer state)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    keep = {k: state[k] for k in ("arch", "state_dict", "num_classes", "mean", "std", "epoch",
+                                  "config", "test_acc")}
+    keep["state_dict"] = {k: v.clone() for k, v in keep["state_dict"].items()}
+    torch.save(keep, dest)

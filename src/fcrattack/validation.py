@@ -1,0 +1,63 @@
+"""Input checks shared by every public entry point: fail early with a message naming the problem."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_images(x: torch.Tensor, name: str = "x") -> None:
+    """x must be a floating tensor (N, C, H, W) with finite values in [0, 1]."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)} "
+                         f"(rank {x.dim()}); add a batch dimension with x.unsqueeze(0)")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor with values in [0, 1], got {x.dtype}; "
+                        "convert uint8 images with x.float() / 255")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < 0 or hi > 1:
+        raise ValueError(f"{name} must lie in [0, 1] (fcrattack models take un-normalised "
+                         f"images), got values in [{lo:.4g}, {hi:.4g}]")
+
+
+def check_labels(y: torch.Tensor, n: int, num_classes: int | None = None,
+                 name: str = "y") -> None:
+    """y must be an integer tensor (N,) with values in [0, num_classes)."""
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(y).__name__}")
+    if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+        raise TypeError(f"{name} must hold integer class indices, got {y.dtype}")
+    if y.dim() != 1 or y.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},) to match the images, got {tuple(y.shape)}")
+    if n and y.min().item() < 0:
+        raise ValueError(f"{name} has negative class indices (min {y.min().item()})")
+    if num_classes is not None and n and y.max().item() >= num_classes:
+        raise ValueError(f"{name} has class index {y.max().item()} but the model has "
+                         f"{num_classes} classes")
+
+
+def check_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A mask broadcastable to x's (N, C, H, W): (N, 1, H, W), (N, C, H, W) or (N, H, W);
+    values in [0, 1]. Returns it as (N, 1 or C, H, W) float on x's device."""
+    if mask.dim() == 3:
+        mask = mask.unsqueeze(1)
+    n, c, h, w = x.shape
+    if mask.dim() != 4 or mask.shape[0] != n or mask.shape[2:] != (h, w) or mask.shape[1] not in (1, c):
+        raise ValueError(f"mask must have shape ({n}, 1, {h}, {w}) or ({n}, {c}, {h}, {w}), "
+                         f"got {tuple(mask.shape)}")
+    mask = mask.to(device=x.device, dtype=x.dtype)
+    if not torch.isfinite(mask).all() or mask.min().item() < 0 or mask.max().item() > 1:
+        raise ValueError("mask values must lie in [0, 1]")
+    return mask
+
+
+def check_logits(out: torch.Tensor, n: int) -> None:
+    """The model must return logits of shape (N, K)."""
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != n:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"the model must return logits of shape ({n}, num_classes), got {shape}")
