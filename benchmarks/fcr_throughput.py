@@ -1,0 +1,80 @@
+"""FCR attack throughput against its compute bound, measured side by side in one process.
+
+The bound is (steps + 1) forward+backward passes (input gradient) of the same model at the
+same batch size: the Grad-CAM pass plus one per iteration. Prints a Markdown table with
+images/s for both and the ratio bound_time / fcr_time (1.0 = no overhead at all).
+
+    python benchmarks/fcr_throughput.py --model default --n 256 --batch-sizes 64 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from fcrattack import FCR, load_model
+from fcrattack.data import cifar10
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bound_time(model, x: torch.Tensor, passes: int) -> float:
+    """Seconds for ``passes`` forward+backward (input-gradient) passes on batch x."""
+    _sync(x.device)
+    t0 = time.perf_counter()
+    for _ in range(passes):
+        xi = x.detach().requires_grad_(True)
+        loss = model(xi).logsumexp(1).sum()
+        torch.autograd.grad(loss, xi)
+    _sync(x.device)
+    return time.perf_counter() - t0
+
+
+def fcr_time(model, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+    atk = FCR.paper(model, steps=steps)
+    _sync(x.device)
+    t0 = time.perf_counter()
+    atk.run(x, y)
+    _sync(x.device)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="default", help="default | checkpoint path")
+    p.add_argument("--data", default=str(SHARED / "data" / "cifar10-jpeg"))
+    p.add_argument("--n", type=int, default=256)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256])
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    model = load_model(args.model).to(device)
+    ds = cifar10(args.data, "test", n=args.n, seed=0)
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"model {args.model}, {args.n} images, steps {args.steps}\n")
+    print("| batch | FCR img/s | bound img/s | ratio (bound/FCR time) |")
+    print("|---|---|---|---|")
+    for bs in args.batch_sizes:
+        x = ds.images[:bs].to(device)
+        y = ds.labels[:bs].to(device)
+        fcr_time(model, x[:2], y[:2], 1)  # warm-up
+        t_fcr, t_bound = [], []
+        for _ in range(args.repeats):  # interleaved, best of repeats
+            t_fcr.append(fcr_time(model, x, y, args.steps))
+            t_bound.append(bound_time(model, x, args.steps + 1))
+        f, b = min(t_fcr), min(t_bound)
+        print(f"| {bs} | {bs / f:.1f} | {bs / b:.1f} | {b / f:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
