@@ -5,6 +5,7 @@ from .cifar10 import CIFAR10_CLASSES, cifar10, cifar10_pickle
 from .dataset import Dataset, select
 from .folders import class_folder, image_folder
 from .imagenet import imagenet_folder, resize_center_crop
+from .samples import samples
 
 __all__ = ["CIFAR10_CLASSES", "Dataset", "cifar10", "cifar10_pickle", "class_folder",
-           "image_folder", "imagenet_folder", "resize_center_crop", "select"]
+           "image_folder", "imagenet_folder", "resize_center_crop", "samples", "select"]

@@ -1,0 +1,62 @@
+"""Image helpers for output only (PNG files, report panels); never used inside attack loops.
+
+Every helper takes CPU or GPU tensors and returns a (3, H, W) float tensor in [0, 1] on the
+CPU, ready for :func:`save_png`, which rounds to 8 bits exactly like
+:func:`fcrattack.metrics.quantize_uint8` (so a saved adversarial image reloads bit-exactly as
+``quantize_uint8(x_adv)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib import colormaps
+from PIL import Image
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [0, 1] with C = 1 or 3 -> (H, W, 3) uint8, rounded to nearest."""
+    if img.dim() != 3 or img.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (1|3, H, W) image, got {tuple(img.shape)}")
+    arr = torch.round(img.detach().float().cpu().clamp(0, 1) * 255).to(torch.uint8)
+    return arr.expand(3, -1, -1).permute(1, 2, 0).contiguous().numpy()
+
+
+def display_factor(size: int, min_size: int = 128) -> int:
+    """Integer nearest-neighbour factor that shows a ``size``-pixel image at >= ``min_size``."""
+    return max(1, -(-min_size // size))
+
+
+def save_png(img: torch.Tensor, path: str | Path, scale: int = 1) -> Path:
+    """Write (C, H, W) [0, 1] as an 8-bit RGB PNG, enlarged ``scale`` times by nearest
+    neighbour (scale 1: exact pixels). Parent folders are created."""
+    arr = to_uint8(img)
+    if scale > 1:
+        arr = arr.repeat(scale, axis=0).repeat(scale, axis=1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def cam_overlay(img: torch.Tensor, cam: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+    """Grad-CAM heat-map (H, W) in [0, 1] in the jet colormap, blended over img (3, H, W)."""
+    heat = colormaps["jet"](cam.detach().float().cpu().clamp(0, 1).numpy())[..., :3]
+    heat_t = torch.from_numpy(heat).float().permute(2, 0, 1)
+    return (1 - alpha) * img.detach().float().cpu() + alpha * heat_t
+
+
+def mask_image(mask: torch.Tensor) -> torch.Tensor:
+    """Binary mask (1, H, W) or (H, W) -> white where 1, black where 0, as (3, H, W)."""
+    m = mask.detach().float().cpu()
+    m = m[0] if m.dim() == 3 else m
+    return m.clamp(0, 1).expand(3, -1, -1).clone()
+
+
+def perturbation_image(delta: torch.Tensor) -> torch.Tensor:
+    """Amplified perturbation (3, H, W): delta / max|delta| * 0.5 + 0.5 (grey = unchanged)."""
+    d = delta.detach().float().cpu()
+    peak = d.abs().max()
+    return d / peak * 0.5 + 0.5 if peak > 0 else torch.full_like(d, 0.5)

@@ -1,0 +1,147 @@
+"""The command line, run in-process on the bundled samples (and the real JPEG data if present)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from conftest import CIFAR_JPEG
+from PIL import Image
+
+from fcrattack import default_model
+from fcrattack.cli import main, parse_opts
+from fcrattack.data import CIFAR10_CLASSES, samples
+from fcrattack.metrics import quantize_uint8
+from fcrattack.models import load_model
+from fcrattack.viz import perturbation_image, save_png
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_samples_are_lossless_copies_of_the_jpeg_test_images():
+    data = samples()
+    assert data.images.shape == (40, 3, 32, 32) and data.classes == CIFAR10_CLASSES
+    assert torch.bincount(data.labels).tolist() == [4] * 10
+    assert samples(10).labels.tolist() == list(range(10))  # round-robin order
+    if not CIFAR_JPEG.is_dir():
+        pytest.skip("real data not found")
+    for image_id, x in zip(data.ids[:10], data.images[:10], strict=True):
+        cls, num = image_id.removesuffix(".png").rsplit("_", 1)
+        jpeg = np.asarray(Image.open(CIFAR_JPEG / "test" / cls / f"{num}.jpg").convert("RGB"))
+        assert np.array_equal(np.round(x.permute(1, 2, 0).numpy() * 255).astype(np.uint8), jpeg)
+
+
+def test_viz_png_round_trip_and_perturbation_scaling(tmp_path):
+    x = torch.rand(3, 8, 8)
+    save_png(x, tmp_path / "a.png")
+    back = torch.from_numpy(np.array(Image.open(tmp_path / "a.png"))).permute(2, 0, 1) / 255
+    assert torch.equal(back, quantize_uint8(x))
+    assert torch.equal(perturbation_image(torch.zeros(3, 4, 4)), torch.full((3, 4, 4), 0.5))
+    p = perturbation_image(torch.tensor([-0.2, 0.1, 0.0]).view(3, 1, 1))
+    assert torch.allclose(p.flatten(), torch.tensor([0.0, 0.75, 0.5]))
+
+
+def test_parse_opts():
+    assert parse_opts(["t=0.2", "steps=20", "select=best", "targeted=true", "layer=none",
+                       "eps=16/255"]) == {"t": 0.2, "steps": 20, "select": "best",
+                                          "targeted": True, "layer": None, "eps": 16 / 255}
+
+
+def test_demo_writes_a_page_with_images_and_predictions(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["-q", "demo", "--n", "8", "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    srcs = re.findall(r"<img src='([^']+)'", page)
+    assert len(srcs) == 8 * 7  # clean, CAM, mask, and perturbation + adversarial per run
+    assert all((out / s).is_file() for s in srcs)
+    rows = _rows(out / "results.jsonl")
+    assert len(rows) == 16 and {r["run"] for r in rows} == {"FCR paper, select=last",
+                                                             "FCR paper, select=best"}
+    for r in rows:
+        assert f"pred: {CIFAR10_CLASSES[r['pred_adv']]}" in page
+        assert f"pred: {CIFAR10_CLASSES[r['pred_clean']]}" in page
+    stdout = capsys.readouterr().out
+    assert "| FCR paper, select=best |" in stdout and "index.html" in stdout
+
+
+def test_attack_outputs_match_a_recheck_of_the_saved_pngs(tmp_path, capsys):
+    common = ["-q", "--threads", "1", "attack", "--n", "6", "--preset", "paper",
+              "--opt", "steps=3", "--opt", "select=best"]
+    assert main([*common, "--batch-size", "6", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--batch-size", "4", "--out", str(tmp_path / "b")]) == 0
+    rows = _rows(tmp_path / "a" / "results.jsonl")
+    assert len(rows) == 6
+    rows_b = _rows(tmp_path / "b" / "results.jsonl")
+    for a, b in zip(rows, rows_b, strict=True):  # batching changes nothing
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            assert value == (pytest.approx(b[key], rel=1e-4) if isinstance(value, float)
+                             else b[key])
+    png = torch.stack([torch.from_numpy(np.array(Image.open(tmp_path / "a" / r["adv_png"])))
+                       for r in rows]).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        pred = default_model()(png).argmax(1)
+    labels = torch.tensor([r["label"] for r in rows])
+    assert (pred != labels).tolist() == [r["success_uint8"] for r in rows]
+    for r in rows:
+        assert (tmp_path / "a" / "cam" / r["adv_png"].removeprefix("adv/")).is_file()
+        assert (tmp_path / "a" / "mask" / r["adv_png"].removeprefix("adv/")).is_file()
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["n_images"] == 6 and summary["options"]["steps"] == 3
+    assert summary["summary"]["n"] == sum(r["clean_correct"] for r in rows)
+    assert "| fcr |" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not CIFAR_JPEG.is_dir(), reason="real data not found")
+def test_attack_and_cam_on_the_jpeg_test_split(tmp_path, capsys):
+    data = ["--data", str(CIFAR_JPEG), "--n", "3", "--threads", "1"]
+    assert main(["-q", "attack", *data, "--attack", "masked-fgsm", "--out",
+                 str(tmp_path / "a")]) == 0
+    rows = _rows(tmp_path / "a" / "results.jsonl")
+    assert len(rows) == 3 and all((tmp_path / "a" / r["adv_png"]).is_file() for r in rows)
+    assert main(["-q", "cam", *data, "--t", "0.3", "--out", str(tmp_path / "c")]) == 0
+    assert len(list((tmp_path / "c" / "cam").rglob("*.png"))) == 3
+    assert len(list((tmp_path / "c" / "mask").rglob("*.png"))) == 3
+    assert "Grad-CAM layer: model.layer3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["attack", "--data", "/no/such/folder", "--out", "x"],
+    ["attack", "--attack", "no-such-attack", "--out", "x"],
+    ["attack", "--model", "/no/such/model.pt", "--out", "x"],
+    ["attack", "--arch", "resnet99", "--out", "x"],
+    ["attack", "--opt", "steps", "--out", "x"],
+    ["attack", "--opt", "no_such_option=1", "--out", "x"],
+    ["attack", "--opt", "select=weird", "--out", "x"],
+    ["attack", "--dataset", "bogus", "--out", "x"],
+    ["train", "--arch", "resnet99", "--data", "/no/such", "--out", "x"],
+    ["train", "--data", "/no/such", "--out", "x"],
+    ["no-such-command"],
+])
+def test_user_errors_exit_2_with_one_line(argv, tmp_path, capsys):
+    argv = [a if a != "x" else str(tmp_path / "out") for a in argv]
+    assert main(["-q", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fcrattack: error: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_writes_a_checkpoint_and_exports_loadable_weights(tmp_path, capsys):
+    data = samples()
+    for i, (image_id, x, y) in enumerate(zip(data.ids, data.images, data.labels, strict=True)):
+        split = "train" if i < 30 else "test"  # round-robin order: every class in both
+        save_png(x, tmp_path / "d" / split / CIFAR10_CLASSES[int(y)] / image_id)
+    argv = ["-q", "--threads", "1", "train", "--arch", "resnet20", "--data",
+            str(tmp_path / "d"), "--epochs", "1", "--batch-size", "16", "--out",
+            str(tmp_path / "run"), "--export", str(tmp_path / "w.pt")]
+    assert main(argv) == 0
+    assert (tmp_path / "run" / "last.pt").is_file()
+    assert "checkpoint:" in capsys.readouterr().out
+    model = load_model(str(tmp_path / "w.pt"))
+    assert model(data.images[:2]).shape == (2, 10)
+    assert main(argv) == 0  # resumes at the last epoch: nothing left to train
