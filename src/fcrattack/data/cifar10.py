@@ -16,11 +16,18 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 
 class _ArraysOnly(pickle.Unpickler):
-    """Unpickler for the CIFAR batch files: plain containers and numpy arrays only."""
+    """Unpickler for the CIFAR batch files: plain containers and numpy arrays only.
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar")}
+    Besides the globals of the official (Python 2) files, this allows what Python 3 writes for
+    the same data: ``_codecs.encode`` (bytes at pickle protocol <= 2) and numpy's
+    ``_frombuffer`` (arrays at protocol 5). None of these can run arbitrary code.
+    """
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
+               ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
+               ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode")}
 
     def find_class(self, module: str, name: str):  # type: ignore[override]
         if (module, name) in self.ALLOWED:
@@ -32,12 +39,20 @@ def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR-10 batch file missing: {path}")
     with path.open("rb") as f:
-        d = _ArraysOnly(f, encoding="bytes").load()
+        try:
+            d = _ArraysOnly(f, encoding="bytes").load()
+        except pickle.UnpicklingError as exc:
+            raise pickle.UnpicklingError(f"{path}: {exc}") from exc
+    if not isinstance(d, dict):
+        raise ValueError(f"{path} is not a CIFAR-10 batch (holds a {type(d).__name__}, not a dict)")
     data = d.get(b"data", d.get("data"))
     labels = d.get(b"labels", d.get("labels"))
     if data is None or labels is None:
         raise ValueError(f"{path} is not a CIFAR-10 batch (no data/labels)")
-    return np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32), list(labels)
+    data = np.asarray(data, dtype=np.uint8).reshape(-1, 3, 32, 32)
+    if len(data) != len(labels):
+        raise ValueError(f"{path}: {len(data)} images but {len(labels)} labels")
+    return data, [int(lab) for lab in labels]
 
 
 def cifar10_pickle(root: str | Path, split: str = "test", *, n: int | None = None,

@@ -24,8 +24,14 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, index: torch.Tensor | list[int]) -> Dataset:
-        idx = torch.as_tensor(index, dtype=torch.long)
+    def subset(self, index: torch.Tensor | list[int] | list[bool]) -> Dataset:
+        """The items at ``index`` (integer positions, or a boolean mask of length N)."""
+        idx = torch.as_tensor(index)
+        if idx.dtype == torch.bool:  # a mask: casting it to long would index 0/1
+            if idx.shape != (len(self),):
+                raise ValueError(f"mask has shape {tuple(idx.shape)}, expected ({len(self)},)")
+            idx = idx.nonzero().flatten()
+        idx = idx.long()
         return Dataset(self.images[idx], self.labels[idx], [self.ids[i] for i in idx.tolist()],
                        self.classes, self.skipped)
 

@@ -1,7 +1,8 @@
 """VGG-11/13/16/19 for 32x32 CIFAR inputs (with BatchNorm), as used by the FCR paper.
 
 ``features`` ends with a max-pool (the "VGG trap" for Grad-CAM): the last convolution's
-activation is ``features[-3]`` (the ReLU after the last conv+BN); ``fcrattack.cam`` picks it.
+activation is ``features[-2]`` (the ReLU after the last conv+BN, :func:`cam_layer_name`);
+``fcrattack.cam`` picks it.
 Input: normalised (N, 3, 32, 32); output: logits (N, num_classes).
 """
 
@@ -18,6 +19,15 @@ VGG_CONFIGS: dict[str, list[int | str]] = {
     "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
               512, 512, 512, 512, "M"],
 }
+
+
+def cam_layer_name(name: str) -> str:
+    """Module name (inside the bare network) of the last convolution's ReLU, e.g. ``features.27``
+    for VGG-11: the Grad-CAM layer (the last max-pool's output is 1 x 1)."""
+    if name not in VGG_CONFIGS:
+        raise ValueError(f"unknown VGG {name!r}; choose one of {sorted(VGG_CONFIGS)}")
+    n_layers = sum(1 if v == "M" else 3 for v in VGG_CONFIGS[name])
+    return f"features.{n_layers - 2}"
 
 
 class CifarVGG(nn.Module):

