@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -85,11 +85,13 @@ class AttackResult:
 @dataclass
 class BatchContext:
     """What ``perturb`` gets besides x and y, all on the attack device: ``target`` (N,) or None,
-    ``mask`` (N, 1|C, H, W) or None, one ``generators`` entry per image."""
+    ``mask`` (N, 1|C, H, W) or None, one ``generators`` entry per image, and ``index``: the
+    batch's rows in ``run()``'s input (for per-image options aligned with it, e.g. an eps (N,))."""
 
     target: torch.Tensor | None
     mask: torch.Tensor | None
     generators: list[torch.Generator]
+    index: slice = field(default_factory=lambda: slice(None))
 
 
 def image_seeds(x: torch.Tensor, seed: int, ids: Sequence[int | str] | None = None) -> list[int]:
@@ -189,7 +191,7 @@ class Attack(ABC):
                 parts.append(self._run_batch(
                     x[sl].detach().to(dev, torch.float32).contiguous(), y[sl].to(dev).long(),
                     None if target is None else target[sl].to(dev).long(),
-                    None if mask is None else mask[sl].to(dev), seeds[sl]))
+                    None if mask is None else mask[sl].to(dev), seeds[sl], sl))
         x_adv, pred_clean, pred_adv, pred_q, used_mask = (
             torch.cat(p) if p[0] is not None else None for p in zip(*parts))
         y_cpu = y.detach().cpu().long()
@@ -201,7 +203,7 @@ class Attack(ABC):
             success_uint8=attack_success(pred_q, y_cpu, tgt), clean_correct=pred_clean == y_cpu,
             norms=perturbation_norms(x_cpu, x_adv), mask=used_mask)
 
-    def _run_batch(self, x, y, target, mask, seeds):
+    def _run_batch(self, x, y, target, mask, seeds, index):
         with torch.no_grad():
             logits = self.model(x)
         check_logits(logits, x.shape[0])
@@ -211,7 +213,7 @@ class Attack(ABC):
         if mask is None:
             mask = self.prepare(x, y, target)
         gens = [torch.Generator().manual_seed(s) for s in seeds]
-        x_adv = self.perturb(x, y, BatchContext(target, mask, gens)).detach()
+        x_adv = self.perturb(x, y, BatchContext(target, mask, gens, index)).detach()
         if mask is not None and self.restrict_to_mask:  # holds by construction; make it exact
             x_adv = x + (x_adv - x) * (mask > 0)
         x_adv = x_adv.clamp(0, 1)
@@ -222,9 +224,11 @@ class Attack(ABC):
                 None if mask is None else mask.cpu())
 
 
-def input_grad(model: nn.Module, x: torch.Tensor, loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss per image (B,), d sum(loss) / dx (B, C, H, W)) with x detached; model parameters get
-    no gradient (only the input's is computed)."""
+def input_grad(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+               loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss per image (B,), d sum(loss) / dx (B, C, H, W)) with x detached. ``model`` is a module
+    or any function from images to logits; its parameters get no gradient (only the input's
+    is computed)."""
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         logits = model(x)

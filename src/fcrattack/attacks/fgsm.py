@@ -1,0 +1,28 @@
+"""FGSM: Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial Examples" (ICLR
+2015), batched:
+
+    x' = clip(x + eps * sign(grad_x J(x, y)), 0, 1)
+
+(``norm="l2"``: the fast gradient method, x + eps * g / ||g||_2.) One gradient step of the
+:class:`~fcrattack.attacks.gradient.GradientAttack` template. Defaults: eps = 8/255 (on [0, 1]
+images), norm "linf"; eps may be a float >= 0 or a per-image tensor (N,). Targeted mode descends
+the target's cross-entropy. Images x (N, C, H, W) in [0, 1]; ``mask`` (N, 1, H, W) of run()
+restricts the change.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .gradient import Budget, GradientAttack
+
+
+class FGSM(GradientAttack):
+    """Fast gradient sign method: one step of size eps."""
+
+    name = "fgsm"
+
+    def __init__(self, model: nn.Module, *, eps: Budget = 8 / 255, norm: str = "linf",
+                 targeted: bool = False, seed: int = 0, batch_size: int | None = None) -> None:
+        super().__init__(model, eps=eps, steps=1, step_size=eps, norm=norm, targeted=targeted,
+                         seed=seed, batch_size=batch_size)
