@@ -1,0 +1,17 @@
+import torch
+
+import fcrattack
+from fcrattack.data import cifar10
+
+from conftest import CIFAR_JPEG, _need
+
+
+def test_embedded_default_model_accuracy_on_jpeg_test_split():
+    """The shipped weights reach 87.78 % on all 10,000 JPEG test images (README)."""
+    model = fcrattack.default_model()
+    assert not model.training
+    data = cifar10(_need(CIFAR_JPEG), "test")
+    with torch.no_grad():
+        correct = sum(int((model(data.images[i:i + 500]).argmax(1)
+                           == data.labels[i:i + 500]).sum()) for i in range(0, len(data), 500))
+    assert abs(correct / len(data) - 0.8778) < 0.002
