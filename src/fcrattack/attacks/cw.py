@@ -29,15 +29,7 @@ from torch import nn
 from ..metrics import attack_success
 from .base import Attack, BatchContext
 from .gradient import Budget, BudgetMixin, batch_budget, check_budget
-
-
-def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """C&W's margin (B,), negative once adversarial: Z_y - max_{i != y} Z_i (untargeted) or
-    max_{i != t} Z_i - Z_t (targeted)."""
-    cls = y if target is None else target
-    own = logits.gather(1, cls[:, None])[:, 0]
-    other = logits.scatter(1, cls[:, None], float("-inf")).amax(1)
-    return own - other if target is None else other - own
+from .losses import margin
 
 
 class CW(BudgetMixin, Attack):

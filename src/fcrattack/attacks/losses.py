@@ -48,3 +48,12 @@ def inverse_temperature(logits: torch.Tensor, y: torch.Tensor, target: torch.Ten
     if reading == "scaled":
         return nll / T
     return nll
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """C&W's margin (B,), negative once adversarial: Z_y - max_{i != y} Z_i (untargeted) or
+    max_{i != t} Z_i - Z_t (targeted)."""
+    cls = y if target is None else target
+    own = logits.gather(1, cls[:, None])[:, 0]
+    other = logits.scatter(1, cls[:, None], float("-inf")).amax(1)
+    return own - other if target is None else other - own

@@ -1,4 +1,4 @@
-"""What the two region-based attacks (FCR, masked FGSM) share: the Grad-CAM class choice and
+"""What the region-based attacks (FCR, masked FGSM, fcr-ddn) share: the Grad-CAM class choice and
 the FCR mask computed on each batch."""
 
 from __future__ import annotations

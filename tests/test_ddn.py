@@ -1,0 +1,99 @@
+"""RegionDDN (fcr-ddn) on the real CIFAR-10 ResNet-20 and JPEG test images."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fcrattack.attacks import ATTACKS, RegionDDN
+from fcrattack.metrics import attack_success
+
+# a modest budget: eps can shrink to init_eps * (1 - gamma)^steps = 0.5 * 0.85^15 ~ 0.044
+FAST = {"steps": 15, "init_eps": 0.5, "gamma": 0.15}
+
+
+@pytest.fixture(scope="module")
+def attacked(resnet20, correct_batch):
+    x, y = correct_batch
+    x0 = x.clone()
+    return x, y, x0, RegionDDN(resnet20, **FAST).run(x, y)
+
+
+def test_registered():
+    assert ATTACKS["fcr-ddn"] is RegionDDN
+
+
+def test_input_unchanged(attacked):
+    x, _, x0, _ = attacked
+    assert torch.equal(x, x0)
+
+
+def test_only_inside_fcr_mask_and_in_range(attacked):
+    x, _, _, res = attacked
+    mask = res.mask
+    assert mask is not None and mask.shape == (len(x), 1, 32, 32)
+    assert 0 < mask.mean() < 1  # t = 0.2: a proper part of the image
+    outside = ((res.x_adv - x) * (1 - mask)).abs()
+    assert outside.max() == 0
+    assert res.x_adv.min() >= 0 and res.x_adv.max() <= 1
+    assert (res.x_adv != x).any()
+
+
+def test_success_rechecked_and_small(resnet20, attacked):
+    x, y, _, res = attacked
+    with torch.no_grad():
+        pred = resnet20(res.x_adv).argmax(1)
+    assert torch.equal(pred, res.pred_adv)
+    assert torch.equal(attack_success(pred, y), res.success)
+    assert res.success.float().mean() >= 0.95
+    l2 = res.norms["l2"][res.success]
+    assert l2.mean() < 0.25  # well below init_eps = 0.5: the norm was minimised
+
+
+def test_best_no_larger_than_last(resnet20, correct_batch, attacked):
+    """The same trajectory (deterministic), returning its last iterate instead: where that one
+    succeeded, the kept smallest-L2 adversarial iterate is no larger."""
+    x, y = correct_batch
+    best = attacked[3]
+    last = RegionDDN(resnet20, select="last", **FAST).run(x[:6], y[:6])
+    both = last.success & best.success[:6]
+    assert both.any()
+    assert (best.norms["l2"][:6][both] <= last.norms["l2"][both] + 1e-6).all()
+
+
+def test_deterministic(resnet20, correct_batch):
+    x, y = correct_batch
+    a = RegionDDN(resnet20, steps=3, seed=3).run(x[:2], y[:2])
+    b = RegionDDN(resnet20, steps=3, seed=3).run(x[:2], y[:2])
+    assert torch.equal(a.x_adv, b.x_adv)
+
+
+def test_t0_is_full_mask(resnet20, correct_batch):
+    x, y = correct_batch
+    atk = RegionDDN(resnet20, t=0.0)
+    assert torch.equal(atk.prepare(x, y, None), torch.ones(len(x), 1, 32, 32))
+
+
+def test_targeted(resnet20, correct_batch):
+    x, y = correct_batch
+    x, y = x[:4], y[:4]
+    target = (y + 1) % 10
+    res = RegionDDN(resnet20, targeted=True, **FAST).run(x, y, target=target)
+    assert res.success.all()
+    assert torch.equal(res.pred_adv, target)
+
+
+def test_quantize_on_8bit_grid(resnet20, correct_batch):
+    x, y = correct_batch
+    res = RegionDDN(resnet20, steps=5, quantize=True).run(x[:2], y[:2])
+    levels = res.x_adv * 255
+    assert (levels - levels.round()).abs().max() < 1e-3
+    assert ((res.x_adv - x[:2]) * (1 - res.mask)).abs().max() == 0
+
+
+@pytest.mark.parametrize("bad", [{"steps": -1}, {"gamma": 0.0}, {"gamma": 1.0},
+                                 {"init_eps": 0.0}, {"min_step_size": 2.0},
+                                 {"loss": "l1"}, {"select": "first"}, {"t": 1.5}])
+def test_rejects_bad_options(resnet20, bad):
+    with pytest.raises(ValueError):
+        RegionDDN(resnet20, **bad)
