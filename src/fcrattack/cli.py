@@ -27,6 +27,7 @@ from . import __version__
 from .attacks import ATTACKS, FCR, Attack, AttackResult
 from .cam import fcr_mask, find_layer, gradcam
 from .data import CIFAR10_CLASSES, Dataset, cifar10, class_folder, imagenet_folder, samples
+from .experiments.cli import register as register_experiments
 from .models import ARCHITECTURES, default_model, load_model
 from .report_html import SUMMARY_NOTE, image_rows, markdown_table, write_page
 from .train import TrainConfig, export_weights, train
@@ -394,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the ``fcrattack`` command; -v/-q/--threads go before or after
     COMMAND."""
     parser = _Parser(prog="fcrattack", description="Region-focused adversarial attacks (the "
-                     "FCR attack) on image classifiers: attack, cam, train, demo.")
+                     "FCR attack) on image classifiers: attack, cam, train, demo, "
+                     "reproduce, report.")
     parser.add_argument("--version", action="version", version=f"fcrattack {__version__}")
     _global_flags(parser, False)
     flags = _Parser(add_help=False)
@@ -446,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_demo)
+    register_experiments(sub, parents=[flags])
     return parser
 
 

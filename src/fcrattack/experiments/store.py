@@ -1,0 +1,95 @@
+"""Append-only results store: one JSON object per line (``records.jsonl``).
+
+Why JSONL: a batch of records is appended as whole lines, then flushed and fsync'ed, so a
+crash or kill can leave at most one partial last line. The reader drops that line (and the
+writer truncates it away before appending), so a rerun simply redoes the images it named.
+Every record carries a ``key`` = ``experiment/part/model/attack/setting/image id``; a rerun
+skips keys already present and never writes one twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RECORDS = "records.jsonl"
+
+
+def record_key(experiment: str, part: str, model: str, attack: str, setting: str,
+               image_id: str) -> str:
+    """The unique key of one per-image result."""
+    return "/".join((experiment, part, model, attack, setting, image_id))
+
+
+def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Complete records of a JSONL file, in order; a partial or corrupt line is skipped with
+    a warning (only the last line can be partial after a crash)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                log.warning("%s: dropping partial last line %d (interrupted write)", path, number)
+                return
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s: skipping unreadable line %d", path, number)
+
+
+class ResultStore:
+    """The per-image records of one output folder, with resume support."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / RECORDS
+        self._truncate_partial_tail()
+        self.records: dict[str, dict[str, Any]] = {}
+        for rec in read_records(self.path):
+            self.records.setdefault(rec["key"], rec)
+
+    def _truncate_partial_tail(self) -> None:
+        """Cut a partial last line off the file so appended lines start on a fresh line."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        data = self.path.read_bytes()
+        if data.endswith(b"\n"):
+            return
+        keep = data.rfind(b"\n") + 1
+        log.warning("%s: removing a partial last line (%d bytes) left by an interrupted run",
+                    self.path, len(data) - keep)
+        with self.path.open("r+b") as f:
+            f.truncate(keep)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def append(self, records: Iterable[dict[str, Any]]) -> int:
+        """Append the records whose key is new (one write, flush and fsync); returns how many."""
+        new = [r for r in records if r["key"] not in self.records]
+        if not new:
+            return 0
+        text = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in new)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        for r in new:
+            self.records[r["key"]] = r
+        return len(new)
+
+    def select(self, **fields: Any) -> list[dict[str, Any]]:
+        """Records whose fields equal ``fields`` (e.g. experiment="whitebox", model="...")."""
+        return [r for r in self.records.values()
+                if all(r.get(k) == v for k, v in fields.items())]

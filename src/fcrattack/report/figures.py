@@ -1,0 +1,86 @@
+"""PNG figures of the report (matplotlib, Agg backend): line plots of the sweeps, bars of
+the FCR-importance experiment and the image panels of Figs. 1/3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from ..viz import cam_overlay, mask_image, perturbation_image  # noqa: E402
+
+Series = tuple[str, list[float], list[float]]
+
+
+def line_plot(path: Path, title: str, xlabel: str, ylabel: str, series: list[Series],
+              paper: list[Series] | None = None, log_x: bool = False) -> Path:
+    """Lines (label, xs, ys) and optional paper points (drawn as large markers)."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, xs, ys in series:
+        ax.plot(xs, ys, marker="o", label=label)
+    for label, xs, ys in paper or []:
+        ax.scatter(xs, ys, marker="*", s=150, zorder=5, label=f"paper: {label}")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def bar_plot(path: Path, title: str, groups: list[str], bars: dict[str, list[float]],
+             ylabel: str, hline: float | None = None) -> Path:
+    """Grouped bars: one group per entry of ``groups``, one bar per key of ``bars``."""
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(groups)), 3.5))
+    width = 0.8 / max(len(bars), 1)
+    for k, (label, values) in enumerate(bars.items()):
+        ax.bar([i + k * width for i in range(len(groups))], values, width, label=label)
+    if hline is not None:
+        ax.axhline(hline, color="k", ls="--", lw=1, label=f"paper: >= {hline:g}")
+    ax.set_xticks([i + width * (len(bars) - 1) / 2 for i in range(len(groups))], groups,
+                  fontsize=7)
+    ax.set(title=title, ylabel=ylabel, ylim=(0, 105))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def panel(path: Path, artifact: dict, title: str) -> Path:
+    """Figs. 1/3: per image (rows) the clean image, Grad-CAM heat-map, FCR mask, and per attack
+    the amplified perturbation and the adversarial example."""
+    x, cam, mask, adv = artifact["x"], artifact["cam"], artifact["mask"], artifact["adv"]
+    cols = ["image", "Grad-CAM", "FCR mask"]
+    for name in adv:
+        cols += [f"{name} perturbation", f"{name} adversarial"]
+    n = len(x)
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.7 * n + 0.4),
+                             squeeze=False)
+    for i in range(n):
+        imgs = [x[i], cam_overlay(x[i], cam[i]), mask_image(mask[i])]
+        for xa in adv.values():
+            imgs += [perturbation_image(xa[i] - x[i]), xa[i]]
+        for j, img in enumerate(imgs):
+            ax = axes[i][j]
+            ax.imshow(torch.as_tensor(img).clamp(0, 1).permute(1, 2, 0).numpy(),
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(cols[j], fontsize=6)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,188 @@
+"""The experiment layer: configs, the resumable store and runner, pre-flight checks, report."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+
+import pytest
+import torch
+from conftest import SHARED, _need
+
+from fcrattack.attacks import ATTACKS, MaskedFGSM
+from fcrattack.experiments import (EXPERIMENTS, OPTIONAL_ATTACKS, PRESETS, ResultStore,
+                                   get_config, preflight, read_records, run)
+from fcrattack.experiments.cli import cmd_report, cmd_reproduce, register
+from fcrattack.experiments.config import R20
+from fcrattack.report import render
+
+
+# --- configs --------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_config_has_both_presets_and_known_attacks(name):
+    for preset in PRESETS:
+        cfg = get_config(name, preset)
+        assert cfg.name == name and cfg.preset == preset and cfg.version >= 1
+        assert cfg.parts, name
+        for part in cfg.parts:
+            assert part.models and all(m.stands_for and m.label for m in part.models)
+            keys = [r.key for r in part.runs]
+            assert len(keys) == len(set(keys)), f"duplicate run keys in {name}"
+            for i, r in enumerate(part.runs):
+                assert r.attack in ATTACKS or (r.optional and r.attack in OPTIONAL_ATTACKS), \
+                    f"{name}: attack {r.attack!r} neither registered nor optional"
+                if r.budget_from:
+                    assert r.budget_from in keys[:i], "budget run must come first"
+    paper, cpu = get_config(name, "paper"), get_config(name, "cpu")
+    assert sum(p.data.n for p in cpu.parts) < sum(p.data.n for p in paper.parts)
+
+
+def test_config_n_override_and_errors():
+    cfg = get_config("whitebox", "paper", n=7)
+    assert all(p.data.n == 7 and p.data.batch_size <= 7 for p in cfg.parts)
+    assert get_config("comparison", "paper").parts[0].data.n == 1000
+    with pytest.raises(ValueError, match="unknown experiment"):
+        get_config("table9")
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_config("whitebox", "huge")
+
+
+# --- store ----------------------------------------------------------------------------------
+def test_store_drops_partial_last_line_and_never_duplicates(tmp_path, caplog):
+    store = ResultStore(tmp_path)
+    assert store.append([{"key": "a", "v": 1}, {"key": "b", "v": 2}]) == 2
+    assert store.append([{"key": "a", "v": 9}]) == 0
+    with (tmp_path / "records.jsonl").open("a") as f:
+        f.write('{"key": "c", "v"')  # a kill in the middle of a write
+    assert [r["key"] for r in read_records(tmp_path / "records.jsonl")] == ["a", "b"]
+    with caplog.at_level(logging.WARNING):
+        store = ResultStore(tmp_path)
+    assert "partial last line" in caplog.text
+    assert store.append([{"key": "c", "v": 3}]) == 1
+    recs = list(read_records(tmp_path / "records.jsonl"))
+    assert [r["key"] for r in recs] == ["a", "b", "c"] and recs[0]["v"] == 1
+
+
+# --- runner: resume -------------------------------------------------------------------------
+def tiny_masked_fgsm(n: int = 8):
+    """The masked-fgsm config shrunk to one model, two grid cells, n images, batches of 3."""
+    cfg = get_config("masked-fgsm", "cpu", n=n)
+    part = cfg.parts[0]
+    part.models = [R20]
+    part.runs = [r for r in part.runs if r.key in ("masked-fgsm-0.03-0.00",
+                                                    "masked-fgsm-0.05-0.05")]
+    part.data = dataclasses.replace(part.data, batch_size=3)
+    return cfg
+
+
+class Counting(MaskedFGSM):
+    """Masked FGSM that counts attacked images and can fail at a given call."""
+
+    images = 0
+    calls = 0
+    fail_at: int | None = None
+
+    def run(self, x, y, **kw):
+        type(self).calls += 1
+        if type(self).calls == type(self).fail_at:
+            raise RuntimeError("simulated crash")
+        type(self).images += len(x)
+        return super().run(x, y, **kw)
+
+
+def _final(path):
+    return {r["key"]: (r["success"], round(r["l2"], 4)) for r in read_records(path)}
+
+
+def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkeypatch):
+    root = _need(SHARED)
+    monkeypatch.setitem(ATTACKS, "masked-fgsm", Counting)
+    ref_dir, out = tmp_path / "ref", tmp_path / "out"
+    run(tiny_masked_fgsm(), out_dir=ref_dir, root=root)
+    n_elig = json.loads((ref_dir / "status.json").read_text())["masked-fgsm"]["parts"][
+        "cifar10"]["n_eligible"]
+    assert n_elig >= 4
+    total = 2 * n_elig
+    assert Counting.images == total
+
+    Counting.images, Counting.calls, Counting.fail_at = 0, 0, 2
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run(tiny_masked_fgsm(), out_dir=out, root=root)
+    done_first = Counting.images
+    assert len(list(read_records(out / "records.jsonl"))) == done_first == min(3, n_elig)
+    # a kill in the middle of the next write: half a line at the end
+    path = out / "records.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+
+    Counting.images, Counting.calls, Counting.fail_at = 0, 0, None
+    run(tiny_masked_fgsm(), out_dir=out, root=root)
+    assert Counting.images == total - (done_first - 1)  # only the lost record is redone
+    keys = [r["key"] for r in read_records(path)]
+    assert len(keys) == len(set(keys)) == total
+    assert _final(path) == _final(ref_dir / "records.jsonl")
+
+    Counting.images = 0
+    run(tiny_masked_fgsm(), out_dir=out, root=root)  # all done: nothing is attacked again
+    assert Counting.images == 0 and len(list(read_records(path))) == total
+
+    # the report of this tiny run: paper's cell, ours, the denominator, the conventions
+    md, page = render(out)
+    text = md.read_text()
+    assert "33.47" in text  # paper: ResNet-18, eps1 = 0.03, eps2 = 0.00
+    recs = [r for r in read_records(path) if r["attack"] == "masked-fgsm-0.03-0.00"]
+    k = sum(r["success"] for r in recs)
+    assert f"({k}/{n_elig})" in text
+    assert f"n = {n_elig} classified correctly by every model" in text
+    assert "MAX = 1" in text and "PSNR_255" in text and "[0, 255]" in text
+    assert "ResNet-20 (akamaster) for ResNet-18" in text
+    assert page.is_file() and "<table>" in page.read_text()
+    for name in ("config.json", "env.json", "status.json"):
+        assert (out / name).is_file()
+    assert json.loads((out / "env.json").read_text())["torch"] == torch.__version__
+
+
+# --- pre-flight -----------------------------------------------------------------------------
+def test_preflight_warns_on_probabilities(resnet20, correct_batch, caplog):
+    x, y = correct_batch[0][:4], correct_batch[1][:4]
+    assert preflight(resnet20, x, y) == []
+    probs = torch.nn.Sequential(resnet20, torch.nn.Softmax(dim=1))
+    with caplog.at_level(logging.WARNING):
+        warnings = preflight(probs, x, y, name="softmax-model")
+    assert any("probabilities" in w for w in warnings)
+    assert "PRE-FLIGHT CHECK FAILED" in caplog.text and "softmax-model" in caplog.text
+
+
+def test_preflight_warns_on_zero_gradient_and_nondeterminism(resnet20, correct_batch):
+    x, y = correct_batch[0][:4], correct_batch[1][:4]
+
+    class Detached(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = resnet20
+
+        def forward(self, z):
+            return self.m(z.detach().round())
+
+    class Noisy(Detached):
+        def forward(self, z):
+            return self.m(z) + torch.randn(len(z), 10)
+
+    assert any("gradient is all zero" in w for w in preflight(Detached(), x, y))
+    assert any("not deterministic" in w for w in preflight(Noisy(), x, y))
+
+
+# --- CLI hook -------------------------------------------------------------------------------
+def test_cli_register_parses_both_subcommands():
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["reproduce", "all", "--preset", "paper", "--out", "o",
+                              "--n", "5", "--device", "cpu"])
+    assert args.func is cmd_reproduce and args.name == "all" and args.n == 5
+    assert args.preset == "paper" and args.device == "cpu"
+    args = parser.parse_args(["report", "o"])
+    assert args.func is cmd_report and args.out == "o"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["reproduce", "table9"])
