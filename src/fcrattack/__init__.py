@@ -9,7 +9,8 @@
 
 import logging
 
-from .attacks import FCR, Attack, AttackResult, MaskedFGSM
+from .attacks import (ATTACKS, CW, FCR, FGSM, JSMA, MIFGSM, PGD, PGDL2, Attack, AttackResult,
+                      MaskedFGSM, OnePixel, RegionDDN)
 from .cam import fcr_mask, find_layer, gradcam
 from .models import default_model, load_model
 
@@ -17,5 +18,6 @@ __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["FCR", "Attack", "AttackResult", "MaskedFGSM", "default_model", "fcr_mask",
+__all__ = ["ATTACKS", "CW", "FCR", "FGSM", "JSMA", "MIFGSM", "PGD", "PGDL2", "Attack",
+           "AttackResult", "MaskedFGSM", "OnePixel", "RegionDDN", "default_model", "fcr_mask",
            "find_layer", "gradcam", "load_model", "__version__"]
