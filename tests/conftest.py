@@ -46,3 +46,14 @@ def correct_batch(resnet20, cifar_test):
     with torch.no_grad():
         ok = resnet20(cifar_test.images).argmax(1) == cifar_test.labels
     return cifar_test.images[ok][:16].clone(), cifar_test.labels[ok][:16].clone()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """One intra-op thread for the whole suite: the tests run many small batches, where
+    OpenMP's spin-waiting between threads on a small (often shared) CPU costs more than it
+    gains (measured 1.5-10x slower with 2 threads on the 2-core CI machine under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

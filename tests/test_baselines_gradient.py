@@ -20,15 +20,6 @@ BUILDERS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The machine's cores are shared: one intra-op thread is faster and steadier here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def results(resnet20, correct_batch):
     """Each attack run once on the 16 correctly classified images (input copies kept)."""

@@ -12,15 +12,6 @@ from fcrattack.attacks.jsma import best_pair
 GAMMA = 0.03  # 92 of 3072 values: enough for ResNet-20, small enough to stay fast
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine, 2 threads spin-wait and run ~5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return model(x).argmax(1)

@@ -29,16 +29,6 @@ from fcrattack.models import (EFFICIENTNET_LITE0_CAM_LAYER, Normalized,  # noqa:
 N_IMAGES = 100
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """On a small shared CPU, OpenMP's spin-waiting between threads costs more than it gains
-    for this model (many small depthwise ops); restored after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model() -> Normalized:
     return efficientnet_lite0()

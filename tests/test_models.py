@@ -20,17 +20,6 @@ from fcrattack.models.cifar_resnet import CifarResNet
 from fcrattack.models.mode import eval_mode
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread, restored afterwards. On the small shared CPUs these tests run on,
-    OpenMP's spin-waiting between threads made tiny forward passes seconds slower and the
-    10,000-image evaluations 1.5-4x slower (measured); small models gain little from threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------- real pretrained weights
 
 
@@ -69,8 +58,8 @@ def cifar_test_full():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("depth", "expected"), [(20, 81.0), (32, 82.6)])
-def test_akamaster_accuracy_on_jpeg_test_split(cifar_test_full, depth: int, expected: float,
-                                               one_thread: None) -> None:
+def test_akamaster_accuracy_on_jpeg_test_split(cifar_test_full, depth: int,
+                                               expected: float) -> None:
     data = cifar_test_full
     assert len(data) == 10_000 and torch.bincount(data.labels).tolist() == [1000] * 10
     model = load_checkpoint(akamaster_weights(depth), f"resnet{depth}")
@@ -89,7 +78,7 @@ def test_akamaster_accuracy_on_jpeg_test_split(cifar_test_full, depth: int, expe
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
-def test_every_architecture_builds_and_runs(arch: str, one_thread: None) -> None:
+def test_every_architecture_builds_and_runs(arch: str) -> None:
     torch.manual_seed(0)
     model = create_model(arch).eval()
     assert isinstance(model, Normalized)
@@ -207,7 +196,7 @@ def test_load_checkpoint_errors(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "junk.pt", "resnet20")
 
 
-def test_bare_state_dict_of_a_wrapped_model(tmp_path: Path, one_thread: None) -> None:
+def test_bare_state_dict_of_a_wrapped_model(tmp_path: Path) -> None:
     torch.manual_seed(4)
     model = create_model("resnet20", mean=(0.3, 0.4, 0.5), std=(0.5, 0.5, 0.5)).eval()
     torch.save(model.state_dict(), tmp_path / "wrapped.pt")  # keys model.*, mean, std
@@ -218,7 +207,7 @@ def test_bare_state_dict_of_a_wrapped_model(tmp_path: Path, one_thread: None) ->
         assert torch.allclose(loaded(x), model(x), atol=1e-6)
 
 
-def test_own_checkpoint_round_trip(tmp_path: Path, one_thread: None) -> None:
+def test_own_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(3)
     model = create_model("resnet20", mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4)).eval()
     path = tmp_path / "own.pt"
