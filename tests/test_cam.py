@@ -88,7 +88,10 @@ def test_model_without_convolution_is_a_clear_error():
 
 def test_works_frozen_under_no_grad_and_restores_mode(resnet20, correct_batch):
     x, y = correct_batch
+    for p in resnet20.parameters():
+        p.grad = None  # other tests (torchattacks) may have left gradients on the shared model
     ref = gradcam(resnet20, x, y)
+    assert all(p.grad is None for p in resnet20.parameters())
     for p in resnet20.parameters():
         p.requires_grad_(False)
     try:

@@ -191,7 +191,7 @@ class Attack(ABC):
                 parts.append(self._run_batch(
                     x[sl].detach().to(dev, torch.float32).contiguous(), y[sl].to(dev).long(),
                     None if target is None else target[sl].to(dev).long(),
-                    None if mask is None else mask[sl].to(dev), seeds[sl], sl))
+                    None if mask is None else mask[sl].to(dev, torch.float32), seeds[sl], sl))
         x_adv, pred_clean, pred_adv, pred_q, used_mask = (
             torch.cat(p) if p[0] is not None else None for p in zip(*parts))
         y_cpu = y.detach().cpu().long()
