@@ -24,16 +24,21 @@ class _ShortcutA(nn.Module):
         return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
 
 
-class BasicBlockA(nn.Module):
-    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+class BasicBlock(nn.Module):
+    """Two 3x3 conv+BN layers with a residual connection. When the shape changes, the shortcut
+    is option "A" (parameter-free subsample + zero-pad, the CIFAR ResNets of He et al.) or
+    option "B" (1x1 conv + BN projection, ResNet-18/34)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, option: str = "A") -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut: nn.Module = (
-            _ShortcutA(planes) if stride != 1 or in_planes != planes else nn.Identity()
-        )
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = _ShortcutA(planes) if option == "A" else nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -61,8 +66,8 @@ class CifarResNet(nn.Module):
 
     @staticmethod
     def _stage(in_planes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        layers = [BasicBlockA(in_planes, planes, stride)]
-        layers += [BasicBlockA(planes, planes, 1) for _ in range(blocks - 1)]
+        layers = [BasicBlock(in_planes, planes, stride)]
+        layers += [BasicBlock(planes, planes, 1) for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,23 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class BasicBlock(nn.Module):
-    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+from .cifar_resnet import BasicBlock
 
 
 class CifarResNetB(nn.Module):
@@ -43,8 +27,8 @@ class CifarResNetB(nn.Module):
         planes, in_planes, stages = 64, 64, []
         for i, n in enumerate(self.BLOCKS[depth]):
             stride = 1 if i == 0 else 2
-            blocks = [BasicBlock(in_planes, planes, stride)]
-            blocks += [BasicBlock(planes, planes) for _ in range(n - 1)]
+            blocks = [BasicBlock(in_planes, planes, stride, option="B")]
+            blocks += [BasicBlock(planes, planes, option="B") for _ in range(n - 1)]
             stages.append(nn.Sequential(*blocks))
             in_planes, planes = planes, planes * 2
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
