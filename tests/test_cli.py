@@ -57,11 +57,14 @@ def test_demo_writes_a_page_with_images_and_predictions(tmp_path, capsys):
     assert main(["-q", "demo", "--n", "8", "--out", str(out)]) == 0
     page = (out / "index.html").read_text()
     srcs = re.findall(r"<img src='([^']+)'", page)
-    assert len(srcs) == 8 * 7  # clean, CAM, mask, and perturbation + adversarial per run
+    assert len(srcs) == 8 * 9  # clean, CAM, mask, and perturbation + adversarial per run
     assert all((out / s).is_file() for s in srcs)
     rows = _rows(out / "results.jsonl")
-    assert len(rows) == 16 and {r["run"] for r in rows} == {"FCR paper, select=last",
-                                                             "FCR paper, select=best"}
+    runs = {"FCR paper, select=last", "FCR paper, select=best",
+            "fcr-ddn (t=0.2, 100 steps, 8-bit)"}
+    assert len(rows) == 24 and {r["run"] for r in rows} == runs
+    ddn = [r for r in rows if r["run"].startswith("fcr-ddn") and r["clean_correct"]]
+    assert all(r["success_uint8"] for r in ddn)  # the 8-bit variant survives PNG rounding
     for r in rows:
         assert f"pred: {CIFAR10_CLASSES[r['pred_adv']]}" in page
         assert f"pred: {CIFAR10_CLASSES[r['pred_clean']]}" in page
