@@ -186,3 +186,66 @@ def test_cli_register_parses_both_subcommands():
     assert args.func is cmd_report and args.out == "o"
     with pytest.raises(SystemExit):
         parser.parse_args(["reproduce", "table9"])
+
+
+# --- beyond the paper: region trade-off and equal-L2 transfer -------------------------------
+@pytest.mark.parametrize("name", ["region-tradeoff", "transfer-equal-l2"])
+def test_beyond_configs_load_with_both_presets(name):
+    paper, cpu = get_config(name, "paper"), get_config(name, "cpu")
+    assert paper.parts[0].data.n == 1000 > cpu.parts[0].data.n
+    cw = [r for r in cpu.parts[0].runs if r.attack == "cw"]
+    assert all(r.params["steps"] == 1000 for r in cw)  # the paper's C&W in both presets
+    if name == "transfer-equal-l2":
+        runs = cpu.parts[0].runs
+        assert [m.name for m in cpu.parts[0].models] == [
+            m.name for m in get_config("transfer", "cpu").parts[0].models]
+        restricted = [r for r in runs if r.mask_t is not None]
+        assert restricted and all(r.mask_t == 0.2 and r.attack == "pgdl2" for r in restricted)
+        assert "mask=fcr(t=0.2)" in restricted[0].setting()
+
+
+def _tiny(name: str, n: int = 6):
+    """A config shrunk to n images and a few steps."""
+    cfg = get_config(name, "cpu", n=n)
+    part = cfg.parts[0]
+    part.runs = [r for r in part.runs if r.params.get("t", 0.2) in (0.0, 0.2)
+                 and r.params.get("eps", 1.0) == 1.0]
+    for r in part.runs:
+        r.params["steps"] = 10 if r.attack == "cw" else 3
+    return cfg
+
+
+def test_region_tradeoff_tiny_run_reports_goal_check_and_plot(tmp_path):
+    root = _need(SHARED)
+    run(_tiny("region-tradeoff"), out_dir=tmp_path, root=root)
+    recs = list(read_records(tmp_path / "records.jsonl"))
+    n = json.loads((tmp_path / "status.json").read_text())["region-tradeoff"]["parts"][
+        "cifar10"]["n_eligible"]
+    assert n >= 4 and len(recs) == 2 * 3 * n  # two models x (C&W, t = 0, t = 0.2)
+    text = render(tmp_path)[0].read_text()
+    assert "(region-tradeoff)" in text and "goal at t = 0.2" in text
+    assert "L2 / fcr-ddn t=0" in text and "L0 % of C&W" in text
+    assert text.count("PASS") + text.count("FAIL") == 8
+    assert f"/{n})" in text  # denominators
+    assert (tmp_path / "figures" / "region-tradeoff-cifar10.png").is_file()
+
+
+def test_transfer_equal_l2_tiny_run_restricts_to_fcr_and_compares(tmp_path):
+    root = _need(SHARED)
+    run(_tiny("transfer-equal-l2"), out_dir=tmp_path, root=root)
+    recs = list(read_records(tmp_path / "records.jsonl"))
+    models = [m.name for m in get_config("transfer-equal-l2").parts[0].models]
+    restricted = [r for r in recs if r["attack"] == "pgdl2-fcr-1.0"]
+    full = [r for r in recs if r["attack"] == "pgdl2-full-1.0"]
+    assert restricted and len(restricted) == len(full)
+    assert all(set(r["transfer"]) == set(models) for r in recs)
+    assert any(r["mask_fraction"] < 1 for r in restricted)  # the FCR, not the whole image
+    assert all(r["l2"] <= 1.0 + 1e-4 for r in restricted + full)
+    assert all("mask_fraction" not in r for r in full)
+    text = render(tmp_path)[0].read_text()
+    assert "(transfer-equal-l2)" in text and "restricted (FCR t=0.2) ASR" in text
+    assert "Equal-L2 transfer (source != target): restricted higher in" in text
+    assert "fcr-ddn t=0.2 ASR, mean L2" in text
+    n = len(restricted) // len(models)
+    assert f"/{n})" in text
+    assert (tmp_path / "figures" / "transfer-equal-l2-cifar10.png").is_file()

@@ -1,4 +1,6 @@
-"""Named, versioned experiment configs: one per table or figure of the FCR paper.
+"""Named, versioned experiment configs: one per table or figure of the FCR paper, and two
+beyond it (``region-tradeoff``: fcr-ddn's L2/L0 trade-off across thresholds t against C&W;
+``transfer-equal-l2``: FCR-restricted vs unrestricted PGD-L2 transfer at equal L2 budgets).
 
 Each config names its models, data (n images, sampling seed), attack runs and their settings,
 in two presets: ``paper`` (the paper's scale: 1,000 images and its hyper-parameters; meant for
@@ -19,7 +21,8 @@ from typing import Any
 
 PRESETS = ("paper", "cpu")
 EXPERIMENTS = ("fcr-importance", "whitebox", "comparison", "masked-fgsm", "transfer",
-               "sweep-steps-temperature", "sweep-threshold", "visual")
+               "sweep-steps-temperature", "sweep-threshold", "visual", "region-tradeoff",
+               "transfer-equal-l2")
 #: attacks that other parts of the project provide; a config run using one is skipped with a
 #: note when it is not registered in ``fcrattack.attacks.ATTACKS``
 OPTIONAL_ATTACKS = ("jsma", "onepixel", "fcr-ddn")
@@ -56,13 +59,16 @@ class AttackRun:
     """One attack setting. ``key`` names it in record keys; ``attack`` is an ``ATTACKS`` name
     built with its class's ``paper(model, dataset)`` preset when it has one, updated by
     ``params``; ``budget_from`` (a key of an earlier run) makes ``eps`` the per-image L2 that
-    run reached; ``paper_row`` is the row of the paper's table it reproduces."""
+    run reached; ``mask_t`` restricts the attack to the attacked model's FCR mask (Grad-CAM of
+    the true class >= ``mask_t``, passed to ``run(mask=)``); ``paper_row`` is the row of the
+    paper's table it reproduces."""
 
     key: str
     attack: str
     label: str
     params: dict[str, Any] = field(default_factory=dict)
     budget_from: str | None = None
+    mask_t: float | None = None
     paper_row: str | None = None
     optional: bool = False
 
@@ -71,6 +77,8 @@ class AttackRun:
         items = sorted(self.params.items())
         if self.budget_from:
             items.append(("eps", f"l2({self.budget_from})"))
+        if self.mask_t is not None:
+            items.append(("mask", f"fcr(t={self.mask_t})"))
         return ",".join(f"{k}={v}" for k, v in items) or "default"
 
 
@@ -127,8 +135,9 @@ def _as(model: ModelSpec, stands_for: str) -> ModelSpec:
 
 @dataclass(frozen=True)
 class Scale:
-    """What a preset changes: image counts, batch sizes, C&W steps, and which expensive runs
-    (JSMA and One-Pixel on 224-px ImageNet images) are included."""
+    """What a preset changes: image counts (``n_beyond``: the two experiments beyond the
+    paper), batch sizes, C&W steps, and which expensive runs (JSMA and One-Pixel on 224-px
+    ImageNet images) are included."""
 
     n_cifar: int
     n_imagenet: int
@@ -139,11 +148,12 @@ class Scale:
     imagenet_l0_attacks: bool
     onepixel: dict[str, Any]
     n_visual: int
+    n_beyond: int
 
 
 SCALES = {
-    "paper": Scale(1000, 1000, 250, 25, 1000, 100, True, {}, 4),
-    "cpu": Scale(100, 8, 100, 8, 100, 50, False, {"popsize": 50, "steps": 20}, 3),
+    "paper": Scale(1000, 1000, 250, 25, 1000, 100, True, {}, 4, 1000),
+    "cpu": Scale(100, 8, 100, 8, 100, 50, False, {"popsize": 50, "steps": 20}, 3, 80),
 }
 
 
@@ -240,6 +250,34 @@ def _visual(s: Scale) -> list[Part]:
             Part(_imagenet(s, 2 * s.n_visual), [_as(EFFNET, "ResNet-50")], runs)]
 
 
+TRADEOFF_THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
+#: C&W at the paper's settings in both presets (c = 1, lr = 0.01, 1,000 steps)
+PAPER_CW_STEPS = 1000
+
+
+def _region_tradeoff(s: Scale) -> list[Part]:
+    runs = [AttackRun("cw", "cw", "C&W (c=1, lr=0.01, 1000 steps)",
+                      {"steps": PAPER_CW_STEPS}, paper_row="C&W")]
+    runs += [AttackRun(f"fcr-ddn-t-{t:.1f}", "fcr-ddn", f"fcr-ddn t={t:.1f}",
+                       {"steps": s.ddn_steps, "t": t}) for t in TRADEOFF_THRESHOLDS]
+    return [Part(_cifar(s, s.n_beyond), [R20, R32], runs)]
+
+
+EQUAL_L2_BUDGETS = (0.25, 0.5, 1.0)
+
+
+def _transfer_equal_l2(s: Scale) -> list[Part]:
+    runs = []
+    for eps in EQUAL_L2_BUDGETS:
+        runs += [AttackRun(f"pgdl2-fcr-{eps}", "pgdl2", f"PGD-L2 eps={eps} in the FCR (t=0.2)",
+                           {"eps": eps, "steps": 20}, mask_t=0.2),
+                 AttackRun(f"pgdl2-full-{eps}", "pgdl2", f"PGD-L2 eps={eps} unrestricted",
+                           {"eps": eps, "steps": 20})]
+    runs += [AttackRun(f"fcr-ddn-t-{t}", "fcr-ddn", f"fcr-ddn t={t}",
+                       {"steps": s.ddn_steps, "t": t}) for t in (0.2, 0.0)]
+    return [Part(_cifar(s, s.n_beyond), [_as(DEFAULT, "VGG-11"), R20, R32], runs)]
+
+
 _BUILDERS = {
     "fcr-importance": ("Importance of the FCRs (accuracy on FCR-only / non-FCR-only inputs)",
                        "Fig. 2", "importance", _importance),
@@ -255,6 +293,10 @@ _BUILDERS = {
     "sweep-threshold": ("FCR ASR and L0 vs threshold t", "Fig. 5", "attack", _sweep_threshold),
     "visual": ("Heat-map, FCR, perturbations and adversarial examples", "Figs. 1/3", "visual",
                _visual),
+    "region-tradeoff": ("fcr-ddn across FCR thresholds t against C&W (L2 and L0 trade-off)",
+                        "Beyond the paper", "attack", _region_tradeoff),
+    "transfer-equal-l2": ("Do FCR-restricted perturbations transfer better at equal L2?",
+                          "Beyond the paper", "transfer", _transfer_equal_l2),
 }
 
 VERSION = 1
@@ -262,6 +304,12 @@ NOTES = {
     "transfer": "ImageNet transfer (Table 5) needs several ImageNet models; only "
                 "EfficientNet-Lite0 is available here, so only the CIFAR-10 matrix is run.",
     "comparison": "The paper does not name its ImageNet model.",
+    "region-tradeoff": "C&W runs at the paper's settings (1,000 steps, abort-early) in both "
+                       "presets; fcr-ddn uses the preset's step count at every t.",
+    "transfer-equal-l2": "PGD-L2 uses 20 steps and step size 2.5 eps / 20 (random start), "
+                         "restricted to the source model's FCR mask (t = 0.2, Grad-CAM of the "
+                         "true class) or not; fcr-ddn rows are minimum-norm, so their L2 "
+                         "differ.",
 }
 
 

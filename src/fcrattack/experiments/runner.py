@@ -222,7 +222,8 @@ class ExperimentRunner:
                         data: Dataset, targets: dict[str, nn.Module] | None = None) -> None:
         """Attack the images of ``data`` that have no record yet for (model, run), batch by
         batch, appending each batch's records; with ``targets``, also record whether each
-        adversarial image fools each target model (transfer)."""
+        adversarial image fools each target model (transfer). A run with ``mask_t`` is
+        restricted to ``model``'s FCR mask of each image (true class, threshold ``mask_t``)."""
         if run.attack not in attacks_pkg.ATTACKS:
             self._skip(part, name, run, f"attack {run.attack!r} is not registered")
             return
@@ -253,7 +254,9 @@ class ExperimentRunner:
             ids = [data.ids[j] for j in chunk]
             x, y = data.images[chunk], data.labels[chunk]
             t0 = time.perf_counter()
-            res = attack.run(x, y, ids=ids)
+            mask = None if run.mask_t is None else fcr_region(
+                model, x.to(self.device), y.to(self.device), t=run.mask_t).cpu()
+            res = attack.run(x, y, mask=mask, ids=ids)
             dt = (time.perf_counter() - t0) / len(chunk)
             fooled: dict[str, list[bool]] = {}
             if targets:

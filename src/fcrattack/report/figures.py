@@ -1,5 +1,6 @@
-"""PNG figures of the report (matplotlib, Agg backend): line plots of the sweeps, bars of
-the FCR-importance experiment and the image panels of Figs. 1/3."""
+"""PNG figures of the report (matplotlib, Agg backend): line plots of the sweeps, side-by-side
+panels with reference lines (the region trade-off), bars of the FCR-importance experiment and
+the image panels of Figs. 1/3."""
 
 from __future__ import annotations
 
@@ -29,6 +30,29 @@ def line_plot(path: Path, title: str, xlabel: str, ylabel: str, series: list[Ser
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+#: one panel: (y label, lines, horizontal reference lines (label, y))
+Panel = tuple[str, list[Series], list[tuple[str, float]]]
+
+
+def panels_plot(path: Path, title: str, xlabel: str, panels: list[Panel]) -> Path:
+    """Side-by-side panels sharing the x axis, each with lines and dashed reference lines."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+    for ax, (ylabel, series, refs) in zip(axes[0], panels):
+        for k, (label, xs, ys) in enumerate(series):
+            ax.plot(xs, ys, marker="o", color=f"C{k}", label=label)
+        for k, (label, y) in enumerate(refs):
+            ax.axhline(y, color=f"C{k}", ls="--", lw=1, label=label)
+        ax.set(xlabel=xlabel, ylabel=ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..experiments.config import AttackRun
 from ..experiments.store import read_records
 from . import figures
 from .document import Block, Table
@@ -98,10 +99,7 @@ class Results:
                 continue
             for run in p["runs"]:
                 if run["key"] == attack:
-                    items = sorted(run["params"].items())
-                    if run.get("budget_from"):
-                        items.append(("eps", f"l2({run['budget_from']})"))
-                    return ",".join(f"{k}={v}" for k, v in items) or "default"
+                    return AttackRun(**run).setting()
         return None
 
     def parts(self, exp: str) -> list[dict[str, Any]]:
@@ -400,7 +398,216 @@ def comparison_like(res: Results, exp: str, part: dict[str, Any]) -> list[Block]
                                        [f"Panel images of {model_label(m)} ({pname})."]))]
 
 
+# --- beyond the paper ---------------------------------------------------------------------
+def _mean_of(vals: list[float]) -> float | None:
+    return sum(vals) / len(vals) if vals else None
+
+
+def _mean(recs: list[dict[str, Any]], key: str) -> float | None:
+    """Mean of ``key`` over all records (not only the successful ones); None when empty."""
+    return _mean_of([r[key] for r in recs if key in r])
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    """num / den, or None when either is missing or not finite, or den is 0."""
+    if num is None or not den or not (math.isfinite(num) and math.isfinite(den)):
+        return None
+    return num / den
+
+
+#: the project's targets for fcr-ddn at t = 0.2 in the region-tradeoff goal check
+GOAL_T = 0.2
+GOAL_ASR, GOAL_L2_CW, GOAL_L2_T0, GOAL_L0_CW = 99.0, 0.7, 1.25, 0.55
+
+
+def _goal_rows(label: str, a: dict[str, float] | None, cw: dict[str, float] | None,
+               base: dict[str, float] | None) -> list[list[str]]:
+    """The goal check of fcr-ddn at t = GOAL_T (``a``) against C&W and fcr-ddn at t = 0."""
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+    if a is None:
+        return [[label, "fcr-ddn at t = 0.2", "-", "not run", "n/a"]]
+    l2_cw, l2_t0 = _ratio(a["l2"], cw and cw["l2"]), _ratio(a["l2"], base and base["l2"])
+    l0_cw = _ratio(a["l0"], cw and cw["l0"])
+    return [
+        [label, "ASR", f">= {GOAL_ASR:g} %", rate(a["n_success"], a["n"]),
+         verdict(a["asr"] >= GOAL_ASR)],
+        [label, "mean L2 vs C&W", f"<= {GOAL_L2_CW:g} x",
+         f"{fmt(a['l2'], 3)} = {fmt(l2_cw)} x C&W's {fmt(cw and cw['l2'], 3)}",
+         verdict(None if l2_cw is None else l2_cw <= GOAL_L2_CW)],
+        [label, "mean L2 vs fcr-ddn t = 0", f"<= {GOAL_L2_T0:g} x",
+         f"{fmt(a['l2'], 3)} = {fmt(l2_t0)} x t = 0's {fmt(base and base['l2'], 3)}",
+         verdict(None if l2_t0 is None else l2_t0 <= GOAL_L2_T0)],
+        [label, "mean L0 vs C&W", f"<= {100 * GOAL_L0_CW:g} %",
+         f"{fmt(a['l0'], 0)} = {fmt(l0_cw and 100 * l0_cw, 1)} % of C&W's "
+         f"{fmt(cw and cw['l0'], 0)}", verdict(None if l0_cw is None else l0_cw <= GOAL_L0_CW)]]
+
+
+def region_tradeoff(res: Results, exp: str, figdir: Path) -> list[Block]:
+    blocks: list[Block] = []
+    for part in res.parts(exp):
+        pname = part["data"]["dataset"]
+        cw_run = next(r for r in part["runs"] if r["attack"] == "cw")
+        ddn_runs = [r for r in part["runs"] if r["attack"] == "fcr-ddn"]
+        rows, goals, l2s, l0s, ref_l2, ref_l0 = [], [], [], [], [], []
+        for m in part["models"]:
+            cw, cw_txt = _cell(res, exp, pname, m["name"], cw_run)
+            cells = {r["params"]["t"]: _cell(res, exp, pname, m["name"], r) for r in ddn_runs}
+            base = cells.get(0.0, (None, ""))[0]
+            rows.append([model_label(m), cw_run["label"], cw_txt, fmt(cw and cw["l2"], 3),
+                         fmt(cw and cw["l0"], 0), "1.00",
+                         fmt(_ratio(cw and cw["l2"], base and base["l2"])), "100.0", "-"])
+            ts, l2, l0 = [], [], []
+            for run in ddn_runs:
+                t = run["params"]["t"]
+                a, txt = cells[t]
+                l0_cw = _ratio(a and a["l0"], cw and cw["l0"])
+                area = _mean(res.get(exp, pname, m["name"], run["key"]), "mask_fraction")
+                rows.append([model_label(m), run["label"], txt, fmt(a and a["l2"], 3),
+                             fmt(a and a["l0"], 0), fmt(_ratio(a and a["l2"], cw and cw["l2"])),
+                             fmt(_ratio(a and a["l2"], base and base["l2"])),
+                             fmt(l0_cw and 100 * l0_cw, 1), fmt(area, 3)])
+                if a is not None:
+                    ts.append(t)
+                    l2.append(a["l2"])
+                    l0.append(a["l0"])
+            goals += _goal_rows(model_label(m), cells.get(GOAL_T, (None, ""))[0], cw, base)
+            l2s.append((f"fcr-ddn, {m['label']}", ts, l2))
+            l0s.append((f"fcr-ddn, {m['label']}", ts, l0))
+            if cw is not None:
+                ref_l2.append((f"C&W, {m['label']}", cw["l2"]))
+                ref_l0.append((f"C&W, {m['label']}", cw["l0"]))
+        steps = {r["params"]["steps"] for r in ddn_runs}
+        blocks.append(Block("table", table=Table(
+            ["model", "attack", "ASR", "mean L2 [0,1]", "mean L0 values", "L2 / C&W",
+             "L2 / fcr-ddn t=0", "L0 % of C&W", "mean FCR area"], rows,
+            [scale_note(res, exp, part), f"fcr-ddn: {'/'.join(map(str, sorted(steps)))} "
+             "steps at every t (t = 0: the whole image, i.e. unrestricted DDN); C&W "
+             f"{cw_run['params']['steps']} steps, c = 1, lr = 0.01, on the same images. Norms "
+             "are means over the successful images (of 3 x 32 x 32 values)."])))
+        n_pass = sum(g[-1] == "PASS" for g in goals)
+        blocks.append(Block("table", table=Table(
+            ["model", "goal at t = 0.2", "target", "measured", "result"], goals,
+            [f"Goal check of fcr-ddn at t = {GOAL_T} against the project's targets, measured "
+             f"without tuning: {n_pass} of {len(goals)} checks pass."])))
+        png = figures.panels_plot(
+            figdir / f"{exp}-{pname}.png", f"fcr-ddn vs threshold t ({pname})",
+            "FCR threshold t (0 = whole image)",
+            [("mean L2 [0,1] (successful images)", l2s, ref_l2),
+             ("mean L0 (changed values)", l0s, ref_l0)])
+        blocks.append(Block("img", f"Mean L2 and L0 of fcr-ddn against t ({pname}); dashed: "
+                            "C&W at the paper's settings", src=f"{figdir.name}/{png.name}"))
+    if res.config[exp].get("notes"):
+        blocks.append(Block("p", res.config[exp]["notes"]))
+    return blocks
+
+
+def _fooled(recs: list[dict[str, Any]], target: str) -> int:
+    return sum(r["transfer"][target] for r in recs)
+
+
+def _conclusion(diffs: list[float], what: str, caveat: str | None = None) -> str:
+    """'restricted higher in k of m cells ...' from the per-cell differences (points), with a
+    verdict on the claim; with ``caveat`` (budgets differ) the caveat replaces the verdict."""
+    if not diffs:
+        return f"{what}: no cell to compare."
+    hi, lo = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    mean = sum(diffs) / len(diffs)
+    verdict = ("supports" if hi > lo and mean > 0 else
+               "contradicts" if lo > hi and mean < 0 else "does not decide")
+    text = (f"{what}: restricted higher in {hi} of {len(diffs)} cells, equal in "
+            f"{len(diffs) - hi - lo}, lower in {lo}; mean difference {mean:+.2f} points. ")
+    return text + (caveat or f"At equal L2 budgets this {verdict} the claim that "
+                   "FCR-restricted perturbations transfer better.")
+
+
+def transfer_equal_l2(res: Results, exp: str, figdir: Path) -> list[Block]:
+    blocks: list[Block] = []
+    for part in res.parts(exp):
+        pname, models = part["data"]["dataset"], part["models"]
+        pgd = {(r["params"]["eps"], r["mask_t"] is not None): r for r in part["runs"]
+               if r["attack"] == "pgdl2"}
+        ddn = {r["params"]["t"]: r for r in part["runs"] if r["attack"] == "fcr-ddn"}
+        budgets = sorted({eps for eps, _ in pgd})
+        rows, ddn_rows, diffs, ddn_diffs = [], [], [], []
+        ddn_l2: dict[float, list[float]] = defaultdict(list)
+        curves: dict[tuple[bool, bool], dict[float, list[float]]] = defaultdict(
+            lambda: defaultdict(list))
+        for src in models:
+            for eps in budgets:
+                recs = {r: res.get(exp, pname, src["name"], pgd[(eps, r)]["key"])
+                        for r in (True, False)}
+                if not (recs[True] and recs[False]):
+                    continue
+                for tgt in models:
+                    white = tgt["name"] == src["name"]
+                    k = {r: _fooled(recs[r], tgt["name"]) for r in recs}
+                    d = 100 * (k[True] / len(recs[True]) - k[False] / len(recs[False]))
+                    for r in recs:
+                        curves[(r, white)][eps].append(100 * k[r] / len(recs[r]))
+                    if not white:
+                        diffs.append(d)
+                    rows.append([src["label"], f"{eps:g}",
+                                 tgt["label"] + (" (white-box)" if white else ""),
+                                 rate(k[True], len(recs[True])), rate(k[False], len(recs[False])),
+                                 f"{d:+.2f}", fmt(_mean(recs[True], "l2"), 3),
+                                 fmt(_mean(recs[False], "l2"), 3)])
+            recs_d = {t: res.get(exp, pname, src["name"], ddn[t]["key"]) for t in ddn}
+            if len(ddn) == 2 and all(recs_d.values()):
+                t_fcr, t_full = max(ddn), min(ddn)
+                for t in ddn:
+                    ddn_l2[t] += [r["l2"] for r in recs_d[t]]
+                for tgt in models:
+                    white = tgt["name"] == src["name"]
+                    asr = {t: 100 * _fooled(recs_d[t], tgt["name"]) / len(recs_d[t])
+                           for t in ddn}
+                    if not white:
+                        ddn_diffs.append(asr[t_fcr] - asr[t_full])
+                    ddn_rows.append([src["label"],
+                                     tgt["label"] + (" (white-box)" if white else "")] + [
+                        f"{rate(_fooled(recs_d[t], tgt['name']), len(recs_d[t]))}, "
+                        f"L2 {fmt(_mean(recs_d[t], 'l2'), 3)}" for t in (t_fcr, t_full)] + [
+                        f"{asr[t_fcr] - asr[t_full]:+.2f}"])
+        n = res.part_status(exp, pname).get("n_eligible", "?")
+        blocks.append(Block("table", table=Table(
+            ["source", "L2 budget eps", "target", "restricted (FCR t=0.2) ASR",
+             "unrestricted ASR", "diff (points)", "mean L2 restricted", "mean L2 unrestricted"],
+            rows, [scale_note(res, exp, part),
+                   f"PGD-L2 crafted once on the source at L2 <= eps ([0, 1] scale), inside the "
+                   f"source's FCR mask or on the whole image; ASR = fooled / n on each target "
+                   f"over n = {n} images every model classifies correctly (rows marked "
+                   "white-box: the source itself). Mean L2 over all attacked images.",
+                   _conclusion(diffs, "Equal-L2 transfer (source != target)")])))
+        if ddn_rows:
+            blocks.append(Block("table", table=Table(
+                ["source", "target", f"fcr-ddn t={max(ddn)} ASR, mean L2",
+                 f"fcr-ddn t={min(ddn)} ASR, mean L2", "diff (points)"], ddn_rows,
+                ["Minimum-norm fcr-ddn inside the FCR (t = 0.2) and on the whole image (t = 0): "
+                 "their L2 differ (mean over all attacked images), so this is not an equal-"
+                 "budget comparison.",
+                 _conclusion(ddn_diffs, "fcr-ddn transfer (source != target)",
+                             f"Not an equal-budget test: the restricted perturbations have "
+                             f"mean L2 {fmt(_mean_of(ddn_l2[max(ddn)]), 3)} against "
+                             f"{fmt(_mean_of(ddn_l2[min(ddn)]), 3)} unrestricted (all "
+                             "sources).")])))
+        series = [(f"{'restricted' if r else 'unrestricted'} ({'white-box' if w else 'transfer'})",
+                   budgets, [sum(curves[(r, w)][e]) / len(curves[(r, w)][e]) for e in budgets])
+                  for w in (False, True) for r in (True, False) if curves[(r, w)]]
+        png = figures.line_plot(figdir / f"{exp}-{pname}.png",
+                                f"ASR vs L2 budget ({pname})", "L2 budget eps [0,1]",
+                                "ASR (%), mean over source->target pairs", series)
+        blocks.append(Block("img", f"PGD-L2 ASR against the L2 budget, restricted to the FCR "
+                            f"(t = 0.2) or not ({pname}); transfer: mean over the source->"
+                            "target pairs with source != target",
+                            src=f"{figdir.name}/{png.name}"))
+    if res.config[exp].get("notes"):
+        blocks.append(Block("p", res.config[exp]["notes"]))
+    return blocks
+
+
 SECTIONS = {"fcr-importance": importance, "whitebox": whitebox, "comparison": comparison,
             "masked-fgsm": masked_fgsm, "transfer": transfer,
             "sweep-steps-temperature": sweep_steps, "sweep-threshold": sweep_threshold,
-            "visual": visual}
+            "visual": visual, "region-tradeoff": region_tradeoff,
+            "transfer-equal-l2": transfer_equal_l2}
