@@ -2,6 +2,10 @@
 
     fcrattack reproduce NAME|all --preset {cpu,paper} --out DIR [--device D] [--n N]
     fcrattack report OUT
+
+Data-parallel under torchrun (see :mod:`.distributed`)::
+
+    torchrun --standalone --nproc_per_node 8 -m fcrattack.cli reproduce NAME --out DIR
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ log = logging.getLogger(__name__)
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run the experiment(s), then render the report into the same folder."""
     from .. import report
+    from .distributed import is_main
     from .runner import run
 
     times = run(args.name, args.preset, args.out, args.device, n=args.n, root=args.shared)
     for name, seconds in times.items():
         log.info("%-24s %8.1f s", name, seconds)
+    if not is_main():  # under torchrun: rank 0 renders the report
+        return 0
     md, page = report.render(args.out)
     log.info("total %.1f s; report: %s, %s", sum(times.values()), md, page)
     return 0

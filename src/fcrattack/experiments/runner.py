@@ -39,6 +39,7 @@ from ..cam import fcr_region, gradcam
 from ..data import Dataset, cifar10, imagenet_folder
 from ..models import load_checkpoint, load_model
 from .config import EXPERIMENTS, AttackRun, ExperimentConfig, ModelSpec, Part, get_config
+from .distributed import Context
 from .preflight import preflight
 from .store import ResultStore, record_key
 
@@ -131,8 +132,9 @@ class ExperimentRunner:
     """Runs one :class:`ExperimentConfig` into a :class:`ResultStore`."""
 
     def __init__(self, cfg: ExperimentConfig, store: ResultStore, device: torch.device,
-                 root: Path) -> None:
+                 root: Path, dist: Context | None = None) -> None:
         self.cfg, self.store, self.device, self.root = cfg, store, device, root
+        self.dist = dist or Context()  # data-parallel rank and world, see .distributed
         self.status_path = store.dir / "status.json"
         self.status: dict[str, Any] = {"preset": cfg.preset, "version": cfg.version,
                                        "parts": {}, "skipped": []}
@@ -169,11 +171,13 @@ class ExperimentRunner:
                 info["models"][spec.name] = {
                     "label": spec.label, "stands_for": spec.stands_for, "preflight": warn,
                     "clean_correct": int(ok.sum()), "clean_accuracy": float(ok.float().mean())}
+            correct = self.dist.broadcast(correct)  # the same eligible set on every rank
             idx = correct.nonzero()[:, 0]
             info["n_eligible"] = len(idx)
             info["eligible_ids"] = [data.ids[i] for i in idx.tolist()]
             self.status["parts"][part.name] = info
-            _update_json(self.status_path, self.cfg.name, self.status)  # report mid-run
+            if self.dist.is_main:
+                _update_json(self.status_path, self.cfg.name, self.status)  # report mid-run
             log.info("%s/%s: %d of %d images classified correctly by every model (%s)",
                      self.cfg.name, part.name, len(idx), len(data), ", ".join(models))
             sub = data.subset(idx)
@@ -186,7 +190,8 @@ class ExperimentRunner:
 
     def _batches(self, todo: list[int], bs: int, desc: str) -> Iterator[list[int]]:
         """Chunks of ``todo`` of at most ``bs``, with a tqdm bar (images, ETA)."""
-        bar = tqdm(total=len(todo), desc=desc, unit="img", dynamic_ncols=True)
+        bar = tqdm(total=len(todo), desc=desc, unit="img", dynamic_ncols=True,
+                   disable=not self.dist.is_main)
         try:
             for i in range(0, len(todo), bs):
                 chunk = todo[i:i + bs]
@@ -200,7 +205,7 @@ class ExperimentRunner:
         setting = f"t={self.cfg.t}"
         for name, model in models.items():
             keys = [self._key(part, name, "importance", setting, i) for i in data.ids]
-            todo = [j for j, k in enumerate(keys) if k not in self.store]
+            todo = self.dist.shard([j for j, k in enumerate(keys) if k not in self.store])
             for chunk in self._batches(todo, part.data.batch_size,
                                        f"{self.cfg.name}/{part.name}/{name}"):
                 t0 = time.perf_counter()
@@ -217,6 +222,7 @@ class ExperimentRunner:
                     "id": data.ids[j], "label": int(y[r]), "correct_fcr": bool(fcr_ok[r]),
                     "correct_nonfcr": bool(non_ok[r]), "mask_fraction": float(area[r]),
                     "time_s": dt} for r, j in enumerate(chunk))
+            self.dist.sync(self.store)
 
     def _attack_batches(self, part: Part, name: str, model: nn.Module, run: AttackRun,
                         data: Dataset, targets: dict[str, nn.Module] | None = None) -> None:
@@ -240,6 +246,7 @@ class ExperimentRunner:
                             run.key, run.budget_from, len(missing))
             todo = [j for j in todo if data.ids[j] in ref]
             budget = torch.tensor([ref.get(i, 0.0) for i in data.ids], dtype=torch.float32)
+        todo = self.dist.shard(todo)
         for chunk in self._batches(todo, part.data.batch_size,
                                    f"{self.cfg.name}/{part.name}/{name}/{run.key}"):
             extra = {} if budget is None else {"eps": budget[chunk]}
@@ -288,13 +295,21 @@ class ExperimentRunner:
         for name, model in models.items():
             for run in part.runs:
                 self._attack_batches(part, name, model, run, data)
+                self.dist.sync(self.store)
 
     def _run_transfer(self, part: Part, models: dict[str, nn.Module], data: Dataset) -> None:
         for name, model in models.items():
             for run in part.runs:
                 self._attack_batches(part, name, model, run, data, targets=models)
+                self.dist.sync(self.store)
 
     def _run_visual(self, part: Part, models: dict[str, nn.Module], data: Dataset) -> None:
+        """The visual experiment, on rank 0 alone when data-parallel (a few images)."""
+        if self.dist.is_main:
+            self._visual(part, models, data)
+        self.dist.sync(self.store)
+
+    def _visual(self, part: Part, models: dict[str, nn.Module], data: Dataset) -> None:
         """Attack the first few images with each run on the first model; save the images,
         Grad-CAM maps, masks and adversarial examples to ``artifacts/`` for the panels."""
         name, model = next(iter(models.items()))
@@ -339,17 +354,25 @@ def run(name_or_all: str | ExperimentConfig | Sequence[str | ExperimentConfig],
     configs = [c if isinstance(c, ExperimentConfig) else get_config(c, preset, n=n)
                for c in items]  # validates every name before any work
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    out = Path(out_dir)
-    store = ResultStore(out)
-    base = shared_root(root)
-    (out / "env.json").write_text(json.dumps(environment(dev, configs[0].seed), indent=1))
-    times = {}
-    for cfg in configs:
-        log.info("experiment %s (%s, preset %s)", cfg.name, cfg.paper_ref, preset)
-        _update_json(out / "config.json", cfg.name, cfg.to_dict())
-        t0 = time.perf_counter()
-        status = ExperimentRunner(cfg, store, dev, base).run()
-        times[cfg.name] = status["wall_s"] = time.perf_counter() - t0
-        _update_json(store.dir / "status.json", cfg.name, status)
-        log.info("experiment %s done in %.1f s", cfg.name, times[cfg.name])
+    ctx, dev = Context.from_env(dev)  # data-parallel under torchrun, see .distributed
+    try:
+        out = Path(out_dir)
+        store = ctx.store(out)
+        base = shared_root(root)
+        if ctx.is_main:
+            (out / "env.json").write_text(json.dumps(
+                environment(dev, configs[0].seed), indent=1))
+        times = {}
+        for cfg in configs:
+            log.info("experiment %s (%s, preset %s)", cfg.name, cfg.paper_ref, preset)
+            if ctx.is_main:
+                _update_json(out / "config.json", cfg.name, cfg.to_dict())
+            t0 = time.perf_counter()
+            status = ExperimentRunner(cfg, store, dev, base, ctx).run()
+            times[cfg.name] = status["wall_s"] = time.perf_counter() - t0
+            if ctx.is_main:
+                _update_json(store.dir / "status.json", cfg.name, status)
+            log.info("experiment %s done in %.1f s", cfg.name, times[cfg.name])
+    finally:
+        ctx.close()
     return times

@@ -47,10 +47,10 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
 class ResultStore:
     """The per-image records of one output folder, with resume support."""
 
-    def __init__(self, out_dir: str | Path) -> None:
+    def __init__(self, out_dir: str | Path, filename: str = RECORDS) -> None:
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.dir / RECORDS
+        self.path = self.dir / filename  # another name: a rank's part, see .distributed
         self._truncate_partial_tail()
         self.records: dict[str, dict[str, Any]] = {}
         for rec in read_records(self.path):
