@@ -13,6 +13,7 @@ attacked one by one, and the global RNG is never touched.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from abc import ABC, abstractmethod
@@ -120,6 +121,29 @@ class Attack(ABC):
 
     Keyword arguments common to every attack: ``targeted`` (run() then needs ``target``),
     ``seed`` (per-image random streams), ``batch_size`` (None: all at once).
+
+    Fast paths (keyword-only, off by default; every subclass's constructor accepts them too,
+    forwarded here by ``__init_subclass__``). They change only how the model runs during the
+    attack iterations (``perturb``): the clean forward, the Grad-CAM region (``prepare``) and
+    the final re-check of success always use the caller's model as given, in full precision,
+    so the reported success is exact for the returned x_adv.
+
+    - ``channels_last=True``: each batch is converted once to
+      ``torch.channels_last`` before ``perturb`` (and the model's input is converted if an
+      attack made a contiguous copy). Only inputs are converted, never the model's
+      parameters: PyTorch picks channels_last kernels for convolutions when the input is
+      channels_last, and the caller's model is left exactly as it was.
+    - ``autocast="bf16" | "fp16"``: the model's forward in ``perturb`` runs under
+      ``torch.autocast(device.type, dtype)``; logits are cast to float32 before any loss.
+    - ``compile=True``: the iterations use ``torch.compile(model)``, cached on the attack
+      object; if torch.compile is missing or fails, a warning is logged and eager mode is used.
+    - ``batch_size="auto"``: start with all images; on an out-of-memory error
+      (``torch.cuda.OutOfMemoryError`` or a RuntimeError saying "out of memory") halve the
+      batch, log a warning and retry that batch; the working size is kept for later batches
+      and later ``run()`` calls. Results equal those of the working size given explicitly.
+
+    During ``perturb`` ``self.model`` is a thin :class:`_FastForward` wrapper around the
+    caller's model (restored afterwards, also on error) when any of the first three is on.
     """
 
     name = "attack"
@@ -128,15 +152,61 @@ class Attack(ABC):
     restrict_to_mask = True
 
     def __init__(self, model: nn.Module, *, targeted: bool = False, seed: int = 0,
-                 batch_size: int | None = None) -> None:
+                 batch_size: int | str | None = None, channels_last: bool = False,
+                 autocast: str | None = None, compile: bool = False) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if batch_size != "auto" and batch_size is not None and (
+                isinstance(batch_size, (str, bool)) or batch_size < 1):
+            raise ValueError(f"batch_size must be positive, None or 'auto', got {batch_size!r}")
         self.model = model
         self.targeted = targeted
         self.seed = seed
         self.batch_size = batch_size
+        self._auto_bs: int | None = None
+        self._set_fast_paths(channels_last=channels_last, autocast=autocast, compile=compile)
+
+    _FAST = ("channels_last", "autocast", "compile")
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Let every subclass constructor take the fast-path options without listing them."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def wrapped(self, *args, **kw):
+            fast = {k: kw.pop(k) for k in Attack._FAST if k in kw}
+            init(self, *args, **kw)
+            if fast:
+                self._set_fast_paths(**{k: getattr(self, k) for k in Attack._FAST} | fast)
+
+        cls.__init__ = wrapped
+
+    def _set_fast_paths(self, *, channels_last: bool, autocast: str | None,
+                        compile: bool) -> None:
+        if autocast not in (None, *_AUTOCAST):
+            raise ValueError(f"autocast must be None or one of {sorted(_AUTOCAST)}, "
+                             f"got {autocast!r}")
+        self.channels_last, self.autocast, self.compile = bool(channels_last), autocast, \
+            bool(compile)
+        self._compiled: tuple[nn.Module, nn.Module] | None = None
+
+    def _fast_model(self, model: nn.Module) -> nn.Module | None:
+        """The wrapper perturb() sees, or None when no fast path is on."""
+        if not (self.channels_last or self.autocast or self.compile):
+            return None
+        inner = model
+        if self.compile:
+            if self._compiled is None or self._compiled[0] is not model:
+                try:
+                    self._compiled = (model, torch.compile(model))
+                except Exception as e:  # noqa: BLE001 - any failure means: run eagerly
+                    log.warning("torch.compile unavailable (%s); running eagerly", e)
+                    self._compiled = (model, model)
+            inner = self._compiled[1]
+        return _FastForward(inner, model, self)
 
     @property
     def device(self) -> torch.device:
@@ -148,7 +218,8 @@ class Attack(ABC):
         return self.run(x, y, **kwargs).x_adv.to(x.device)
 
     def __repr__(self) -> str:
-        opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "model")
+        opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
+                         if k != "model" and not k.startswith("_"))
         return f"{type(self).__name__}({opts})"
 
     @abstractmethod
@@ -183,15 +254,32 @@ class Attack(ABC):
             raise ValueError(f"ids has {len(ids)} entries for {n} images")
         seeds = image_seeds(x, self.seed, ids)
         dev = self.device
-        bs = self.batch_size or n
+        auto = self.batch_size == "auto"
+        bs = min(self._auto_bs or n, n) if auto else (self.batch_size or n)
         parts: list[tuple] = []
+        i = 0
         with eval_mode(self.model):
-            for i in range(0, n, bs):
+            while i < n:
                 sl = slice(i, i + bs)
-                parts.append(self._run_batch(
-                    x[sl].detach().to(dev, torch.float32).contiguous(), y[sl].to(dev).long(),
-                    None if target is None else target[sl].to(dev).long(),
-                    None if mask is None else mask[sl].to(dev, torch.float32), seeds[sl], sl))
+                try:
+                    parts.append(self._run_batch(
+                        x[sl].detach().to(dev, torch.float32).contiguous(),
+                        y[sl].to(dev).long(),
+                        None if target is None else target[sl].to(dev).long(),
+                        None if mask is None else mask[sl].to(dev, torch.float32), seeds[sl],
+                        sl))
+                except RuntimeError as e:
+                    if not (auto and bs > 1 and _is_oom(e)):
+                        raise
+                    log.warning("out of memory with batch_size=%d; retrying with %d",
+                                bs, bs // 2)
+                    bs //= 2
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    continue
+                i += bs
+            if auto:
+                self._auto_bs = bs
         x_adv, pred_clean, pred_adv, pred_q, used_mask = (
             torch.cat(p) if p[0] is not None else None for p in zip(*parts))
         y_cpu = y.detach().cpu().long()
@@ -213,7 +301,15 @@ class Attack(ABC):
         if mask is None:
             mask = self.prepare(x, y, target)
         gens = [torch.Generator().manual_seed(s) for s in seeds]
-        x_adv = self.perturb(x, y, BatchContext(target, mask, gens, index)).detach()
+        model, fast = self.model, self._fast_model(self.model)
+        x_in = x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        if fast is not None:
+            self.model = fast
+        try:
+            x_adv = self.perturb(x_in, y, BatchContext(target, mask, gens, index)).detach()
+        finally:
+            self.model = model
+        x_adv = x_adv.contiguous()
         if mask is not None and self.restrict_to_mask:  # holds by construction; make it exact
             x_adv = x + (x_adv - x) * (mask > 0)
         x_adv = x_adv.clamp(0, 1)
@@ -222,6 +318,49 @@ class Attack(ABC):
             pred_q = self.model(quantize_uint8(x_adv)).argmax(1)
         return (x_adv.cpu(), logits.argmax(1).cpu(), pred_adv.cpu(), pred_q.cpu(),
                 None if mask is None else mask.cpu())
+
+
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _is_oom(e: BaseException) -> bool:
+    oom = getattr(torch.cuda, "OutOfMemoryError", ())
+    return isinstance(e, oom) or "out of memory" in str(e)
+
+
+class _FastForward(nn.Module):
+    """The caller's model as perturb() sees it with fast paths on: channels_last input,
+    autocast forward with float32 logits, and the compiled module (falling back to eager,
+    with a warning, if compilation fails at the first call)."""
+
+    def __init__(self, inner: nn.Module, eager: nn.Module, attack: Attack) -> None:
+        super().__init__()
+        self.inner, self.eager = inner, eager
+        self.attack = [attack]  # in a list: not registered as a submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        att = self.attack[0]
+        if att.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if att.autocast is None:
+            return self._call(x).float()
+        with torch.autocast(x.device.type, dtype=_AUTOCAST[att.autocast]):
+            out = self._call(x)
+        return out.float()
+
+    def _call(self, x: torch.Tensor) -> torch.Tensor:
+        if self.inner is self.eager:
+            return self.eager(x)
+        try:
+            return self.inner(x)
+        except Exception as e:  # noqa: BLE001 - compile failures surface at the first call
+            if isinstance(e, RuntimeError) and _is_oom(e):
+                raise
+            log.warning("torch.compile failed (%s: %s); running eagerly", type(e).__name__,
+                        str(e).splitlines()[0] if str(e) else "")
+            self.attack[0]._compiled = (self.eager, self.eager)
+            self.inner = self.eager
+            return self.eager(x)
 
 
 def input_grad(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
