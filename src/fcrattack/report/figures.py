@@ -17,6 +17,15 @@ from ..viz import cam_overlay, mask_image, perturbation_image  # noqa: E402
 Series = tuple[str, list[float], list[float]]
 
 
+def _save(fig: plt.Figure, path: Path) -> Path:
+    """Lay out, write as PNG (110 dpi) and close ``fig``."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def line_plot(path: Path, title: str, xlabel: str, ylabel: str, series: list[Series],
               paper: list[Series] | None = None, log_x: bool = False) -> Path:
     """Lines (label, xs, ys) and optional paper points (drawn as large markers)."""
@@ -30,11 +39,7 @@ def line_plot(path: Path, title: str, xlabel: str, ylabel: str, series: list[Ser
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 #: one panel: (y label, lines, horizontal reference lines (label, y))
@@ -53,11 +58,7 @@ def panels_plot(path: Path, title: str, xlabel: str, panels: list[Panel]) -> Pat
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def bar_plot(path: Path, title: str, groups: list[str], bars: dict[str, list[float]],
@@ -73,11 +74,7 @@ def bar_plot(path: Path, title: str, groups: list[str], bars: dict[str, list[flo
                   fontsize=7)
     ax.set(title=title, ylabel=ylabel, ylim=(0, 105))
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def panel(path: Path, artifact: dict, title: str) -> Path:
@@ -103,8 +100,4 @@ def panel(path: Path, artifact: dict, title: str) -> Path:
             if i == 0:
                 ax.set_title(cols[j], fontsize=6)
     fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
