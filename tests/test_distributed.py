@@ -112,3 +112,30 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     assert calls == [[lost["id"]]] and lost["attack"] == "pgdl2-at-fcr-l2"
     assert _by_key(out / "records.jsonl").keys() == a.keys()
     assert not list(out.glob("records.rank*.jsonl"))
+
+
+def test_attack_command_under_torchrun_matches_one_process(tmp_path):
+    """``fcrattack attack`` with 2 gloo processes: each attacks its shard, rank 0 writes the
+    merged JSONL (in the images' order) and summary, equal to a single-process run."""
+    from fcrattack.cli import main
+
+    torchrun = _torchrun()
+    args = ["--threads", "1", "-q", "attack", "--n", "7", "--attack", "pgd", "--opt", "steps=3",
+            "--device", "cpu", "--batch-size", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m",
+                           "fcrattack.cli", "--", *args, "--out", str(tmp_path / "two")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    rows = {k: [json.loads(line) for line in (tmp_path / k / "results.jsonl").open()]
+            for k in ("one", "two")}
+    assert len(rows["two"]) == 7
+    assert [r["id"] for r in rows["two"]] == [r["id"] for r in rows["one"]]
+    for a, b in zip(rows["one"], rows["two"]):
+        for key, value in a.items():
+            assert b[key] == (pytest.approx(value, abs=1e-5) if isinstance(value, float)
+                              else value), key
+    summary = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["n_images"] == 7
+    assert all((tmp_path / "two" / r["adv_png"]).is_file() for r in rows["two"])

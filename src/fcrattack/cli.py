@@ -28,6 +28,7 @@ from .attacks import ATTACKS, FCR, Attack, AttackResult, RegionDDN
 from .cam import fcr_mask, find_layer, gradcam
 from .data import CIFAR10_CLASSES, Dataset, cifar10, class_folder, imagenet_folder, samples
 from .experiments.cli import register as register_experiments
+from .experiments.distributed import Context as DistContext
 from .models import ARCHITECTURES, default_model, load_model
 from .report_html import SUMMARY_NOTE, image_rows, markdown_table, write_page
 from .train import TrainConfig, export_weights, train
@@ -233,43 +234,67 @@ def _attack_options(atk: Attack) -> dict[str, Any]:
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
-    """Attack a data set; write adversarial PNGs, CAM overlays, per-image JSONL, summary."""
+    """Attack a data set; write adversarial PNGs, CAM overlays, per-image JSONL, summary.
+
+    Under ``torchrun`` each rank attacks ``images[rank::world]`` (per-image seeds come from the
+    image ids, so the records equal a single-process run) and rank 0 writes the merged JSONL
+    and summary."""
     opts = {"seed": args.seed, **parse_opts(args.opt)}
     cls = attack_class(args.attack, opts)
-    device = _device(args.device)
+    ctx, device = DistContext.from_env(_device(args.device))
+    try:
+        return _attack(args, cls, opts, ctx, device)
+    finally:
+        ctx.close()
+
+
+def _attack(args: argparse.Namespace, cls: type[Attack], opts: dict[str, Any],
+            ctx: DistContext, device: torch.device) -> int:
     data, kind = _load_data(args)
     model = _load_model(args, device)
     atk = build_attack(cls, model, opts, preset=args.preset, dataset=kind)
     log.info("attack %r", atk)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    index = ctx.shard(list(range(len(data))))
+    mine = data.subset(index) if ctx.active else data
     bs = args.batch_size
     t0 = time.perf_counter()
     parts = []
-    for i in _bar(range(0, len(data), bs), args.quiet, desc=atk.name, unit="batch"):
-        parts.append(atk.run(data.images[i:i + bs], data.labels[i:i + bs],
-                             ids=data.ids[i:i + bs]))
-    result = _concat(parts)
+    for i in _bar(range(0, len(mine), bs), args.quiet or not ctx.is_main, desc=atk.name,
+                  unit="batch"):
+        parts.append(atk.run(mine.images[i:i + bs], mine.labels[i:i + bs],
+                             ids=mine.ids[i:i + bs]))
+    result = _concat(parts) if parts else None
     elapsed = time.perf_counter() - t0
     cams = None
-    if result.mask is not None:
-        cams = _cams(model, data, device, bs, getattr(atk, "layer", None),
+    if result is not None and result.mask is not None:
+        cams = _cams(model, mine, device, bs, getattr(atk, "layer", None),
                      getattr(atk, "cam_class", "true") == "true", args.quiet)
     scale = display_factor(data.images.shape[-1])
-    rows = result.records(data.ids)
-    for i, row in enumerate(_bar(rows, args.quiet, desc="writing", unit="img")):
-        rel = _rel_png(data.ids[i])
+    rows = result.records(mine.ids) if result is not None else []
+    for i, row in enumerate(_bar(rows, args.quiet or not ctx.is_main, desc="writing",
+                                 unit="img")):
+        rel = _rel_png(mine.ids[i])
         save_png(result.x_adv[i], out / "adv" / rel)
         row["adv_png"] = str(Path("adv") / rel)
         if cams is not None:
-            save_png(cam_overlay(data.images[i], cams[i]), out / "cam" / rel, scale)
+            save_png(cam_overlay(mine.images[i], cams[i]), out / "cam" / rel, scale)
             save_png(mask_image(result.mask[i]), out / "mask" / rel, scale)
+    if ctx.active:  # rank 0 gathers every rank's rows and results, in the images' order
+        gathered: list[Any] = [None] * ctx.world
+        torch.distributed.all_gather_object(gathered, (index, rows, result))
+        if not ctx.is_main:
+            return 0
+        order = sorted((i, r) for idx, rs, _ in gathered for i, r in zip(idx, rs))
+        rows = [r for _, r in order]
+        result = _concat([res for _, _, res in gathered if res is not None])
     _write_jsonl(out / "results.jsonl", rows)
     summary = result.summary()
     _write_json(out / "summary.json", {
         "attack": atk.name, "options": _attack_options(atk), "preset": args.preset,
         "model": args.model, "data": args.data or "bundled samples", "dataset": kind,
-        "n_images": len(data), "seconds": elapsed, "summary": summary,
+        "n_images": len(data), "seconds": elapsed, "processes": ctx.world, "summary": summary,
         "conventions": SUMMARY_NOTE})
     print(markdown_table({atk.name: summary}))
     log.info("wrote %s (adv/, results.jsonl, summary.json%s)", out,
