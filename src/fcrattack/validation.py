@@ -47,7 +47,8 @@ def check_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if mask.dim() == 3:
         mask = mask.unsqueeze(1)
     n, c, h, w = x.shape
-    if mask.dim() != 4 or mask.shape[0] != n or mask.shape[2:] != (h, w) or mask.shape[1] not in (1, c):
+    if (mask.dim() != 4 or mask.shape[0] != n or mask.shape[2:] != (h, w)
+            or mask.shape[1] not in (1, c)):
         raise ValueError(f"mask must have shape ({n}, 1, {h}, {w}) or ({n}, {c}, {h}, {w}), "
                          f"got {tuple(mask.shape)}")
     mask = mask.to(device=x.device, dtype=x.dtype)

@@ -17,8 +17,8 @@ Open points of the paper, as options: ``jt`` (the J_T reading, see
 ``select`` ("last": the algorithm's last iterate; "best": per image the smallest-L2
 successful iterate), ``scale`` (the units delta, its norm and the step live in: 1 for [0, 1]
 pixels, 255 for [0, 255], or one factor per channel, e.g. 1/std for the model's normalised
-input space; the image is always clipped to [0, 1] pixels), ``targeted``. On [0, 1] images the literal
-algorithm is numerically degenerate (docs/reproduction.md).
+input space; the image is always clipped to [0, 1] pixels), ``targeted``. On [0, 1] images the
+literal algorithm is numerically degenerate (docs/reproduction.md).
 """
 
 from __future__ import annotations

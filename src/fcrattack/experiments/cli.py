@@ -63,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction,
     p.add_argument("--shared", default=None,
                    help="root of data/ and models/ (default: $FCRATTACK_SHARED or ../shared)")
     p.set_defaults(func=cmd_reproduce)
-    r = subparsers.add_parser("report", parents=list(parents), help="render report.md/report.html of a reproduce run")
+    r = subparsers.add_parser("report", parents=list(parents),
+                              help="render report.md/report.html of a reproduce run")
     r.add_argument("out", help="output folder of 'fcrattack reproduce'")
     r.set_defaults(func=cmd_report)

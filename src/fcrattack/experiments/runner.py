@@ -276,7 +276,8 @@ class ExperimentRunner:
 
     def _rows(self, part: Part, name: str, run: AttackRun, keys: list[str], chunk: list[int],
               ids: list[str], res: attacks_pkg.AttackResult, dt: float,
-              budget: torch.Tensor | None = None, fooled: dict[str, list[bool]] | None = None) -> list[dict[str, Any]]:
+              budget: torch.Tensor | None = None,
+              fooled: dict[str, list[bool]] | None = None) -> list[dict[str, Any]]:
         """The records of one attacked batch (``chunk``: rows of the part's eligible images)."""
         rows = res.records(ids)
         for r, (j, row) in enumerate(zip(chunk, rows)):

@@ -34,9 +34,10 @@ def _overview(res: Results) -> list[Block]:
             continue
         cfg, st = res.config[exp], res.status.get(exp, {})
         parts = st.get("parts", {})
+        counts = {p["data"]["dataset"]: parts.get(p["data"]["dataset"], {}) for p in cfg["parts"]}
         scale = "; ".join(
-            f"{p['data']['dataset']}: n = {parts.get(p['data']['dataset'], {}).get('n_eligible', '?')}"
-            f" of {parts.get(p['data']['dataset'], {}).get('n_drawn', '?')}, "
+            f"{p['data']['dataset']}: n = {counts[p['data']['dataset']].get('n_eligible', '?')}"
+            f" of {counts[p['data']['dataset']].get('n_drawn', '?')}, "
             f"{len(p['models'])} model(s)" for p in cfg["parts"])
         busy = sum(r.get("time_s", 0.0) for (e, *_), recs in res.groups.items() if e == exp
                    for r in recs)
