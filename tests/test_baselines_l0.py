@@ -3,6 +3,7 @@ comparison against torchattacks 3.5.1 where it is installed."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -148,11 +149,25 @@ def test_jsma_vs_torchattacks(resnet20, correct_batch, torchattacks):
     assert ours.success.float().mean() >= asr_theirs - 0.34
 
 
-def test_onepixel_vs_torchattacks(resnet20, correct_batch, torchattacks):
-    x, y = correct_batch[0][:12], correct_batch[1][:12]
+def test_onepixel_vs_torchattacks(resnet20, cifar_test, torchattacks):
+    """Equal or better ASR than torchattacks' One-Pixel at equal population and generations.
+
+    Both are randomised searches, so their rates differ by chance: on n = 96 images at an ASR
+    near 0.5 the difference of two independent rates has a standard error of
+    sqrt(2 * 0.25 / 96) = 0.072; the tolerance 0.15 is about 2 of them. (On 12 images, a
+    0.17 shortfall happened by chance on another CPU.) torchattacks' DE draws from numpy's
+    global RNG, seeded here and restored afterwards."""
+    with torch.no_grad():
+        ok = resnet20(cifar_test.images).argmax(1) == cifar_test.labels
+    x, y = cifar_test.images[ok][:96], cifar_test.labels[ok][:96]
     # torchattacks' popsize is a multiplier of the 25 parameters: popsize=25 -> 25 members;
     # its DE is scipy's best1bin, recombination 1: compare with our strategy="best1"
-    theirs = torchattacks.OnePixel(resnet20, pixels=5, steps=5, popsize=25, inf_batch=300)
-    asr_theirs = (_predict(resnet20, theirs(x, y)) != y).float().mean()
+    theirs = torchattacks.OnePixel(resnet20, pixels=5, steps=5, popsize=25, inf_batch=85)
+    state = np.random.get_state()
+    try:
+        np.random.seed(0)
+        asr_theirs = (_predict(resnet20, theirs(x, y)) != y).float().mean()
+    finally:
+        np.random.set_state(state)
     ours = OnePixel(resnet20, popsize=25, steps=5, strategy="best1").run(x, y)
-    assert ours.success.float().mean() >= asr_theirs - 1 / 12
+    assert ours.success.float().mean() >= asr_theirs - 0.15

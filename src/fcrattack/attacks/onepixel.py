@@ -3,8 +3,13 @@ Networks", IEEE TEVC 2019), L0, batched differential evolution.
 
 A candidate sets ``pixels`` pixels, each encoded as (row, col, value of every channel); the
 whole population of every image is evaluated through the model in chunks of
-``eval_batch_size`` images. Fitness (minimised): the probability of the true class
-(untargeted) or minus the probability of the target (targeted).
+``eval_batch_size`` candidate images, drawn from all images of the batch at once. The default
+(``None``) picks the chunk by device: 4096 on a GPU, where large batches fill the card; on the
+CPU about 2**18 input values per chunk (85 CIFAR images, 1 at 224 px), since larger batches
+leave the cache and cost more per image (ResNet-20, one thread of a 2-core CPU, measured
+inside the attack: 0.80 ms per image at chunks of 85, 0.92 at 170, about 2 at 1600).
+Fitness (minimised): the probability of the true class (untargeted) or minus the probability
+of the target (targeted).
 
 Su et al.'s scheme (the default): population ``popsize`` (paper default 400), ``steps``
 generations (100), coordinates initialised uniformly over the image (over the mask when one is
@@ -50,7 +55,7 @@ class OnePixel(Attack):
     def __init__(self, model: nn.Module, *, pixels: int = 5, popsize: int = 400,
                  steps: int = 100, F: float = 0.5, crossover: float = 1.0,
                  strategy: str = "rand1",
-                 eval_batch_size: int = 4096, targeted: bool = False, seed: int = 0,
+                 eval_batch_size: int | None = None, targeted: bool = False, seed: int = 0,
                  batch_size: int | None = None) -> None:
         super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
         if pixels < 1:
@@ -65,7 +70,7 @@ class OnePixel(Attack):
             raise ValueError(f"crossover must be in (0, 1], got {crossover}")
         if strategy not in ("rand1", "best1"):
             raise ValueError(f"strategy must be 'rand1' or 'best1', got {strategy!r}")
-        if eval_batch_size < 1:
+        if eval_batch_size is not None and eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be positive, got {eval_batch_size}")
         self.pixels, self.popsize, self.steps, self.F = pixels, popsize, steps, F
         self.crossover, self.strategy, self.eval_batch_size = crossover, strategy, eval_batch_size
@@ -153,13 +158,22 @@ class OnePixel(Attack):
             out.scatter_(2, pix[:, j, None, None].expand(n, c, 1), cand[:, j, 2:, None])
         return out.view_as(x)
 
+    def _chunk(self, x: torch.Tensor) -> int:
+        """Candidates per forward pass for images like x (N, C, H, W)."""
+        if self.eval_batch_size is not None:
+            return self.eval_batch_size
+        if x.device.type == "cuda":
+            return 4096
+        return max(1, 2**18 // x[0].numel())
+
     def _fitness(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
                  cand: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fitness and success (both (M,)) of candidates cand (M, pixels, 2 + C) applied to
         images x[rows], evaluated in chunks of ``eval_batch_size``."""
         fit, win = [], []
-        for s in range(0, cand.shape[0], self.eval_batch_size):
-            sl = slice(s, s + self.eval_batch_size)
+        chunk = self._chunk(x)
+        for s in range(0, cand.shape[0], chunk):
+            sl = slice(s, s + chunk)
             r = rows[sl]
             with torch.no_grad():
                 logits = self.model(self._apply(x[r], cand[sl]))
