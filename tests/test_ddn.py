@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fcrattack.attacks import ATTACKS, RegionDDN
+from fcrattack.attacks.base import BatchContext
 from fcrattack.metrics import attack_success
 
 # a modest budget: eps can shrink to init_eps * (1 - gamma)^steps = 0.5 * 0.85^15 ~ 0.044
@@ -91,7 +92,29 @@ def test_quantize_on_8bit_grid(resnet20, correct_batch):
     assert ((res.x_adv - x[:2]) * (1 - res.mask)).abs().max() == 0
 
 
-@pytest.mark.parametrize("bad", [{"steps": -1}, {"gamma": 0.0}, {"gamma": 1.0},
+def test_initial_radius_search(resnet20, correct_batch):
+    """The k = 0 search returns, per image, a radius r <= eps at which x + r * g is adversarial
+    (fresh forward pass), and the search lowers the final L2 at a small step budget."""
+    x, y = correct_batch
+    atk = RegionDDN(resnet20, t=0.0, **FAST)
+    logits_grad = torch.func.grad(lambda z: torch.nn.functional.cross_entropy(
+        resnet20(z), y, reduction="sum"))(x)
+    g = logits_grad / logits_grad.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    eps = torch.full((len(x), 1, 1, 1), 1.0)
+    r = atk._search_radius(x, y, g, eps, BatchContext(None, None, [], slice(None)))
+    with torch.no_grad():
+        adv = resnet20((x + r * g).clamp(0, 1)).argmax(1) != y
+        at_eps = resnet20((x + eps * g).clamp(0, 1)).argmax(1) != y
+    assert at_eps.any() and torch.equal(adv, at_eps)
+    assert (r[at_eps] < 0.5).all() and torch.equal(r[~at_eps], eps[~at_eps])
+    with_search = RegionDDN(resnet20, **FAST).run(x, y)
+    without = RegionDDN(resnet20, init_search=0, **FAST).run(x, y)
+    both = with_search.success & without.success
+    assert both.sum() >= 12
+    assert with_search.norms["l2"][both].mean() < without.norms["l2"][both].mean()
+
+
+@pytest.mark.parametrize("bad", [{"steps": -1}, {"init_search": -1}, {"gamma": 0.0}, {"gamma": 1.0},
                                  {"init_eps": 0.0}, {"min_step_size": 2.0},
                                  {"loss": "l1"}, {"select": "first"}, {"t": 1.5}])
 def test_rejects_bad_options(resnet20, bad):

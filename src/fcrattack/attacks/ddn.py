@@ -4,7 +4,7 @@ Method: "Decoupling Direction and Norm" (Rony et al., CVPR 2019), a minimum-L2 a
 every quantity confined to the FCR mask (Grad-CAM >= t, as in the FCR paper). Per image:
 
     delta_0 = 0, eps_0 = min(init_eps, cap)
-    for k = 0 .. steps - 1:
+    for k = 0 .. steps - 1:                                    (k = 0: see "initial radius")
         alpha_k = min_step_size + (step_size - min_step_size) * (1 + cos(pi k / steps)) / 2
         g       = mask * grad_delta loss(f(x + delta_k))       (loss maximised: CE or margin)
         g       = g / ||g||_2                                  (unit L2 within the mask)
@@ -19,9 +19,19 @@ It keeps the FCR paper's idea (perturb only the FCRs, minimise the L2 norm) with
 objective, whose gradient explodes at the tiny initial delta on [0, 1] images. ``t = 0`` gives
 the whole image as the mask: the same method unrestricted, so the two differ only in ``t``.
 
+Initial radius (``init_search``, a departure from DDN): at k = 0, eps is set to the smallest
+adversarial radius r along the first masked gradient direction g, x + r * g clipped to [0, 1],
+found by ``init_search`` geometric bisection steps in [eps_0 / 1000, eps_0] (forward passes
+only); where even eps_0 is not adversarial along g, eps stays eps_0 as in DDN. DDN's eps moves by
+a factor (1 +- gamma) per step, so from init_eps = 1 it needs ln(0.07) / ln(0.95) = 52 steps
+just to come down to the typical minimal L2 of a CIFAR-10 ResNet (about 0.07); the search makes
+the schedule independent of that scale. Measured on 40 correctly classified JPEG CIFAR-10
+images, ResNet-20, t = 0.2: mean L2 0.0739 (50 steps) and 0.0665 (100 steps) without the
+search, 0.0658 and 0.0650 with 10 search steps. ``init_search=0`` is DDN's fixed start.
+
 Defaults: t = 0.2 with the true class for Grad-CAM (RegionMixin's options), steps = 100,
 init_eps = 1.0, gamma = 0.05, step size 1.0 cosine-annealed to 0.01 (the DDN paper's values),
-loss "ce", no quantisation (``quantize=True`` rounds x + delta to the 8-bit grid inside the
+init_search = 10, loss "ce", no quantisation (``quantize=True`` rounds x + delta to the 8-bit grid inside the
 mask each step). Departures from the reference implementation: projection onto the eps *ball*
 (the reference rescales delta onto the eps sphere), the last iterate is checked too, and
 images never adversarial return the last iterate (the reference returns x).
@@ -58,7 +68,7 @@ class RegionDDN(RegionMixin, Attack):
     name = "fcr-ddn"
 
     def __init__(self, model: nn.Module, *, t: float = 0.2, steps: int = 100,
-                 init_eps: float = 1.0, gamma: float = 0.05, step_size: float = 1.0,
+                 init_eps: float = 1.0, init_search: int = 10, gamma: float = 0.05, step_size: float = 1.0,
                  min_step_size: float = 0.01, loss: str = "ce", quantize: bool = False,
                  select: str = "best", layer: str | None = None, cam_class: str = "true",
                  empty_mask: str = "full", targeted: bool = False, seed: int = 0,
@@ -67,6 +77,8 @@ class RegionDDN(RegionMixin, Attack):
         self._init_region(t, layer, cam_class, empty_mask)
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
+        if init_search < 0:
+            raise ValueError(f"init_search must be >= 0, got {init_search}")
         if not 0 < gamma < 1:
             raise ValueError(f"gamma must lie in (0, 1), got {gamma}")
         if not (init_eps > 0 and 0 < min_step_size <= step_size):
@@ -76,7 +88,8 @@ class RegionDDN(RegionMixin, Attack):
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         if select not in ("last", "best"):
             raise ValueError(f"select must be 'last' or 'best', got {select!r}")
-        self.steps, self.init_eps, self.gamma = steps, init_eps, gamma
+        self.steps, self.init_eps, self.init_search = steps, init_eps, init_search
+        self.gamma = gamma
         self.step_size, self.min_step_size = step_size, min_step_size
         self.loss, self.quantize, self.select = loss, quantize, select
 
@@ -112,8 +125,11 @@ class RegionDDN(RegionMixin, Attack):
             is_adv = self._keep_best(x, delta, logits.detach(), y, ctx, best, best_l2)
             g, g_norm = _unit(grad * mask)
             g = torch.where(g_norm > 0, g, fallback)
-            eps = torch.where(is_adv.view(-1, 1, 1, 1), eps * (1 - self.gamma),
-                              eps * (1 + self.gamma)).minimum(worst)
+            if k == 0 and self.init_search:
+                eps = self._search_radius(x, y, g, eps, ctx)
+            else:
+                eps = torch.where(is_adv.view(-1, 1, 1, 1), eps * (1 - self.gamma),
+                                  eps * (1 + self.gamma)).minimum(worst)
             delta = delta.add_(g, alpha=self._alpha(k))
             delta = delta.mul_((eps / _unit(delta)[1].clamp_min(1e-12)).clamp_(max=1))
             x_adv = (x + delta).clamp_(0, 1)
@@ -127,6 +143,22 @@ class RegionDDN(RegionMixin, Attack):
         self._keep_best(x, delta, logits, y, ctx, best, best_l2)
         found = torch.isfinite(best_l2).view(-1, 1, 1, 1)
         return torch.where(found, best, x + delta)
+
+    def _search_radius(self, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor,
+                       eps: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
+        """(B, 1, 1, 1) smallest adversarial radius along the unit direction g (B, C, H, W)
+        within [eps / 1000, eps], by geometric bisection; eps where eps itself is not."""
+        def adversarial(r: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                logits = self.model((x + r * g).clamp(0, 1))
+            return attack_success(logits.argmax(1), y, ctx.target).view(-1, 1, 1, 1)
+
+        lo, hi = eps * 1e-3, eps
+        for _ in range(self.init_search):
+            mid = (lo * hi).sqrt()
+            hit = adversarial(mid)
+            hi, lo = torch.where(hit, mid, hi), torch.where(hit, lo, mid)
+        return torch.where(adversarial(eps), hi, eps)
 
     @staticmethod
     def _keep_best(x: torch.Tensor, delta: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,

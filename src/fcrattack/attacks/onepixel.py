@@ -158,7 +158,7 @@ class OnePixel(Attack):
             out.scatter_(2, pix[:, j, None, None].expand(n, c, 1), cand[:, j, 2:, None])
         return out.view_as(x)
 
-    def _chunk(self, x: torch.Tensor) -> int:
+    def eval_chunk(self, x: torch.Tensor) -> int:
         """Candidates per forward pass for images like x (N, C, H, W)."""
         if self.eval_batch_size is not None:
             return self.eval_batch_size
@@ -171,7 +171,7 @@ class OnePixel(Attack):
         """Fitness and success (both (M,)) of candidates cand (M, pixels, 2 + C) applied to
         images x[rows], evaluated in chunks of ``eval_batch_size``."""
         fit, win = [], []
-        chunk = self._chunk(x)
+        chunk = self.eval_chunk(x)
         for s in range(0, cand.shape[0], chunk):
             sl = slice(s, s + chunk)
             r = rows[sl]
