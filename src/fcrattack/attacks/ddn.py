@@ -31,10 +31,11 @@ search, 0.0658 and 0.0650 with 10 search steps. ``init_search=0`` is DDN's fixed
 
 Defaults: t = 0.2 with the true class for Grad-CAM (RegionMixin's options), steps = 100,
 init_eps = 1.0, gamma = 0.05, step size 1.0 cosine-annealed to 0.01 (the DDN paper's values),
-init_search = 10, loss "ce", no quantisation (``quantize=True`` rounds x + delta to the 8-bit grid inside the
-mask each step). Departures from the reference implementation: projection onto the eps *ball*
-(the reference rescales delta onto the eps sphere), the last iterate is checked too, and
-images never adversarial return the last iterate (the reference returns x).
+init_search = 10, loss "ce", no quantisation (``quantize=True`` rounds x + delta to the 8-bit
+grid inside the mask each step). Departures from the reference implementation besides the
+initial radius: projection onto the eps *ball* (the reference rescales delta onto the eps
+sphere), the last iterate is checked too, and images never adversarial return the last
+iterate (the reference returns x).
 Images x (N, C, H, W) in [0, 1]; eps and step sizes are L2 norms on that scale; targeted
 mode maximises -CE(target) (or the targeted margin) and succeeds when argmax = target.
 """
@@ -68,11 +69,11 @@ class RegionDDN(RegionMixin, Attack):
     name = "fcr-ddn"
 
     def __init__(self, model: nn.Module, *, t: float = 0.2, steps: int = 100,
-                 init_eps: float = 1.0, init_search: int = 10, gamma: float = 0.05, step_size: float = 1.0,
-                 min_step_size: float = 0.01, loss: str = "ce", quantize: bool = False,
-                 select: str = "best", layer: str | None = None, cam_class: str = "true",
-                 empty_mask: str = "full", targeted: bool = False, seed: int = 0,
-                 batch_size: int | None = None) -> None:
+                 init_eps: float = 1.0, init_search: int = 10, gamma: float = 0.05,
+                 step_size: float = 1.0, min_step_size: float = 0.01, loss: str = "ce",
+                 quantize: bool = False, select: str = "best", layer: str | None = None,
+                 cam_class: str = "true", empty_mask: str = "full", targeted: bool = False,
+                 seed: int = 0, batch_size: int | None = None) -> None:
         super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
         self._init_region(t, layer, cam_class, empty_mask)
         if steps < 0:
