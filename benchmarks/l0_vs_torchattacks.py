@@ -10,7 +10,7 @@ CIFAR-10 test images it classifies correctly, runs:
 - One-Pixel (``--pixels`` pixels, ``--popsize``, ``--steps`` generations). torchattacks' popsize
   is a multiplier of the number of DE parameters (pixels * 5), so its population is
   max(1, popsize // (5 * pixels)) * 5 * pixels; ours is given that same population, with
-  Su et al.'s DE/rand/1 (our default) and with best1 (torchattacks' scipy best1bin).
+  Su et al.'s DE/rand/1 and with best1 (our default; torchattacks' scipy best1bin).
 - The forward-pass bound of One-Pixel: plain forward passes of CIFAR images at batch sizes
   16 .. 8192 are timed; bound = (candidates our One-Pixel evaluated) x (best seconds per image),
   throughput = bound / our time. torchattacks evaluates at that best batch size (its

@@ -161,7 +161,7 @@ def test_onepixel_vs_torchattacks(resnet20, cifar_test, torchattacks):
         ok = resnet20(cifar_test.images).argmax(1) == cifar_test.labels
     x, y = cifar_test.images[ok][:96], cifar_test.labels[ok][:96]
     # torchattacks' popsize is a multiplier of the 25 parameters: popsize=25 -> 25 members;
-    # its DE is scipy's best1bin, recombination 1: compare with our strategy="best1"
+    # its DE is scipy's best1bin, recombination 1, as our default strategy="best1"
     theirs = torchattacks.OnePixel(resnet20, pixels=5, steps=5, popsize=25, inf_batch=85)
     state = np.random.get_state()
     try:
@@ -169,5 +169,5 @@ def test_onepixel_vs_torchattacks(resnet20, cifar_test, torchattacks):
         asr_theirs = (_predict(resnet20, theirs(x, y)) != y).float().mean()
     finally:
         np.random.set_state(state)
-    ours = OnePixel(resnet20, popsize=25, steps=5, strategy="best1").run(x, y)
+    ours = OnePixel(resnet20, popsize=25, steps=5).run(x, y)
     assert ours.success.float().mean() >= asr_theirs - 0.15
