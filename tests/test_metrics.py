@@ -49,7 +49,8 @@ def test_l0_tolerance():
 def test_success_and_asr():
     pred, y = torch.tensor([1, 2, 3, 4]), torch.tensor([1, 0, 3, 0])
     assert attack_success(pred, y).tolist() == [False, True, False, True]
-    assert attack_success(pred, y, torch.tensor([1, 1, 1, 4])).tolist() == [True, False, False, True]
+    target = torch.tensor([1, 1, 1, 4])
+    assert attack_success(pred, y, target).tolist() == [True, False, False, True]
     succ = torch.tensor([True, True, False, False])
     assert asr(succ) == 0.5
     assert asr(succ, torch.tensor([True, True, True, False])) == pytest.approx(2 / 3)
