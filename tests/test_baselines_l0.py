@@ -121,17 +121,29 @@ def test_onepixel_deterministic_and_batch_equals_single(onepixel_setup):
     assert not torch.equal(other, res.x_adv[:3])
 
 
-def test_onepixel_mask_and_targeted(resnet20, correct_batch):
+@pytest.mark.parametrize("strategy", ["best1", "rand1"])
+def test_onepixel_mask_and_targeted(resnet20, correct_batch, strategy):
     x, y = correct_batch[0][:4], correct_batch[1][:4]
     mask = _region_mask(4)
     mask[0] = 0  # nothing may change in the first image
-    res = OnePixel(resnet20, popsize=12, steps=2, crossover=0.5).run(x, y, mask=mask)
+    res = OnePixel(resnet20, popsize=12, steps=2, crossover=0.5, strategy=strategy).run(
+        x, y, mask=mask)
     moved = (res.x_adv - x).abs().sum(1, keepdim=True) > 0
     assert not (moved & (mask == 0)).any() and torch.equal(res.x_adv[0], x[0])
     assert moved[1:].flatten(1).any(1).all()
     target = (y + 1) % 10
-    tres = OnePixel(resnet20, popsize=12, steps=2, targeted=True).run(x, y, target=target)
+    tres = OnePixel(resnet20, popsize=12, steps=2, targeted=True, strategy=strategy).run(
+        x, y, target=target)
     assert torch.equal(_predict(resnet20, tres.x_adv) == target, tres.success)
+
+
+def test_onepixel_eval_chunk(resnet20):
+    """Default chunk: about 2**18 input values on the CPU; an explicit eval_batch_size wins."""
+    attack = OnePixel(resnet20)
+    assert attack.eval_chunk(torch.zeros(1, 3, 32, 32)) == 85
+    assert attack.eval_chunk(torch.zeros(1, 3, 224, 224)) == 1
+    assert attack.eval_chunk(torch.zeros(1, 3, 32, 32, device="meta")) == 4096  # non-CPU
+    assert OnePixel(resnet20, eval_batch_size=7).eval_chunk(torch.zeros(1, 3, 32, 32)) == 7
 
 
 @pytest.fixture(scope="module")

@@ -143,6 +143,15 @@ def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkey
         assert (out / name).is_file()
     assert json.loads((out / "env.json").read_text())["torch"] == torch.__version__
 
+    # another config version (or preset) must not resume into this folder
+    older = dataclasses.replace(tiny_masked_fgsm(), version=tiny_masked_fgsm().version - 1)
+    with pytest.raises(ValueError, match="config version .* choose another output folder"):
+        run(older, out_dir=out, root=root)
+    paper = dataclasses.replace(tiny_masked_fgsm(), preset="paper")
+    with pytest.raises(ValueError, match="preset 'paper'"):
+        run(paper, out_dir=out, root=root)
+    assert len(list(read_records(path))) == total
+
 
 # --- pre-flight -----------------------------------------------------------------------------
 def test_preflight_warns_on_probabilities(resnet20, correct_batch, caplog):

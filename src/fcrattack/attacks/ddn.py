@@ -22,7 +22,8 @@ the whole image as the mask: the same method unrestricted, so the two differ onl
 Initial radius (``init_search``, a departure from DDN): at k = 0, eps is set to the smallest
 adversarial radius r along the first masked gradient direction g, x + r * g clipped to [0, 1],
 found by ``init_search`` geometric bisection steps in [eps_0 / 1000, eps_0] (forward passes
-only); where even eps_0 is not adversarial along g, eps stays eps_0 as in DDN. DDN's eps moves by
+only; on the 8-bit grid with ``quantize``); where no radius tried is adversarial, eps stays
+eps_0 as in DDN. DDN's eps moves by
 a factor (1 +- gamma) per step, so from init_eps = 1 it needs ln(0.07) / ln(0.95) = 52 steps
 just to come down to the typical minimal L2 of a CIFAR-10 ResNet (about 0.07); the search makes
 the schedule independent of that scale. Measured on 40 correctly classified JPEG CIFAR-10
@@ -148,10 +149,13 @@ class RegionDDN(RegionMixin, Attack):
     def _search_radius(self, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor,
                        eps: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         """(B, 1, 1, 1) smallest adversarial radius along the unit direction g (B, C, H, W)
-        within [eps / 1000, eps], by geometric bisection; eps where eps itself is not."""
+        that the geometric bisection in [eps / 1000, eps] tried; eps where none was."""
         def adversarial(r: torch.Tensor) -> torch.Tensor:
+            x_r = (x + r * g).clamp(0, 1)
+            if self.quantize:  # as the iterates: on the 8-bit grid inside the mask
+                x_r = x + (quantize_uint8(x_r) - x) * ctx.mask
             with torch.no_grad():
-                logits = self.model((x + r * g).clamp(0, 1))
+                logits = self.model(x_r)
             return attack_success(logits.argmax(1), y, ctx.target).view(-1, 1, 1, 1)
 
         lo, hi = eps * 1e-3, eps
@@ -159,7 +163,7 @@ class RegionDDN(RegionMixin, Attack):
             mid = (lo * hi).sqrt()
             hit = adversarial(mid)
             hi, lo = torch.where(hit, mid, hi), torch.where(hit, lo, mid)
-        return torch.where(adversarial(eps), hi, eps)
+        return hi  # moved only where a radius was adversarial: eps elsewhere
 
     @staticmethod
     def _keep_best(x: torch.Tensor, delta: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,

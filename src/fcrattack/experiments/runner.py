@@ -339,6 +339,25 @@ class ExperimentRunner:
         torch.save({"ids": data.ids, "x": x, "y": y, "cam": cam, "mask": mask, "adv": adv,
                     "classes": data.classes, "model": name}, path)
 
+def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
+    """Raise ValueError when ``out_dir`` holds records of one of ``configs`` written by another
+    config version or preset: record keys name explicit settings only, so resuming would mix
+    their results silently."""
+    path = out_dir / "config.json"
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text())
+    for cfg in configs:
+        old = saved.get(cfg.name)
+        if old is None:
+            continue
+        if (old.get("version"), old.get("preset")) != (cfg.version, cfg.preset):
+            raise ValueError(
+                f"{out_dir} holds {cfg.name} results of config version {old.get('version')}, "
+                f"preset {old.get('preset')!r}; this run is version {cfg.version}, preset "
+                f"{cfg.preset!r}. Resuming would mix them: choose another output folder")
+
+
 def run(name_or_all: str | ExperimentConfig | Sequence[str | ExperimentConfig],
         preset: str = "cpu", out_dir: str | Path = "runs/reproduce",
         device: str | torch.device | None = None, *, n: int | None = None,
@@ -354,6 +373,7 @@ def run(name_or_all: str | ExperimentConfig | Sequence[str | ExperimentConfig],
         items = list(name_or_all)
     configs = [c if isinstance(c, ExperimentConfig) else get_config(c, preset, n=n)
                for c in items]  # validates every name before any work
+    check_resumable(Path(out_dir), configs)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     ctx, dev = Context.from_env(dev)  # data-parallel under torchrun, see .distributed
     try:
