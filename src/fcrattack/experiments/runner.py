@@ -339,6 +339,7 @@ class ExperimentRunner:
         torch.save({"ids": data.ids, "x": x, "y": y, "cam": cam, "mask": mask, "adv": adv,
                     "classes": data.classes, "model": name}, path)
 
+
 def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
     """Raise ValueError when ``out_dir`` holds records of one of ``configs`` written by another
     config version or preset: record keys name explicit settings only, so resuming would mix
