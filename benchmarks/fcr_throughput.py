@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from fcrattack import FCR, load_model
+from fcrattack import FCR, Execution, load_model
 from fcrattack.data import cifar10
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -52,7 +52,8 @@ def attack_time(attack, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def fcr_time(model, x: torch.Tensor, y: torch.Tensor, steps: int,
              dataset: str = "cifar10", batch_size: int | None = None) -> float:
-    return attack_time(FCR.paper(model, dataset, steps=steps, batch_size=batch_size), x, y)
+    return attack_time(FCR.paper(model, dataset, steps=steps,
+                                 execution=Execution(batch_size=batch_size)), x, y)
 
 
 def best_interleaved(timers, repeats: int) -> list[float]:
@@ -86,8 +87,8 @@ def main() -> None:
         x = ds.images[:bs].to(device)
         y = ds.labels[:bs].to(device)
         fcr_time(model, x[:2], y[:2], 1)  # warm-up
-        f, b = best_interleaved([lambda: fcr_time(model, x, y, args.steps),
-                                 lambda: bound_time(model, x, args.steps + 1)],
+        f, b = best_interleaved([lambda x=x, y=y: fcr_time(model, x, y, args.steps),
+                                 lambda x=x: bound_time(model, x, args.steps + 1)],
                                 args.repeats)  # interleaved, best of repeats
         print(f"| {bs} | {bs / f:.1f} | {bs / b:.1f} | {b / f:.3f} |")
 

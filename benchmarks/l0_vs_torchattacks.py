@@ -158,7 +158,7 @@ def main() -> None:
                            strategy=strategy)
         ours_op.run(x[:2], y[:2])  # warm-up
         before = ours_op.evaluations
-        r_o, s_o, m_o = timed(lambda: ours_op.run(x, y).x_adv, device)
+        r_o, s_o, m_o = timed(lambda op=ours_op: op.run(x, y).x_adv, device)
         print(row(f"onepixel {strategy}", "fcrattack", x, r_o.to(device), y, model, None, s_o,
                   m_o, f"{s_o[k] / s_oth[k]:.3f}"))
         bounds.append((strategy, ours_op.evaluations - before, s_o[k]))

@@ -23,18 +23,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fcr_throughput import SHARED, attack_time, best_interleaved, bound_time  # noqa: E402
-
-from fcrattack import CW, FCR, PGD, default_model, load_model  # noqa: E402
-from fcrattack.data import cifar10, imagenet_folder  # noqa: E402
+from fcr_throughput import SHARED, attack_time, best_interleaved, bound_time
+from fcrattack import CW, FCR, PGD, Execution, default_model, load_model
+from fcrattack.data import cifar10, imagenet_folder
 
 
 def attacks(model, dataset: str, steps: int, cw_steps: int, bs: int, with_cw: bool = True):
     """(name, attack, gradient passes per image) of the benchmarked attacks."""
-    out = [("FCR", FCR.paper(model, dataset, steps=steps, batch_size=bs), steps + 1),
-           ("PGD Linf", PGD.paper(model, dataset, steps=steps, batch_size=bs), steps)]
+    out = [("FCR", FCR.paper(model, dataset, steps=steps, execution=Execution(batch_size=bs)), steps + 1),
+           ("PGD Linf", PGD.paper(model, dataset, steps=steps, execution=Execution(batch_size=bs)), steps)]
     if with_cw:
-        out.append(("C&W", CW(model, steps=cw_steps, abort_early=False, batch_size=bs),
+        out.append(("C&W", CW(model, steps=cw_steps, abort_early=False, execution=Execution(batch_size=bs)),
                     cw_steps))
     return out
 

@@ -176,7 +176,7 @@ def load(n: int):
     if len(ok) < n:
         raise SystemExit(f"only {len(ok)} of {len(ds)} images correct; need {n}")
     idx = ok[:n]
-    info = {"checkpoint": path, "pool": len(ds), "pool_correct": int(len(ok)),
+    info = {"checkpoint": path, "pool": len(ds), "pool_correct": len(ok),
             "pool_accuracy": float((pred == ds.labels).float().mean()),
             "ids": [ds.ids[i] for i in idx.tolist()]}
     return model, ds.images[idx], ds.labels[idx], info

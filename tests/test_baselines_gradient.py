@@ -8,7 +8,7 @@ import importlib.util
 import pytest
 import torch
 
-from fcrattack.attacks import ATTACKS, CW, FGSM, MIFGSM, PGD, PGDL2
+from fcrattack.attacks import ATTACKS, CW, FGSM, MIFGSM, PGD, PGDL2, Execution
 
 EPS = 4 / 255
 BUILDERS = {
@@ -63,7 +63,7 @@ def test_paper_presets(resnet20):
     assert (mi.eps, mi.steps, mi.step_size, mi.decay, mi.diversity_prob) == (
         16 / 255, 20, 2 / 255, 1.0, 0.5)
     assert (cw.c, cw.lr, cw.steps, cw.kappa) == (1.0, 0.01, 1000, 0.0)
-    with pytest.raises(ValueError, match="preset"):
+    with pytest.raises(ValueError, match="no paper settings"):
         PGD.paper(resnet20, "mnist")
 
 
@@ -108,7 +108,7 @@ def test_mifgsm_diversity_per_image(resnet20, correct_batch):
     x, y = x[:6], y[:6]
     kw = {"eps": EPS, "steps": 4, "step_size": 1 / 255, "seed": 5}
     whole = MIFGSM(resnet20, **kw).run(x, y).x_adv
-    singles = MIFGSM(resnet20, batch_size=1, **kw).run(x, y).x_adv
+    singles = MIFGSM(resnet20, execution=Execution(batch_size=1), **kw).run(x, y).x_adv
     assert (whole == singles).float().mean() > 0.99
 
 
@@ -157,9 +157,9 @@ def test_model_mode_restored(resnet20, correct_batch):
 def test_per_image_eps(resnet20, correct_batch):
     x, y = correct_batch
     eps = torch.linspace(0.05, 0.5, len(x))
-    r = PGDL2(resnet20, eps=eps, steps=5, batch_size=5).run(x, y)
+    r = PGDL2(resnet20, eps=eps, steps=5, execution=Execution(batch_size=5)).run(x, y)
     assert ((r.x_adv - x).flatten(1).norm(dim=1) <= eps + 1e-4).all()
-    r = CW(resnet20, steps=10, eps=eps, batch_size=5).run(x, y)
+    r = CW(resnet20, steps=10, eps=eps, execution=Execution(batch_size=5)).run(x, y)
     assert ((r.x_adv - x).flatten(1).norm(dim=1) <= eps + 1e-4).all()
     r = FGSM(resnet20, eps=eps / 100).run(x, y)
     assert ((r.x_adv - x).flatten(1).abs().amax(1) <= eps / 100 + 1e-6).all()

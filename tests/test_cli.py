@@ -8,10 +8,11 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import CIFAR_JPEG
 from PIL import Image
 
+from conftest import CIFAR_JPEG
 from fcrattack import default_model
+from fcrattack.attacks import Execution, parse_options
 from fcrattack.cli import main, parse_opts
 from fcrattack.data import CIFAR10_CLASSES, samples
 from fcrattack.metrics import quantize_uint8
@@ -46,10 +47,16 @@ def test_viz_png_round_trip_and_perturbation_scaling(tmp_path):
     assert torch.allclose(p.flatten(), torch.tensor([0.0, 0.75, 0.5]))
 
 
-def test_parse_opts():
-    assert parse_opts(["t=0.2", "steps=20", "select=best", "targeted=true", "layer=none",
-                       "eps=16/255"]) == {"t": 0.2, "steps": 20, "select": "best",
-                                          "targeted": True, "layer": None, "eps": 16 / 255}
+def test_parse_opts_reads_text_through_the_declared_options():
+    texts = parse_opts(["t=0.2", "steps=20", "select=best", "targeted=true", "layer=none",
+                        "init_scale=1/255", "autocast=bf16"])
+    assert texts["steps"] == "20" and texts["layer"] == "none"
+    opts = parse_options("fcr", texts)
+    execution = opts.pop("execution")
+    assert opts == {"t": 0.2, "steps": 20, "select": "best", "targeted": True, "layer": None,
+                    "init_scale": 1 / 255}
+    assert execution == Execution(autocast="bf16")
+    assert parse_options("pgd", {"eps": "16/255"}) == {"eps": 16 / 255}
 
 
 def test_demo_writes_a_page_with_images_and_predictions(tmp_path, capsys):
@@ -61,9 +68,9 @@ def test_demo_writes_a_page_with_images_and_predictions(tmp_path, capsys):
     assert all((out / s).is_file() for s in srcs)
     rows = _rows(out / "results.jsonl")
     runs = {"FCR paper, select=last", "FCR paper, select=best",
-            "fcr-ddn (t=0.2, 100 steps, 8-bit)"}
+            "region DDN (t=0.2, 100 steps, 8-bit)"}
     assert len(rows) == 24 and {r["run"] for r in rows} == runs
-    ddn = [r for r in rows if r["run"].startswith("fcr-ddn") and r["clean_correct"]]
+    ddn = [r for r in rows if r["run"].startswith("region DDN") and r["clean_correct"]]
     assert all(r["success_uint8"] for r in ddn)  # the 8-bit variant survives PNG rounding
     for r in rows:
         assert f"pred: {CIFAR10_CLASSES[r['pred_adv']]}" in page

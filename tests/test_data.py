@@ -17,8 +17,16 @@ import torch
 from PIL import Image
 
 from conftest import CIFAR_JPEG, IMAGENET_SAMPLES, _need
-from fcrattack.data import (CIFAR10_CLASSES, Dataset, cifar10, cifar10_pickle, class_folder,
-                            image_folder, imagenet_folder, select)
+from fcrattack.data import (
+    CIFAR10_CLASSES,
+    Dataset,
+    cifar10,
+    cifar10_pickle,
+    class_folder,
+    image_folder,
+    imagenet_folder,
+    select,
+)
 
 
 def _pil(path: Path) -> np.ndarray:
@@ -43,7 +51,7 @@ def test_cifar_jpeg_first_n(cifar_root: Path) -> None:
     assert isinstance(ds, Dataset) and len(ds) == 12
     assert ds.images.shape == (12, 3, 32, 32) and ds.images.dtype == torch.float32
     assert ds.labels.dtype == torch.int64
-    assert 0.0 <= ds.images.min() and ds.images.max() <= 1.0
+    assert ds.images.min() >= 0.0 and ds.images.max() <= 1.0
     assert ds.images.std() > 0.05  # real pictures, not a constant
     assert ds.classes == CIFAR10_CLASSES == ["airplane", "automobile", "bird", "cat", "deer",
                                              "dog", "frog", "horse", "ship", "truck"]
@@ -272,7 +280,7 @@ def test_imagenet_folder_first_8(imagenet_root: Path) -> None:
     meta = json.loads((imagenet_root / "classes.json").read_text())
     assert len(wnids) == 1000 and len(ds.classes) == 1000
     assert ds.images.shape == (8, 3, 224, 224) and ds.images.dtype == torch.float32
-    assert 0.0 <= ds.images.min() and ds.images.max() <= 1.0 and ds.images.std() > 0.05
+    assert ds.images.min() >= 0.0 and ds.images.max() <= 1.0 and ds.images.std() > 0.05
     assert ds.labels.dtype == torch.int64 and ds.labels.tolist() == list(range(8))
     assert ds.ids[0] == "n01440764/n01440764_tench.JPEG"
     assert ds.classes[0] == "tench" and ds.classes[999] == "toilet tissue"

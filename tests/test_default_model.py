@@ -1,9 +1,8 @@
 import torch
 
 import fcrattack
-from fcrattack.data import cifar10
-
 from conftest import CIFAR_JPEG, _need
+from fcrattack.data import cifar10
 
 
 def test_embedded_default_model_accuracy_on_jpeg_test_split():

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
-from conftest import SHARED, _need
 
+from conftest import SHARED, _need
 from fcrattack.attacks import ATTACKS
 from fcrattack.experiments import read_records, run
 
 ENTRY = '''
 import dataclasses, sys
 from fcrattack.experiments import get_config, run
-from fcrattack.experiments.config import R20
+from fcrattack.experiments.spec import R20
 
 def tiny():
     """whitebox shrunk: ResNet-20, 8 CIFAR-10 images in batches of 3, FCR and PGD-L2 at FCR's
@@ -124,7 +124,7 @@ def test_attack_command_under_torchrun_matches_one_process(tmp_path):
             "--device", "cpu", "--batch-size", "3"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m",
-                           "fcrattack.cli", "--", *args, "--out", str(tmp_path / "two")],
+                           "fcrattack", "--", *args, "--out", str(tmp_path / "two")],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0

@@ -1,4 +1,4 @@
-"""Fast-path options of the Attack base (channels_last, autocast, compile, batch_size="auto")
+"""Execution settings of every attack (channels_last, autocast, compile, batch_size="auto")
 on the real ResNet-20: same results as the default path, the caller's model left untouched,
 success re-checked in fp32, and out-of-memory errors handled by halving the batch."""
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from fcrattack import FCR, PGD
+from fcrattack import FCR, PGD, Execution
 
 
 def _formats(model):
@@ -24,7 +24,7 @@ def test_channels_last_matches_default_and_leaves_model_alone(resnet20, correct_
     for make in (lambda **kw: PGD(resnet20, steps=5, **kw),
                  lambda **kw: FCR(resnet20, steps=3, lr=0.1, **kw)):
         ref = make().run(x, y)
-        attack = make(channels_last=True)
+        attack = make(execution=Execution(channels_last=True))
         fast = attack.run(x, y)
         assert attack.model is resnet20
         assert (fast.x_adv - ref.x_adv).abs().max() <= 1e-4
@@ -39,7 +39,8 @@ def test_bf16_autocast_close_and_success_rechecked_in_fp32(resnet20, correct_bat
     FCR (5 steps) mean L2 within 2% relative (measured 0.15%). Success is a fresh fp32
     forward on the returned x_adv."""
     x, y = correct_batch
-    ref, fast = (PGD(resnet20, steps=10, autocast=a).run(x, y) for a in (None, "bf16"))
+    ref, fast = (PGD(resnet20, steps=10, execution=Execution(autocast=a)).run(x, y)
+                 for a in (None, "bf16"))
     s_ref, s_fast = ref.summary(), fast.summary()
     assert abs(s_ref["n_success"] - s_fast["n_success"]) <= 1
     assert s_fast["linf"] == pytest.approx(s_ref["linf"], abs=1e-6)
@@ -50,7 +51,8 @@ def test_bf16_autocast_close_and_success_rechecked_in_fp32(resnet20, correct_bat
     assert torch.equal(fast.pred_adv, logits.argmax(1))
     assert all(p.dtype == torch.float32 for p in resnet20.parameters())
 
-    ref, fast = (FCR(resnet20, steps=5, autocast=a).run(x, y) for a in (None, "bf16"))
+    ref, fast = (FCR(resnet20, steps=5, execution=Execution(autocast=a)).run(x, y)
+                 for a in (None, "bf16"))
     assert fast.summary()["l2"] == pytest.approx(ref.summary()["l2"], rel=0.02)
     assert abs(fast.summary()["n_success"] - ref.summary()["n_success"]) <= 1
 
@@ -71,25 +73,38 @@ class _OOMAbove(nn.Module):
 
 def test_auto_batch_size_halves_on_oom(resnet20, correct_batch, caplog):
     x, y = correct_batch
-    ref = PGD(resnet20, steps=3, batch_size=4).run(x, y)
+    ref = PGD(resnet20, steps=3, execution=Execution(batch_size=4)).run(x, y)
     model = _OOMAbove(resnet20, k=4)
-    attack = PGD(model, steps=3, batch_size="auto")
-    with caplog.at_level(logging.WARNING, logger="fcrattack.attacks.base"):
+    attack = PGD(model, steps=3, execution=Execution(batch_size="auto"))
+    with caplog.at_level(logging.WARNING, logger="fcrattack.attacks.execution"):
         res = attack.run(x, y)
     assert torch.equal(res.x_adv, ref.x_adv) and torch.equal(res.success, ref.success)
-    assert attack._auto_bs == 4 and max(model.sizes[2:]) <= 4  # 16 and 8 failed, then 4s
+    assert attack._state.batch_limit == 4 and max(model.sizes[2:]) <= 4  # 16, 8 failed
     assert sum("out of memory" in r.message for r in caplog.records) == 2
     model.sizes.clear()
     attack.run(x[:8], y[:8])  # the working size is remembered
     assert max(model.sizes) == 4
     with pytest.raises(RuntimeError, match="out of memory"):  # fixed sizes still raise
-        PGD(model, steps=1, batch_size=8).run(x, y)
+        PGD(model, steps=1, execution=Execution(batch_size=8)).run(x, y)
+
+
+def test_auto_batch_size_does_not_shrink_without_oom(resnet20, correct_batch):
+    """Regression: "auto" used to keep the smallest input seen as the batch size."""
+    x, y = correct_batch
+    model = _OOMAbove(resnet20, k=10**6)
+    attack = PGD(model, steps=1, execution=Execution(batch_size="auto"))
+    attack.run(x[:2], y[:2])
+    model.sizes.clear()
+    attack.run(x, y)
+    assert max(model.sizes) == len(x) and attack._state.batch_limit is None
 
 
 def test_options_are_validated(resnet20):
     for bad in ({"autocast": "fp8"}, {"batch_size": "big"}, {"batch_size": 0}):
-        with pytest.raises(ValueError):
-            PGD(resnet20, **bad)
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            Execution(**bad)
+    with pytest.raises(AttributeError, match="immutable"):
+        Execution().batch_size = 3
 
 
 def test_compile_matches_eager(correct_batch, caplog):
@@ -100,11 +115,11 @@ def test_compile_matches_eager(correct_batch, caplog):
                         nn.Flatten(), nn.Linear(8, 10)).eval()
     x, y = correct_batch[0][:4], correct_batch[1][:4]
     ref = PGD(net, steps=2).run(x, y)
-    attack = PGD(net, steps=2, compile=True)
-    with caplog.at_level(logging.WARNING, logger="fcrattack.attacks.base"):
+    attack = PGD(net, steps=2, execution=Execution(compile=True))
+    with caplog.at_level(logging.WARNING, logger="fcrattack.attacks.execution"):
         res = attack.run(x, y)
     if any("torch.compile" in r.message for r in caplog.records):
         pytest.skip("torch.compile unsupported here: " + caplog.records[-1].message[:200])
     assert (res.x_adv - ref.x_adv).abs().max() <= 1e-4
-    assert attack._compiled is not None and attack._compiled[0] is net
+    assert attack._state._compiled is not None and attack._state._compiled[0] is net
     assert attack.model is net

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import fcrattack
-from fcrattack import FCR, MaskedFGSM
+from fcrattack import FCR, Execution, MaskedFGSM
 from fcrattack.metrics import quantize_uint8
 
 
@@ -80,7 +80,8 @@ def test_batch_equals_one_by_one(resnet20, correct_batch):
     assert torch.allclose(batch.x_adv, torch.cat([s.x_adv for s in single]), atol=1e-4)
     assert torch.equal(batch.success, torch.cat([s.success for s in single]))
     # batch_size splits the same way
-    split = FCR(resnet20, steps=5, lr=0.01, jt="scaled", seed=3, batch_size=3).run(x, y)
+    split = FCR(resnet20, steps=5, lr=0.01, jt="scaled", seed=3,
+                execution=Execution(batch_size=3)).run(x, y)
     assert torch.allclose(batch.x_adv, split.x_adv, atol=1e-4)
 
 

@@ -23,8 +23,7 @@ weights_pkg = pytest.importorskip(
 import fcrattack  # noqa: E402
 from conftest import IMAGENET_SAMPLES, _need  # noqa: E402
 from fcrattack.data import imagenet_folder  # noqa: E402
-from fcrattack.models import (EFFICIENTNET_LITE0_CAM_LAYER, Normalized,  # noqa: E402
-                              efficientnet_lite0)
+from fcrattack.models import EFFICIENTNET_LITE0_CAM_LAYER, Normalized, efficientnet_lite0  # noqa: E402
 
 N_IMAGES = 100
 
@@ -53,7 +52,7 @@ def test_loads_real_weights_strictly_and_quietly(capsys: pytest.CaptureFixture) 
     for k in ("_conv_stem.weight", "_blocks.7._depthwise_conv.weight", "_bn1.running_var",
               "_fc.weight", "_fc.bias"):
         assert torch.equal(loaded[k], state[k]), k
-    assert EFFICIENTNET_LITE0_CAM_LAYER in dict(net.named_modules())
+    assert EFFICIENTNET_LITE0_CAM_LAYER.split("@")[0] in dict(net.named_modules())
 
 
 def test_top1_accuracy_on_imagenet_samples(model: Normalized, samples) -> None:
@@ -74,28 +73,28 @@ def test_top1_accuracy_on_imagenet_samples(model: Normalized, samples) -> None:
     assert conf[pred == samples.labels].mean() > 0.5
 
 
-def test_find_layer_picks_the_head_feature_map(model: Normalized, samples) -> None:
+def test_find_layer_names_the_head_activation_call(model: Normalized, samples) -> None:
+    """Regression: the automatic layer was reported as ``model._swish``, a module called twice
+    per forward pass (after the stem and in the head), while the docs named _conv_head. The
+    call is now named (``@1``), the docs name the same, and the bare name is refused."""
     x = samples.images[:2]
-    name = fcrattack.find_layer(model, x)
-    outputs: dict[str, torch.Tensor] = {}
-    modules = dict(model.named_modules())
-    handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: outputs.__setitem__(n, o))
-               for n in {name, EFFICIENTNET_LITE0_CAM_LAYER}]
+    assert fcrattack.find_layer(model, x) == EFFICIENTNET_LITE0_CAM_LAYER == "model._swish@1"
+    calls: list[torch.Tensor] = []
+    swish = dict(model.named_modules())["model._swish"]
+    handle = swish.register_forward_hook(lambda m, i, o: calls.append(o))
     try:
         with torch.no_grad():
             model(x[:1])
     finally:
-        for h in handles:
-            h.remove()
-    chosen, head = outputs[name], outputs[EFFICIENTNET_LITE0_CAM_LAYER]
-    print(f"find_layer chose {name!r} {tuple(chosen.shape)}; README layer "
-          f"{EFFICIENTNET_LITE0_CAM_LAYER!r} {tuple(head.shape)}")
-    assert head.shape == (1, 1280, 7, 7)
-    assert chosen.dim() == 4 and chosen.shape[2] * chosen.shape[3] > 1
-    # the auto-choice is the head's feature map: _conv_head itself or its BN/ReLU6 after it
-    # (the network's shared ``_swish`` module's last call is the activation of _conv_head)
-    assert chosen.shape == head.shape
-    assert name in {EFFICIENTNET_LITE0_CAM_LAYER, "model._bn1", "model._swish"}
+        handle.remove()
+    assert [tuple(c.shape) for c in calls] == [(1, 32, 112, 112), (1, 1280, 7, 7)]
+    with pytest.raises(ValueError, match="called 2 times in one forward pass"):
+        fcrattack.gradcam(model, x, samples.labels[:2], layer="model._swish")
+    auto = fcrattack.gradcam(model, x, samples.labels[:2])
+    for name in ("model._swish@1", "model._swish@-1"):
+        assert torch.equal(fcrattack.gradcam(model, x, samples.labels[:2], layer=name), auto)
+    conv_head = fcrattack.gradcam(model, x, samples.labels[:2], layer="model._conv_head")
+    assert not torch.equal(conv_head, auto)  # another (pre-activation) map, still allowed
 
     cam = fcrattack.gradcam(model, x, samples.labels[:2], layer=EFFICIENTNET_LITE0_CAM_LAYER)
     assert cam.shape == (2, 224, 224) and torch.isfinite(cam).all()

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 from conftest import SHARED, _need
-
 from fcrattack.experiments import read_records
 
 # The child: a tiny config, configured the way tests/test_experiments.py does it.
@@ -29,7 +28,7 @@ import torch
 torch.set_num_threads(1)
 from fcrattack.attacks import ATTACKS, MaskedFGSM
 from fcrattack.experiments import get_config, run
-from fcrattack.experiments.config import R20
+from fcrattack.experiments.spec import R20
 
 out, root, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 

@@ -3,8 +3,14 @@ import math
 import pytest
 import torch
 
-from fcrattack.metrics import (PSNR_255_OFFSET, asr, attack_success, perturbation_norms,
-                               quantize_uint8, summarize)
+from fcrattack.metrics import (
+    PSNR_255_OFFSET,
+    asr,
+    attack_success,
+    perturbation_norms,
+    quantize_uint8,
+    summarize,
+)
 
 
 def _pair():
@@ -30,7 +36,7 @@ def test_norms_match_hand_computation():
     mse0 = 0.3125 / 12
     assert m["psnr"][0].item() == pytest.approx(10 * math.log10(1 / mse0), rel=1e-5)
     assert m["psnr_255"][0].item() == pytest.approx(10 * math.log10(255**2 / mse0), rel=1e-5)
-    assert PSNR_255_OFFSET == pytest.approx(48.1308, abs=1e-4)
+    assert pytest.approx(48.1308, abs=1e-4) == PSNR_255_OFFSET
 
 
 def test_unchanged_image_has_infinite_psnr_and_zero_norms():

@@ -13,12 +13,19 @@ from torch import nn
 
 from conftest import CIFAR_JPEG, _need, akamaster_weights
 from fcrattack.data import cifar10
-from fcrattack.models import (ARCHITECTURES, CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN,
-                              IMAGENET_STD, Normalized, create_model, efficientnet_lite0,
-                              load_checkpoint)
+from fcrattack.models import (
+    ARCHITECTURES,
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Normalized,
+    create_model,
+    efficientnet_lite0,
+    load_checkpoint,
+)
 from fcrattack.models.cifar_resnet import CifarResNet
 from fcrattack.models.mode import eval_mode
-
 
 # ---------------------------------------------------------------- real pretrained weights
 
@@ -45,9 +52,12 @@ def test_akamaster_loads_strictly(depth: int) -> None:
         assert torch.equal(loaded[k], v), k
 
 
-def test_akamaster_wrong_depth_is_rejected() -> None:
-    with pytest.raises(RuntimeError, match="state_dict"):
+def test_akamaster_wrong_depth_is_rejected_in_one_line() -> None:
+    """Regression: a checkpoint of another architecture raised torch's multi-line
+    RuntimeError (a raw traceback from the CLI)."""
+    with pytest.raises(ValueError, match="does not fit architecture 'resnet20'") as info:
         load_checkpoint(akamaster_weights(32), "resnet20")
+    assert "\n" not in str(info.value) and "unexpected keys (e.g. layer1.3" in str(info.value)
 
 
 @pytest.fixture(scope="module")
@@ -238,12 +248,11 @@ def test_eval_mode_restores_mixed_modes(caplog: pytest.LogCaptureFixture) -> Non
     model[2].eval()
     before = _modes(model)
     assert True in before and False in before
-    with caplog.at_level(logging.WARNING, logger="fcrattack"):
-        with eval_mode(model) as m:
-            assert m is model
-            assert not any(_modes(model))
-            x = torch.rand(2, 3, 8, 8)
-            assert torch.equal(model(x), model(x))  # deterministic inside
+    with caplog.at_level(logging.WARNING, logger="fcrattack"), eval_mode(model) as m:
+        assert m is model
+        assert not any(_modes(model))
+        x = torch.rand(2, 3, 8, 8)
+        assert torch.equal(model(x), model(x))  # deterministic inside
     assert _modes(model) == before
     assert any("training mode" in r.getMessage() for r in caplog.records)
 
@@ -251,10 +260,9 @@ def test_eval_mode_restores_mixed_modes(caplog: pytest.LogCaptureFixture) -> Non
     model = _net().eval()
     model[1].train()
     before = _modes(model)
-    with pytest.raises(RuntimeError, match="boom"):
-        with eval_mode(model, warn=False):
-            assert not any(_modes(model))
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), eval_mode(model, warn=False):
+        assert not any(_modes(model))
+        raise RuntimeError("boom")
     assert _modes(model) == before
 
 

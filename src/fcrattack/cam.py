@@ -1,12 +1,20 @@
-"""Batched, GPU-resident Grad-CAM (Selvaraju et al., 2017) and the FCR mask.
+"""Batched, device-resident Grad-CAM (Selvaraju et al., 2017) and the FCR mask.
 
 For images x (N, C, H, W) in [0, 1] and classes c (N,):
   A = activations (N, K, u, v) of the chosen layer, lambda = mean_{ij} dY_c/dA (N, K),
   L = ReLU(sum_k lambda_k A_k), upsampled bilinearly to (H, W) and min-max normalised per
   image to [0, 1]. An all-constant map (e.g. all zero: no positive evidence) normalises to 0.
 
-Works when the model's parameters are frozen and inside ``torch.no_grad()``; leaves no hooks
-on the model and restores its train/eval mode.
+The layer is a module name from ``model.named_modules()``. A module called more than once in
+one forward pass (e.g. an activation module shared by the stem and the head) is ambiguous by
+name alone: name the call as ``"name@k"`` (k-th call, from 0; negative from the end), or the
+name is refused. The automatic choice is the deepest 4-D output with spatial size > 1 that is
+not a pooling output, i.e. the last convolution's activation (ResNets: the last residual
+stage; VGG: the last convolution's ReLU, not the final max-pool; EfficientNet-Lite:
+``model._swish@1``, the head's activation, since ``_swish`` also follows the stem).
+
+Works when the model's parameters are frozen, inside ``torch.no_grad()`` and inside
+``torch.inference_mode()``; leaves no hooks on the model and restores its train/eval mode.
 """
 
 from __future__ import annotations
@@ -14,50 +22,115 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .models.mode import eval_mode
-from .validation import check_images, check_labels, check_logits
+from .validation import check_images, check_labels, check_logits, check_model
 
 log = logging.getLogger(__name__)
 
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
+@dataclass
+class _Call:
+    """One module call of a forward pass: its name, module, output, and which call it was."""
+
+    name: str
+    module: nn.Module
+    output: object
+    index: int
+
+    def label(self, calls: dict[str, int]) -> str:
+        """``name``, or ``name@k`` when the module was called more than once."""
+        return self.name if calls[self.name] == 1 else f"{self.name}@{self.index}"
+
+
 @contextmanager
-def _record_outputs(model: nn.Module, names: list[str] | None) -> Iterator[list]:
-    """Forward hooks that append (name, module, output) for ``names`` (None = every module),
-    in the order modules finish; all hooks are removed on exit."""
-    records: list = []
+def _record_calls(model: nn.Module, names: set[str] | None) -> Iterator[list[_Call]]:
+    """Forward hooks that append a :class:`_Call` for the modules ``names`` (None = every
+    module) in the order their calls finish; all hooks are removed on exit."""
+    records: list[_Call] = []
+    counts: dict[str, int] = {}
     handles = []
+
+    def hook(name: str, module: nn.Module, output: object) -> None:
+        records.append(_Call(name, module, output, counts.get(name, 0)))
+        counts[name] = counts.get(name, 0) + 1
+
     try:
         for name, module in model.named_modules():
             if names is None or name in names:
                 handles.append(module.register_forward_hook(
-                    lambda m, i, o, name=name: records.append((name, m, o))))
+                    lambda m, i, o, name=name: hook(name, m, o)))
         yield records
     finally:
         for h in handles:
             h.remove()
 
 
-def _auto_layer(records: list) -> tuple[str, torch.Tensor]:
+def _call_counts(records: list[_Call]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.name] = counts.get(r.name, 0) + 1
+    return counts
+
+
+def _auto_layer(records: list[_Call]) -> tuple[str, torch.Tensor]:
     """The deepest 4-D feature map with spatial size > 1 that is not a pooling output."""
-    pooled = {id(o) for _, m, o in records if isinstance(m, _POOLS)}
-    for name, _, out in reversed(records):
+    pooled = {id(r.output) for r in records if isinstance(r.module, _POOLS)}
+    counts = _call_counts(records)
+    for r in reversed(records):
+        out = r.output
         if (isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[2] * out.shape[3] > 1
                 and id(out) not in pooled and out.requires_grad):
-            return name, out
+            return r.label(counts), out
     raise ValueError("the model has no convolutional feature map with spatial size > 1 for "
                      "Grad-CAM (no 4-D module output found); pass layer= explicitly")
 
 
+def _split_layer(layer: str) -> tuple[str, int | None]:
+    """``"name@k"`` -> (name, k); ``"name"`` -> (name, None)."""
+    name, sep, index = layer.rpartition("@")
+    if not sep:
+        return layer, None
+    try:
+        return name, int(index)
+    except ValueError:
+        raise ValueError(f"layer {layer!r}: the call after '@' must be an integer") from None
+
+
+def _named_layer(records: list[_Call], layer: str) -> torch.Tensor:
+    """The output of the call ``layer`` names (see the module docstring)."""
+    name, index = _split_layer(layer)
+    calls = [r for r in records if r.name == name]
+    if not calls:
+        raise ValueError(f"layer {name!r} was not called in the forward pass")
+    if index is None:
+        if len(calls) > 1:
+            raise ValueError(
+                f"layer {name!r} is called {len(calls)} times in one forward pass, so it is "
+                f"ambiguous; name the call, e.g. {name + '@' + str(len(calls) - 1)!r} for the "
+                "last, or choose another layer")
+        index = 0
+    if not -len(calls) <= index < len(calls):
+        raise ValueError(f"layer {name!r} is called {len(calls)} time(s); no call {index}")
+    out = calls[index].output
+    if not (isinstance(out, torch.Tensor) and out.dim() == 4):
+        raise ValueError(f"layer {layer!r} does not output a 4-D feature map")
+    return out
+
+
 def find_layer(model: nn.Module, x: torch.Tensor) -> str:
-    """Name of the layer Grad-CAM uses by default for ``model`` on inputs shaped like ``x``."""
-    with eval_mode(model, warn=False), torch.enable_grad(), _record_outputs(model, None) as rec:
+    """Name of the layer Grad-CAM uses by default for ``model`` on inputs shaped like ``x``
+    (``name@k`` for a module called several times)."""
+    check_model(model)
+    with torch.inference_mode(False), eval_mode(model, warn=False), torch.enable_grad(), \
+            _record_calls(model, None) as rec:
         model(x[:1].detach().clone().requires_grad_(True))
         return _auto_layer(rec)[0]
 
@@ -66,34 +139,31 @@ def gradcam(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
             layer: str | None = None, normalize: bool = True) -> torch.Tensor:
     """Grad-CAM maps (N, H, W) in [0, 1] for classes ``y`` (N,) (None: predicted class).
 
-    ``layer`` is a module name from ``model.named_modules()``; None picks the deepest feature
-    map with spatial size > 1 that is not a pooling output (ResNets: the last residual stage;
-    VGG: the last convolution's activation, not the final max-pool).
+    ``layer``: a module name from ``model.named_modules()``, ``"name@k"`` for the k-th call of
+    a module called several times, or None for the automatic choice (module docstring).
+    ``normalize=False`` returns the raw ReLU map (>= 0).
     """
+    check_model(model)
     check_images(x)
-    if layer is not None and layer not in dict(model.named_modules()):
-        raise ValueError(f"model has no layer named {layer!r}")
-    xin = x.detach().clone().requires_grad_(True)  # gives A a graph even with frozen params
-    with eval_mode(model, warn=False), torch.enable_grad(), \
-            _record_outputs(model, None if layer is None else [layer]) as rec:
-        logits = model(xin)
-        check_logits(logits, x.shape[0])
-        if not rec:
-            raise ValueError(f"layer {layer!r} was not called in the forward pass")
-        if layer is None:
-            _, acts = _auto_layer(rec)
-        else:
-            acts = rec[-1][2]
-            if not (isinstance(acts, torch.Tensor) and acts.dim() == 4):
-                raise ValueError(f"layer {layer!r} does not output a 4-D feature map")
-        if y is None:
-            y = logits.argmax(1)
-        check_labels(y, x.shape[0], logits.shape[1])
-        score = logits.gather(1, y.to(logits.device).long()[:, None]).sum()
-        (grads,) = torch.autograd.grad(score, acts)
-    weights = grads.mean((2, 3), keepdim=True)
-    cam = F.relu((weights * acts.detach()).sum(1, keepdim=True))
-    cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
+    if layer is not None and _split_layer(layer)[0] not in dict(model.named_modules()):
+        raise ValueError(f"model has no layer named {_split_layer(layer)[0]!r}")
+    names = None if layer is None else {_split_layer(layer)[0]}
+    with torch.inference_mode(False):
+        xin = x.detach().clone().requires_grad_(True)  # a graph even with frozen params
+        with eval_mode(model, warn=False), torch.enable_grad(), \
+                _record_calls(model, names) as rec:
+            logits = model(xin)
+            check_logits(logits, x.shape[0])
+            acts = _auto_layer(rec)[1] if layer is None else _named_layer(rec, layer)
+            if y is None:
+                y = logits.argmax(1)
+            check_labels(y, x.shape[0], logits.shape[1])
+            cls = y.to(logits.device).long().clone()  # a normal tensor even in inference mode
+            score = logits.gather(1, cls[:, None]).sum()
+            (grads,) = torch.autograd.grad(score, acts)
+        weights = grads.mean((2, 3), keepdim=True)
+        cam = F.relu((weights * acts.detach()).sum(1, keepdim=True))
+        cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
     return normalize_maps(cam) if normalize else cam
 
 
@@ -132,5 +202,9 @@ def fcr_mask(cam: torch.Tensor, t: float = 0.2, *, empty: str = "full") -> torch
 def fcr_region(model: nn.Module, x: torch.Tensor, cls: torch.Tensor | None, *, t: float = 0.2,
                layer: str | None = None, empty: str = "full") -> torch.Tensor:
     """The FCR mask (N, 1, H, W) of x for classes ``cls`` (None: predicted): Grad-CAM, then
-    threshold t. The paper uses the true class."""
+    threshold t. The paper uses the true class. At t = 0 the mask is the whole image and
+    Grad-CAM is not computed (so any model works there, convolutional or not)."""
+    if t == 0:
+        check_images(x)
+        return torch.ones_like(x[:, :1])
     return fcr_mask(gradcam(model, x, cls, layer=layer), t, empty=empty)

@@ -3,6 +3,7 @@
 - ``l2``: ||x' - x||_2 over all C*H*W values; ``l2_255`` the same on the [0, 255] scale.
 - ``linf``: max |x' - x|; ``linf_255`` on [0, 255].
 - ``l0``: number of changed values (of C*H*W); ``l0_pixels``: pixels with any channel changed.
+  A NaN value counts as changed.
 - ``psnr``: 10 log10(MAX^2 / MSE) with MAX = 1 on [0, 1] images (equal to MAX = 255 on
   [0, 255] images); inf for an unchanged image.
 - ``psnr_255``: MAX = 255 applied to MSE measured on [0, 1] images, i.e. ``psnr`` + 48.13 dB.
@@ -17,6 +18,18 @@ import torch
 
 PSNR_255_OFFSET = 20 * math.log10(255.0)
 
+#: the metric conventions, stated once for every table, page and summary that reports them
+CONVENTIONS = (
+    "ASR = successful / attacked images, over the images the model classified correctly "
+    "before the attack (untargeted; all images when targeted); 'after uint8' re-checks success "
+    "after rounding the adversarial images to 8 bits (what a PNG holds). Norms are means over "
+    "the successful images. L2 and Linf are on [0, 1] pixels and, marked 255, on [0, 255] "
+    "pixels; L0 counts changed values (of C*H*W) and 'L0 px' changed pixels. PSNR uses "
+    "MAX = 1 on [0, 1] images; PSNR_255 applies MAX = 255 to the MSE of [0, 1] images "
+    "(PSNR + 48.13 dB), the convention the FCR paper's PSNR column matches. Values that are "
+    "not finite (the PSNR of an unchanged image) are left out of means and written as null "
+    "in JSON.")
+
 
 def perturbation_norms(x: torch.Tensor, x_adv: torch.Tensor,
                        tol: float = 0.0) -> dict[str, torch.Tensor]:
@@ -27,12 +40,12 @@ def perturbation_norms(x: torch.Tensor, x_adv: torch.Tensor,
     if x.shape != x_adv.shape:
         raise ValueError(f"shapes differ: {tuple(x.shape)} vs {tuple(x_adv.shape)}")
     d = (x_adv - x).flatten(1).float()
-    changed = d.abs() > tol
+    changed = ~(d.abs() <= tol)  # NaN counts as changed
     mse = d.pow(2).mean(1)
     psnr = 10 * torch.log10(1.0 / mse)  # inf where mse == 0
     l2 = d.norm(dim=1)
     linf = d.abs().amax(1)
-    pixels = (x_adv - x).abs().gt(tol).any(1).flatten(1).sum(1)
+    pixels = (~(x_adv - x).abs().le(tol)).any(1).flatten(1).sum(1)
     return {"l2": l2, "l2_255": 255 * l2, "linf": linf, "linf_255": 255 * linf,
             "l0": changed.sum(1), "l0_pixels": pixels, "psnr": psnr,
             "psnr_255": psnr + PSNR_255_OFFSET}
@@ -61,8 +74,7 @@ def summarize(norms: dict[str, torch.Tensor], success: torch.Tensor,
                              "asr": asr(success, valid)}
     for k, v in norms.items():
         vals = v[ok].double()
-        if k.startswith("psnr"):
-            vals = vals[torch.isfinite(vals)]
+        vals = vals[torch.isfinite(vals)]  # e.g. the PSNR of an unchanged image
         out[k] = float(vals.mean()) if vals.numel() else float("nan")
     return out
 

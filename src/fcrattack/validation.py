@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
+from torch import nn
+
+
+def check_model(model: Any) -> None:
+    """model must be a torch.nn.Module (a plain function has no layers, mode or device)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}; wrap a "
+                        "function in an nn.Module")
 
 
 def check_images(x: torch.Tensor, name: str = "x") -> None:
@@ -17,6 +28,8 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
                         "convert uint8 images with x.float() / 255")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch")
+    if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ValueError(f"{name} has an empty channel or spatial dimension: {tuple(x.shape)}")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or Inf values")
     lo, hi = x.min().item(), x.max().item()
@@ -41,9 +54,14 @@ def check_labels(y: torch.Tensor, n: int, num_classes: int | None = None,
                          f"{num_classes} classes")
 
 
-def check_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """A mask broadcastable to x's (N, C, H, W): (N, 1, H, W), (N, C, H, W) or (N, H, W);
-    values in [0, 1]. Returns it as (N, 1 or C, H, W) float on x's device."""
+def check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor:
+    """A mask broadcastable to x's (N, C, H, W): (N, 1, H, W), (N, C, H, W) or (N, H, W), as a
+    tensor, numpy array or nested list, bool or numbers in [0, 1]. Returns it as
+    (N, 1 or C, H, W) float on x's device."""
+    if isinstance(mask, (np.ndarray, list, tuple)):
+        mask = torch.as_tensor(np.asarray(mask, dtype=np.float32))
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a tensor or array, got {type(mask).__name__}")
     if mask.dim() == 3:
         mask = mask.unsqueeze(1)
     n, c, h, w = x.shape

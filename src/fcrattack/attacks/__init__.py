@@ -1,9 +1,10 @@
 """Attacks: one file each over the shared template in ``base.py`` (gradient attacks over
-``gradient.py``); ``ATTACKS`` maps CLI names to classes."""
+``gradient.py``); ``build.py`` holds the one factory (``ATTACKS``, ``build``)."""
 
-from .base import Attack, AttackResult
+from .base import Attack, BatchContext
+from .build import ALIASES, ATTACKS, attack_class, build, describe, parse_options
 from .cw import CW
-from .ddn import RegionDDN
+from .execution import Execution
 from .fcr import FCR
 from .fgsm import FGSM
 from .fgsm_masked import MaskedFGSM
@@ -12,11 +13,10 @@ from .jsma import JSMA
 from .mifgsm import MIFGSM
 from .onepixel import OnePixel
 from .pgd import PGD, PGDL2
+from .region_ddn import RegionDDN
+from .result import AttackResult, BestIterate
 
-ATTACKS: dict[str, type[Attack]] = {
-    "fcr": FCR, "fcr-ddn": RegionDDN, "masked-fgsm": MaskedFGSM, "fgsm": FGSM, "pgd": PGD,
-    "pgdl2": PGDL2, "mifgsm": MIFGSM, "cw": CW, "jsma": JSMA, "onepixel": OnePixel,
-}
-
-__all__ = ["ATTACKS", "CW", "FCR", "FGSM", "JSMA", "MIFGSM", "PGD", "PGDL2", "Attack",
-           "AttackResult", "GradientAttack", "MaskedFGSM", "OnePixel", "RegionDDN"]
+__all__ = ["ALIASES", "ATTACKS", "CW", "FCR", "FGSM", "JSMA", "MIFGSM", "PGD", "PGDL2", "Attack",
+           "AttackResult", "BatchContext", "BestIterate", "Execution", "GradientAttack",
+           "MaskedFGSM", "OnePixel", "RegionDDN", "attack_class", "build", "describe",
+           "parse_options"]

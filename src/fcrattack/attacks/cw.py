@@ -24,35 +24,31 @@ forward pass, as torchattacks does. Images (N, C, H, W) in [0, 1];
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..metrics import attack_success
+from ..options import Bool, Budget, Float, Int, Option, Optional
 from .base import Attack, BatchContext
-from .gradient import Budget, BudgetMixin, batch_budget, check_budget
+from .gradient import batch_budget
 from .losses import margin
+from .result import BestIterate
+
+_PAPER = {"c": 1.0, "kappa": 0.0, "lr": 0.01, "steps": 1000, "binary_search_steps": 1}
 
 
-class CW(BudgetMixin, Attack):
+class CW(Attack):
     """Carlini-Wagner L2 attack (minimum-norm, with an optional L2 budget ``eps``)."""
 
     name = "cw"
-    PAPER = {"c": 1.0, "kappa": 0.0, "lr": 0.01, "steps": 1000, "binary_search_steps": 1}
+    PAPER = {"cifar10": _PAPER, "imagenet": _PAPER}
 
-    def __init__(self, model: nn.Module, *, c: float = 1.0, kappa: float = 0.0,
-                 lr: float = 0.01, steps: int = 1000, binary_search_steps: int = 1,
-                 abort_early: bool = True, eps: Budget | None = None, targeted: bool = False,
-                 seed: int = 0, batch_size: int | None = None) -> None:
-        super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
-        if not c > 0 or not lr > 0:
-            raise ValueError(f"c and lr must be positive, got c={c}, lr={lr}")
-        if not kappa >= 0:
-            raise ValueError(f"kappa must be >= 0, got {kappa}")
-        if steps < 0 or binary_search_steps < 1:
-            raise ValueError(f"need steps >= 0 and binary_search_steps >= 1, got {steps}, "
-                             f"{binary_search_steps}")
-        self.c, self.kappa, self.lr, self.steps = c, kappa, lr, steps
-        self.binary_search_steps, self.abort_early = binary_search_steps, abort_early
-        self.eps = None if eps is None else check_budget(eps, "eps")
+    c = Option(Float(min=0.0, min_open=True), 1.0, "weight of the margin term (initial c)")
+    kappa = Option(Float(min=0.0), 0.0, "confidence margin")
+    lr = Option(Float(min=0.0, min_open=True), 0.01, "Adam learning rate (in tanh space)")
+    steps = Option(Int(min=0), 1000, "Adam steps per value of c")
+    binary_search_steps = Option(Int(min=1), 1, "values of c tried per image")
+    abort_early = Option(Bool(), True, "stop an image once its loss stops falling")
+    eps = Option(Optional(Budget()), None,
+                 "L2 budget: keep only iterates with L2 <= eps (float or per-image (N,))")
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         b = x.shape[0]
@@ -61,19 +57,18 @@ class CW(BudgetMixin, Attack):
                   else batch_budget(self.eps, x, ctx).view(-1) ** 2)
         c = torch.full((b,), self.c, device=x.device)
         lo, hi = torch.zeros_like(c), torch.full_like(c, float("inf"))
-        best, best_l2 = x.clone(), torch.full_like(c, float("inf"))
+        best = BestIterate(x)  # norm: squared L2
         for _ in range(self.binary_search_steps):
-            found = self._optimise(x, y, ctx, w0, c, budget, best, best_l2)
+            found = self._optimise(x, y, ctx, w0, c, budget, best)
             hi = torch.where(found, torch.minimum(hi, c), hi)
             lo = torch.where(found, lo, torch.maximum(lo, c))
             c = torch.where(torch.isinf(hi), c * 10, (lo + hi) / 2)
-        return best
+        return best.x
 
     def _optimise(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext, w0: torch.Tensor,
-                  c: torch.Tensor, budget: torch.Tensor, best: torch.Tensor,
-                  best_l2: torch.Tensor) -> torch.Tensor:
-        """Adam on w from w0 for one c (B,); updates best (B, C, H, W) and best_l2 (B,) (squared)
-        in place; returns which images (B,) were adversarial within budget at some step.
+                  c: torch.Tensor, budget: torch.Tensor, best: BestIterate) -> torch.Tensor:
+        """Adam on w from w0 for one c (B,); records the smallest (squared) L2 adversarial
+        iterates in ``best``; returns which images (B,) were adversarial within budget at some step.
 
         With ``abort_early``, every max(steps // 10, 1) steps an image whose loss fell by less
         than 0.01 % since the last check stops, and the batch shrinks to the images still
@@ -107,9 +102,7 @@ class CW(BudgetMixin, Attack):
                 ok = (attack_success(logits.argmax(1), t["y"], t["target"])
                       & (marg <= -self.kappa) & (l2 <= t["budget"]))
                 found[rows] |= ok
-                better = ok & (l2 < best_l2[rows])
-                best_l2[rows] = torch.where(better, l2, best_l2[rows])
-                best[rows] = torch.where(better[:, None, None, None], x_adv, best[rows])
+                best.update(x_adv, ok, l2, rows)
             if self.abort_early and step % check == 0:
                 loss = loss.detach()
                 running = loss <= t["prev"] - 1e-4 * t["prev"].abs()

@@ -23,64 +23,44 @@ literal algorithm is numerically degenerate (docs/reproduction.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
-from torch import nn
 
-from ..metrics import attack_success
+from ..options import Choice, Float, Floats, Int, Option
 from .base import Attack, BatchContext, per_image_rand
 from .losses import JT_READINGS, inverse_temperature
 from .region import RegionMixin
-
-PRESETS = {
-    "cifar10": {"t": 0.2, "T": 0.03, "lr": 10.0, "steps": 20, "beta": 1.0},
-    "imagenet": {"t": 0.2, "T": 0.05, "lr": 20.0, "steps": 20, "beta": 1.0},
-}
+from .result import BestIterate
 
 
 class FCR(RegionMixin, Attack):
     """FCR attack. x (N, 3, H, W) in [0, 1] -> x_adv, changed only inside the FCR mask."""
 
     name = "fcr"
+    PAPER = {"cifar10": {"t": 0.2, "T": 0.03, "lr": 10.0, "steps": 20, "beta": 1.0},
+             "imagenet": {"t": 0.2, "T": 0.05, "lr": 20.0, "steps": 20, "beta": 1.0}}
 
-    def __init__(self, model: nn.Module, *, t: float = 0.2, T: float = 0.03, lr: float = 10.0,
-                 steps: int = 20, beta: float = 1.0, jt: str = "literal",
-                 init_scale: float = 1e-3, select: str = "last",
-                 scale: float | Sequence[float] = 1.0,
-                 layer: str | None = None, cam_class: str = "true", empty_mask: str = "full",
-                 targeted: bool = False, seed: int = 0, batch_size: int | None = None) -> None:
-        super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
-        self._init_region(t, layer, cam_class, empty_mask)
-        if jt not in JT_READINGS:
-            raise ValueError(f"jt must be one of {JT_READINGS}, got {jt!r}")
-        if select not in ("last", "best"):
-            raise ValueError(f"select must be 'last' or 'best', got {select!r}")
-        scales = list(scale) if isinstance(scale, Sequence) else [scale]
-        for key, val in {"T": T, "lr": lr, "beta": beta, "init_scale": init_scale,
-                         "scale": min(scales)}.items():
-            if not val > 0:
-                raise ValueError(f"{key} must be positive, got {val}")
-        if steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
-        self.T, self.lr, self.steps, self.beta, self.jt = T, lr, steps, beta, jt
-        self.init_scale, self.select = init_scale, select
-        self.scale = torch.tensor(scales, dtype=torch.float32).view(1, -1, 1, 1)
-
-    @classmethod
-    def paper(cls, model: nn.Module, dataset: str = "cifar10", **overrides) -> FCR:
-        """The paper's hyper-parameters for ``dataset`` ("cifar10" or "imagenet")."""
-        if dataset not in PRESETS:
-            raise ValueError(f"no paper preset for {dataset!r}; choose one of {sorted(PRESETS)}")
-        return cls(model, **{**PRESETS[dataset], **overrides})
+    T = Option(Float(min=0.0, min_open=True), 0.03, "inverse temperature of J_T")
+    lr = Option(Float(min=0.0, min_open=True), 10.0, "learning rate LR of the descent on 1/F")
+    steps = Option(Int(min=0), 20, "iterations N")
+    beta = Option(Float(min=0.0, min_open=True), 1.0, "weight of P = beta / ||delta||_2")
+    jt = Option(Choice(*JT_READINGS), "literal", "reading of the paper's J_T (Eq. 12)")
+    init_scale = Option(Float(min=0.0, min_open=True), 1e-3,
+                        "initial delta uniform in [-init_scale, init_scale] (in scale units)")
+    select = Option(Choice("last", "best"), "last",
+                    "return the last iterate, or per image the smallest-L2 successful one")
+    scale = Option(Floats(), 1.0,
+                   "units of delta, its norm and the step: 1 ([0, 1] pixels), 255, or one "
+                   "factor per channel")
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         mask = ctx.mask
-        scale = self.scale.to(x.device)
+        scale = torch.tensor(self.scale, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        if scale.shape[1] not in (1, x.shape[1]):
+            raise ValueError(f"option scale has {scale.shape[1]} values for images of "
+                             f"{x.shape[1]} channels")
         u = per_image_rand(x.shape[1:], ctx.generators, x.device)
         delta = (2 * u - 1) * self.init_scale * mask
-        best = x.clone()
-        best_l2 = torch.full((x.shape[0],), float("inf"), device=x.device)
+        best = BestIterate(x)
         for _ in range(self.steps):
             delta.requires_grad_(True)
             with torch.enable_grad():
@@ -91,22 +71,14 @@ class FCR(RegionMixin, Attack):
                 inv_f = 1 / (self.beta / norm + jt)
                 (grad,) = torch.autograd.grad(inv_f.sum(), delta)
             if self.select == "best":
-                best, best_l2 = self._keep_best(x, x_cur.detach(), logits.detach(), y, ctx,
-                                                best, best_l2)
+                x_cur = x_cur.detach()
+                best.observe(x_cur, (x_cur - x).flatten(1).norm(dim=1), logits.detach(), y,
+                             ctx.target)
             delta = (delta.detach() - self.lr * grad) * mask
         x_last = (x + delta / scale).clamp(0, 1)
         if self.select == "last":
             return x_last
         with torch.no_grad():
             logits = self.model(x_last)
-        best, best_l2 = self._keep_best(x, x_last, logits, y, ctx, best, best_l2)
-        found = torch.isfinite(best_l2)[:, None, None, None]
-        return torch.where(found, best, x_last)
-
-    @staticmethod
-    def _keep_best(x, x_cur, logits, y, ctx, best, best_l2):
-        ok = attack_success(logits.argmax(1), y, ctx.target)
-        l2 = (x_cur - x).flatten(1).norm(dim=1)
-        better = ok & (l2 < best_l2)
-        return (torch.where(better[:, None, None, None], x_cur, best),
-                torch.where(better, l2, best_l2))
+        best.observe(x_last, (x_last - x).flatten(1).norm(dim=1), logits, y, ctx.target)
+        return best.or_else(x_last)

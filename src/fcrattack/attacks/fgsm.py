@@ -12,17 +12,20 @@ restricts the change.
 
 from __future__ import annotations
 
-from torch import nn
+import torch
 
-from .gradient import Budget, GradientAttack
+from .gradient import GradientAttack
 
 
 class FGSM(GradientAttack):
-    """Fast gradient sign method: one step of size eps."""
+    """Fast gradient sign method: one step of size eps (the paper does not use it: ``paper()``
+    gives the defaults)."""
 
     name = "fgsm"
+    steps = 1
+    random_start = False
 
-    def __init__(self, model: nn.Module, *, eps: Budget = 8 / 255, norm: str = "linf",
-                 targeted: bool = False, seed: int = 0, batch_size: int | None = None) -> None:
-        super().__init__(model, eps=eps, steps=1, step_size=eps, norm=norm, targeted=targeted,
-                         seed=seed, batch_size=batch_size)
+    @property
+    def step_size(self) -> float | torch.Tensor:
+        """The single step is the whole budget."""
+        return self.eps

@@ -10,28 +10,24 @@ non-FCRs.) Targeted mode descends the cross-entropy of the target instead.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from ..options import Float, Option
 from .base import Attack, BatchContext, input_grad
 from .losses import cross_entropy
 from .region import RegionMixin
+
+_PAPER = {"t": 0.2, "eps1": 0.03, "eps2": 0.0}  # Table 3's first cell
 
 
 class MaskedFGSM(RegionMixin, Attack):
     """Two-budget FGSM: ``eps1`` inside the FCR mask, ``eps2`` outside (both Linf, [0, 1])."""
 
     name = "masked-fgsm"
+    PAPER = {"cifar10": _PAPER, "imagenet": _PAPER}
     restrict_to_mask = False
 
-    def __init__(self, model: nn.Module, *, eps1: float = 0.03, eps2: float = 0.0,
-                 t: float = 0.2, layer: str | None = None, cam_class: str = "true",
-                 empty_mask: str = "full", targeted: bool = False, seed: int = 0,
-                 batch_size: int | None = None) -> None:
-        super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
-        self._init_region(t, layer, cam_class, empty_mask)
-        if eps1 < 0 or eps2 < 0:
-            raise ValueError(f"eps1 and eps2 must be >= 0, got {eps1}, {eps2}")
-        self.eps1, self.eps2 = eps1, eps2
+    eps1 = Option(Float(min=0.0), 0.03, "Linf step on the FCRs ([0, 1] pixels)")
+    eps2 = Option(Float(min=0.0), 0.0, "Linf step outside the FCRs ([0, 1] pixels)")
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         _, grad = input_grad(self.model, x, lambda logits: cross_entropy(logits, y, ctx.target))

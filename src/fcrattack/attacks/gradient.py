@@ -20,93 +20,40 @@ image within the L2 that FCR reached on it); batches pick their rows through
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import torch
-from torch import nn
 
-from .base import Attack, AttackResult, BatchContext, input_grad, per_image_rand
+from ..options import Bool, Budget, Choice, Int, Option, Optional
+from .base import Attack, BatchContext, input_grad, per_image_rand
 from .losses import cross_entropy
 
 NORMS = ("linf", "l2")
-PAPER_DATASETS = ("cifar10", "imagenet")
-
-Budget = float | torch.Tensor
 
 
-def check_budget(value: Budget, name: str) -> Budget:
-    """A float >= 0 or a 1-D tensor of them (kept on the CPU); raises ValueError otherwise."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().to("cpu", torch.float32)
-        if value.dim() != 1 or not torch.isfinite(value).all() or (value < 0).any():
-            raise ValueError(f"{name} as a tensor must have shape (N,) with finite values >= 0, "
-                             f"got shape {tuple(value.shape)}")
-        return value
-    value = float(value)
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"{name} must be finite and >= 0, got {value}")
-    return value
-
-
-def batch_budget(value: Budget, x: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
+def batch_budget(value: float | torch.Tensor, x: torch.Tensor,
+                 ctx: BatchContext) -> torch.Tensor:
     """The batch's rows of a float or per-image (N,) budget, as (B, 1, 1, 1) on x's device."""
     if isinstance(value, torch.Tensor):
-        value = value[ctx.index]
-        if value.shape[0] != x.shape[0]:
-            raise ValueError(f"per-image budget has {value.shape[0]} rows for a batch of "
+        rows = value[ctx.index]
+        if rows.shape[0] != x.shape[0]:
+            raise ValueError(f"per-image budget has {rows.shape[0]} rows for a batch of "
                              f"{x.shape[0]} images")
-        return value.to(x.device, x.dtype).view(-1, 1, 1, 1)
+        return rows.to(x.device, x.dtype).view(-1, 1, 1, 1)
     return torch.full((x.shape[0], 1, 1, 1), value, device=x.device, dtype=x.dtype)
 
 
-class BudgetMixin:
-    """Per-image ``eps`` support and the paper preset, shared by the gradient attacks and C&W.
-
-    ``PAPER``: the FCR paper's settings for the baseline (the same on both data sets).
-    """
-
-    PAPER: ClassVar[dict[str, Any]] = {}
-    eps: Budget | None
-
-    @classmethod
-    def paper(cls, model: nn.Module, dataset: str = "cifar10", **overrides: Any) -> Attack:
-        """The FCR paper's baseline settings (identical for "cifar10" and "imagenet")."""
-        if dataset not in PAPER_DATASETS:
-            raise ValueError(f"no paper preset for {dataset!r}; choose one of {PAPER_DATASETS}")
-        return cls(model, **{**cls.PAPER, **overrides})
-
-    def run(self, x: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> AttackResult:
-        """:meth:`Attack.run`, after checking that a per-image eps has one row per image."""
-        for name in ("eps", "step_size"):
-            value = getattr(self, name, None)
-            if isinstance(value, torch.Tensor) and value.shape[0] != x.shape[0]:
-                raise ValueError(f"{name} has {value.shape[0]} per-image values for "
-                                 f"{x.shape[0]} images")
-        return super().run(x, y, **kwargs)  # type: ignore[misc]
-
-
-class GradientAttack(BudgetMixin, Attack):
-    """Projected iterative gradient attack; see the module docstring.
-
-    eps: budget (Linf or L2 on [0, 1] images), float or (N,); steps >= 0; step_size: float,
-    (N,), or None for 2.5 * eps / steps (Madry et al.); random_start: start uniformly in the
-    Linf box (Linf) or at a random point of the L2 ball (L2); norm: "linf" or "l2".
-    """
+class GradientAttack(Attack):
+    """Projected iterative gradient attack; see the module docstring."""
 
     name = "gradient"
 
-    def __init__(self, model: nn.Module, *, eps: Budget, steps: int,
-                 step_size: Budget | None = None, random_start: bool = False,
-                 norm: str = "linf", targeted: bool = False, seed: int = 0,
-                 batch_size: int | None = None) -> None:
-        super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        if steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
-        self.eps = check_budget(eps, "eps")
-        self.step_size = None if step_size is None else check_budget(step_size, "step_size")
-        self.steps, self.random_start, self.norm = steps, random_start, norm
+    eps = Option(Budget(), 8 / 255,
+                 "budget (Linf or L2 on [0, 1] images), a float or per-image (N,)")
+    steps = Option(Int(min=0), 10, "number of gradient steps")
+    step_size = Option(Optional(Budget()), None,
+                       "step (float or per-image (N,)); None: 2.5 * eps / steps (Madry et al.)")
+    random_start = Option(Bool(), False,
+                          "start at a random point of the eps box (Linf) or ball (L2)")
+    norm = Option(Choice(*NORMS), "linf", "'linf' (sign steps, eps box) or 'l2' (eps ball)")
 
     # --- hooks ----------------------------------------------------------------------------
     def loss(self, logits: torch.Tensor, y: torch.Tensor,

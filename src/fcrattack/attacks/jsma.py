@@ -34,9 +34,9 @@ from __future__ import annotations
 import logging
 
 import torch
-from torch import nn
 
 from ..metrics import attack_success
+from ..options import Float, Int, Option, Optional
 from .base import Attack, BatchContext
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def best_pair(u: torch.Tensor, v: torch.Tensor,
     u, v (B, n) float, -inf where a feature may not be chosen. Returns (p, q, score), each (B,);
     score 0 means no admissible pair. Exact; memory O(B * n + chunk). One host sync.
     """
-    b, n = u.shape
+    b = u.shape[0]
     keep = _candidates(u, v)
     k = int(keep.sum(1).max())
     if k < 2:
@@ -99,25 +99,18 @@ def best_pair(u: torch.Tensor, v: torch.Tensor,
 
 class JSMA(Attack):
     """JSMA with pairwise saliency. x (N, C, H, W) in [0, 1] -> x_adv with at most
-    gamma * C*H*W changed values (each pushed by ``theta``)."""
+    gamma * C*H*W changed values (each pushed by ``theta``). The paper gives no JSMA settings:
+    ``paper()`` gives the defaults (Papernot et al.'s theta = 1, gamma = 0.1)."""
 
     name = "jsma"
 
-    def __init__(self, model: nn.Module, *, theta: float = 1.0, gamma: float = 0.1,
-                 steps: int | None = None, pair_chunk: int = 2 ** 24, targeted: bool = False,
-                 seed: int = 0, batch_size: int | None = None) -> None:
-        """``steps`` caps the iterations below the bound floor(gamma * C*H*W / 2) (None: the
-        bound); ``pair_chunk`` is the most pair scores held at once."""
-        super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
-        if theta == 0:
-            raise ValueError("theta must be non-zero")
-        if not 0 < gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma}")
-        if steps is not None and steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
-        if pair_chunk < 1:
-            raise ValueError(f"pair_chunk must be positive, got {pair_chunk}")
-        self.theta, self.gamma, self.steps, self.pair_chunk = theta, gamma, steps, pair_chunk
+    theta = Option(Float(-1.0, 1.0, nonzero=True), 1.0,
+                   "change of each chosen feature (negative: decrease)")
+    gamma = Option(Float(0.0, 1.0, min_open=True), 0.1,
+                   "largest fraction of the C*H*W values that may change")
+    steps = Option(Optional(Int(min=0)), None,
+                   "cap on the iterations below floor(gamma * C*H*W / 2) (None: that bound)")
+    pair_chunk = Option(Int(min=1), 2**24, "most pair scores held in memory at once")
 
     def max_iterations(self, n_features: int) -> int:
         """Iterations allowed for inputs of ``n_features`` values (two features each)."""

@@ -27,34 +27,29 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from ..options import Float, Option
 from .base import BatchContext, per_image_rand
-from .gradient import Budget, GradientAttack
+from .gradient import GradientAttack
+
+_PAPER = {"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "decay": 1.0,
+          "diversity_prob": 0.5}
 
 
 class MIFGSM(GradientAttack):
     """Momentum iterative FGSM with input diversity (M-DI2-FGSM)."""
 
     name = "mifgsm"
-    PAPER = {"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "decay": 1.0,
-             "diversity_prob": 0.5}
+    PAPER = {"cifar10": _PAPER, "imagenet": _PAPER}
 
-    def __init__(self, model: nn.Module, *, eps: Budget = 16 / 255, steps: int = 20,
-                 step_size: Budget | None = 2 / 255, decay: float = 1.0,
-                 diversity_prob: float = 0.5, resize_rate: float = 0.9,
-                 random_start: bool = False, norm: str = "linf", targeted: bool = False,
-                 seed: int = 0, batch_size: int | None = None) -> None:
-        super().__init__(model, eps=eps, steps=steps, step_size=step_size,
-                         random_start=random_start, norm=norm, targeted=targeted, seed=seed,
-                         batch_size=batch_size)
-        if not decay >= 0:
-            raise ValueError(f"decay must be >= 0, got {decay}")
-        if not 0 <= diversity_prob <= 1:
-            raise ValueError(f"diversity_prob must lie in [0, 1], got {diversity_prob}")
-        if not 0 < resize_rate < 1:
-            raise ValueError(f"resize_rate must lie in (0, 1), got {resize_rate}")
-        self.decay, self.diversity_prob, self.resize_rate = decay, diversity_prob, resize_rate
+    eps = GradientAttack.eps.replace(16 / 255)
+    steps = GradientAttack.steps.replace(20)
+    step_size = GradientAttack.step_size.replace(2 / 255)
+    decay = Option(Float(min=0.0), 1.0, "momentum decay (0: no momentum)")
+    diversity_prob = Option(Float(0.0, 1.0), 0.5,
+                            "probability of the random resize-and-pad at each step")
+    resize_rate = Option(Float(0.0, 1.0, min_open=True, max_open=True), 0.9,
+                         "smallest resized size as a fraction of the image size")
 
     def init_state(self, x: torch.Tensor, ctx: BatchContext) -> dict[str, torch.Tensor]:
         """Zero momentum, and (B, steps, 4) uniforms for the diversity (size, top, left, apply)."""

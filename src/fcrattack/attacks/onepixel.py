@@ -6,9 +6,8 @@ whole population of every image is evaluated through the model in chunks of
 ``eval_batch_size`` candidate images, drawn from all images of the batch at once. The default
 (``None``) picks the chunk by device: 4096 on an accelerator (CUDA, MPS, ...), where large
 batches fill the card; on the CPU about 2**18 input values per chunk (85 CIFAR images, 1 at
-224 px), since larger batches leave the cache and cost more per image (ResNet-20, one thread
-of a 2-core CPU, measured inside the attack: 0.80 ms per image at chunks of 85, 0.92 at 170,
-about 2 at 1600; EfficientNet-Lite0 at 224 px: 29 ms at 1, 30 at 4, 49 at 16).
+224 px), since larger batches leave the cache and cost more per image (measurements in
+docs/attacks.md).
 Fitness (minimised): the probability of the true class (untargeted) or minus the probability
 of the target (targeted).
 
@@ -24,9 +23,7 @@ child replaces its parent when its fitness is lower. Mutation (``strategy``):
   default ``best1bin`` and recombination 1);
 - ``"rand1"``: child_i = pop_r1 + F * (pop_r2 - pop_r3), as Su et al.'s paper text writes it.
 
-best1 is greedier and clearly stronger at equal budgets: ResNet-20, 100 correctly classified
-JPEG CIFAR-10 images, population 25, 10 generations: ASR 79 % (best1) against 55 % (rand1)
-and 60 % for torchattacks' best1bin (``benchmarks/l0_vs_torchattacks.py``). Children are
+best1 is greedier and stronger at equal budgets (docs/attacks.md). Children are
 clipped to the image and to [0, 1]; with a mask, a child pixel whose coordinates leave the
 mask keeps its parent's coordinates.
 An image stops as soon as one of its candidates fools the model (argmax criterion, not Su et
@@ -41,52 +38,41 @@ images attacked one by one (up to the model's floating-point batch effects).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..metrics import attack_success
+from ..options import Choice, Float, Int, Option, Optional
 from .base import Attack, BatchContext
 
 log = logging.getLogger(__name__)
 
-PAPER = {"pixels": 5, "popsize": 400, "steps": 100}
+_PAPER = {"pixels": 5, "popsize": 400, "steps": 100}
 
 
 class OnePixel(Attack):
     """Few-pixel DE attack. x (N, C, H, W) in [0, 1] -> x_adv with at most ``pixels`` pixels
-    changed. ``evaluations`` counts the candidate images evaluated since construction."""
+    changed. ``evaluations`` counts the candidate images evaluated since construction. Paper
+    settings: 5 pixels (the FCR paper) with Su et al.'s population 400 and 100 generations."""
 
     name = "onepixel"
+    PAPER = {"cifar10": _PAPER, "imagenet": _PAPER}
 
-    def __init__(self, model: nn.Module, *, pixels: int = 5, popsize: int = 400,
-                 steps: int = 100, F: float = 0.5, crossover: float = 1.0,
-                 strategy: str = "best1",
-                 eval_batch_size: int | None = None, targeted: bool = False, seed: int = 0,
-                 batch_size: int | None = None) -> None:
-        super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
-        if pixels < 1:
-            raise ValueError(f"pixels must be >= 1, got {pixels}")
-        if popsize < 4:
-            raise ValueError(f"popsize must be >= 4 (DE/rand/1 draws 3 others), got {popsize}")
-        if steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
-        if not F > 0:
-            raise ValueError(f"F must be positive, got {F}")
-        if not 0 < crossover <= 1:
-            raise ValueError(f"crossover must be in (0, 1], got {crossover}")
-        if strategy not in ("rand1", "best1"):
-            raise ValueError(f"strategy must be 'rand1' or 'best1', got {strategy!r}")
-        if eval_batch_size is not None and eval_batch_size < 1:
-            raise ValueError(f"eval_batch_size must be positive, got {eval_batch_size}")
-        self.pixels, self.popsize, self.steps, self.F = pixels, popsize, steps, F
-        self.crossover, self.strategy, self.eval_batch_size = crossover, strategy, eval_batch_size
+    pixels = Option(Int(min=1), 5, "pixels changed per image")
+    popsize = Option(Int(min=4), 400, "population per image (DE/rand/1 needs 4)")
+    steps = Option(Int(min=0), 100, "generations")
+    F = Option(Float(min=0.0, min_open=True), 0.5, "differential weight")
+    crossover = Option(Float(0.0, 1.0, min_open=True), 1.0,
+                       "binomial crossover rate (1: none, Su et al.)")
+    strategy = Option(Choice("best1", "rand1"), "best1", "DE mutation strategy")
+    eval_batch_size = Option(Optional(Int(min=1)), None,
+                             "candidate images per forward pass (None: chosen by device)")
+
+    def __init__(self, model: nn.Module, /, **options: Any) -> None:
+        super().__init__(model, **options)
         self.evaluations = 0
-
-    @classmethod
-    def paper(cls, model: nn.Module, **overrides) -> OnePixel:
-        """The FCR paper's setting (5 pixels) with Su et al.'s population 400, 100 generations."""
-        return cls(model, **{**PAPER, **overrides})
 
     def _init_population(self, x: torch.Tensor, allowed: torch.Tensor,
                          gens: list[torch.Generator]) -> torch.Tensor:

@@ -16,35 +16,30 @@ restricts the change.
 
 from __future__ import annotations
 
-from torch import nn
+from .gradient import GradientAttack
 
-from .gradient import Budget, GradientAttack
+_PAPER = {"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "random_start": True}
 
 
 class PGD(GradientAttack):
     """Projected gradient descent, Linf by default (``norm="l2"``: see :class:`PGDL2`)."""
 
     name = "pgd"
-    PAPER = {"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "random_start": True}
+    PAPER = {"cifar10": _PAPER, "imagenet": _PAPER}
 
-    def __init__(self, model: nn.Module, *, eps: Budget = 16 / 255, steps: int = 20,
-                 step_size: Budget | None = 2 / 255, random_start: bool = True,
-                 norm: str = "linf", targeted: bool = False, seed: int = 0,
-                 batch_size: int | None = None) -> None:
-        super().__init__(model, eps=eps, steps=steps, step_size=step_size,
-                         random_start=random_start, norm=norm, targeted=targeted, seed=seed,
-                         batch_size=batch_size)
+    eps = GradientAttack.eps.replace(16 / 255)
+    steps = GradientAttack.steps.replace(20)
+    step_size = GradientAttack.step_size.replace(2 / 255)
+    random_start = GradientAttack.random_start.replace(True)
 
 
 class PGDL2(PGD):
-    """PGD in the L2 norm."""
+    """PGD in the L2 norm (the paper has no L2 PGD: ``paper()`` gives the defaults)."""
 
     name = "pgdl2"
-    PAPER = {}  # the paper has no L2 PGD; paper() gives the defaults
+    PAPER = {}
+    norm = "l2"
 
-    def __init__(self, model: nn.Module, *, eps: Budget = 1.0, steps: int = 20,
-                 step_size: Budget | None = None, random_start: bool = True,
-                 targeted: bool = False, seed: int = 0, batch_size: int | None = None) -> None:
-        super().__init__(model, eps=eps, steps=steps, step_size=step_size,
-                         random_start=random_start, norm="l2", targeted=targeted, seed=seed,
-                         batch_size=batch_size)
+    eps = GradientAttack.eps.replace(1.0, "L2 budget on [0, 1] images (at most sqrt(C*H*W)), "
+                                          "a float or per-image (N,)")
+    step_size = GradientAttack.step_size.replace(None)

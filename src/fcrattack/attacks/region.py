@@ -1,32 +1,36 @@
-"""What the region-based attacks (FCR, masked FGSM, fcr-ddn) share: the Grad-CAM class choice and
-the FCR mask computed on each batch."""
+"""What the region attacks (FCR, masked FGSM, region DDN) share: the feature contributive
+region's options and its computation on each batch (Grad-CAM of the chosen class >= t)."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ..cam import fcr_region
+from ..options import Choice, Float, Option, Optional, Text
 
 CAM_CLASSES = ("true", "pred", "target")
 
 
 class RegionMixin:
-    """Adds the FCR region options ``t``, ``layer``, ``cam_class``, ``empty_mask`` and a
-    ``prepare`` that computes the mask (B, 1, H, W) when the caller passes none."""
+    """The FCR region options and a ``prepare`` that computes the mask (B, 1, H, W) when the
+    caller passes none."""
 
-    model: torch.nn.Module
+    model: nn.Module
 
-    def _init_region(self, t: float, layer: str | None, cam_class: str, empty_mask: str) -> None:
-        if not 0 <= t <= 1:
-            raise ValueError(f"threshold t must lie in [0, 1], got {t}")
-        if cam_class not in CAM_CLASSES:
-            raise ValueError(f"cam_class must be one of {CAM_CLASSES}, got {cam_class!r}")
-        if empty_mask not in ("full", "keep"):
-            raise ValueError(f"empty_mask must be 'full' or 'keep', got {empty_mask!r}")
-        self.t, self.layer, self.cam_class, self.empty_mask = t, layer, cam_class, empty_mask
+    t = Option(Float(0.0, 1.0), 0.2,
+               "FCR threshold on the normalised Grad-CAM map (0: the whole image)")
+    layer = Option(Optional(Text()), None,
+                   "Grad-CAM layer: a module name, 'name@k' for the k-th call of a module "
+                   "called several times (None: automatic, see fcrattack.cam)")
+    cam_class = Option(Choice(*CAM_CLASSES), "true",
+                       "class whose Grad-CAM evidence defines the region")
+    empty_mask = Option(Choice("full", "keep"), "full",
+                        "an all-zero Grad-CAM map: attack the whole image, or keep it empty")
 
     def prepare(self, x: torch.Tensor, y: torch.Tensor,
                 target: torch.Tensor | None) -> torch.Tensor:
+        """The region (B, 1, H, W) of x (B, C, H, W) for labels y and optional targets."""
         if self.cam_class == "target" and target is None:
             raise ValueError("cam_class='target' needs a targeted attack with target=")
         cls = {"true": y, "pred": None, "target": target}[self.cam_class]

@@ -1,16 +1,18 @@
-"""Reproduce every table and figure of the FCR paper: named configs (``config``), a resumable
-runner with an append-only per-image store (``runner``, ``store``) and model pre-flight
-checks (``preflight``).
+"""Reproduce every table and figure of the FCR paper: one module per experiment (its config
+and its report section), a registry, a resumable runner with an append-only per-image store,
+and model pre-flight checks.
 
     >>> from fcrattack import experiments
-    >>> experiments.run("whitebox", preset="cpu", out_dir="runs/repro")   # or "all"
+    >>> experiments.run("whitebox", scale="cpu", out_dir="runs/repro")   # or "all"
     >>> from fcrattack import report; report.render("runs/repro")
 """
 
-from .config import EXPERIMENTS, OPTIONAL_ATTACKS, PRESETS, ExperimentConfig, get_config
+from ..store import ResultStore, read_records
 from .preflight import preflight
-from .runner import run
-from .store import ResultStore, read_records
+from .registry import EXPERIMENTS, get_config
+from .reproduce import run
+from .results import Results
+from .spec import SCALES, Experiment, ExperimentConfig
 
-__all__ = ["EXPERIMENTS", "OPTIONAL_ATTACKS", "PRESETS", "ExperimentConfig", "ResultStore",
+__all__ = ["EXPERIMENTS", "SCALES", "Experiment", "ExperimentConfig", "ResultStore", "Results",
            "get_config", "preflight", "read_records", "run"]

@@ -1,62 +1,38 @@
-"""Run experiment configs into an output folder, resumably.
+"""Run one experiment config into a result store, resumably.
 
 Protocol (RobustBench / AutoAttack style): per part (data set), every model classifies the
 drawn images; only the images that *every* model of the experiment classifies correctly are
 attacked, and that count is the denominator of every rate (saved in ``status.json``). Before
-any attack each model passes :func:`~fcrattack.experiments.preflight.preflight`.
-
-Output folder: ``records.jsonl`` (per-image results, see :mod:`.store`), ``config.json``
-(every config run, by name), ``env.json`` (versions, device, seed, git commit),
-``status.json`` (denominators, clean accuracy, pre-flight warnings, skipped runs, wall time)
-and ``artifacts/`` (tensors of the visual experiment). Attack seeds are per image: each attack
-gets ``seed=config.seed`` and ``ids=`` the image ids, so a resumed run attacks an image
-exactly as an uninterrupted one.
+any attack each model passes :func:`~fcrattack.experiments.preflight.preflight`. Attack seeds
+are per image: each attack gets ``seed=config.seed`` and ``ids=`` the image ids, so a resumed
+run attacks an image exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-import os
-import platform
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import __version__
-from .. import attacks as attacks_pkg
+from ..attacks import Attack, AttackResult, build
 from ..cam import fcr_region, gradcam
 from ..data import Dataset, cifar10, imagenet_folder
+from ..distributed import Context
 from ..models import load_checkpoint, load_model
-from .config import EXPERIMENTS, AttackRun, ExperimentConfig, ModelSpec, Part, get_config
-from .distributed import Context
+from ..store import ResultStore, record_key, write_json
 from .preflight import preflight
-from .store import ResultStore, record_key
+from .spec import AttackRun, ExperimentConfig, ModelSpec, Part
 
 log = logging.getLogger(__name__)
 
 PREFLIGHT_IMAGES = 8
-
-
-def shared_root(root: str | Path | None = None) -> Path:
-    """Where data and model files live: ``root``, else ``$FCRATTACK_SHARED``, else the first
-    existing ``../shared`` next to the working directory or the project checkout."""
-    if root is not None:
-        return Path(root)
-    if "FCRATTACK_SHARED" in os.environ:
-        return Path(os.environ["FCRATTACK_SHARED"])
-    candidates = [Path.cwd().parent / "shared", Path(__file__).resolve().parents[4] / "shared"]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 def load_spec_model(spec: ModelSpec, root: Path, device: torch.device) -> nn.Module:
@@ -81,51 +57,11 @@ def load_part_data(part: Part, root: Path) -> Dataset:
     raise ValueError(f"unknown dataset {d.dataset!r}")
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=Path(__file__).parent,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def environment(device: torch.device, seed: int) -> dict[str, Any]:
-    """Versions, device, threads, seed and git commit, for ``env.json``."""
-    return {"fcrattack": __version__, "python": sys.version.split()[0],
-            "platform": platform.platform(), "torch": torch.__version__,
-            "numpy": np.__version__, "device": str(device),
-            "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                            else platform.processor() or platform.machine()),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "seed": seed, "git_commit": _git_commit(),
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-
-
-def _update_json(path: Path, key: str, value: Any) -> None:
+def update_json(path: Path, key: str, value: Any) -> None:
+    """Set ``key`` of the JSON object in ``path`` (created if missing), atomically."""
     data = json.loads(path.read_text()) if path.is_file() else {}
     data[key] = value
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    tmp.replace(path)
-
-
-def build_attack(run: AttackRun, model: nn.Module, dataset: str, seed: int,
-                 batch_size: int, **extra: Any) -> attacks_pkg.Attack | None:
-    """The attack of ``run``: its class's ``paper()`` preset (when it has one) updated by the
-    run's params and ``extra``; None when the attack is not registered."""
-    cls = attacks_pkg.ATTACKS.get(run.attack)
-    if cls is None:
-        return None
-    params = {**run.params, **extra, "seed": seed, "batch_size": batch_size}
-    paper = getattr(cls, "paper", None)
-    if paper is None:
-        return cls(model, **params)
-    if "dataset" in inspect.signature(paper).parameters:
-        return paper(model, dataset, **params)
-    return paper(model, **params)
+    write_json(path, data)
 
 
 class ExperimentRunner:
@@ -136,7 +72,7 @@ class ExperimentRunner:
         self.cfg, self.store, self.device, self.root = cfg, store, device, root
         self.dist = dist or Context()  # data-parallel rank and world, see .distributed
         self.status_path = store.dir / "status.json"
-        self.status: dict[str, Any] = {"preset": cfg.preset, "version": cfg.version,
+        self.status: dict[str, Any] = {"scale": cfg.scale, "version": cfg.version,
                                        "parts": {}, "skipped": []}
 
     # --- shared steps ---------------------------------------------------------------------
@@ -151,6 +87,12 @@ class ExperimentRunner:
             self.status["skipped"].append(note)
         (log.info if run.optional else log.warning)("skipping %s on %s/%s: %s", run.key,
                                                     part.name, model, reason)
+
+    def _build(self, run: AttackRun, model: nn.Module, part: Part, **extra: Any) -> Attack:
+        """The attack of ``run``: the paper's settings for the part's data set, updated by the
+        run's params and ``extra``, seeded with the config's seed."""
+        return build(run.attack, model, preset="paper", dataset=part.data.dataset,
+                     **{**run.params, **extra, "seed": self.cfg.seed})
 
     def _key(self, part: Part, model: str, attack: str, setting: str, image_id: str) -> str:
         return record_key(self.cfg.name, part.name, model, attack, setting, image_id)
@@ -177,7 +119,7 @@ class ExperimentRunner:
             info["eligible_ids"] = [data.ids[i] for i in idx.tolist()]
             self.status["parts"][part.name] = info
             if self.dist.is_main:
-                _update_json(self.status_path, self.cfg.name, self.status)  # report mid-run
+                update_json(self.status_path, self.cfg.name, self.status)  # report mid-run
             log.info("%s/%s: %d of %d images classified correctly by every model (%s)",
                      self.cfg.name, part.name, len(idx), len(data), ", ".join(models))
             sub = data.subset(idx)
@@ -230,9 +172,6 @@ class ExperimentRunner:
         batch, appending each batch's records; with ``targets``, also record whether each
         adversarial image fools each target model (transfer). A run with ``mask_t`` is
         restricted to ``model``'s FCR mask of each image (true class, threshold ``mask_t``)."""
-        if run.attack not in attacks_pkg.ATTACKS:
-            self._skip(part, name, run, f"attack {run.attack!r} is not registered")
-            return
         setting = run.setting()
         keys = [self._key(part, name, run.key, setting, i) for i in data.ids]
         todo = [j for j, k in enumerate(keys) if k not in self.store]
@@ -251,8 +190,7 @@ class ExperimentRunner:
                                    f"{self.cfg.name}/{part.name}/{name}/{run.key}"):
             extra = {} if budget is None else {"eps": budget[chunk]}
             try:
-                attack = build_attack(run, model, part.data.dataset, self.cfg.seed,
-                                      part.data.batch_size, **extra)
+                attack = self._build(run, model, part, **extra)
             except (TypeError, ValueError) as exc:
                 reason = (f"{run.attack} does not accept a per-image eps ({exc}): not available"
                           if budget is not None else f"cannot build {run.attack}: {exc}")
@@ -275,7 +213,7 @@ class ExperimentRunner:
                                          fooled))
 
     def _rows(self, part: Part, name: str, run: AttackRun, keys: list[str], chunk: list[int],
-              ids: list[str], res: attacks_pkg.AttackResult, dt: float,
+              ids: list[str], res: AttackResult, dt: float,
               budget: torch.Tensor | None = None,
               fooled: dict[str, list[bool]] | None = None) -> list[dict[str, Any]]:
         """The records of one attacked batch (``chunk``: rows of the part's eligible images)."""
@@ -321,10 +259,7 @@ class ExperimentRunner:
         x, y = data.images, data.labels
         adv = {}
         for run in part.runs:
-            attack = build_attack(run, model, part.data.dataset, self.cfg.seed, len(x))
-            if attack is None:
-                self._skip(part, name, run, f"attack {run.attack!r} is not registered")
-                continue
+            attack = self._build(run, model, part)
             keys = [self._key(part, name, run.key, run.setting(), i) for i in data.ids]
             t0 = time.perf_counter()
             res = attack.run(x, y, ids=data.ids)
@@ -338,63 +273,3 @@ class ExperimentRunner:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"ids": data.ids, "x": x, "y": y, "cam": cam, "mask": mask, "adv": adv,
                     "classes": data.classes, "model": name}, path)
-
-
-def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
-    """Raise ValueError when ``out_dir`` holds records of one of ``configs`` written by another
-    config version or preset: record keys name explicit settings only, so resuming would mix
-    their results silently."""
-    path = out_dir / "config.json"
-    if not path.is_file():
-        return
-    saved = json.loads(path.read_text())
-    for cfg in configs:
-        old = saved.get(cfg.name)
-        if old is None:
-            continue
-        if (old.get("version"), old.get("preset")) != (cfg.version, cfg.preset):
-            raise ValueError(
-                f"{out_dir} holds {cfg.name} results of config version {old.get('version')}, "
-                f"preset {old.get('preset')!r}; this run is version {cfg.version}, preset "
-                f"{cfg.preset!r}. Resuming would mix them: choose another output folder")
-
-
-def run(name_or_all: str | ExperimentConfig | Sequence[str | ExperimentConfig],
-        preset: str = "cpu", out_dir: str | Path = "runs/reproduce",
-        device: str | torch.device | None = None, *, n: int | None = None,
-        root: str | Path | None = None) -> dict[str, float]:
-    """Run one experiment (a name or an :class:`ExperimentConfig`), a list of them, or
-    ``"all"`` at ``preset`` into ``out_dir``; resumes from the records already there.
-    Returns the wall time (s) per experiment."""
-    if name_or_all == "all":
-        items: list[str | ExperimentConfig] = list(EXPERIMENTS)
-    elif isinstance(name_or_all, (str, ExperimentConfig)):
-        items = [name_or_all]
-    else:
-        items = list(name_or_all)
-    configs = [c if isinstance(c, ExperimentConfig) else get_config(c, preset, n=n)
-               for c in items]  # validates every name before any work
-    check_resumable(Path(out_dir), configs)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    ctx, dev = Context.from_env(dev)  # data-parallel under torchrun, see .distributed
-    try:
-        out = Path(out_dir)
-        store = ctx.store(out)
-        base = shared_root(root)
-        if ctx.is_main:
-            (out / "env.json").write_text(json.dumps(
-                environment(dev, configs[0].seed), indent=1))
-        times = {}
-        for cfg in configs:
-            log.info("experiment %s (%s, preset %s)", cfg.name, cfg.paper_ref, preset)
-            if ctx.is_main:
-                _update_json(out / "config.json", cfg.name, cfg.to_dict())
-            t0 = time.perf_counter()
-            status = ExperimentRunner(cfg, store, dev, base, ctx).run()
-            times[cfg.name] = status["wall_s"] = time.perf_counter() - t0
-            if ctx.is_main:
-                _update_json(store.dir / "status.json", cfg.name, status)
-            log.info("experiment %s done in %.1f s", cfg.name, times[cfg.name])
-    finally:
-        ctx.close()
-    return times

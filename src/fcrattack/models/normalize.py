@@ -26,4 +26,8 @@ class Normalized(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(f"the model takes ({self.mean.shape[1]}-channel) images of shape "
+                             f"(N, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}; convert "
+                             "grey images with x.expand(-1, 3, -1, -1)")
         return self.model((x - self.mean) / self.std)

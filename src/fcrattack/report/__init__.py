@@ -1,86 +1,13 @@
-"""The reproduction report: every experiment of an output folder as tables beside the paper's
-numbers (with differences, denominators, scale and metric conventions), PNG plots and image
-panels, written as ``report.md`` and ``report.html``.
+"""What fcrattack shows: the summary table of attack runs (``tables``), the HTML page of
+attack results (``pages``) and the reproduction report (``reproduction``), all written with
+the one document model of :mod:`fcrattack.viz.document`.
 
     >>> from fcrattack import report
     >>> report.render("runs/repro")     # -> (runs/repro/report.md, runs/repro/report.html)
 """
 
-from __future__ import annotations
+from .pages import image_table, write_page
+from .reproduction import render
+from .tables import summary_markdown, summary_table
 
-import logging
-from pathlib import Path
-
-from ..experiments.config import EXPERIMENTS
-from .document import Block, Table, to_html, to_markdown
-from .sections import CONVENTIONS, SECTIONS, Results, fmt
-
-log = logging.getLogger(__name__)
-
-TITLE = "FCR attack: reproduction report"
-
-
-def _overview(res: Results) -> list[Block]:
-    env = res.env
-    blocks = [Block("h1", TITLE), Block("p", (
-        f"fcrattack {env.get('fcrattack', '?')}, torch {env.get('torch', '?')}, device "
-        f"{env.get('device', '?')} ({env.get('device_name', '')}), git "
-        f"{env.get('git_commit') or 'unknown'}, seed {env.get('seed', '?')}, run at "
-        f"{env.get('time', '?')}. Paper numbers: {res.paper['source']}.")),
-        Block("p", CONVENTIONS)]
-    rows, warnings = [], []
-    for exp in EXPERIMENTS:
-        if exp not in res.config:
-            continue
-        cfg, st = res.config[exp], res.status.get(exp, {})
-        parts = st.get("parts", {})
-        counts = {p["data"]["dataset"]: parts.get(p["data"]["dataset"], {}) for p in cfg["parts"]}
-        scale = "; ".join(
-            f"{p['data']['dataset']}: n = {counts[p['data']['dataset']].get('n_eligible', '?')}"
-            f" of {counts[p['data']['dataset']].get('n_drawn', '?')}, "
-            f"{len(p['models'])} model(s)" for p in cfg["parts"])
-        busy = sum(r.get("time_s", 0.0) for (e, *_), recs in res.groups.items() if e == exp
-                   for r in recs)
-        rows.append([exp, cfg["paper_ref"], cfg["preset"], f"v{cfg['version']}", scale,
-                     fmt(st.get("wall_s"), 1), fmt(busy, 1)])
-        for part in st.get("parts", {}).values():
-            for name, m in part.get("models", {}).items():
-                warnings += [f"{exp}: {w}" for w in m.get("preflight", [])]
-    blocks.append(Block("table", table=Table(
-        ["experiment", "paper", "preset", "config", "scale (attacked of drawn)",
-         "wall time of the last run (s)", "attack time, all records (s)"], rows,
-        ["The 'paper' preset is the paper's scale (1,000 images); 'cpu' is shrunk to run on a "
-         "CPU, so its rates carry large sampling error (a 95 % interval of about +-10 points "
-         "at n = 100). A resumed run's wall time covers only the work it did; the attack "
-         "time sums the per-image times of every record."])))
-    blocks.append(Block("h3", "Pre-flight checks"))
-    blocks.append(Block("p", "WARNING: " + " | ".join(warnings) if warnings else
-                        "All models passed the pre-flight checks (logits, not probabilities; "
-                        "deterministic forward passes; non-zero input gradient)."))
-    return blocks
-
-
-def render(out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``report.md``, ``report.html`` and ``figures/*.png`` into ``out_dir`` from its
-    records; returns the two report paths."""
-    out = Path(out_dir)
-    res = Results(out)
-    if not res.config:
-        raise FileNotFoundError(f"{out} has no config.json: run an experiment into it first")
-    figdir = out / "figures"
-    figdir.mkdir(parents=True, exist_ok=True)
-    blocks = _overview(res)
-    for exp in EXPERIMENTS:
-        if exp not in res.config:
-            continue
-        cfg = res.config[exp]
-        blocks.append(Block("h2", f"{cfg['paper_ref']}: {cfg['title']} ({exp})"))
-        blocks += SECTIONS[exp](res, exp, figdir)
-    md, page = out / "report.md", out / "report.html"
-    md.write_text(to_markdown(blocks), encoding="utf-8")
-    page.write_text(to_html(blocks, TITLE), encoding="utf-8")
-    log.info("report written to %s and %s", md, page)
-    return md, page
-
-
-__all__ = ["render"]
+__all__ = ["image_table", "render", "summary_markdown", "summary_table", "write_page"]

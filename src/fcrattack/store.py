@@ -1,4 +1,6 @@
-"""Append-only results store: one JSON object per line (``records.jsonl``).
+"""The one writer of results: JSON and JSON Lines, with one convention for non-finite
+numbers (NaN and inf are written as ``null``, so every file is standard JSON), and the
+append-only, resumable per-image store of ``fcrattack reproduce`` and ``fcrattack attack``.
 
 Why JSONL: a batch of records is appended as whole lines, then flushed and fsync'ed, so a
 crash or kill can leave at most one partial last line. The reader drops that line (and the
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,6 +22,40 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RECORDS = "records.jsonl"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) replaced by None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def dumps(value: Any, indent: int | None = None) -> str:
+    """Standard JSON text of ``value`` (sorted keys; non-finite numbers as null)."""
+    return json.dumps(json_safe(value), sort_keys=True, allow_nan=False, indent=indent)
+
+
+def write_json(path: str | Path, value: Any) -> Path:
+    """Write ``value`` as indented JSON, atomically (a temporary file, then renamed)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dumps(value, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """Write ``rows`` as JSON Lines, atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def record_key(experiment: str, part: str, model: str, attack: str, setting: str,
@@ -80,7 +117,7 @@ class ResultStore:
         new = [r for r in records if r["key"] not in self.records]
         if not new:
             return 0
-        text = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in new)
+        text = "".join(dumps(r) + "\n" for r in new)
         with self.path.open("a", encoding="utf-8") as f:
             f.write(text)
             f.flush()

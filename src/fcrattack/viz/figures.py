@@ -9,10 +9,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from ..viz import cam_overlay, mask_image, perturbation_image  # noqa: E402
+from .images import cam_overlay, mask_image, perturbation_image
 
 Series = tuple[str, list[float], list[float]]
 

@@ -1,4 +1,5 @@
-"""A well-posed FCR attack: DDN restricted to the Grad-CAM feature contributive regions.
+"""Region DDN: a well-posed FCR attack, DDN restricted to the Grad-CAM feature contributive
+regions (CLI name ``region-ddn``; ``fcr-ddn`` is kept as an alias).
 
 Method: "Decoupling Direction and Norm" (Rony et al., CVPR 2019), a minimum-L2 attack, with
 every quantity confined to the FCR mask (Grad-CAM >= t, as in the FCR paper). Per image:
@@ -23,12 +24,10 @@ Initial radius (``init_search``, a departure from DDN): at k = 0, eps is set to 
 adversarial radius r along the first masked gradient direction g, x + r * g clipped to [0, 1],
 found by ``init_search`` geometric bisection steps in [eps_0 / 1000, eps_0] (forward passes
 only; on the 8-bit grid with ``quantize``); where no radius tried is adversarial, eps stays
-eps_0 as in DDN. DDN's eps moves by
-a factor (1 +- gamma) per step, so from init_eps = 1 it needs ln(0.07) / ln(0.95) = 52 steps
-just to come down to the typical minimal L2 of a CIFAR-10 ResNet (about 0.07); the search makes
-the schedule independent of that scale. Measured on 40 correctly classified JPEG CIFAR-10
-images, ResNet-20, t = 0.2: mean L2 0.0960 (50 steps) and 0.0665 (100 steps) without the
-search, 0.0658 and 0.0650 with 10 search steps. ``init_search=0`` is DDN's fixed start.
+eps_0 as in DDN. DDN's eps moves by a factor (1 +- gamma) per step, so from a fixed start it
+spends its first steps only reaching the scale of the minimal L2; the search makes the
+schedule independent of that scale (measured effect: docs/attacks.md). ``init_search=0`` is
+DDN's fixed start.
 
 Defaults: t = 0.2 with the true class for Grad-CAM (RegionMixin's options), steps = 100,
 init_eps = 1.0, gamma = 0.05, step size 1.0 cosine-annealed to 0.01 (the DDN paper's values),
@@ -46,13 +45,13 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from ..metrics import attack_success, quantize_uint8
+from ..options import Bool, Choice, Float, Int, Option
 from .base import Attack, BatchContext, per_image_rand
-from .losses import margin
-from .losses import cross_entropy
+from .losses import cross_entropy, margin
 from .region import RegionMixin
+from .result import BestIterate
 
 LOSSES = ("ce", "margin")
 
@@ -65,35 +64,30 @@ def _unit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class RegionDDN(RegionMixin, Attack):
     """DDN (minimum-L2) inside the FCR mask. x (N, 3, H, W) in [0, 1] -> x_adv, changed only
-    inside the mask (Grad-CAM >= t; the whole image at t = 0, or run()'s ``mask``)."""
+    inside the mask (Grad-CAM >= t; the whole image at t = 0, or run()'s ``mask``). The paper
+    does not have this attack: ``paper()`` gives the defaults (t = 0.2, the paper's
+    threshold)."""
 
-    name = "fcr-ddn"
+    name = "region-ddn"
 
-    def __init__(self, model: nn.Module, *, t: float = 0.2, steps: int = 100,
-                 init_eps: float = 1.0, init_search: int = 10, gamma: float = 0.05,
-                 step_size: float = 1.0, min_step_size: float = 0.01, loss: str = "ce",
-                 quantize: bool = False, select: str = "best", layer: str | None = None,
-                 cam_class: str = "true", empty_mask: str = "full", targeted: bool = False,
-                 seed: int = 0, batch_size: int | None = None) -> None:
-        super().__init__(model, targeted=targeted, seed=seed, batch_size=batch_size)
-        self._init_region(t, layer, cam_class, empty_mask)
-        if steps < 0:
-            raise ValueError(f"steps must be >= 0, got {steps}")
-        if init_search < 0:
-            raise ValueError(f"init_search must be >= 0, got {init_search}")
-        if not 0 < gamma < 1:
-            raise ValueError(f"gamma must lie in (0, 1), got {gamma}")
-        if not (init_eps > 0 and 0 < min_step_size <= step_size):
-            raise ValueError("need init_eps > 0 and 0 < min_step_size <= step_size, got "
-                             f"{init_eps}, {min_step_size}, {step_size}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        if select not in ("last", "best"):
-            raise ValueError(f"select must be 'last' or 'best', got {select!r}")
-        self.steps, self.init_eps, self.init_search = steps, init_eps, init_search
-        self.gamma = gamma
-        self.step_size, self.min_step_size = step_size, min_step_size
-        self.loss, self.quantize, self.select = loss, quantize, select
+    steps = Option(Int(min=0), 100, "iterations")
+    init_eps = Option(Float(min=0.0, min_open=True), 1.0, "initial L2 radius eps_0")
+    init_search = Option(Int(min=0), 10,
+                         "bisection steps of the initial radius search (0: DDN's fixed start)")
+    gamma = Option(Float(0.0, 1.0, min_open=True, max_open=True), 0.05,
+                   "factor by which eps shrinks or grows per step")
+    step_size = Option(Float(min=0.0, min_open=True), 1.0,
+                       "first L2 step, cosine-annealed to min_step_size")
+    min_step_size = Option(Float(min=0.0, min_open=True), 0.01, "last L2 step")
+    loss = Option(Choice(*LOSSES), "ce", "loss maximised: cross-entropy or C&W's margin")
+    quantize = Option(Bool(), False, "round x + delta to the 8-bit grid inside the mask each step")
+    select = Option(Choice("last", "best"), "best",
+                    "return per image the smallest-L2 adversarial iterate, or the last one")
+
+    def check(self) -> None:
+        if self.min_step_size > self.step_size:
+            raise ValueError(f"option min_step_size ({self.min_step_size:g}) must not exceed "
+                             f"step_size ({self.step_size:g})")
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor,
               target: torch.Tensor | None) -> torch.Tensor:
@@ -116,15 +110,15 @@ class RegionDDN(RegionMixin, Attack):
         worst = (torch.maximum(x, 1 - x) * mask).flatten(1).norm(dim=1).view(-1, 1, 1, 1)
         eps = torch.full((b, 1, 1, 1), self.init_eps, device=x.device).minimum(worst)
         delta = torch.zeros_like(x)
-        best = x.clone()
-        best_l2 = torch.full((b,), float("inf"), device=x.device)
+        best = BestIterate(x)
         for k in range(self.steps):
             delta.requires_grad_(True)
             with torch.enable_grad():
                 logits = self.model(x + delta)
                 (grad,) = torch.autograd.grad(self._loss(logits, y, ctx.target).sum(), delta)
             delta = delta.detach()
-            is_adv = self._keep_best(x, delta, logits.detach(), y, ctx, best, best_l2)
+            is_adv = best.observe(x + delta, delta.flatten(1).norm(dim=1), logits.detach(), y,
+                                  ctx.target)
             g, g_norm = _unit(grad * mask)
             g = torch.where(g_norm > 0, g, fallback)
             if k == 0 and self.init_search:
@@ -142,9 +136,8 @@ class RegionDDN(RegionMixin, Attack):
             return x + delta
         with torch.no_grad():
             logits = self.model(x + delta)
-        self._keep_best(x, delta, logits, y, ctx, best, best_l2)
-        found = torch.isfinite(best_l2).view(-1, 1, 1, 1)
-        return torch.where(found, best, x + delta)
+        best.observe(x + delta, delta.flatten(1).norm(dim=1), logits, y, ctx.target)
+        return best.or_else(x + delta)
 
     def _search_radius(self, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor,
                        eps: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
@@ -164,15 +157,3 @@ class RegionDDN(RegionMixin, Attack):
             hit = adversarial(mid)
             hi, lo = torch.where(hit, mid, hi), torch.where(hit, lo, mid)
         return hi  # moved only where a radius was adversarial: eps elsewhere
-
-    @staticmethod
-    def _keep_best(x: torch.Tensor, delta: torch.Tensor, logits: torch.Tensor, y: torch.Tensor,
-                   ctx: BatchContext, best: torch.Tensor, best_l2: torch.Tensor) -> torch.Tensor:
-        """Record x + delta in best / best_l2 (in place) where it is adversarial and smaller;
-        returns which images (B,) are adversarial."""
-        is_adv = attack_success(logits.argmax(1), y, ctx.target)
-        l2 = delta.flatten(1).norm(dim=1)
-        better = is_adv & (l2 < best_l2)
-        best_l2.copy_(torch.where(better, l2, best_l2))
-        best.copy_(torch.where(better.view(-1, 1, 1, 1), x + delta, best))
-        return is_adv

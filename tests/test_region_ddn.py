@@ -1,11 +1,11 @@
-"""RegionDDN (fcr-ddn) on the real CIFAR-10 ResNet-20 and JPEG test images."""
+"""RegionDDN (region-ddn, formerly fcr-ddn) on the real CIFAR-10 ResNet-20 and JPEG test images."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from fcrattack.attacks import ATTACKS, RegionDDN
+from fcrattack.attacks import ATTACKS, RegionDDN, attack_class
 from fcrattack.attacks.base import BatchContext
 from fcrattack.metrics import attack_success
 
@@ -20,8 +20,9 @@ def attacked(resnet20, correct_batch):
     return x, y, x0, RegionDDN(resnet20, **FAST).run(x, y)
 
 
-def test_registered():
-    assert ATTACKS["fcr-ddn"] is RegionDDN
+def test_registered_with_the_old_name_as_alias():
+    assert ATTACKS["region-ddn"] is RegionDDN and "fcr-ddn" not in ATTACKS
+    assert attack_class("fcr-ddn") is RegionDDN
 
 
 def test_input_unchanged(attacked):

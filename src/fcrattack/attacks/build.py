@@ -1,0 +1,82 @@
+"""The one attack factory: ``ATTACKS`` (name -> class), the old names kept as aliases, and
+:func:`build` (name + model + options, with the paper's settings on request), used by the
+command line and the experiments alike. :func:`parse_options` reads command-line text
+through the attacks' declared options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from .base import PAPER_DATASETS, Attack
+from .cw import CW
+from .execution import Execution
+from .fcr import FCR
+from .fgsm import FGSM
+from .fgsm_masked import MaskedFGSM
+from .jsma import JSMA
+from .mifgsm import MIFGSM
+from .onepixel import OnePixel
+from .pgd import PGD, PGDL2
+from .region_ddn import RegionDDN
+
+ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (
+    FCR, RegionDDN, MaskedFGSM, FGSM, PGD, PGDL2, MIFGSM, CW, JSMA, OnePixel)}
+#: earlier names that keep working
+ALIASES = {"fcr-ddn": "region-ddn"}
+PRESETS = ("paper",)
+
+
+def attack_class(name: str) -> type[Attack]:
+    """The class registered as ``name`` (or an alias of it)."""
+    cls = ATTACKS.get(ALIASES.get(name, name))
+    if cls is None:
+        raise ValueError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")
+    return cls
+
+
+def build(name: str, model: nn.Module, *, preset: str | None = None,
+          dataset: str = "cifar10", **options: Any) -> Attack:
+    """The attack ``name`` on ``model`` with ``options``; with ``preset="paper"`` the FCR
+    paper's settings for ``dataset`` ("cifar10" or "imagenet") come first and ``options``
+    override them."""
+    cls = attack_class(name)
+    if preset is None:
+        return cls(model, **options)
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    return cls.paper(model, dataset, **options)
+
+
+def parse_options(name: str, texts: Mapping[str, str]) -> dict[str, Any]:
+    """Typed options of attack ``name`` from command-line text (``{"steps": "20"}``); the
+    fields of :class:`~fcrattack.attacks.execution.Execution` (``batch_size``,
+    ``channels_last``, ``autocast``, ``compile``) are gathered into ``execution``."""
+    declared = attack_class(name).options()
+    run_opts = Execution.options()
+    unknown = sorted(set(texts) - (set(declared) - {"execution"}) - set(run_opts))
+    if unknown:
+        valid = [k for k in declared if k != "execution"] + list(run_opts)
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for attack {name!r}; valid: "
+                         f"{', '.join(valid)}")
+    out = {k: declared[k].parse(v) for k, v in texts.items() if k in declared}
+    execution = {k: run_opts[k].parse(v) for k, v in texts.items() if k in run_opts}
+    if execution:
+        out["execution"] = Execution(**execution)
+    return out
+
+
+def describe(name: str) -> str:
+    """Every option of attack ``name``: type, default, paper settings and meaning."""
+    cls = attack_class(name)
+    lines = [f"{cls.name}: {(cls.__doc__ or '').strip().splitlines()[0]}", "", "options:"]
+    for key, opt in cls.options().items():
+        paper = {d: cls.PAPER[d][key] for d in PAPER_DATASETS
+                 if key in cls.PAPER.get(d, {})}
+        extra = f"; paper: {paper}" if paper else ""
+        lines.append(f"  {opt.help()}{extra}")
+    lines.append("execution (also given with --opt):")
+    lines += [f"  {opt.help()}" for opt in Execution.options().values()]
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""What an attack returns (:class:`AttackResult`, concatenated across batches, shards and
+chunks in one place) and the one bookkeeping of minimisation attacks: :class:`BestIterate`,
+the smallest successful iterate per image (FCR with ``select="best"``, C&W, region DDN)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..metrics import attack_success, summarize
+
+
+@dataclass
+class AttackResult:
+    """Outcome of an attack on N images; every tensor is on the CPU.
+
+    x_adv (N, C, H, W) float32 in [0, 1], always finite; y (N,) labels; target (N,) or None;
+    pred_clean / pred_adv (N,) predicted classes before and after; success (N,) bool from a
+    fresh forward pass on x_adv; success_uint8 (N,) bool after rounding x_adv to 8 bits (what
+    a saved PNG gives); clean_correct (N,) bool; norms: per-image metrics (N,) each (see
+    :func:`fcrattack.metrics.perturbation_norms`); mask (N, 1, H, W) or None: the region the
+    attack was allowed to change.
+    """
+
+    attack: str
+    x_adv: torch.Tensor
+    y: torch.Tensor
+    target: torch.Tensor | None
+    pred_clean: torch.Tensor
+    pred_adv: torch.Tensor
+    success: torch.Tensor
+    success_uint8: torch.Tensor
+    clean_correct: torch.Tensor
+    norms: dict[str, torch.Tensor]
+    mask: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @classmethod
+    def concat(cls, parts: Sequence[AttackResult]) -> AttackResult:
+        """One result from the results of consecutive parts of the same attack run."""
+        if not parts:
+            raise ValueError("no results to concatenate")
+
+        def cat(values: list[Any]) -> Any:
+            if values[0] is None:
+                return None
+            if isinstance(values[0], torch.Tensor):
+                return torch.cat(values)
+            if isinstance(values[0], dict):
+                return {k: cat([v[k] for v in values]) for k in values[0]}
+            return values[0]
+
+        if len(parts) == 1:
+            return parts[0]
+        return cls(**{f.name: cat([getattr(p, f.name) for p in parts])
+                      for f in dataclasses.fields(cls)})
+
+    def subset(self, index: slice | Sequence[int] | torch.Tensor) -> AttackResult:
+        """The result for the images at ``index`` (a slice, positions or a bool mask)."""
+        def take(value: Any) -> Any:
+            if isinstance(value, torch.Tensor):
+                return value[index if isinstance(index, slice) else torch.as_tensor(index)]
+            if isinstance(value, dict):
+                return {k: take(v) for k, v in value.items()}
+            return value
+
+        return type(self)(**{f.name: take(getattr(self, f.name))
+                             for f in dataclasses.fields(self)})
+
+    def summary(self) -> dict[str, float]:
+        """ASR over the images the model classified correctly before the attack (untargeted)
+        or all images (targeted); mean norms over successful ones; uint8 re-check count."""
+        valid = self.clean_correct if self.target is None else torch.ones_like(self.success)
+        out = summarize(self.norms, self.success, valid)
+        out["n_images"] = len(self)
+        out["n_success_uint8"] = int((self.success_uint8 & valid).sum())
+        if self.mask is not None:
+            out["mask_fraction"] = float(self.mask.float().mean())
+        return out
+
+    def records(self, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One JSON-serialisable dict per image (``ids``: one name per image)."""
+        if ids is not None and len(ids) != len(self):
+            raise ValueError(f"ids has {len(ids)} entries for {len(self)} images")
+        names = [str(i) for i in (ids if ids is not None else range(len(self)))]
+        rows = []
+        for i in range(len(self)):
+            row: dict[str, Any] = {
+                "id": names[i], "attack": self.attack, "label": int(self.y[i]),
+                "pred_clean": int(self.pred_clean[i]), "pred_adv": int(self.pred_adv[i]),
+                "clean_correct": bool(self.clean_correct[i]), "success": bool(self.success[i]),
+                "success_uint8": bool(self.success_uint8[i])}
+            if self.target is not None:
+                row["target"] = int(self.target[i])
+            row.update({k: float(v[i]) for k, v in self.norms.items()})
+            rows.append(row)
+        return rows
+
+
+class BestIterate:
+    """Per image, the successful iterate with the smallest norm seen so far.
+
+    ``x`` (B, C, H, W) starts as the clean images and ``norm`` (B,) as inf; :meth:`update`
+    records, in place, the iterates that succeed with a smaller norm (for the images ``rows``
+    of the batch, default all); :attr:`found` tells which images have one.
+    """
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x.clone()
+        self.norm = torch.full((x.shape[0],), float("inf"), device=x.device)
+
+    def update(self, x_cur: torch.Tensor, success: torch.Tensor, norm: torch.Tensor,
+               rows: torch.Tensor | None = None) -> None:
+        """x_cur (b, C, H, W), success (b,) bool and norm (b,) of the images ``rows`` (b,)."""
+        if rows is None:
+            better = success & (norm < self.norm)
+            self.norm.copy_(torch.where(better, norm, self.norm))
+            self.x.copy_(torch.where(better.view(-1, 1, 1, 1), x_cur, self.x))
+            return
+        better = success & (norm < self.norm[rows])
+        self.norm[rows] = torch.where(better, norm, self.norm[rows])
+        self.x[rows] = torch.where(better.view(-1, 1, 1, 1), x_cur, self.x[rows])
+
+    def observe(self, x_cur: torch.Tensor, norm: torch.Tensor, logits: torch.Tensor,
+                y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`update` with success read from the iterate's logits (B, K); returns it (B,)."""
+        success = attack_success(logits.argmax(1), y, target)
+        self.update(x_cur, success, norm)
+        return success
+
+    @property
+    def found(self) -> torch.Tensor:
+        """(B,) bool: images with a successful iterate."""
+        return torch.isfinite(self.norm)
+
+    def or_else(self, fallback: torch.Tensor) -> torch.Tensor:
+        """The best iterate where one was found, else ``fallback`` (B, C, H, W)."""
+        return torch.where(self.found.view(-1, 1, 1, 1), self.x, fallback)

@@ -1,0 +1,60 @@
+"""The ``fcrattack`` command line: argument parsing only (``parser``); each command calls one
+library function (``commands``).
+
+User errors (missing paths, unknown names, bad options, unusable devices or output folders)
+print one line ``fcrattack: error: ...`` and exit with code 2 (``-v`` adds the traceback to
+the log).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from .commands import USER_ERRORS, CLIError
+from .parser import build_parser, parse_opts
+
+log = logging.getLogger("fcrattack.cli")
+
+
+def _setup_logging(verbosity: int) -> None:
+    """INFO (default), DEBUG (-v) or WARNING (-q) from the ``fcrattack`` loggers to stderr."""
+    logger = logging.getLogger("fcrattack")
+    for h in [h for h in logger.handlers if getattr(h, "_fcrattack_cli", False)]:
+        logger.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler._fcrattack_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 user error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except CLIError as exc:
+        print(f"fcrattack: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0)
+    _setup_logging(-1 if args.quiet else 1 if args.verbose else 0)
+    previous = torch.get_num_threads()
+    threads = args.threads or (1 if args.command == "demo" else None)  # demo: small batches
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return int(args.func(args))
+    except (CLIError, *USER_ERRORS) as exc:
+        log.debug("error details", exc_info=True)
+        print(f"fcrattack: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        torch.set_num_threads(previous)
+
+
+__all__ = ["CLIError", "build_parser", "main", "parse_opts"]

@@ -1,0 +1,215 @@
+"""One function per command: resolve the arguments (device, data, model, options) with clear
+errors, then call the library function that does the work."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import time
+from pathlib import Path
+
+import torch
+
+from .. import experiments, report
+from ..attack_run import attack_dataset, write_cams
+from ..attacks import ATTACKS, build, describe, parse_options
+from ..data import CIFAR10_CLASSES, Dataset, cifar10, class_folder, imagenet_folder, samples
+from ..demo import run_demo
+from ..distributed import Context, is_main
+from ..models import ARCHITECTURES, load_model
+from ..report import summary_markdown
+from ..train import TrainConfig, export_weights, train
+
+log = logging.getLogger("fcrattack.cli")
+
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, ImportError)
+
+
+class CLIError(Exception):
+    """A user error: reported as one line, exit code 2."""
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """The torch device named on the command line (default: cuda when available)."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise CLIError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": torch.backends.mps.is_available()}
+    if not available.get(device.type, False):
+        raise CLIError(f"device {name!r} is not available here (cpu"
+                       f"{', cuda' if available['cuda'] else ''}"
+                       f"{', mps' if available['mps'] else ''})")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise CLIError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def _out(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"output folder {out} is an existing file")
+    return out
+
+
+def load_data(args: argparse.Namespace) -> tuple[Dataset, str]:
+    """The data set of --data/--dataset/--n/--seed and its kind (cifar10, imagenet, folder)."""
+    if args.data is None:
+        data = samples(args.n, args.seed if args.n else None)
+        log.info("no --data: using %d of the bundled CIFAR-10 samples", len(data))
+        return data, "cifar10"
+    path = Path(args.data)
+    if not path.exists():
+        raise CLIError(f"data path not found: {path}")
+    kind = args.dataset or ("imagenet" if args.model == "efficientnet-lite0" else "cifar10")
+    if kind == "cifar10":
+        data = cifar10(path, "test", n=args.n, seed=args.seed)
+    elif kind == "imagenet":
+        data = imagenet_folder(path, n=args.n, seed=args.seed)
+    else:
+        data = class_folder(path, n=args.n, seed=args.seed)
+    log.info("loaded %d images (%s) from %s", len(data), kind, path)
+    return data, kind
+
+
+def load_cli_model(args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
+    """The model of --model/--arch on ``device``."""
+    if args.arch is not None and args.arch not in ARCHITECTURES:
+        raise CLIError(f"unknown architecture {args.arch!r}; choose one of "
+                       f"{', '.join(sorted(ARCHITECTURES))}")
+    spec = args.model
+    if spec not in ("default", "efficientnet-lite0") and not Path(spec).is_file():
+        raise CLIError(f"unknown model {spec!r}: not 'default', 'efficientnet-lite0' or an "
+                       "existing checkpoint file")
+    model = load_model(spec, arch=args.arch).to(device)
+    log.info("model %s on %s", spec, device)
+    return model
+
+
+def parse_opts(items: list[str]) -> dict[str, str]:
+    """``["t=0.2", "steps=20"]`` -> ``{"t": "0.2", "steps": "20"}`` (text; the attack's
+    declared options give the types)."""
+    opts = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_]\w*", key.strip()):
+            raise CLIError(f"bad --opt {item!r}: expected key=value, e.g. --opt steps=20")
+        opts[key.strip()] = value.strip()
+    return opts
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    """Attack a data set; write adversarial PNGs, CAM overlays, JSONL, summary and a page."""
+    try:  # every option error before any data or model is loaded
+        options = {"seed": args.seed, **parse_options(args.attack, parse_opts(args.opt))}
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"attack {args.attack!r}: {exc}") from exc
+    ctx, device = Context.from_env(resolve_device(args.device))
+    try:
+        out = _out(args.out)
+        data, kind = load_data(args)
+        model = load_cli_model(args, device)
+        try:
+            attack = build(args.attack, model, preset=args.preset,
+                           dataset="imagenet" if kind == "imagenet" else "cifar10", **options)
+        except (TypeError, ValueError) as exc:
+            raise CLIError(f"attack {args.attack!r}: {exc}") from exc
+        log.info("attack %r", attack)
+        summary = attack_dataset(
+            attack, data, out, batch_size=args.batch_size, page=args.page, ctx=ctx,
+            overwrite=args.overwrite, quiet=args.quiet,
+            info={"preset": args.preset, "model": args.model,
+                  "data": args.data or "bundled samples", "dataset": kind})
+    finally:
+        ctx.close()
+    if summary is not None:
+        print(summary_markdown({attack.name: summary}))
+    return 0
+
+
+def cmd_attacks(args: argparse.Namespace) -> int:
+    """List the attacks, or describe one attack's options."""
+    if args.name:
+        print(describe(args.name))
+        return 0
+    for name, cls in ATTACKS.items():
+        print(f"{name:12s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+    return 0
+
+
+def cmd_cam(args: argparse.Namespace) -> int:
+    """Grad-CAM heat-map overlays and FCR masks for a data set."""
+    if not 0 <= args.t <= 1:
+        raise CLIError(f"--t must lie in [0, 1], got {args.t}")
+    device = resolve_device(args.device)
+    out = _out(args.out)
+    data, _ = load_data(args)
+    model = load_cli_model(args, device)
+    layer, area = write_cams(model, data, out, t=args.t, layer=args.layer,
+                             use_labels=args.cam_class == "true", batch_size=args.batch_size,
+                             quiet=args.quiet)
+    print(f"Grad-CAM layer: {layer}")
+    print(f"{len(data)} images, mean mask area {100 * area:.1f} % at t = {args.t}; wrote "
+          f"{out / 'cam'} and {out / 'mask'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a CIFAR architecture on <data>/train (uint8 in memory), evaluate on <data>/test."""
+    if args.arch not in ARCHITECTURES:
+        raise CLIError(f"unknown architecture {args.arch!r}; choose one of "
+                       f"{', '.join(sorted(ARCHITECTURES))}")
+    root = Path(args.data)
+    if not (root / "train").is_dir():
+        raise CLIError(f"no train/ folder under {root} (expected <data>/train/<class>/*.jpg)")
+    if args.init is not None and not Path(args.init).is_file():
+        raise CLIError(f"--init checkpoint not found: {args.init}")
+    device = resolve_device(args.device)
+    out = _out(args.out)
+    train_data = class_folder(root / "train", classes=CIFAR10_CLASSES, uint8=True)
+    test_data = cifar10(root, "test") if (root / "test").is_dir() else None
+    log.info("training %s on %d images (%s test images) on %s", args.arch, len(train_data),
+             len(test_data) if test_data is not None else "no", device)
+    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
+                      lr=args.lr, seed=args.seed, init=args.init)
+    train(cfg, train_data, test_data, out, device)
+    print(f"checkpoint: {out / 'last.pt'}")
+    if args.export:
+        export_weights(out / "last.pt", args.export)
+        print(f"exported weights: {args.export}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """FCR and region DDN on the bundled samples with the default model, as an HTML page."""
+    t0 = time.perf_counter()
+    summaries, page = run_demo(_out(args.out), n=args.n, seed=args.seed,
+                               device=resolve_device(args.device), quiet=args.quiet)
+    print(summary_markdown(summaries))
+    print(f"\npage: {page.resolve()}  ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Run the experiment(s), then render the report into the same folder."""
+    device = None if args.device is None else resolve_device(args.device)
+    times = experiments.run(args.name, args.scale, _out(args.out), device, n=args.n,
+                            root=args.shared)
+    for name, seconds in times.items():
+        log.info("%-24s %8.1f s", name, seconds)
+    if not is_main():  # under torchrun: rank 0 renders the report
+        return 0
+    md, page = report.render(args.out)
+    log.info("total %.1f s; report: %s, %s", sum(times.values()), md, page)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render report.md and report.html from an output folder."""
+    md, page = report.render(args.out)
+    log.info("report: %s, %s", md, page)
+    return 0

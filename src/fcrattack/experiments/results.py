@@ -1,0 +1,142 @@
+"""Reading an output folder of ``fcrattack reproduce`` for the report sections: records,
+configs, status and the paper's numbers, with the aggregates every section uses."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..store import read_records
+from ..viz.document import rate
+from .spec import AttackRun
+
+NORMS = ("l2", "l2_255", "linf", "linf_255", "l0", "l0_pixels", "psnr", "psnr_255")
+
+
+def paper_numbers() -> dict[str, Any]:
+    """The paper's reported numbers shipped with the package (``paperdata/paper.json``)."""
+    ref = resources.files("fcrattack") / "paperdata" / "paper.json"
+    return json.loads(ref.read_text(encoding="utf-8"))
+
+
+def finite(value: Any) -> bool:
+    """Whether a record's value is a finite number (non-finite ones are stored as null)."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def mean_of(values: Sequence[float]) -> float | None:
+    """The mean, or None for no values."""
+    return sum(values) / len(values) if values else None
+
+
+def mean(records: list[dict[str, Any]], key: str) -> float | None:
+    """Mean of ``key`` over all records that have a finite value (not only the successful
+    ones); None when there is none."""
+    return mean_of([r[key] for r in records if finite(r.get(key))])
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    """num / den, or None when either is missing or not finite, or den is 0."""
+    if num is None or not den or not (math.isfinite(num) and math.isfinite(den)):
+        return None
+    return num / den
+
+
+def aggregate(records: list[dict[str, Any]]) -> dict[str, float]:
+    """n, n_success, ASR (%), mean norms over the successful records, mean time per image."""
+    n = len(records)
+    ok = [r for r in records if r.get("success")]
+    out: dict[str, float] = {"n": n, "n_success": len(ok),
+                             "asr": 100 * len(ok) / n if n else float("nan")}
+    for k in NORMS:
+        value = mean(ok, k)
+        out[k] = float("nan") if value is None else value
+    times = [r["time_s"] for r in records if "time_s" in r]
+    out["time_s"] = sum(times) / len(times) if times else float("nan")
+    return out
+
+
+class Results:
+    """Records, configs and status of an output folder, grouped for the sections."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.dir = Path(out_dir)
+        self.config = self._json("config.json")
+        self.status = self._json("status.json")
+        self.env = self._json("env.json")
+        self.paper = paper_numbers()
+        self.groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for r in read_records(self.dir / "records.jsonl"):
+            self.groups[(r["experiment"], r["part"], r["model"], r["attack"])].append(r)
+
+    def _json(self, name: str) -> dict[str, Any]:
+        path = self.dir / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def scale(self, exp: str) -> str:
+        """The scale an experiment ran at."""
+        return str(self.config.get(exp, {}).get("scale", "?"))
+
+    def get(self, exp: str, part: str, model: str, attack: str) -> list[dict[str, Any]]:
+        """Records of (exp, part, model, attack) over the current eligible images only."""
+        eligible = set(self.part_status(exp, part).get("eligible_ids", []))
+        setting = self.setting(exp, part, attack)
+        return [r for r in self.groups.get((exp, part, model, attack), [])
+                if r["id"] in eligible and (setting is None or r["setting"] == setting)]
+
+    def setting(self, exp: str, part: str, attack: str) -> str | None:
+        """The setting string the current config gives ``attack`` (records from another
+        scale or config version are left out)."""
+        for p in self.parts(exp):
+            if p["data"]["dataset"] != part:
+                continue
+            for run in p["runs"]:
+                if run["key"] == attack:
+                    return AttackRun(**{k: v for k, v in run.items()
+                                        if k in AttackRun.__dataclass_fields__}).setting()
+        return None
+
+    def parts(self, exp: str) -> list[dict[str, Any]]:
+        return list(self.config.get(exp, {}).get("parts", []))
+
+    def part_status(self, exp: str, part: str) -> dict[str, Any]:
+        return dict(self.status.get(exp, {}).get("parts", {}).get(part, {}))
+
+    def skipped(self, exp: str, part: str, model: str, run: str) -> str | None:
+        for s in self.status.get(exp, {}).get("skipped", []):
+            if (s["part"], s["model"], s["run"]) == (part, model, run):
+                return str(s["reason"])
+        return None
+
+    def cell(self, exp: str, part: str, model: str, run: dict[str, Any]
+             ) -> tuple[dict[str, float] | None, str]:
+        """(aggregate or None, text): the rate, or why there is none."""
+        reason = self.skipped(exp, part, model, run["key"])
+        recs = self.get(exp, part, model, run["key"])
+        if not recs:
+            return None, f"not available ({reason})" if reason else "not run"
+        a = aggregate(recs)
+        return a, rate(int(a["n_success"]), int(a["n"]))
+
+    def scale_note(self, exp: str, part: dict[str, Any]) -> str:
+        """One sentence on the scale of a part: images drawn and attacked, models, scale."""
+        st = self.part_status(exp, part["data"]["dataset"])
+        models = "; ".join(model_label(m) for m in part["models"])
+        return (f"Scale: {part['data']['dataset']}, {st.get('n_drawn', '?')} images drawn "
+                f"(seed {part['data']['seed']}), n = {st.get('n_eligible', '?')} classified "
+                f"correctly by every model and attacked; models: {models}; scale "
+                f"{self.scale(exp)}.")
+
+    def notes(self, exp: str) -> list[str]:
+        """The config's notes, as a list of zero or one paragraph."""
+        text = self.config.get(exp, {}).get("notes")
+        return [text] if text else []
+
+
+def model_label(spec: dict[str, Any]) -> str:
+    return f"{spec['label']} for {spec['stands_for']}"
