@@ -24,16 +24,15 @@ import argparse
 import os
 import threading
 import time
-from pathlib import Path
 
 import torch
 
 from fcrattack.attacks import ATTACKS
-from fcrattack.data import cifar10
+from fcrattack.data import cifar10, shared_root
 from fcrattack.metrics import perturbation_norms, summarize
 from fcrattack.models import load_checkpoint
 
-SHARED = Path(os.environ.get("FCRATTACK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = shared_root()
 NAMES = ("fgsm", "pgd", "pgdl2", "mifgsm", "cw")
 
 
@@ -41,24 +40,48 @@ def settings(name: str, cw_steps: int) -> tuple[dict, dict]:
     """(our keyword arguments, torchattacks' keyword arguments) for one attack."""
     return {
         "fgsm": ({"eps": 8 / 255}, {"eps": 8 / 255}),
-        "pgd": ({"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "random_start": True},
-                {"eps": 16 / 255, "alpha": 2 / 255, "steps": 20, "random_start": True}),
-        "pgdl2": ({"eps": 0.5, "steps": 20, "step_size": 0.1, "random_start": True},
-                  {"eps": 0.5, "alpha": 0.1, "steps": 20, "random_start": True}),
-        "mifgsm": ({"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "decay": 1.0,
-                    "diversity_prob": 0.5},
-                   {"eps": 16 / 255, "alpha": 2 / 255, "steps": 20, "decay": 1.0,
-                    "diversity_prob": 0.5, "resize_rate": 0.9}),
-        "cw": ({"c": 1.0, "kappa": 0.0, "lr": 0.01, "steps": cw_steps},
-               {"c": 1.0, "kappa": 0.0, "lr": 0.01, "steps": cw_steps}),
+        "pgd": (
+            {"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "random_start": True},
+            {"eps": 16 / 255, "alpha": 2 / 255, "steps": 20, "random_start": True},
+        ),
+        "pgdl2": (
+            {"eps": 0.5, "steps": 20, "step_size": 0.1, "random_start": True},
+            {"eps": 0.5, "alpha": 0.1, "steps": 20, "random_start": True},
+        ),
+        "mifgsm": (
+            {
+                "eps": 16 / 255,
+                "steps": 20,
+                "step_size": 2 / 255,
+                "decay": 1.0,
+                "diversity_prob": 0.5,
+            },
+            {
+                "eps": 16 / 255,
+                "alpha": 2 / 255,
+                "steps": 20,
+                "decay": 1.0,
+                "diversity_prob": 0.5,
+                "resize_rate": 0.9,
+            },
+        ),
+        "cw": (
+            {"c": 1.0, "kappa": 0.0, "lr": 0.01, "steps": cw_steps},
+            {"c": 1.0, "kappa": 0.0, "lr": 0.01, "steps": cw_steps},
+        ),
     }[name]
 
 
 def theirs_class(name: str):
     import torchattacks
 
-    return {"fgsm": torchattacks.FGSM, "pgd": torchattacks.PGD, "pgdl2": torchattacks.PGDL2,
-            "mifgsm": torchattacks.DIFGSM, "cw": torchattacks.CW}[name]
+    return {
+        "fgsm": torchattacks.FGSM,
+        "pgd": torchattacks.PGD,
+        "pgdl2": torchattacks.PGDL2,
+        "mifgsm": torchattacks.DIFGSM,
+        "cw": torchattacks.CW,
+    }[name]
 
 
 def rss_bytes() -> int:
@@ -158,8 +181,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100, help="correctly classified test images")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--attacks", default=",".join(NAMES),
-                        help=f"comma-separated subset of {','.join(NAMES)}")
+    parser.add_argument(
+        "--attacks", default=",".join(NAMES), help=f"comma-separated subset of {','.join(NAMES)}"
+    )
     parser.add_argument("--cw-steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -176,26 +200,40 @@ def main() -> None:
     data = cifar10(SHARED / "data" / "cifar10-jpeg", "test", n=max(4 * args.n, 200), seed=0)
     with torch.no_grad():
         ok = model(data.images.to(device)).argmax(1).cpu() == data.labels
-    x, y = data.images[ok][:args.n].to(device), data.labels[ok][:args.n].to(device)
+    x, y = data.images[ok][: args.n].to(device), data.labels[ok][: args.n].to(device)
 
-    print(f"ResNet-20 (akamaster), {len(x)} correctly classified JPEG CIFAR-10 test images, "
-          f"device {device}, {torch.get_num_threads()} CPU threads, C&W {args.cw_steps} steps; "
-          "norms on the [0, 1] scale, means over successful images; time best of "
-          f"{args.repeats}.\n")
-    print("| attack | impl | ASR % | L2 | Linf*255 | L0 | wall s | CPU s | run() wall/CPU s | "
-          "peak MiB | ratio ours/theirs |")
+    print(
+        f"ResNet-20 (akamaster), {len(x)} correctly classified JPEG CIFAR-10 test images, "
+        f"device {device}, {torch.get_num_threads()} CPU threads, C&W {args.cw_steps} steps; "
+        "norms on the [0, 1] scale, means over successful images; time best of "
+        f"{args.repeats}.\n"
+    )
+    print(
+        "| attack | impl | ASR % | L2 | Linf*255 | L0 | wall s | CPU s | run() wall/CPU s | "
+        "peak MiB | ratio ours/theirs |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     k = 0 if device.type == "cuda" else 1  # what the ratio compares: wall or CPU seconds
     for name in names:
-        s_o, s_t, core, run, theirs, m_o, m_t = measure(model, x, y, name, args.cw_steps,
-                                                         device, args.repeats)
+        s_o, s_t, core, run, theirs, m_o, m_t = measure(
+            model, x, y, name, args.cw_steps, device, args.repeats
+        )
         for impl, s, sec, run_s, mem, ratio in (
-                ("fcrattack", s_o, core, f"{run[0]:.2f} / {run[1]:.2f}", m_o,
-                 f"{core[k] / theirs[k]:.2f}"),
-                ("torchattacks", s_t, theirs, "", m_t, "")):
-            print(f"| {name} | {impl} | {100 * s['asr']:.1f} | {s['l2']:.3f} | "
-                  f"{255 * s['linf']:.2f} | {s['l0']:.0f} | {sec[0]:.2f} | {sec[1]:.2f} | "
-                  f"{run_s} | {mem / 2**20:.1f} | {ratio} |")
+            (
+                "fcrattack",
+                s_o,
+                core,
+                f"{run[0]:.2f} / {run[1]:.2f}",
+                m_o,
+                f"{core[k] / theirs[k]:.2f}",
+            ),
+            ("torchattacks", s_t, theirs, "", m_t, ""),
+        ):
+            print(
+                f"| {name} | {impl} | {100 * s['asr']:.1f} | {s['l2']:.3f} | "
+                f"{255 * s['linf']:.2f} | {s['l0']:.0f} | {sec[0]:.2f} | {sec[1]:.2f} | "
+                f"{run_s} | {mem / 2**20:.1f} | {ratio} |"
+            )
 
 
 if __name__ == "__main__":

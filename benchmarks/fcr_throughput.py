@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 
 from fcrattack import FCR, Execution, load_model
-from fcrattack.data import cifar10
+from fcrattack.data import cifar10, shared_root
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = shared_root()
 
 
 def _sync(device: torch.device) -> None:
@@ -34,7 +33,7 @@ def bound_time(model, x: torch.Tensor, passes: int, batch_size: int | None = Non
     t0 = time.perf_counter()
     for i in range(0, len(x), bs):
         for _ in range(passes):
-            xi = x[i:i + bs].detach().requires_grad_(True)
+            xi = x[i : i + bs].detach().requires_grad_(True)
             loss = model(xi).logsumexp(1).sum()
             torch.autograd.grad(loss, xi)
     _sync(x.device)
@@ -50,10 +49,17 @@ def attack_time(attack, x: torch.Tensor, y: torch.Tensor) -> float:
     return time.perf_counter() - t0
 
 
-def fcr_time(model, x: torch.Tensor, y: torch.Tensor, steps: int,
-             dataset: str = "cifar10", batch_size: int | None = None) -> float:
-    return attack_time(FCR.paper(model, dataset, steps=steps,
-                                 execution=Execution(batch_size=batch_size)), x, y)
+def fcr_time(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    dataset: str = "cifar10",
+    batch_size: int | None = None,
+) -> float:
+    return attack_time(
+        FCR.paper(model, dataset, steps=steps, execution=Execution(batch_size=batch_size)), x, y
+    )
 
 
 def best_interleaved(timers, repeats: int) -> list[float]:
@@ -79,17 +85,23 @@ def main() -> None:
     device = torch.device(args.device)
     model = load_model(args.model).to(device)
     ds = cifar10(args.data, "test", n=args.n, seed=0)
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"model {args.model}, {args.n} images, steps {args.steps}\n")
+    print(
+        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"model {args.model}, {args.n} images, steps {args.steps}\n"
+    )
     print("| batch | FCR img/s | bound img/s | ratio (bound/FCR time) |")
     print("|---|---|---|---|")
     for bs in args.batch_sizes:
         x = ds.images[:bs].to(device)
         y = ds.labels[:bs].to(device)
         fcr_time(model, x[:2], y[:2], 1)  # warm-up
-        f, b = best_interleaved([lambda x=x, y=y: fcr_time(model, x, y, args.steps),
-                                 lambda x=x: bound_time(model, x, args.steps + 1)],
-                                args.repeats)  # interleaved, best of repeats
+        f, b = best_interleaved(
+            [
+                lambda x=x, y=y: fcr_time(model, x, y, args.steps),
+                lambda x=x: bound_time(model, x, args.steps + 1),
+            ],
+            args.repeats,
+        )  # interleaved, best of repeats
         print(f"| {bs} | {bs / f:.1f} | {bs / b:.1f} | {b / f:.3f} |")
 
 

@@ -31,19 +31,17 @@ timing and memory helpers are those of ``baselines_vs_torchattacks.py`` beside t
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from baselines_vs_torchattacks import clock, since, timed
 from fcrattack.attacks import JSMA, OnePixel
-from fcrattack.data import cifar10
+from fcrattack.data import cifar10, shared_root
 from fcrattack.metrics import perturbation_norms, summarize
 from fcrattack.models import load_checkpoint
 
-SHARED = Path(os.environ.get("FCRATTACK_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SHARED = shared_root()
 
 
 def row(name: str, impl: str, x, x_adv, y, model, target, sec, mem, ratio: str = "") -> str:
@@ -53,13 +51,16 @@ def row(name: str, impl: str, x, x_adv, y, model, target, sec, mem, ratio: str =
     ok = (pred != y).cpu()
     hit = "" if target is None else f" [{100 * float((pred == target).float().mean()):.0f}]"
     s = summarize(perturbation_norms(x.cpu(), x_adv.cpu()), ok)
-    return (f"| {name} | {impl} | {100 * s['asr']:.1f}{hit} | {s['l0']:.1f} | "
-            f"{s['l0_pixels']:.1f} | {s['l2']:.3f} | {sec[0]:.2f} | {sec[1]:.2f} | "
-            f"{mem / 2**20:.1f} | {ratio} |")
+    return (
+        f"| {name} | {impl} | {100 * s['asr']:.1f}{hit} | {s['l0']:.1f} | "
+        f"{s['l0_pixels']:.1f} | {s['l2']:.3f} | {sec[0]:.2f} | {sec[1]:.2f} | "
+        f"{mem / 2**20:.1f} | {ratio} |"
+    )
 
 
-def forward_seconds_per_image(model: nn.Module, x: torch.Tensor, device: torch.device,
-                              total: int = 8192) -> tuple[float, int]:
+def forward_seconds_per_image(
+    model: nn.Module, x: torch.Tensor, device: torch.device, total: int = 8192
+) -> tuple[float, int]:
     """(best seconds per image, its batch size) of plain no-grad forward passes."""
     best = (float("inf"), 0)
     for bs in (16, 32, 64, 128, 256, 1024, 4096, 8192):
@@ -80,12 +81,22 @@ class ConvNet224(nn.Module):
 
     def __init__(self, classes: int = 1000) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3), nn.BatchNorm2d(64), nn.ReLU(),
-                                   nn.MaxPool2d(3, 2, 1)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(3, 64, 7, 2, 3),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, 1),
+        ]
         for cin, cout in ((64, 64), (64, 128), (128, 256), (256, 512)):
             stride = 1 if cin == cout else 2
-            layers += [nn.Conv2d(cin, cout, 3, stride, 1), nn.BatchNorm2d(cout), nn.ReLU(),
-                       nn.Conv2d(cout, cout, 3, 1, 1), nn.BatchNorm2d(cout), nn.ReLU()]
+            layers += [
+                nn.Conv2d(cin, cout, 3, stride, 1),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+                nn.Conv2d(cout, cout, 3, 1, 1),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+            ]
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(512, classes)
 
@@ -103,8 +114,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="DE generations")
     parser.add_argument("--steps-224", type=int, default=2, help="JSMA iterations at 224 px")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--skip-jsma", action="store_true",
-                        help="One-Pixel only (torchattacks' JSMA takes ~12 s per CIFAR image)")
+    parser.add_argument(
+        "--skip-jsma",
+        action="store_true",
+        help="One-Pixel only (torchattacks' JSMA takes ~12 s per CIFAR image)",
+    )
     args = parser.parse_args()
     import numpy as np
     import torchattacks
@@ -120,18 +134,22 @@ def main() -> None:
     data = cifar10(SHARED / "data" / "cifar10-jpeg", "test", n=max(4 * args.n, 200), seed=0)
     with torch.no_grad():
         ok = model(data.images.to(device)).argmax(1).cpu() == data.labels
-    x, y = data.images[ok][:args.n].to(device), data.labels[ok][:args.n].to(device)
+    x, y = data.images[ok][: args.n].to(device), data.labels[ok][: args.n].to(device)
     shifted = (y + 1) % 10
     n_params = 5 * args.pixels
     population = max(1, args.popsize // n_params) * n_params
 
-    print(f"ResNet-20 (akamaster), {len(x)} correctly classified JPEG CIFAR-10 test images, "
-          f"device {device}, {torch.get_num_threads()} CPU threads. JSMA theta 1, gamma "
-          f"{args.gamma}; One-Pixel {args.pixels} px, population {population}, {args.steps} "
-          "generations. ASR: pred != y over all images [targeted hit rate]; norms on [0, 1], "
-          "means over successful images; peak memory above the pre-attack level.\n")
-    print("| attack | impl | ASR % [hit %] | L0 | L0 px | L2 | wall s | CPU s | peak MiB | "
-          "time ratio ours/theirs |")
+    print(
+        f"ResNet-20 (akamaster), {len(x)} correctly classified JPEG CIFAR-10 test images, "
+        f"device {device}, {torch.get_num_threads()} CPU threads. JSMA theta 1, gamma "
+        f"{args.gamma}; One-Pixel {args.pixels} px, population {population}, {args.steps} "
+        "generations. ASR: pred != y over all images [targeted hit rate]; norms on [0, 1], "
+        "means over successful images; peak memory above the pre-attack level.\n"
+    )
+    print(
+        "| attack | impl | ASR % [hit %] | L0 | L0 px | L2 | wall s | CPU s | peak MiB | "
+        "time ratio ours/theirs |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
 
     if not args.skip_jsma:
@@ -142,36 +160,78 @@ def main() -> None:
         r_t, s_t, m_t = timed(lambda: ours_t.run(x, y, target=shifted).x_adv, device)
         r_u, s_u, m_u = timed(lambda: ours_u.run(x, y).x_adv, device)
         r_th, s_th, m_th = timed(lambda: theirs(x, y), device)
-        print(row("jsma (y+1)%10", "fcrattack", x, r_t.to(device), y, model, shifted, s_t, m_t,
-                  f"{s_t[k] / s_th[k]:.3f}"))
+        print(
+            row(
+                "jsma (y+1)%10",
+                "fcrattack",
+                x,
+                r_t.to(device),
+                y,
+                model,
+                shifted,
+                s_t,
+                m_t,
+                f"{s_t[k] / s_th[k]:.3f}",
+            )
+        )
         print(row("jsma (y+1)%10", "torchattacks", x, r_th, y, model, shifted, s_th, m_th))
-        print(row("jsma untargeted", "fcrattack", x, r_u.to(device), y, model, None, s_u, m_u,
-                  f"{s_u[k] / s_th[k]:.3f}"))
+        print(
+            row(
+                "jsma untargeted",
+                "fcrattack",
+                x,
+                r_u.to(device),
+                y,
+                model,
+                None,
+                s_u,
+                m_u,
+                f"{s_u[k] / s_th[k]:.3f}",
+            )
+        )
 
     per_image, bs = forward_seconds_per_image(model, x, device)
-    theirs_op = torchattacks.OnePixel(model, pixels=args.pixels, steps=args.steps,
-                                      popsize=args.popsize, inf_batch=bs)
+    theirs_op = torchattacks.OnePixel(
+        model, pixels=args.pixels, steps=args.steps, popsize=args.popsize, inf_batch=bs
+    )
     r_oth, s_oth, m_oth = timed(lambda: theirs_op(x, y), device)
     bounds = []
     for strategy in ("rand1", "best1"):
-        ours_op = OnePixel(model, pixels=args.pixels, popsize=population, steps=args.steps,
-                           strategy=strategy)
+        ours_op = OnePixel(
+            model, pixels=args.pixels, popsize=population, steps=args.steps, strategy=strategy
+        )
         ours_op.run(x[:2], y[:2])  # warm-up
         before = ours_op.evaluations
         r_o, s_o, m_o = timed(lambda op=ours_op: op.run(x, y).x_adv, device)
-        print(row(f"onepixel {strategy}", "fcrattack", x, r_o.to(device), y, model, None, s_o,
-                  m_o, f"{s_o[k] / s_oth[k]:.3f}"))
+        print(
+            row(
+                f"onepixel {strategy}",
+                "fcrattack",
+                x,
+                r_o.to(device),
+                y,
+                model,
+                None,
+                s_o,
+                m_o,
+                f"{s_o[k] / s_oth[k]:.3f}",
+            )
+        )
         bounds.append((strategy, ours_op.evaluations - before, s_o[k]))
     print(row("onepixel best1bin", "torchattacks", x, r_oth, y, model, None, s_oth, m_oth))
 
-    print(f"\nOne-Pixel forward-pass bound ({'wall' if k == 0 else 'CPU'} time): plain "
-          f"forward {1e3 * per_image:.3f} ms/image at the best batch size {bs} (torchattacks' "
-          f"inf_batch; ours evaluates {ours_op.eval_chunk(x)} candidates per pass); at most "
-          f"{len(x) * population * (args.steps + 1)} candidates per run.")
+    print(
+        f"\nOne-Pixel forward-pass bound ({'wall' if k == 0 else 'CPU'} time): plain "
+        f"forward {1e3 * per_image:.3f} ms/image at the best batch size {bs} (torchattacks' "
+        f"inf_batch; ours evaluates {ours_op.eval_chunk(x)} candidates per pass); at most "
+        f"{len(x) * population * (args.steps + 1)} candidates per run."
+    )
     for strategy, evaluations, sec in bounds:
-        print(f"- {strategy}: {evaluations} candidates evaluated, bound "
-              f"{evaluations * per_image:.2f} s, ours {sec:.2f} s: throughput "
-              f"{evaluations * per_image / sec:.2f} x the bound")
+        print(
+            f"- {strategy}: {evaluations} candidates evaluated, bound "
+            f"{evaluations * per_image:.2f} s, ours {sec:.2f} s: throughput "
+            f"{evaluations * per_image / sec:.2f} x the bound"
+        )
 
     if not args.skip_jsma:
         net = ConvNet224().to(device).eval()
@@ -181,12 +241,14 @@ def main() -> None:
         big = JSMA(net, steps=args.steps_224)
         r_b, s_b, m_b = timed(lambda: big.run(x224, y224).x_adv, device)
         n_feat = x224[0].numel()
-        l0 = perturbation_norms(x224.cpu(), r_b)['l0'].tolist()
-        print(f"\nJSMA at 224 x 224 (random-weight conv net, batch 2, {args.steps_224} "
-              f"iterations): {s_b[0]:.2f} s wall / {s_b[1]:.2f} s CPU, peak "
-              f"{m_b / 2**20:.1f} MiB above the pre-attack level, L0 per image {l0}. "
-              f"torchattacks' JSMA builds ({n_feat} x {n_feat}) pairwise tables: "
-              f"{n_feat**2 * 4 / 2**30:.0f} GiB per float32 table (not run).")
+        l0 = perturbation_norms(x224.cpu(), r_b)["l0"].tolist()
+        print(
+            f"\nJSMA at 224 x 224 (random-weight conv net, batch 2, {args.steps_224} "
+            f"iterations): {s_b[0]:.2f} s wall / {s_b[1]:.2f} s CPU, peak "
+            f"{m_b / 2**20:.1f} MiB above the pre-attack level, L0 per image {l0}. "
+            f"torchattacks' JSMA builds ({n_feat} x {n_feat}) pairwise tables: "
+            f"{n_feat**2 * 4 / 2**30:.0f} GiB per float32 table (not run)."
+        )
 
 
 if __name__ == "__main__":

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from fcrattack.data import cifar10
+from fcrattack.data import cifar10, shared_root
 from fcrattack.models import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FCRATTACK_SHARED", ROOT.parent / "shared"))
+SHARED = shared_root()
 CIFAR_JPEG = SHARED / "data" / "cifar10-jpeg"
 IMAGENET_SAMPLES = SHARED / "data" / "imagenet-samples"
 AKAMASTER = SHARED / "models" / "cifar10-resnet-akamaster"

@@ -38,7 +38,12 @@ def fresh_success(model, x_adv, y, target=None):
 
 def test_registered():
     assert {k: ATTACKS[k] for k in ("fgsm", "pgd", "pgdl2", "mifgsm", "cw")} == {
-        "fgsm": FGSM, "pgd": PGD, "pgdl2": PGDL2, "mifgsm": MIFGSM, "cw": CW}
+        "fgsm": FGSM,
+        "pgd": PGD,
+        "pgdl2": PGDL2,
+        "mifgsm": MIFGSM,
+        "cw": CW,
+    }
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
@@ -61,14 +66,20 @@ def test_paper_presets(resnet20):
     pgd, mi, cw = PGD.paper(resnet20), MIFGSM.paper(resnet20, "imagenet"), CW.paper(resnet20)
     assert (pgd.eps, pgd.steps, pgd.step_size) == (16 / 255, 20, 2 / 255)
     assert (mi.eps, mi.steps, mi.step_size, mi.decay, mi.diversity_prob) == (
-        16 / 255, 20, 2 / 255, 1.0, 0.5)
+        16 / 255,
+        20,
+        2 / 255,
+        1.0,
+        0.5,
+    )
     assert (cw.c, cw.lr, cw.steps, cw.kappa) == (1.0, 0.01, 1000, 0.0)
     with pytest.raises(ValueError, match="no paper settings"):
         PGD.paper(resnet20, "mnist")
 
 
-@pytest.mark.parametrize("name,min_asr", [("fgsm", 0.0), ("pgd", 0.8), ("mifgsm", 0.8),
-                                          ("cw", 0.8)])
+@pytest.mark.parametrize(
+    "name,min_asr", [("fgsm", 0.0), ("pgd", 0.8), ("mifgsm", 0.8), ("cw", 0.8)]
+)
 def test_targeted(name, min_asr, resnet20, correct_batch):
     x, y = correct_batch
     x, y = x[:8], y[:8]
@@ -97,7 +108,7 @@ def test_random_start_batch_equals_one_by_one(resnet20, correct_batch):
     for norm in ("linf", "l2"):
         attack = PGD(resnet20, eps=EPS if norm == "linf" else 0.3, steps=0, norm=norm, seed=3)
         whole = attack.run(x[:5], y[:5]).x_adv
-        singles = torch.cat([attack.run(x[i:i + 1], y[i:i + 1]).x_adv for i in range(5)])
+        singles = torch.cat([attack.run(x[i : i + 1], y[i : i + 1]).x_adv for i in range(5)])
         assert torch.equal(whole, singles) and not torch.equal(whole, x[:5])
 
 
@@ -121,10 +132,11 @@ def test_diversity_matches_interpolate_and_pad():
     for i in range(2):
         s = 28 + int(u[i, 0] * 4)
         top, left = int(u[i, 1] * (32 - s)), int(u[i, 2] * (32 - s))
-        ref = torch.nn.functional.interpolate(x[i:i + 1], size=[s, s], mode="bilinear",
-                                              align_corners=False)
+        ref = torch.nn.functional.interpolate(
+            x[i : i + 1], size=[s, s], mode="bilinear", align_corners=False
+        )
         ref = torch.nn.functional.pad(ref, [left, 32 - s - left, top, 32 - s - top])
-        torch.testing.assert_close(out[i:i + 1], ref, atol=1e-5, rtol=0)
+        torch.testing.assert_close(out[i : i + 1], ref, atol=1e-5, rtol=0)
     assert torch.equal(out[2], x[2])  # u[:, 3] >= p = 0.5: unchanged
 
 
@@ -176,9 +188,15 @@ def test_cw_binary_search(resnet20, correct_batch):
     assert search.success.sum() >= one.success.sum()
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"eps": -1.0}, "eps"), ({"norm": "l1"}, "norm"), ({"steps": -1}, "steps"),
-    ({"eps": torch.ones(2, 2)}, "eps")])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"eps": -1.0}, "eps"),
+        ({"norm": "l1"}, "norm"),
+        ({"steps": -1}, "steps"),
+        ({"eps": torch.ones(2, 2)}, "eps"),
+    ],
+)
 def test_invalid_options(kwargs, match, resnet20):
     with pytest.raises(ValueError, match=match):
         PGD(resnet20, **kwargs)
@@ -187,7 +205,8 @@ def test_invalid_options(kwargs, match, resnet20):
 # --- against torchattacks -------------------------------------------------------------------
 needs_torchattacks = pytest.mark.skipif(
     importlib.util.find_spec("torchattacks") is None,
-    reason="torchattacks not installed (pip install --no-deps torchattacks==3.5.1 scipy)")
+    reason="torchattacks not installed (pip install --no-deps torchattacks==3.5.1 scipy)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -205,8 +224,9 @@ def _stats(model, x, x_adv, y):
 
 
 @needs_torchattacks
-@pytest.mark.parametrize("name,asr_tol", [("fgsm", 0.05), ("pgd", 0.05), ("pgdl2", 0.05),
-                                          ("mifgsm", 0.10), ("cw", 0.05)])
+@pytest.mark.parametrize(
+    "name,asr_tol", [("fgsm", 0.05), ("pgd", 0.05), ("pgdl2", 0.05), ("mifgsm", 0.10), ("cw", 0.05)]
+)
 def test_matches_torchattacks(name, asr_tol, resnet20, compare_batch):
     """Same images and settings: ASR within ``asr_tol`` (5 points; 10 for M-DI2-FGSM, whose
     diversity draws differ) and mean L2 / Linf of successful images within 10 %."""
@@ -216,13 +236,18 @@ def test_matches_torchattacks(name, asr_tol, resnet20, compare_batch):
     e = 1 / 255
     ours, theirs = {
         "fgsm": (FGSM(resnet20, eps=e), torchattacks.FGSM(resnet20, eps=e)),
-        "pgd": (PGD(resnet20, eps=e, steps=5, step_size=e / 4, random_start=False),
-                torchattacks.PGD(resnet20, eps=e, alpha=e / 4, steps=5, random_start=False)),
-        "pgdl2": (PGDL2(resnet20, eps=0.1, steps=5, step_size=0.025, random_start=False),
-                  torchattacks.PGDL2(resnet20, eps=0.1, alpha=0.025, steps=5,
-                                     random_start=False)),
-        "mifgsm": (MIFGSM(resnet20, eps=e, steps=5, step_size=e / 4),
-                   torchattacks.DIFGSM(resnet20, eps=e, alpha=e / 4, steps=5, decay=1.0)),
+        "pgd": (
+            PGD(resnet20, eps=e, steps=5, step_size=e / 4, random_start=False),
+            torchattacks.PGD(resnet20, eps=e, alpha=e / 4, steps=5, random_start=False),
+        ),
+        "pgdl2": (
+            PGDL2(resnet20, eps=0.1, steps=5, step_size=0.025, random_start=False),
+            torchattacks.PGDL2(resnet20, eps=0.1, alpha=0.025, steps=5, random_start=False),
+        ),
+        "mifgsm": (
+            MIFGSM(resnet20, eps=e, steps=5, step_size=e / 4),
+            torchattacks.DIFGSM(resnet20, eps=e, alpha=e / 4, steps=5, decay=1.0),
+        ),
         "cw": (CW(resnet20, steps=20), torchattacks.CW(resnet20, c=1, steps=20)),
     }[name]
     torch.manual_seed(0)  # torchattacks draws from the global RNG

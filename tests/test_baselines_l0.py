@@ -83,7 +83,7 @@ def test_jsma_deterministic_batch_and_mask(resnet20, correct_batch):
     attack = JSMA(resnet20, steps=6)
     a = attack.run(x, y).x_adv
     assert torch.equal(a, attack.run(x, y).x_adv)
-    one = torch.cat([attack.run(x[i:i + 1], y[i:i + 1]).x_adv for i in range(2)])
+    one = torch.cat([attack.run(x[i : i + 1], y[i : i + 1]).x_adv for i in range(2)])
     assert torch.equal(a, one)
     mask = _region_mask(2)
     m = attack.run(x, y, mask=mask).x_adv
@@ -115,7 +115,7 @@ def test_onepixel_l0_and_success(resnet20, onepixel_setup):
 def test_onepixel_deterministic_and_batch_equals_single(onepixel_setup):
     x, y, _, attack, res = onepixel_setup
     assert torch.equal(attack.run(x[:3], y[:3]).x_adv, res.x_adv[:3])
-    one = torch.cat([attack.run(x[i:i + 1], y[i:i + 1]).x_adv for i in range(3)])
+    one = torch.cat([attack.run(x[i : i + 1], y[i : i + 1]).x_adv for i in range(3)])
     assert torch.equal(one, res.x_adv[:3])
     other = OnePixel(attack.model, popsize=20, steps=5, seed=1).run(x[:3], y[:3]).x_adv
     assert not torch.equal(other, res.x_adv[:3])
@@ -127,13 +127,15 @@ def test_onepixel_mask_and_targeted(resnet20, correct_batch, strategy):
     mask = _region_mask(4)
     mask[0] = 0  # nothing may change in the first image
     res = OnePixel(resnet20, popsize=12, steps=2, crossover=0.5, strategy=strategy).run(
-        x, y, mask=mask)
+        x, y, mask=mask
+    )
     moved = (res.x_adv - x).abs().sum(1, keepdim=True) > 0
     assert not (moved & (mask == 0)).any() and torch.equal(res.x_adv[0], x[0])
     assert moved[1:].flatten(1).any(1).all()
     target = (y + 1) % 10
     tres = OnePixel(resnet20, popsize=12, steps=2, targeted=True, strategy=strategy).run(
-        x, y, target=target)
+        x, y, target=target
+    )
     assert torch.equal(_predict(resnet20, tres.x_adv) == target, tres.success)
 
 
@@ -148,8 +150,10 @@ def test_onepixel_eval_chunk(resnet20):
 
 @pytest.fixture(scope="module")
 def torchattacks():
-    return pytest.importorskip("torchattacks", reason="torchattacks not installed: "
-                               "pip install torchattacks==3.5.1 scipy to compare")
+    return pytest.importorskip(
+        "torchattacks",
+        reason="torchattacks not installed: pip install torchattacks==3.5.1 scipy to compare",
+    )
 
 
 def test_jsma_vs_torchattacks(resnet20, correct_batch, torchattacks):

@@ -73,8 +73,13 @@ def test_layer_auto_selection():
 
 
 def test_layer_auto_selection_skips_pooling_outputs():
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Flatten(), nn.Linear(8 * 8 * 8, 4)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8 * 8 * 8, 4),
+    ).eval()
     assert find_layer(model, torch.rand(1, 3, 16, 16)) == "1"
 
 
@@ -134,7 +139,7 @@ def test_no_hooks_left_and_no_memory_growth(resnet20, correct_batch):
 def test_gradcam_batch_equals_one_by_one(resnet20, correct_batch):
     x, y = correct_batch
     batch = gradcam(resnet20, x[:4], y[:4])
-    single = torch.cat([gradcam(resnet20, x[i:i + 1], y[i:i + 1]) for i in range(4)])
+    single = torch.cat([gradcam(resnet20, x[i : i + 1], y[i : i + 1]) for i in range(4)])
     assert torch.allclose(batch, single, atol=1e-5)
 
 

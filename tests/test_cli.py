@@ -48,13 +48,28 @@ def test_viz_png_round_trip_and_perturbation_scaling(tmp_path):
 
 
 def test_parse_opts_reads_text_through_the_declared_options():
-    texts = parse_opts(["t=0.2", "steps=20", "select=best", "targeted=true", "layer=none",
-                        "init_scale=1/255", "autocast=bf16"])
+    texts = parse_opts(
+        [
+            "t=0.2",
+            "steps=20",
+            "select=best",
+            "targeted=true",
+            "layer=none",
+            "init_scale=1/255",
+            "autocast=bf16",
+        ]
+    )
     assert texts["steps"] == "20" and texts["layer"] == "none"
     opts = parse_options("fcr", texts)
     execution = opts.pop("execution")
-    assert opts == {"t": 0.2, "steps": 20, "select": "best", "targeted": True, "layer": None,
-                    "init_scale": 1 / 255}
+    assert opts == {
+        "t": 0.2,
+        "steps": 20,
+        "select": "best",
+        "targeted": True,
+        "layer": None,
+        "init_scale": 1 / 255,
+    }
     assert execution == Execution(autocast="bf16")
     assert parse_options("pgd", {"eps": "16/255"}) == {"eps": 16 / 255}
 
@@ -67,8 +82,11 @@ def test_demo_writes_a_page_with_images_and_predictions(tmp_path, capsys):
     assert len(srcs) == 8 * 9  # clean, CAM, mask, and perturbation + adversarial per run
     assert all((out / s).is_file() for s in srcs)
     rows = _rows(out / "results.jsonl")
-    runs = {"FCR paper, select=last", "FCR paper, select=best",
-            "region DDN (t=0.2, 100 steps, 8-bit)"}
+    runs = {
+        "FCR paper, select=last",
+        "FCR paper, select=best",
+        "region DDN (t=0.2, 100 steps, 8-bit)",
+    }
     assert len(rows) == 24 and {r["run"] for r in rows} == runs
     ddn = [r for r in rows if r["run"].startswith("region DDN") and r["clean_correct"]]
     assert all(r["success_uint8"] for r in ddn)  # the 8-bit variant survives PNG rounding
@@ -80,8 +98,20 @@ def test_demo_writes_a_page_with_images_and_predictions(tmp_path, capsys):
 
 
 def test_attack_outputs_match_a_recheck_of_the_saved_pngs(tmp_path, capsys):
-    common = ["-q", "--threads", "1", "attack", "--n", "6", "--preset", "paper",
-              "--opt", "steps=3", "--opt", "select=best"]
+    common = [
+        "-q",
+        "--threads",
+        "1",
+        "attack",
+        "--n",
+        "6",
+        "--preset",
+        "paper",
+        "--opt",
+        "steps=3",
+        "--opt",
+        "select=best",
+    ]
     assert main([*common, "--batch-size", "6", "--out", str(tmp_path / "a")]) == 0
     assert main([*common, "--batch-size", "4", "--out", str(tmp_path / "b")]) == 0
     rows = _rows(tmp_path / "a" / "results.jsonl")
@@ -90,10 +120,17 @@ def test_attack_outputs_match_a_recheck_of_the_saved_pngs(tmp_path, capsys):
     for a, b in zip(rows, rows_b, strict=True):  # batching changes nothing
         assert a.keys() == b.keys()
         for key, value in a.items():
-            assert value == (pytest.approx(b[key], rel=1e-4) if isinstance(value, float)
-                             else b[key])
-    png = torch.stack([torch.from_numpy(np.array(Image.open(tmp_path / "a" / r["adv_png"])))
-                       for r in rows]).permute(0, 3, 1, 2).float() / 255
+            assert value == (
+                pytest.approx(b[key], rel=1e-4) if isinstance(value, float) else b[key]
+            )
+    png = (
+        torch.stack(
+            [torch.from_numpy(np.array(Image.open(tmp_path / "a" / r["adv_png"]))) for r in rows]
+        )
+        .permute(0, 3, 1, 2)
+        .float()
+        / 255
+    )
     with torch.no_grad():
         pred = default_model()(png).argmax(1)
     labels = torch.tensor([r["label"] for r in rows])
@@ -110,8 +147,9 @@ def test_attack_outputs_match_a_recheck_of_the_saved_pngs(tmp_path, capsys):
 @pytest.mark.skipif(not CIFAR_JPEG.is_dir(), reason="real data not found")
 def test_attack_and_cam_on_the_jpeg_test_split(tmp_path, capsys):
     data = ["--data", str(CIFAR_JPEG), "--n", "3", "--threads", "1"]
-    assert main(["-q", "attack", *data, "--attack", "masked-fgsm", "--out",
-                 str(tmp_path / "a")]) == 0
+    assert (
+        main(["-q", "attack", *data, "--attack", "masked-fgsm", "--out", str(tmp_path / "a")]) == 0
+    )
     rows = _rows(tmp_path / "a" / "results.jsonl")
     assert len(rows) == 3 and all((tmp_path / "a" / r["adv_png"]).is_file() for r in rows)
     assert main(["-q", "cam", *data, "--t", "0.3", "--out", str(tmp_path / "c")]) == 0
@@ -120,19 +158,22 @@ def test_attack_and_cam_on_the_jpeg_test_split(tmp_path, capsys):
     assert "Grad-CAM layer: model.layer3" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [
-    ["attack", "--data", "/no/such/folder", "--out", "x"],
-    ["attack", "--attack", "no-such-attack", "--out", "x"],
-    ["attack", "--model", "/no/such/model.pt", "--out", "x"],
-    ["attack", "--arch", "resnet99", "--out", "x"],
-    ["attack", "--opt", "steps", "--out", "x"],
-    ["attack", "--opt", "no_such_option=1", "--out", "x"],
-    ["attack", "--opt", "select=weird", "--out", "x"],
-    ["attack", "--dataset", "bogus", "--out", "x"],
-    ["train", "--arch", "resnet99", "--data", "/no/such", "--out", "x"],
-    ["train", "--data", "/no/such", "--out", "x"],
-    ["no-such-command"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["attack", "--data", "/no/such/folder", "--out", "x"],
+        ["attack", "--attack", "no-such-attack", "--out", "x"],
+        ["attack", "--model", "/no/such/model.pt", "--out", "x"],
+        ["attack", "--arch", "resnet99", "--out", "x"],
+        ["attack", "--opt", "steps", "--out", "x"],
+        ["attack", "--opt", "no_such_option=1", "--out", "x"],
+        ["attack", "--opt", "select=weird", "--out", "x"],
+        ["attack", "--dataset", "bogus", "--out", "x"],
+        ["train", "--arch", "resnet99", "--data", "/no/such", "--out", "x"],
+        ["train", "--data", "/no/such", "--out", "x"],
+        ["no-such-command"],
+    ],
+)
 def test_user_errors_exit_2_with_one_line(argv, tmp_path, capsys):
     argv = [a if a != "x" else str(tmp_path / "out") for a in argv]
     assert main(["-q", *argv]) == 2
@@ -146,9 +187,24 @@ def test_train_writes_a_checkpoint_and_exports_loadable_weights(tmp_path, capsys
     for i, (image_id, x, y) in enumerate(zip(data.ids, data.images, data.labels, strict=True)):
         split = "train" if i < 30 else "test"  # round-robin order: every class in both
         save_png(x, tmp_path / "d" / split / CIFAR10_CLASSES[int(y)] / image_id)
-    argv = ["-q", "--threads", "1", "train", "--arch", "resnet20", "--data",
-            str(tmp_path / "d"), "--epochs", "1", "--batch-size", "16", "--out",
-            str(tmp_path / "run"), "--export", str(tmp_path / "w.pt")]
+    argv = [
+        "-q",
+        "--threads",
+        "1",
+        "train",
+        "--arch",
+        "resnet20",
+        "--data",
+        str(tmp_path / "d"),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--out",
+        str(tmp_path / "run"),
+        "--export",
+        str(tmp_path / "w.pt"),
+    ]
     assert main(argv) == 0
     assert (tmp_path / "run" / "last.pt").is_file()
     assert "checkpoint:" in capsys.readouterr().out

@@ -46,6 +46,7 @@ def cifar_root() -> Path:
 
 # ---------------------------------------------------------------- CIFAR-10, JPEG folder layout
 
+
 def test_cifar_jpeg_first_n(cifar_root: Path) -> None:
     ds = cifar10(cifar_root, "test", n=12)
     assert isinstance(ds, Dataset) and len(ds) == 12
@@ -53,15 +54,30 @@ def test_cifar_jpeg_first_n(cifar_root: Path) -> None:
     assert ds.labels.dtype == torch.int64
     assert ds.images.min() >= 0.0 and ds.images.max() <= 1.0
     assert ds.images.std() > 0.05  # real pictures, not a constant
-    assert ds.classes == CIFAR10_CLASSES == ["airplane", "automobile", "bird", "cat", "deer",
-                                             "dog", "frog", "horse", "ship", "truck"]
+    assert (
+        ds.classes
+        == CIFAR10_CLASSES
+        == [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ]
+    )
     # first n = the first files of the first class folder, in file order
     assert ds.ids == [f"airplane/{i:04d}.jpg" for i in range(12)]
     assert ds.labels.tolist() == [0] * 12
     assert ds.skipped == []
     for i in (0, 7):
-        np.testing.assert_array_equal(_as_uint8(ds.images[i]),
-                                      _pil(cifar_root / "test" / ds.ids[i]))
+        np.testing.assert_array_equal(
+            _as_uint8(ds.images[i]), _pil(cifar_root / "test" / ds.ids[i])
+        )
 
 
 def test_cifar_jpeg_seeded_subset(cifar_root: Path) -> None:
@@ -122,6 +138,7 @@ def test_class_folder_uint8_and_subset(cifar_root: Path) -> None:
 
 # ---------------------------------------------------------- CIFAR-10, official pickle layout
 
+
 class _Py2Pickler(pickle._Pickler):  # type: ignore[misc, name-defined]
     """Writes what Python 2's cPickle (protocol 2) wrote for the official CIFAR-10 release:
     byte strings as BINSTRING opcodes and ``numpy.core.multiarray`` globals."""
@@ -166,8 +183,9 @@ def _sources(cifar_root: Path, split: str, count: int, offset: int) -> list[tupl
 
 
 @pytest.fixture(scope="module", params=["py2-official", "py3-protocol2", "py3-protocol5"])
-def pickle_root(request: pytest.FixtureRequest, cifar_root: Path,
-                tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def pickle_root(
+    request: pytest.FixtureRequest, cifar_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
     """A small ``cifar-10-batches-py/`` built from real JPEG images, laid out like the
     official release; returns (parent folder, {split: [(path, label), ...]})."""
     root = tmp_path_factory.mktemp(f"cifar-{request.param}")
@@ -177,16 +195,20 @@ def pickle_root(request: pytest.FixtureRequest, cifar_root: Path,
     files = [(f"data_batch_{i + 1}", "train", i * PER_TRAIN_BATCH) for i in range(5)]
     files.append(("test_batch", "test", 0))
     for name, split, offset in files:
-        src = _sources(cifar_root, split, PER_TRAIN_BATCH if split == "train" else N_TEST,
-                       offset)
+        src = _sources(cifar_root, split, PER_TRAIN_BATCH if split == "train" else N_TEST, offset)
         sources[split] += src
         data = np.stack([_pil(p).reshape(-1) for p, _ in src])  # (n, 3072): R, G, B planes
         assert data.dtype == np.uint8 and data.shape == (len(src), 3072)
-        batch = {b"batch_label": f"{name} of 6".encode(), b"labels": [lab for _, lab in src],
-                 b"data": data, b"filenames": [p.name.encode() for p, _ in src]}
+        batch = {
+            b"batch_label": f"{name} of 6".encode(),
+            b"labels": [lab for _, lab in src],
+            b"data": data,
+            b"filenames": [p.name.encode() for p, _ in src],
+        }
         _dump(batch, batches / name, request.param)
-    (batches / "batches.meta").write_bytes(pickle.dumps(
-        {b"label_names": [c.encode() for c in CIFAR10_CLASSES]}, protocol=2))
+    (batches / "batches.meta").write_bytes(
+        pickle.dumps({b"label_names": [c.encode() for c in CIFAR10_CLASSES]}, protocol=2)
+    )
     if request.param == "py2-official":
         raw = (batches / "test_batch").read_bytes()
         assert raw.startswith(b"\x80\x02") and b"cnumpy.core.multiarray\n_reconstruct\n" in raw
@@ -259,8 +281,9 @@ def test_cifar_pickle_bad_batches(tmp_path: Path) -> None:
     (batches / "test_batch").write_bytes(pickle.dumps([1, 2, 3], protocol=2))
     with pytest.raises(ValueError, match="not a CIFAR-10 batch"):
         cifar10(tmp_path, "test")
-    (batches / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8),
-                                                        b"labels": [1]}, protocol=2))
+    (batches / "test_batch").write_bytes(
+        pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1]}, protocol=2)
+    )
     with pytest.raises(ValueError, match="2 images but 1 labels"):
         cifar10(tmp_path, "test")
     with pytest.raises(FileNotFoundError, match="data_batch_1"):
@@ -268,6 +291,7 @@ def test_cifar_pickle_bad_batches(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- ImageNet-style folders
+
 
 @pytest.fixture(scope="module")
 def imagenet_root() -> Path:
@@ -311,6 +335,7 @@ def test_imagenet_folder_seeded_labels(imagenet_root: Path) -> None:
 
 # ---------------------------------------------------------------- user folders and errors
 
+
 def _copy_as_png(src: list[Path], dst: Path) -> list[Path]:
     dst.mkdir(parents=True, exist_ok=True)
     out = []
@@ -336,8 +361,7 @@ def test_image_folder_user_pngs(cifar_root: Path, tmp_path: Path) -> None:
     assert image_folder(tmp_path / "mine", n=2).ids == ["img0.png", "img1.png"]
 
 
-def test_image_folder_different_sizes_need_transform(imagenet_root: Path,
-                                                      tmp_path: Path) -> None:
+def test_image_folder_different_sizes_need_transform(imagenet_root: Path, tmp_path: Path) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
     srcs = sorted((imagenet_root / "val").iterdir())[:2]
@@ -352,8 +376,9 @@ def test_image_folder_different_sizes_need_transform(imagenet_root: Path,
     assert ds.images.shape == (2, 3, 30, 40)
 
 
-def test_corrupt_file_skipped_with_warning(cifar_root: Path, tmp_path: Path,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_file_skipped_with_warning(
+    cifar_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = tmp_path / "user"
     _copy_as_png([cifar_root / "test" / "dog" / "0000.jpg"], folder)
     (folder / "x.jpg").write_bytes(b"\x00garbage, not a JPEG\xff" * 20)
@@ -361,8 +386,7 @@ def test_corrupt_file_skipped_with_warning(cifar_root: Path, tmp_path: Path,
         ds = image_folder(folder)
     assert ds.ids == ["img0.png"] and len(ds) == 1
     assert [Path(s).name for s in ds.skipped] == ["x.jpg"]
-    assert any("x.jpg" in r.getMessage() and r.levelno == logging.WARNING
-               for r in caplog.records)
+    assert any("x.jpg" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
 
     # the same in a class-folder layout: the label of the good image is kept
     root = tmp_path / "classes"

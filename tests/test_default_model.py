@@ -11,6 +11,8 @@ def test_embedded_default_model_accuracy_on_jpeg_test_split():
     assert not model.training
     data = cifar10(_need(CIFAR_JPEG), "test")
     with torch.no_grad():
-        correct = sum(int((model(data.images[i:i + 500]).argmax(1)
-                           == data.labels[i:i + 500]).sum()) for i in range(0, len(data), 500))
+        correct = sum(
+            int((model(data.images[i : i + 500]).argmax(1) == data.labels[i : i + 500]).sum())
+            for i in range(0, len(data), 500)
+        )
     assert abs(correct / len(data) - 0.8778) < 0.002

@@ -63,16 +63,19 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     script.write_text(ENTRY)
     ref, out = tmp_path / "ref", tmp_path / "dp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script),
-                           str(out), str(root)], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), str(out), str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     tiny = runpy.run_path(str(script))["tiny"]
     run(tiny(), out_dir=ref, device="cpu", root=root)
 
     a, b = _by_key(ref / "records.jsonl"), _by_key(out / "records.jsonl")
-    n = json.loads((ref / "status.json").read_text())["whitebox"]["parts"]["cifar10"][
-        "n_eligible"]
+    n = json.loads((ref / "status.json").read_text())["whitebox"]["parts"]["cifar10"]["n_eligible"]
     assert n >= 4 and len(a) == 2 * n
     assert a.keys() == b.keys()
     for key, ra in a.items():
@@ -120,22 +123,54 @@ def test_attack_command_under_torchrun_matches_one_process(tmp_path):
     from fcrattack.cli import main
 
     torchrun = _torchrun()
-    args = ["--threads", "1", "-q", "attack", "--n", "7", "--attack", "pgd", "--opt", "steps=3",
-            "--device", "cpu", "--batch-size", "3"]
+    args = [
+        "--threads",
+        "1",
+        "-q",
+        "attack",
+        "--n",
+        "7",
+        "--attack",
+        "pgd",
+        "--opt",
+        "steps=3",
+        "--device",
+        "cpu",
+        "--batch-size",
+        "3",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m",
-                           "fcrattack", "--", *args, "--out", str(tmp_path / "two")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "fcrattack",
+            "--",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    rows = {k: [json.loads(line) for line in (tmp_path / k / "results.jsonl").open()]
-            for k in ("one", "two")}
+    rows = {
+        k: [json.loads(line) for line in (tmp_path / k / "results.jsonl").open()]
+        for k in ("one", "two")
+    }
     assert len(rows["two"]) == 7
     assert [r["id"] for r in rows["two"]] == [r["id"] for r in rows["one"]]
     for a, b in zip(rows["one"], rows["two"]):
         for key, value in a.items():
-            assert b[key] == (pytest.approx(value, abs=1e-5) if isinstance(value, float)
-                              else value), key
+            assert b[key] == (
+                pytest.approx(value, abs=1e-5) if isinstance(value, float) else value
+            ), key
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["n_images"] == 7
     assert all((tmp_path / "two" / r["adv_png"]).is_file() for r in rows["two"])

@@ -77,8 +77,9 @@ def tiny_masked_fgsm(n: int = 8):
     cfg = get_config("masked-fgsm", "cpu", n=n)
     part = cfg.parts[0]
     part.models = [R20]
-    part.runs = [r for r in part.runs if r.key in ("masked-fgsm-0.03-0.00",
-                                                    "masked-fgsm-0.05-0.05")]
+    part.runs = [
+        r for r in part.runs if r.key in ("masked-fgsm-0.03-0.00", "masked-fgsm-0.05-0.05")
+    ]
     part.data = dataclasses.replace(part.data, batch_size=3)
     return cfg
 
@@ -107,8 +108,9 @@ def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkey
     monkeypatch.setitem(ATTACKS, "masked-fgsm", Counting)
     ref_dir, out = tmp_path / "ref", tmp_path / "out"
     run(tiny_masked_fgsm(), out_dir=ref_dir, root=root)
-    n_elig = json.loads((ref_dir / "status.json").read_text())["masked-fgsm"]["parts"][
-        "cifar10"]["n_eligible"]
+    n_elig = json.loads((ref_dir / "status.json").read_text())["masked-fgsm"]["parts"]["cifar10"][
+        "n_eligible"
+    ]
     assert n_elig >= 4
     total = 2 * n_elig
     assert Counting.images == total
@@ -193,8 +195,9 @@ def test_preflight_warns_on_zero_gradient_and_nondeterminism(resnet20, correct_b
 def test_cli_parses_reproduce_and_report():
     parser = build_parser()
     for flag in ("--scale", "--preset"):  # --preset: the old name of --scale
-        args = parser.parse_args(["reproduce", "all", flag, "paper", "--out", "o",
-                                  "--n", "5", "--device", "cpu"])
+        args = parser.parse_args(
+            ["reproduce", "all", flag, "paper", "--out", "o", "--n", "5", "--device", "cpu"]
+        )
         assert args.func is cmd_reproduce and args.name == "all" and args.n == 5
         assert args.scale == "paper" and args.device == "cpu"
     args = parser.parse_args(["report", "o"])
@@ -213,7 +216,8 @@ def test_beyond_configs_load_at_both_scales(name):
     if name == "transfer-equal-l2":
         runs = cpu.parts[0].runs
         assert [m.name for m in cpu.parts[0].models] == [
-            m.name for m in get_config("transfer", "cpu").parts[0].models]
+            m.name for m in get_config("transfer", "cpu").parts[0].models
+        ]
         restricted = [r for r in runs if r.mask_t is not None]
         assert restricted and all(r.mask_t == 0.2 and r.attack == "pgdl2" for r in restricted)
         assert "mask=fcr(t=0.2)" in restricted[0].setting()
@@ -223,8 +227,11 @@ def _tiny(name: str, n: int = 6):
     """A config shrunk to n images and a few steps."""
     cfg = get_config(name, "cpu", n=n)
     part = cfg.parts[0]
-    part.runs = [r for r in part.runs if r.params.get("t", 0.2) in (0.0, 0.2)
-                 and r.params.get("eps", 1.0) == 1.0]
+    part.runs = [
+        r
+        for r in part.runs
+        if r.params.get("t", 0.2) in (0.0, 0.2) and r.params.get("eps", 1.0) == 1.0
+    ]
     for r in part.runs:
         r.params["steps"] = 10 if r.attack == "cw" else 3
     return cfg
@@ -234,8 +241,9 @@ def test_region_tradeoff_tiny_run_reports_ratios_and_plot(tmp_path):
     root = _need(SHARED)
     run(_tiny("region-tradeoff"), out_dir=tmp_path, root=root)
     recs = list(read_records(tmp_path / "records.jsonl"))
-    n = json.loads((tmp_path / "status.json").read_text())["region-tradeoff"]["parts"][
-        "cifar10"]["n_eligible"]
+    n = json.loads((tmp_path / "status.json").read_text())["region-tradeoff"]["parts"]["cifar10"][
+        "n_eligible"
+    ]
     assert n >= 4 and len(recs) == 2 * 3 * n  # two models x (C&W, t = 0, t = 0.2)
     text = render(tmp_path)[0].read_text()
     assert "(region-tradeoff)" in text

@@ -21,8 +21,10 @@ def test_channels_last_matches_default_and_leaves_model_alone(resnet20, correct_
     differences of channels_last kernels to ~1e-3 in 3 steps."""
     x, y = correct_batch
     before = _formats(resnet20)
-    for make in (lambda **kw: PGD(resnet20, steps=5, **kw),
-                 lambda **kw: FCR(resnet20, steps=3, lr=0.1, **kw)):
+    for make in (
+        lambda **kw: PGD(resnet20, steps=5, **kw),
+        lambda **kw: FCR(resnet20, steps=3, lr=0.1, **kw),
+    ):
         ref = make().run(x, y)
         attack = make(execution=Execution(channels_last=True))
         fast = attack.run(x, y)
@@ -39,8 +41,9 @@ def test_bf16_autocast_close_and_success_rechecked_in_fp32(resnet20, correct_bat
     FCR (5 steps) mean L2 within 2% relative (measured 0.15%). Success is a fresh fp32
     forward on the returned x_adv."""
     x, y = correct_batch
-    ref, fast = (PGD(resnet20, steps=10, execution=Execution(autocast=a)).run(x, y)
-                 for a in (None, "bf16"))
+    ref, fast = (
+        PGD(resnet20, steps=10, execution=Execution(autocast=a)).run(x, y) for a in (None, "bf16")
+    )
     s_ref, s_fast = ref.summary(), fast.summary()
     assert abs(s_ref["n_success"] - s_fast["n_success"]) <= 1
     assert s_fast["linf"] == pytest.approx(s_ref["linf"], abs=1e-6)
@@ -51,8 +54,9 @@ def test_bf16_autocast_close_and_success_rechecked_in_fp32(resnet20, correct_bat
     assert torch.equal(fast.pred_adv, logits.argmax(1))
     assert all(p.dtype == torch.float32 for p in resnet20.parameters())
 
-    ref, fast = (FCR(resnet20, steps=5, execution=Execution(autocast=a)).run(x, y)
-                 for a in (None, "bf16"))
+    ref, fast = (
+        FCR(resnet20, steps=5, execution=Execution(autocast=a)).run(x, y) for a in (None, "bf16")
+    )
     assert fast.summary()["l2"] == pytest.approx(ref.summary()["l2"], rel=0.02)
     assert abs(fast.summary()["n_success"] - ref.summary()["n_success"]) <= 1
 
@@ -111,8 +115,13 @@ def test_compile_matches_eager(correct_batch, caplog):
     """On a tiny conv net: compiling ResNet-20's forward and backward on 1 CPU thread takes
     ~60 s (measured), the small net ~10 s. Skipped when torch.compile fails here."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(8, 10)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    ).eval()
     x, y = correct_batch[0][:4], correct_batch[1][:4]
     ref = PGD(net, steps=2).run(x, y)
     attack = PGD(net, steps=2, execution=Execution(compile=True))

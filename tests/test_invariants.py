@@ -24,9 +24,16 @@ from fcrattack.options import Bool, Budget, Float, Int, Optional
 #: the literal lr = 10, beta / ||delta|| at the tiny initial delta amplifies float rounding
 #: differences between batch compositions to ~1e-3 within 3 steps; docs/reproduction.md)
 FAST: dict[str, dict] = {
-    "fcr": {"steps": 3, "lr": 0.1}, "region-ddn": {"steps": 5}, "masked-fgsm": {}, "fgsm": {},
-    "pgd": {"steps": 3}, "pgdl2": {"steps": 3}, "mifgsm": {"steps": 3}, "cw": {"steps": 10},
-    "jsma": {"steps": 8}, "onepixel": {"popsize": 8, "steps": 3},
+    "fcr": {"steps": 3, "lr": 0.1},
+    "region-ddn": {"steps": 5},
+    "masked-fgsm": {},
+    "fgsm": {},
+    "pgd": {"steps": 3},
+    "pgdl2": {"steps": 3},
+    "mifgsm": {"steps": 3},
+    "cw": {"steps": 10},
+    "jsma": {"steps": 8},
+    "onepixel": {"popsize": 8, "steps": 3},
 }
 NAMES = sorted(ATTACKS)
 
@@ -64,8 +71,10 @@ def test_batch_equals_one_by_one(name, resnet20, batch):
     x, y = batch
     ids = [f"img{i}" for i in range(len(x))]
     whole = make(name, resnet20).run(x, y, ids=ids)
-    single = [make(name, resnet20).run(x[i:i + 1], y[i:i + 1], ids=ids[i:i + 1])
-              for i in range(len(x))]
+    single = [
+        make(name, resnet20).run(x[i : i + 1], y[i : i + 1], ids=ids[i : i + 1])
+        for i in range(len(x))
+    ]
     assert torch.allclose(whole.x_adv, torch.cat([s.x_adv for s in single]), atol=1e-5)
     assert torch.equal(whole.success, torch.cat([s.success for s in single]))
 
@@ -108,8 +117,10 @@ def test_modes_restored_no_hooks_no_gradients(name, resnet20, batch):
     before = [m.training for m in model.modules()]
     make(name, model).run(x, y)
     assert [m.training for m in model.modules()] == before
-    assert all(not m._forward_hooks and not m._backward_hooks and not m._forward_pre_hooks
-               for m in model.modules())
+    assert all(
+        not m._forward_hooks and not m._backward_hooks and not m._forward_pre_hooks
+        for m in model.modules()
+    )
     assert all(p.grad is None for p in model.parameters())
     model.eval()
 
@@ -155,10 +166,16 @@ def _sample_values(kind) -> tuple[list, list]:
         lo = inner.min if inner.min is not None else 0
         return [float(lo + 1), lo + 1], [lo + 1.5, math.nan, math.inf, "3", True]
     if isinstance(inner, Float):
-        ok = [v for v in (1, 0.5) if inner.min is None or v > inner.min or
-              (v == inner.min and not inner.min_open)]
-        ok = [v for v in ok if inner.max is None or v < inner.max or
-              (v == inner.max and not inner.max_open)]
+        ok = [
+            v
+            for v in (1, 0.5)
+            if inner.min is None or v > inner.min or (v == inner.min and not inner.min_open)
+        ]
+        ok = [
+            v
+            for v in ok
+            if inner.max is None or v < inner.max or (v == inner.max and not inner.max_open)
+        ]
         return ok, [math.nan, math.inf, -math.inf, "1"]
     if isinstance(inner, Bool):
         return [True, False], ["yes", 2.0]
@@ -175,8 +192,9 @@ def test_options_coerce_ints_and_reject_nan_inf_with_their_name(name, resnet20):
             stored = getattr(attack, key)
             assert stored == value, key
             kind = opt.kind.inner if isinstance(opt.kind, Optional) else opt.kind
-            assert isinstance(stored, float if isinstance(kind, Float) else
-                              int if isinstance(kind, Int) else bool), key
+            assert isinstance(
+                stored, float if isinstance(kind, Float) else int if isinstance(kind, Int) else bool
+            ), key
         for value in bad:
             with pytest.raises((ValueError, TypeError), match=key):
                 cls(resnet20, **{key: value})
@@ -191,8 +209,10 @@ def test_paper_settings_build_for_every_data_set(name, resnet20):
         attack = cls.paper(resnet20, dataset)
         for key, value in cls.PAPER.get(dataset, {}).items():
             assert getattr(attack, key) == value
-        assert build(name, resnet20, preset="paper", dataset=dataset).option_values() == \
-            attack.option_values()
+        assert (
+            build(name, resnet20, preset="paper", dataset=dataset).option_values()
+            == attack.option_values()
+        )
     with pytest.raises(ValueError, match="no paper settings"):
         cls.paper(resnet20, "mnist")
 
@@ -204,8 +224,21 @@ CLI_FAST = {name: [f"--opt={k}={v}" for k, v in FAST[name].items()] for name in 
 @pytest.mark.parametrize("name", NAMES)
 def test_cli_builds_and_runs_every_attack(name, preset, tmp_path):
     out = tmp_path / "out"
-    argv = ["-q", "--threads", "1", "attack", "--attack", name, "--n", "2", "--page", "2",
-            *CLI_FAST[name], "--out", str(out)]
+    argv = [
+        "-q",
+        "--threads",
+        "1",
+        "attack",
+        "--attack",
+        name,
+        "--n",
+        "2",
+        "--page",
+        "2",
+        *CLI_FAST[name],
+        "--out",
+        str(out),
+    ]
     assert main(argv + (["--preset", preset] if preset else [])) == 0
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all((out / r["adv_png"]).is_file() for r in rows)
@@ -238,8 +271,11 @@ class Linear(nn.Module):
         w = self.lin.weight
         out = []
         for i in range(len(x)):
-            d = [(z[i, y[i]] - z[i, j]) / (w[y[i]] - w[j]).norm()
-                 for j in range(w.shape[0]) if j != y[i]]
+            d = [
+                (z[i, y[i]] - z[i, j]) / (w[y[i]] - w[j]).norm()
+                for j in range(w.shape[0])
+                if j != y[i]
+            ]
             out.append(min(d))
         return torch.stack(out)
 
@@ -258,10 +294,14 @@ def linear_case():
     return model, x[keep][:8], y[keep][:8], dist[keep][:8]
 
 
-@pytest.mark.parametrize("make_attack", [
-    lambda m: CW(m, c=1, lr=0.005, steps=1000, binary_search_steps=9, abort_early=False),
-    lambda m: RegionDDN(m, t=0),
-], ids=["cw", "region-ddn-t0"])
+@pytest.mark.parametrize(
+    "make_attack",
+    [
+        lambda m: CW(m, c=1, lr=0.005, steps=1000, binary_search_steps=9, abort_early=False),
+        lambda m: RegionDDN(m, t=0),
+    ],
+    ids=["cw", "region-ddn-t0"],
+)
 def test_minimum_norm_attacks_find_the_analytic_minimum(make_attack, linear_case):
     model, x, y, dist = linear_case
     assert len(x) >= 4

@@ -53,8 +53,12 @@ TIMEOUT = 60
 
 def _launch(out: Path, root: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-c", ENTRY, str(out), str(root), str(N_IMAGES)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", ENTRY, str(out), str(root), str(N_IMAGES)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _complete(out: Path, root: Path) -> None:
@@ -133,7 +137,7 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
         after = list(read_records(path))
         assert len(after) > k
         # the records finished before this kill (and the earlier ones): kept, unchanged, once
-        assert after[:len(before)] == before
+        assert after[: len(before)] == before
         keys = [r["key"] for r in after]
         assert len(keys) == len(set(keys))
         assert all(_same(r, ref[r["key"]]) for r in after)
@@ -142,7 +146,7 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     before = list(read_records(path))
     _complete(out, root)  # ... then resume to completion
     final = list(read_records(path))
-    assert final[:len(before)] == before  # nothing finished was lost or rewritten
+    assert final[: len(before)] == before  # nothing finished was lost or rewritten
     assert path.read_bytes().endswith(b"\n")  # a torn tail was cut off, not kept
     keys = [r["key"] for r in final]
     assert len(keys) == len(set(keys)) == total  # none duplicated, none missing

@@ -16,9 +16,9 @@ from fcrattack.metrics import (
 def _pair():
     x = torch.zeros(2, 3, 2, 2)
     adv = x.clone()
-    adv[0, 0, 0, 0] = 0.5   # image 0: two values in two different pixels
+    adv[0, 0, 0, 0] = 0.5  # image 0: two values in two different pixels
     adv[0, 2, 1, 1] = 0.25
-    adv[1, 0, 1, 0] = 0.1   # image 1: two values in the same pixel
+    adv[1, 0, 1, 0] = 0.1  # image 1: two values in the same pixel
     adv[1, 1, 1, 0] = 0.2
     return x, adv
 

@@ -68,8 +68,9 @@ def cifar_test_full():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("depth", "expected"), [(20, 81.0), (32, 82.6)])
-def test_akamaster_accuracy_on_jpeg_test_split(cifar_test_full, depth: int,
-                                               expected: float) -> None:
+def test_akamaster_accuracy_on_jpeg_test_split(
+    cifar_test_full, depth: int, expected: float
+) -> None:
     data = cifar_test_full
     assert len(data) == 10_000 and torch.bincount(data.labels).tolist() == [1000] * 10
     model = load_checkpoint(akamaster_weights(depth), f"resnet{depth}")
@@ -77,8 +78,8 @@ def test_akamaster_accuracy_on_jpeg_test_split(cifar_test_full, depth: int,
     batch = 100  # measured: half the CPU time of batches of 1000 (activations stay in cache)
     with torch.no_grad():
         for i in range(0, len(data), batch):
-            pred = model(data.images[i:i + batch]).argmax(1)
-            correct += int((pred == data.labels[i:i + batch]).sum())
+            pred = model(data.images[i : i + batch]).argmax(1)
+            correct += int((pred == data.labels[i : i + batch]).sum())
     acc = 100.0 * correct / len(data)
     print(f"ResNet-{depth} (akamaster) on the 10,000 JPEG test images: {acc:.2f} %")
     assert abs(acc - expected) <= 1.0
@@ -99,7 +100,8 @@ def test_every_architecture_builds_and_runs(arch: str) -> None:
     cam_layer = "model." + ARCHITECTURES[arch].cam_layer
     feats: list[torch.Tensor] = []
     handle = dict(model.named_modules())[cam_layer].register_forward_hook(
-        lambda m, i, o: feats.append(o))
+        lambda m, i, o: feats.append(o)
+    )
     with torch.no_grad():
         out = model(x)
         out_swapped = model(x.flip(0))
@@ -143,9 +145,15 @@ def test_normalized_matches_hand_computation() -> None:
     x = torch.tensor([[[[0.0, 1.0]], [[0.25, 0.75]], [[0.3, 0.6]]]])  # (1, 3, 1, 2)
     model = Normalized(nn.Identity(), mean, std)
     out = model(x)
-    expected = torch.tensor([[[[(0.0 - 0.5) / 0.5, (1.0 - 0.5) / 0.5]],
-                              [[(0.25 - 0.25) / 2.0, (0.75 - 0.25) / 2.0]],
-                              [[0.3 / 0.1, 0.6 / 0.1]]]])
+    expected = torch.tensor(
+        [
+            [
+                [[(0.0 - 0.5) / 0.5, (1.0 - 0.5) / 0.5]],
+                [[(0.25 - 0.25) / 2.0, (0.75 - 0.25) / 2.0]],
+                [[0.3 / 0.1, 0.6 / 0.1]],
+            ]
+        ]
+    )
     assert torch.allclose(out, expected)
     assert torch.allclose(out[0, :, 0, 0], torch.tensor([-1.0, 0.0, 3.0]))
     summed = Normalized(_Affine(), mean, std)(x)
@@ -221,8 +229,16 @@ def test_own_checkpoint_round_trip(tmp_path: Path) -> None:
     torch.manual_seed(3)
     model = create_model("resnet20", mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.4)).eval()
     path = tmp_path / "own.pt"
-    torch.save({"arch": "resnet20", "state_dict": model.state_dict(), "num_classes": 10,
-                "mean": [0.4, 0.5, 0.6], "std": [0.2, 0.3, 0.4]}, path)
+    torch.save(
+        {
+            "arch": "resnet20",
+            "state_dict": model.state_dict(),
+            "num_classes": 10,
+            "mean": [0.4, 0.5, 0.6],
+            "std": [0.2, 0.3, 0.4],
+        },
+        path,
+    )
     loaded = load_checkpoint(path)
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -234,8 +250,12 @@ def test_own_checkpoint_round_trip(tmp_path: Path) -> None:
 
 
 def _net() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5),
-                         nn.Sequential(nn.BatchNorm2d(4), nn.Dropout(0.2)))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.Dropout(0.5),
+        nn.Sequential(nn.BatchNorm2d(4), nn.Dropout(0.2)),
+    )
 
 
 def _modes(model: nn.Module) -> list[bool]:

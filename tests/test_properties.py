@@ -11,17 +11,28 @@ from fcrattack.attacks import ATTACKS, FCR, MaskedFGSM
 
 def _net(classes: int) -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, classes)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(6, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, classes),
+    ).eval()
 
 
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 NETS = {(k, d): _net(k).to(d) for k in (2, 10) for d in DEVICES}
 devices = st.sampled_from(DEVICES)
 
-images = st.tuples(st.integers(1, 3), st.integers(4, 12), st.integers(4, 12),
-                   st.sampled_from([torch.float32, torch.float64]), st.integers(0, 2**16))
+images = st.tuples(
+    st.integers(1, 3),
+    st.integers(4, 12),
+    st.integers(4, 12),
+    st.sampled_from([torch.float32, torch.float64]),
+    st.integers(0, 2**16),
+)
 
 
 def _batch(spec, classes, device="cpu"):
@@ -34,18 +45,33 @@ def _batch(spec, classes, device="cpu"):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(spec=images, classes=st.sampled_from([2, 10]), t=st.floats(0, 1),
-       steps=st.integers(0, 3), jt=st.sampled_from(["literal", "scaled", "distillation"]),
-       select=st.sampled_from(["last", "best"]), lr=st.floats(1e-3, 50),
-       scale=st.sampled_from([1.0, 255.0, (4.0, 4.5, 5.0)]),
-       empty=st.sampled_from(["full", "keep"]),
-       device=devices)
-def test_fcr_outputs_in_range_and_inside_mask(spec, classes, t, steps, jt, select, lr, scale,
-                                              empty, device):
+@given(
+    spec=images,
+    classes=st.sampled_from([2, 10]),
+    t=st.floats(0, 1),
+    steps=st.integers(0, 3),
+    jt=st.sampled_from(["literal", "scaled", "distillation"]),
+    select=st.sampled_from(["last", "best"]),
+    lr=st.floats(1e-3, 50),
+    scale=st.sampled_from([1.0, 255.0, (4.0, 4.5, 5.0)]),
+    empty=st.sampled_from(["full", "keep"]),
+    device=devices,
+)
+def test_fcr_outputs_in_range_and_inside_mask(
+    spec, classes, t, steps, jt, select, lr, scale, empty, device
+):
     x, y = _batch(spec, classes, device)
     x0 = x.clone()
-    r = FCR(NETS[classes, device], t=t, steps=steps, jt=jt, select=select, lr=lr, scale=scale,
-            empty_mask=empty).run(x, y)
+    r = FCR(
+        NETS[classes, device],
+        t=t,
+        steps=steps,
+        jt=jt,
+        select=select,
+        lr=lr,
+        scale=scale,
+        empty_mask=empty,
+    ).run(x, y)
     assert torch.equal(x, x0)
     x = x.cpu()  # results live on the CPU
     assert r.x_adv.shape == x.shape and torch.isfinite(r.x_adv).all()
@@ -56,8 +82,9 @@ def test_fcr_outputs_in_range_and_inside_mask(spec, classes, t, steps, jt, selec
 
 
 @settings(max_examples=20, deadline=None)
-@given(spec=images, eps1=st.floats(0, 0.5), eps2=st.floats(0, 0.5), t=st.floats(0, 1),
-       device=devices)
+@given(
+    spec=images, eps1=st.floats(0, 0.5), eps2=st.floats(0, 0.5), t=st.floats(0, 1), device=devices
+)
 def test_masked_fgsm_budgets(spec, eps1, eps2, t, device):
     x, y = _batch(spec, 10, device)
     r = MaskedFGSM(NETS[10, device], eps1=eps1, eps2=eps2, t=t).run(x, y)

@@ -98,8 +98,9 @@ def test_initial_radius_search(resnet20, correct_batch):
     (fresh forward pass) or eps where none was, and it lowers the final L2 at a small budget."""
     x, y = correct_batch
     atk = RegionDDN(resnet20, t=0.0, **FAST)
-    grad = torch.func.grad(lambda z: torch.nn.functional.cross_entropy(
-        resnet20(z), y, reduction="sum"))(x)
+    grad = torch.func.grad(
+        lambda z: torch.nn.functional.cross_entropy(resnet20(z), y, reduction="sum")
+    )(x)
     g = grad / grad.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     eps = torch.full((len(x), 1, 1, 1), 1.0)
     r = atk._search_radius(x, y, g, eps, BatchContext(None, None, [], slice(None)))
@@ -116,9 +117,20 @@ def test_initial_radius_search(resnet20, correct_batch):
     assert with_search.norms["l2"][both].mean() < without.norms["l2"][both].mean()
 
 
-@pytest.mark.parametrize("bad", [{"steps": -1}, {"init_search": -1}, {"gamma": 0.0},
-                                 {"gamma": 1.0}, {"init_eps": 0.0}, {"min_step_size": 2.0},
-                                 {"loss": "l1"}, {"select": "first"}, {"t": 1.5}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"steps": -1},
+        {"init_search": -1},
+        {"gamma": 0.0},
+        {"gamma": 1.0},
+        {"init_eps": 0.0},
+        {"min_step_size": 2.0},
+        {"loss": "l1"},
+        {"select": "first"},
+        {"t": 1.5},
+    ],
+)
 def test_rejects_bad_options(resnet20, bad):
     with pytest.raises(ValueError):
         RegionDDN(resnet20, **bad)

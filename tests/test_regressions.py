@@ -47,15 +47,49 @@ def test_1_cw_takes_an_int_c(resnet20, x_y, tmp_path):
     x, y = x_y
     res = CW(resnet20, c=1, steps=5).run(x, y)  # torch.full_like(c, inf) on int64 crashed
     assert res.x_adv.dtype == torch.float32 and CW(resnet20, c=1).c == 1.0
-    assert main(["-q", "attack", "--attack", "cw", "--opt", "c=1", "--opt", "steps=2",
-                 "--n", "2", "--out", str(tmp_path / "cw")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "attack",
+                "--attack",
+                "cw",
+                "--opt",
+                "c=1",
+                "--opt",
+                "steps=2",
+                "--n",
+                "2",
+                "--out",
+                str(tmp_path / "cw"),
+            ]
+        )
+        == 0
+    )
 
 
 # 2 -------------------------------------------------------------------------------------------
 def test_2_onepixel_paper_preset_from_the_cli(tmp_path):
     out = tmp_path / "op"
-    assert main(["-q", "attack", "--attack", "onepixel", "--preset", "paper", "--opt",
-                 "steps=1", "--n", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "attack",
+                "--attack",
+                "onepixel",
+                "--preset",
+                "paper",
+                "--opt",
+                "steps=1",
+                "--n",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     options = json.loads((out / "summary.json").read_text())["options"]
     assert (options["pixels"], options["popsize"], options["steps"]) == (5, 400, 1)
 
@@ -63,19 +97,53 @@ def test_2_onepixel_paper_preset_from_the_cli(tmp_path):
 # 3 -------------------------------------------------------------------------------------------
 def test_3_execution_options_from_the_cli(tmp_path):
     out = tmp_path / "bf16"
-    assert main(["-q", "attack", "--attack", "pgd", "--opt", "steps=2", "--opt",
-                 "autocast=bf16", "--opt", "channels_last=true", "--opt", "batch_size=auto",
-                 "--n", "2", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "attack",
+                "--attack",
+                "pgd",
+                "--opt",
+                "steps=2",
+                "--opt",
+                "autocast=bf16",
+                "--opt",
+                "channels_last=true",
+                "--opt",
+                "batch_size=auto",
+                "--n",
+                "2",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     execution = json.loads((out / "summary.json").read_text())["options"]["execution"]
-    assert execution == {"autocast": "bf16", "batch_size": "auto", "channels_last": True,
-                         "compile": False}
+    assert execution == {
+        "autocast": "bf16",
+        "batch_size": "auto",
+        "channels_last": True,
+        "compile": False,
+    }
 
 
 # 4 -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("cls", "option", "value"), [
-    (MaskedFGSM, "eps1", math.nan), (FCR, "lr", math.inf), (FCR, "beta", math.inf),
-    (FCR, "init_scale", math.inf), (JSMA, "theta", math.nan), (OnePixel, "F", math.inf),
-    (PGD, "eps", math.nan), (RegionDDN, "gamma", math.nan), (CW, "c", -math.inf)])
+@pytest.mark.parametrize(
+    ("cls", "option", "value"),
+    [
+        (MaskedFGSM, "eps1", math.nan),
+        (FCR, "lr", math.inf),
+        (FCR, "beta", math.inf),
+        (FCR, "init_scale", math.inf),
+        (JSMA, "theta", math.nan),
+        (OnePixel, "F", math.inf),
+        (PGD, "eps", math.nan),
+        (RegionDDN, "gamma", math.nan),
+        (CW, "c", -math.inf),
+    ],
+)
 def test_4_nan_and_inf_options_are_rejected_by_name(resnet20, cls, option, value):
     with pytest.raises(ValueError, match=option):
         cls(resnet20, **{option: value})
@@ -100,8 +168,11 @@ def test_6_whole_number_floats_for_counts(resnet20, x_y, capsys, tmp_path):
         PGD(resnet20, steps=2.5)
     with pytest.raises(ValueError, match="steps"):
         attack.steps = 2.5  # assignment is validated too
-    _one_line_error(["attack", "--attack", "pgd", "--opt", "steps=2.5", "--out",
-                     str(tmp_path / "o")], capsys, "steps must be a whole number")
+    _one_line_error(
+        ["attack", "--attack", "pgd", "--opt", "steps=2.5", "--out", str(tmp_path / "o")],
+        capsys,
+        "steps must be a whole number",
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -111,11 +182,23 @@ def test_7_png_and_jpg_of_one_name_do_not_collide_and_reruns_are_refused(tmp_pat
     root = tmp_path / "data" / "cat"
     save_png(data.images[0], root / "x.png")
     from PIL import Image
+
     Image.fromarray((data.images[1].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
-        root / "x.jpg", quality=95)
+        root / "x.jpg", quality=95
+    )
     out = tmp_path / "out"
-    argv = ["-q", "attack", "--data", str(tmp_path / "data"), "--dataset", "folder",
-            "--attack", "fgsm", "--out", str(out)]
+    argv = [
+        "-q",
+        "attack",
+        "--data",
+        str(tmp_path / "data"),
+        "--dataset",
+        "folder",
+        "--attack",
+        "fgsm",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(r["adv_png"] for r in rows) == ["adv/cat/x.jpg.png", "adv/cat/x.png"]
@@ -127,14 +210,31 @@ def test_7_png_and_jpg_of_one_name_do_not_collide_and_reruns_are_refused(tmp_pat
 
 # 8 -------------------------------------------------------------------------------------------
 def test_8_checkpoint_of_another_architecture_is_one_line(capsys, tmp_path):
-    _one_line_error(["attack", "--model", str(akamaster_weights(32)), "--arch", "resnet20",
-                     "--n", "1", "--out", str(tmp_path / "o")], capsys,
-                    "does not fit architecture 'resnet20'")
+    _one_line_error(
+        [
+            "attack",
+            "--model",
+            str(akamaster_weights(32)),
+            "--arch",
+            "resnet20",
+            "--n",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+        "does not fit architecture 'resnet20'",
+    )
 
 
-@pytest.mark.parametrize(("device", "match"), [("tpu", "unknown device 'tpu'"),
-                                               ("cuda:7", "device 'cuda:7'"),
-                                               ("meta", "device 'meta' is not available")])
+@pytest.mark.parametrize(
+    ("device", "match"),
+    [
+        ("tpu", "unknown device 'tpu'"),
+        ("cuda:7", "device 'cuda:7'"),
+        ("meta", "device 'meta' is not available"),
+    ],
+)
 def test_8_unusable_devices_are_one_line(device, match, capsys, tmp_path):
     if device == "cuda:7" and torch.cuda.device_count() > 7:
         pytest.skip("this machine has 8 GPUs")
@@ -199,14 +299,34 @@ def test_11_dtype_repr_and_summary(resnet20, x_y, tmp_path):
     assert PGD(resnet20, steps=1)(x.double(), y).dtype == torch.float64
     text = repr(FCR(resnet20, scale=(4.0, 4.5, 5.0)))
     assert "scale=(4.0, 4.5, 5.0)" in text and "tensor" not in text
-    assert main(["-q", "attack", "--attack", "fgsm", "--n", "2", "--opt",
-                 "batch_size=auto", "--out", str(tmp_path / "s")]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "attack",
+                "--attack",
+                "fgsm",
+                "--n",
+                "2",
+                "--opt",
+                "batch_size=auto",
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert not any(k.startswith("_") for k in summary["options"])
 
 
 def test_11_python_dash_m_fcrattack():
     env = {**os.environ, "PYTHONPATH": str(Path(fcrattack.__file__).parents[1])}
-    proc = subprocess.run([sys.executable, "-m", "fcrattack", "--version"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fcrattack", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == f"fcrattack {fcrattack.__version__}"

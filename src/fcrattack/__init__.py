@@ -1,39 +1,58 @@
 """fcrattack: region-focused adversarial attacks (the FCR attack) on image classifiers.
 
-    >>> import fcrattack
-    >>> model = fcrattack.default_model()            # CIFAR-10 ResNet-20, takes [0, 1] images
-    >>> atk = fcrattack.FCR.paper(model, "cifar10")   # t=0.2, T=0.03, lr=10, steps=20, beta=1
-    >>> x_adv = atk(x, y)                             # (N, 3, 32, 32) in [0, 1]
-    >>> result = atk.run(x, y); result.summary()
-    >>> fcrattack.build("pgd", model, preset="paper")  # any attack by name
+>>> import fcrattack
+>>> model = fcrattack.default_model()            # CIFAR-10 ResNet-20, takes [0, 1] images
+>>> atk = fcrattack.FCR.paper(model, "cifar10")   # t=0.2, T=0.03, lr=10, steps=20, beta=1
+>>> x_adv = atk(x, y)                             # (N, 3, 32, 32) in [0, 1]
+>>> result = atk.run(x, y); result.summary()
+>>> fcrattack.build("pgd", model, preset="paper")  # any attack by name
 """
 
 import logging
 
+from ._version import __version__
 from .attacks import (
-                      ATTACKS,
-                      CW,
-                      FCR,
-                      FGSM,
-                      JSMA,
-                      MIFGSM,
-                      PGD,
-                      PGDL2,
-                      Attack,
-                      AttackResult,
-                      Execution,
-                      MaskedFGSM,
-                      OnePixel,
-                      RegionDDN,
-                      build,
+    ATTACKS,
+    CW,
+    FCR,
+    FGSM,
+    JSMA,
+    MIFGSM,
+    PGD,
+    PGDL2,
+    Attack,
+    AttackResult,
+    Execution,
+    MaskedFGSM,
+    OnePixel,
+    RegionDDN,
+    build,
 )
 from .cam import fcr_mask, find_layer, gradcam
 from .models import default_model, load_model
 
-__version__ = "0.1.0"
-
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-__all__ = ["ATTACKS", "CW", "FCR", "FGSM", "JSMA", "MIFGSM", "PGD", "PGDL2", "Attack",
-           "AttackResult", "Execution", "MaskedFGSM", "OnePixel", "RegionDDN", "__version__",
-           "build", "default_model", "fcr_mask", "find_layer", "gradcam", "load_model"]
+__all__ = [
+    "ATTACKS",
+    "CW",
+    "FCR",
+    "FGSM",
+    "JSMA",
+    "MIFGSM",
+    "PGD",
+    "PGDL2",
+    "Attack",
+    "AttackResult",
+    "Execution",
+    "MaskedFGSM",
+    "OnePixel",
+    "RegionDDN",
+    "__version__",
+    "build",
+    "default_model",
+    "fcr_mask",
+    "find_layer",
+    "gradcam",
+    "load_model",
+]

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
+from ._version import __version__
 from .attacks import Attack, AttackResult
 from .cam import fcr_mask, find_layer, gradcam
 from .data import Dataset
@@ -75,8 +75,10 @@ def prepare_output(out: Path, overwrite: bool) -> None:
         raise ValueError(f"output folder {out} is an existing file")
     found = [name for name in OUTPUTS if (out / name).exists()]
     if found and not overwrite:
-        raise ValueError(f"{out} already holds the results of a run ({', '.join(found)}); "
-                         "choose another output folder or pass --overwrite")
+        raise ValueError(
+            f"{out} already holds the results of a run ({', '.join(found)}); "
+            "choose another output folder or pass --overwrite"
+        )
     for name in found:
         path = out / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -87,13 +89,20 @@ def _bar(iterable: Iterable[Any], quiet: bool, **kwargs: Any) -> Any:
     return tqdm(iterable, disable=True if quiet else None, **kwargs)
 
 
-def compute_cams(model: torch.nn.Module, data: Dataset, device: torch.device, batch_size: int,
-                 layer: str | None, use_labels: bool, quiet: bool = True) -> torch.Tensor:
+def compute_cams(
+    model: torch.nn.Module,
+    data: Dataset,
+    device: torch.device,
+    batch_size: int,
+    layer: str | None,
+    use_labels: bool,
+    quiet: bool = True,
+) -> torch.Tensor:
     """Normalised Grad-CAM maps (N, H, W) on the CPU, for the true (or predicted) class."""
     maps = []
     for i in _bar(range(0, len(data), batch_size), quiet, desc="grad-cam", unit="batch"):
-        x = data.images[i:i + batch_size].to(device)
-        y = data.labels[i:i + batch_size].to(device) if use_labels else None
+        x = data.images[i : i + batch_size].to(device)
+        y = data.labels[i : i + batch_size].to(device) if use_labels else None
         maps.append(gradcam(model, x, y, layer=layer).cpu())
     return torch.cat(maps)
 
@@ -112,9 +121,18 @@ def _options_json(attack: Attack) -> dict[str, Any]:
     return out
 
 
-def attack_dataset(attack: Attack, data: Dataset, out: str | Path, *, batch_size: int = 128,
-                   info: dict[str, Any] | None = None, page: int = 20, overwrite: bool = False,
-                   quiet: bool = False, ctx: Context | None = None) -> dict[str, float] | None:
+def attack_dataset(
+    attack: Attack,
+    data: Dataset,
+    out: str | Path,
+    *,
+    batch_size: int = 128,
+    info: dict[str, Any] | None = None,
+    page: int = 20,
+    overwrite: bool = False,
+    quiet: bool = False,
+    ctx: Context | None = None,
+) -> dict[str, float] | None:
     """Attack ``data`` in batches of ``batch_size`` and write the outputs (module docstring)
     to ``out``; ``info`` (model, data, ...) goes into ``summary.json``; ``page`` images go on
     the HTML page (0: none). Returns the summary (None on ranks other than 0)."""
@@ -127,16 +145,35 @@ def attack_dataset(attack: Attack, data: Dataset, out: str | Path, *, batch_size
     index = ctx.shard(list(range(len(data))))
     mine = data.subset(index) if ctx.active else data
     t0 = time.perf_counter()
-    parts = [attack.run(mine.images[i:i + batch_size], mine.labels[i:i + batch_size],
-                        ids=mine.ids[i:i + batch_size])
-             for i in _bar(range(0, len(mine), batch_size), quiet or not ctx.is_main,
-                           desc=attack.name, unit="batch")]
+    parts = [
+        attack.run(
+            mine.images[i : i + batch_size],
+            mine.labels[i : i + batch_size],
+            ids=mine.ids[i : i + batch_size],
+        )
+        for i in _bar(
+            range(0, len(mine), batch_size),
+            quiet or not ctx.is_main,
+            desc=attack.name,
+            unit="batch",
+        )
+    ]
     result = AttackResult.concat(parts) if parts else None
     elapsed = time.perf_counter() - t0
     region = result is not None and result.mask is not None
-    cams = compute_cams(attack.model, mine, device, batch_size, getattr(attack, "layer", None),
-                        getattr(attack, "cam_class", "true") == "true",
-                        quiet) if region else None
+    cams = (
+        compute_cams(
+            attack.model,
+            mine,
+            device,
+            batch_size,
+            getattr(attack, "layer", None),
+            getattr(attack, "cam_class", "true") == "true",
+            quiet,
+        )
+        if region
+        else None
+    )
     scale = display_factor(data.images.shape[-1])
     names = output_names(data.ids)
     rows = result.records(mine.ids) if result is not None else []
@@ -162,26 +199,59 @@ def attack_dataset(attack: Attack, data: Dataset, out: str | Path, *, batch_size
         raise ValueError("no images to attack")
     write_jsonl(out / "results.jsonl", rows)
     summary = result.summary()
-    write_json(out / "summary.json", {
-        "attack": attack.name, "options": _options_json(attack), **(info or {}),
-        "n_images": len(data), "seconds": elapsed, "processes": ctx.world,
-        "fcrattack": __version__, "summary": summary, "conventions": CONVENTIONS})
+    write_json(
+        out / "summary.json",
+        {
+            "attack": attack.name,
+            "options": _options_json(attack),
+            **(info or {}),
+            "n_images": len(data),
+            "seconds": elapsed,
+            "processes": ctx.world,
+            "fcrattack": __version__,
+            "summary": summary,
+            "conventions": CONVENTIONS,
+        },
+    )
     if page:
         k = min(page, len(data))
         shown = cams[:k] if cams is not None else torch.zeros(k, *data.images.shape[2:])
-        table = image_table(out, data.images[:k], data.labels[:k], data.ids[:k], data.classes,
-                            shown, {attack.name: result.subset(slice(0, k))})
-        write_page(out / "index.html", f"fcrattack attack: {attack.name}",
-                   f"{attack!r} on {len(data)} images; the first {k} are shown. "
-                   f"fcrattack {__version__}.", {attack.name: summary}, table)
-    log.info("wrote %s (adv/, results.jsonl, summary.json%s%s)", out,
-             ", cam/, mask/" if cams is not None else "", ", index.html" if page else "")
+        table = image_table(
+            out,
+            data.images[:k],
+            data.labels[:k],
+            data.ids[:k],
+            data.classes,
+            shown,
+            {attack.name: result.subset(slice(0, k))},
+        )
+        write_page(
+            out / "index.html",
+            f"fcrattack attack: {attack.name}",
+            f"{attack!r} on {len(data)} images; the first {k} are shown. fcrattack {__version__}.",
+            {attack.name: summary},
+            table,
+        )
+    log.info(
+        "wrote %s (adv/, results.jsonl, summary.json%s%s)",
+        out,
+        ", cam/, mask/" if cams is not None else "",
+        ", index.html" if page else "",
+    )
     return summary
 
 
-def write_cams(model: torch.nn.Module, data: Dataset, out: str | Path, *, t: float = 0.2,
-               layer: str | None = None, use_labels: bool = True, batch_size: int = 128,
-               quiet: bool = False) -> tuple[str, float]:
+def write_cams(
+    model: torch.nn.Module,
+    data: Dataset,
+    out: str | Path,
+    *,
+    t: float = 0.2,
+    layer: str | None = None,
+    use_labels: bool = True,
+    batch_size: int = 128,
+    quiet: bool = False,
+) -> tuple[str, float]:
     """Grad-CAM overlays and FCR masks of ``data`` as PNGs under ``out/cam`` and ``out/mask``;
     returns (the Grad-CAM layer used, the mean mask area)."""
     out = Path(out)

@@ -65,8 +65,9 @@ def _record_calls(model: nn.Module, names: set[str] | None) -> Iterator[list[_Ca
     try:
         for name, module in model.named_modules():
             if names is None or name in names:
-                handles.append(module.register_forward_hook(
-                    lambda m, i, o, name=name: hook(name, m, o)))
+                handles.append(
+                    module.register_forward_hook(lambda m, i, o, name=name: hook(name, m, o))
+                )
         yield records
     finally:
         for h in handles:
@@ -86,11 +87,18 @@ def _auto_layer(records: list[_Call]) -> tuple[str, torch.Tensor]:
     counts = _call_counts(records)
     for r in reversed(records):
         out = r.output
-        if (isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[2] * out.shape[3] > 1
-                and id(out) not in pooled and out.requires_grad):
+        if (
+            isinstance(out, torch.Tensor)
+            and out.dim() == 4
+            and out.shape[2] * out.shape[3] > 1
+            and id(out) not in pooled
+            and out.requires_grad
+        ):
             return r.label(counts), out
-    raise ValueError("the model has no convolutional feature map with spatial size > 1 for "
-                     "Grad-CAM (no 4-D module output found); pass layer= explicitly")
+    raise ValueError(
+        "the model has no convolutional feature map with spatial size > 1 for "
+        "Grad-CAM (no 4-D module output found); pass layer= explicitly"
+    )
 
 
 def _split_layer(layer: str) -> tuple[str, int | None]:
@@ -115,7 +123,8 @@ def _named_layer(records: list[_Call], layer: str) -> torch.Tensor:
             raise ValueError(
                 f"layer {name!r} is called {len(calls)} times in one forward pass, so it is "
                 f"ambiguous; name the call, e.g. {name + '@' + str(len(calls) - 1)!r} for the "
-                "last, or choose another layer")
+                "last, or choose another layer"
+            )
         index = 0
     if not -len(calls) <= index < len(calls):
         raise ValueError(f"layer {name!r} is called {len(calls)} time(s); no call {index}")
@@ -129,14 +138,24 @@ def find_layer(model: nn.Module, x: torch.Tensor) -> str:
     """Name of the layer Grad-CAM uses by default for ``model`` on inputs shaped like ``x``
     (``name@k`` for a module called several times)."""
     check_model(model)
-    with torch.inference_mode(False), eval_mode(model, warn=False), torch.enable_grad(), \
-            _record_calls(model, None) as rec:
+    with (
+        torch.inference_mode(False),
+        eval_mode(model, warn=False),
+        torch.enable_grad(),
+        _record_calls(model, None) as rec,
+    ):
         model(x[:1].detach().clone().requires_grad_(True))
         return _auto_layer(rec)[0]
 
 
-def gradcam(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
-            layer: str | None = None, normalize: bool = True) -> torch.Tensor:
+def gradcam(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    layer: str | None = None,
+    normalize: bool = True,
+) -> torch.Tensor:
     """Grad-CAM maps (N, H, W) in [0, 1] for classes ``y`` (N,) (None: predicted class).
 
     ``layer``: a module name from ``model.named_modules()``, ``"name@k"`` for the k-th call of
@@ -150,8 +169,7 @@ def gradcam(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, *,
     names = None if layer is None else {_split_layer(layer)[0]}
     with torch.inference_mode(False):
         xin = x.detach().clone().requires_grad_(True)  # a graph even with frozen params
-        with eval_mode(model, warn=False), torch.enable_grad(), \
-                _record_calls(model, names) as rec:
+        with eval_mode(model, warn=False), torch.enable_grad(), _record_calls(model, names) as rec:
             logits = model(xin)
             check_logits(logits, x.shape[0])
             acts = _auto_layer(rec)[1] if layer is None else _named_layer(rec, layer)
@@ -193,14 +211,23 @@ def fcr_mask(cam: torch.Tensor, t: float = 0.2, *, empty: str = "full") -> torch
     if empty == "full":
         is_empty = mask.flatten(1).amax(1) == 0
         if is_empty.any():
-            log.warning("%d empty FCR mask(s) (all-zero Grad-CAM); using the whole image there",
-                        int(is_empty.sum()))
+            log.warning(
+                "%d empty FCR mask(s) (all-zero Grad-CAM); using the whole image there",
+                int(is_empty.sum()),
+            )
             mask = torch.where(is_empty[:, None, None, None], torch.ones_like(mask), mask)
     return mask
 
 
-def fcr_region(model: nn.Module, x: torch.Tensor, cls: torch.Tensor | None, *, t: float = 0.2,
-               layer: str | None = None, empty: str = "full") -> torch.Tensor:
+def fcr_region(
+    model: nn.Module,
+    x: torch.Tensor,
+    cls: torch.Tensor | None,
+    *,
+    t: float = 0.2,
+    layer: str | None = None,
+    empty: str = "full",
+) -> torch.Tensor:
     """The FCR mask (N, 1, H, W) of x for classes ``cls`` (None: predicted): Grad-CAM, then
     threshold t. The paper uses the true class. At t = 0 the mask is the whole image and
     Grad-CAM is not computed (so any model works there, convolutional or not)."""

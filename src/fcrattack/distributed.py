@@ -112,14 +112,16 @@ class Context:
         by torchrun (nccl on CUDA with ``cuda:LOCAL_RANK``, gloo on the CPU)."""
         if not launched():
             return cls(), device
-        ctx = cls(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
-                  int(os.environ.get("LOCAL_RANK", "0")))
+        ctx = cls(
+            int(os.environ["RANK"]),
+            int(os.environ["WORLD_SIZE"]),
+            int(os.environ.get("LOCAL_RANK", "0")),
+        )
         if device.type == "cuda":
             device = torch.device("cuda", ctx.local_rank)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                    timeout=TIMEOUT)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT)
             ctx.owns_group = True
         log.info("data-parallel: rank %d of %d on %s", ctx.rank, ctx.world, device)
         return ctx, device
@@ -131,7 +133,7 @@ class Context:
 
     def shard(self, items: Sequence[T]) -> list[T]:
         """This rank's deterministic share: ``items[rank::world]``."""
-        return list(items[self.rank::self.world])
+        return list(items[self.rank :: self.world])
 
     def barrier(self) -> None:
         if self.active:
@@ -175,7 +177,7 @@ class RankStore(ResultStore):
         self._reload()
 
     def _reload(self) -> None:
-        merged = {}
+        merged: dict[str, dict[str, Any]] = {}
         for rec in read_records(self.merged):
             merged.setdefault(rec["key"], rec)
         for key, rec in self.records.items():

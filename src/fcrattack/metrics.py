@@ -28,11 +28,13 @@ CONVENTIONS = (
     "MAX = 1 on [0, 1] images; PSNR_255 applies MAX = 255 to the MSE of [0, 1] images "
     "(PSNR + 48.13 dB), the convention the FCR paper's PSNR column matches. Values that are "
     "not finite (the PSNR of an unchanged image) are left out of means and written as null "
-    "in JSON.")
+    "in JSON."
+)
 
 
-def perturbation_norms(x: torch.Tensor, x_adv: torch.Tensor,
-                       tol: float = 0.0) -> dict[str, torch.Tensor]:
+def perturbation_norms(
+    x: torch.Tensor, x_adv: torch.Tensor, tol: float = 0.0
+) -> dict[str, torch.Tensor]:
     """Per-image metrics of x_adv - x, both (N, C, H, W); each value has shape (N,).
 
     A value counts as changed in L0 when |x' - x| > tol.
@@ -46,13 +48,21 @@ def perturbation_norms(x: torch.Tensor, x_adv: torch.Tensor,
     l2 = d.norm(dim=1)
     linf = d.abs().amax(1)
     pixels = (~(x_adv - x).abs().le(tol)).any(1).flatten(1).sum(1)
-    return {"l2": l2, "l2_255": 255 * l2, "linf": linf, "linf_255": 255 * linf,
-            "l0": changed.sum(1), "l0_pixels": pixels, "psnr": psnr,
-            "psnr_255": psnr + PSNR_255_OFFSET}
+    return {
+        "l2": l2,
+        "l2_255": 255 * l2,
+        "linf": linf,
+        "linf_255": 255 * linf,
+        "l0": changed.sum(1),
+        "l0_pixels": pixels,
+        "psnr": psnr,
+        "psnr_255": psnr + PSNR_255_OFFSET,
+    }
 
 
-def attack_success(pred: torch.Tensor, y: torch.Tensor,
-                   target: torch.Tensor | None = None) -> torch.Tensor:
+def attack_success(
+    pred: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
+) -> torch.Tensor:
     """(N,) bool from predicted classes (N,): pred != y (untargeted) or pred == target."""
     return pred == target if target is not None else pred != y
 
@@ -64,14 +74,18 @@ def asr(success: torch.Tensor, valid: torch.Tensor | None = None) -> float:
     return float(success.float().mean()) if success.numel() else float("nan")
 
 
-def summarize(norms: dict[str, torch.Tensor], success: torch.Tensor,
-              valid: torch.Tensor | None = None) -> dict[str, float]:
+def summarize(
+    norms: dict[str, torch.Tensor], success: torch.Tensor, valid: torch.Tensor | None = None
+) -> dict[str, float]:
     """Aggregate: ASR over ``valid`` images, and mean norms over the *successful* valid ones
     (the usual convention: failed attempts have no meaningful adversarial norm)."""
     valid = torch.ones_like(success) if valid is None else valid
     ok = success & valid
-    out: dict[str, float] = {"n": int(valid.sum()), "n_success": int(ok.sum()),
-                             "asr": asr(success, valid)}
+    out: dict[str, float] = {
+        "n": int(valid.sum()),
+        "n_success": int(ok.sum()),
+        "asr": asr(success, valid),
+    }
     for k, v in norms.items():
         vals = v[ok].double()
         vals = vals[torch.isfinite(vals)]  # e.g. the PSNR of an unchanged image

@@ -58,8 +58,9 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     return path
 
 
-def record_key(experiment: str, part: str, model: str, attack: str, setting: str,
-               image_id: str) -> str:
+def record_key(
+    experiment: str, part: str, model: str, attack: str, setting: str, image_id: str
+) -> str:
     """The unique key of one per-image result."""
     return "/".join((experiment, part, model, attack, setting, image_id))
 
@@ -101,8 +102,11 @@ class ResultStore:
         if data.endswith(b"\n"):
             return
         keep = data.rfind(b"\n") + 1
-        log.warning("%s: removing a partial last line (%d bytes) left by an interrupted run",
-                    self.path, len(data) - keep)
+        log.warning(
+            "%s: removing a partial last line (%d bytes) left by an interrupted run",
+            self.path,
+            len(data) - keep,
+        )
         with self.path.open("r+b") as f:
             f.truncate(keep)
 
@@ -128,5 +132,4 @@ class ResultStore:
 
     def select(self, **fields: Any) -> list[dict[str, Any]]:
         """Records whose fields equal ``fields`` (e.g. experiment="whitebox", model="...")."""
-        return [r for r in self.records.values()
-                if all(r.get(k) == v for k, v in fields.items())]
+        return [r for r in self.records.values() if all(r.get(k) == v for k, v in fields.items())]

@@ -11,6 +11,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,33 +58,53 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: Dataset, batch_size: int = 500,
-             device: str | torch.device = "cpu") -> float:
+def evaluate(
+    model: torch.nn.Module, data: Dataset, batch_size: int = 500, device: str | torch.device = "cpu"
+) -> float:
     """Top-1 accuracy (in [0, 1]) of ``model`` on ``data``."""
     was_training = model.training
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=device)
     for i in range(0, len(data), batch_size):
-        x = data.images[i:i + batch_size].to(device).float()
+        x = data.images[i : i + batch_size].to(device).float()
         if data.images.dtype == torch.uint8:
             x = x / 255
-        correct += (model(x).argmax(1) == data.labels[i:i + batch_size].to(device)).sum()
+        correct += (model(x).argmax(1) == data.labels[i : i + batch_size].to(device)).sum()
     model.train(was_training)
     return correct.item() / len(data)
 
 
-def _checkpoint(model: Normalized, cfg: TrainConfig, epoch: int, optimizer, scheduler,
-                acc: float | None) -> dict:
-    return {"arch": cfg.arch, "state_dict": model.state_dict(), "num_classes":
-            model.model.linear.out_features if hasattr(model.model, "linear")
-            else model.model.classifier.out_features,
-            "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist(),
-            "epoch": epoch, "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "config": asdict(cfg), "test_acc": acc}
+def _checkpoint(
+    model: Normalized,
+    cfg: TrainConfig,
+    epoch: int,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    acc: float | None,
+) -> dict[str, Any]:
+    head = model.model.linear if hasattr(model.model, "linear") else model.model.classifier
+    assert isinstance(head, torch.nn.Linear)  # every CIFAR architecture ends in one
+    return {
+        "arch": cfg.arch,
+        "state_dict": model.state_dict(),
+        "num_classes": head.out_features,
+        "mean": model.mean.flatten().tolist(),
+        "std": model.std.flatten().tolist(),
+        "epoch": epoch,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "config": asdict(cfg),
+        "test_acc": acc,
+    }
 
 
-def train(cfg: TrainConfig, train_data: Dataset, test_data: Dataset | None, out: str | Path,
-          device: str | torch.device = "cpu") -> Normalized:
+def train(
+    cfg: TrainConfig,
+    train_data: Dataset,
+    test_data: Dataset | None,
+    out: str | Path,
+    device: str | torch.device = "cpu",
+) -> Normalized:
     """Train ``cfg.arch`` on ``train_data`` (uint8 or float images), writing
     ``out/last.pt`` after every epoch; a run restarted with the same ``out`` resumes."""
     out = Path(out)
@@ -96,12 +117,18 @@ def train(cfg: TrainConfig, train_data: Dataset, test_data: Dataset | None, out:
         model = create_model(cfg.arch, num_classes=len(train_data.classes) or 10)
     model = model.to(device).train()
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
+    model = model.to(memory_format=fmt)  # type: ignore[call-overload]
     steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay, nesterov=True)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        weight_decay=cfg.weight_decay,
+        nesterov=True,
+    )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.25)
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.25
+    )
     start = 0
     if ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -120,7 +147,7 @@ def train(cfg: TrainConfig, train_data: Dataset, test_data: Dataset | None, out:
         t0 = time.time()
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
         for step in bar:
-            idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = images[idx].float()
             if images.dtype == torch.uint8:
                 x = x / 255
@@ -134,9 +161,14 @@ def train(cfg: TrainConfig, train_data: Dataset, test_data: Dataset | None, out:
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
         acc = evaluate(model, test_data, device=device) if test_data is not None else None
-        log.info("epoch %d/%d loss %.4f test acc %s (%.0f s)", epoch + 1, cfg.epochs,
-                 total_loss.item() / steps_per_epoch, f"{acc:.4f}" if acc is not None else "-",
-                 time.time() - t0)
+        log.info(
+            "epoch %d/%d loss %.4f test acc %s (%.0f s)",
+            epoch + 1,
+            cfg.epochs,
+            total_loss.item() / steps_per_epoch,
+            f"{acc:.4f}" if acc is not None else "-",
+            time.time() - t0,
+        )
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(_checkpoint(model, cfg, epoch + 1, optimizer, scheduler, acc), tmp)
         tmp.replace(ckpt_path)
@@ -146,7 +178,9 @@ def train(cfg: TrainConfig, train_data: Dataset, test_data: Dataset | None, out:
 def export_weights(checkpoint: str | Path, dest: str | Path) -> None:
     """Write a small inference-only copy of a training checkpoint (no optimizer state)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    keep = {k: state[k] for k in ("arch", "state_dict", "num_classes", "mean", "std", "epoch",
-                                  "config", "test_acc")}
+    keep = {
+        k: state[k]
+        for k in ("arch", "state_dict", "num_classes", "mean", "std", "epoch", "config", "test_acc")
+    }
     keep["state_dict"] = {k: v.clone() for k, v in keep["state_dict"].items()}
     torch.save(keep, dest)

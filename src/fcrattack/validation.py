@@ -12,8 +12,10 @@ from torch import nn
 def check_model(model: Any) -> None:
     """model must be a torch.nn.Module (a plain function has no layers, mode or device)."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}; wrap a "
-                        "function in an nn.Module")
+        raise TypeError(
+            f"model must be a torch.nn.Module, got {type(model).__name__}; wrap a "
+            "function in an nn.Module"
+        )
 
 
 def check_images(x: torch.Tensor, name: str = "x") -> None:
@@ -21,11 +23,15 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 4:
-        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)} "
-                         f"(rank {x.dim()}); add a batch dimension with x.unsqueeze(0)")
+        raise ValueError(
+            f"{name} must have shape (N, C, H, W), got {tuple(x.shape)} "
+            f"(rank {x.dim()}); add a batch dimension with x.unsqueeze(0)"
+        )
     if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor with values in [0, 1], got {x.dtype}; "
-                        "convert uint8 images with x.float() / 255")
+        raise TypeError(
+            f"{name} must be a floating tensor with values in [0, 1], got {x.dtype}; "
+            "convert uint8 images with x.float() / 255"
+        )
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch")
     if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
@@ -34,12 +40,13 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} contains NaN or Inf values")
     lo, hi = x.min().item(), x.max().item()
     if lo < 0 or hi > 1:
-        raise ValueError(f"{name} must lie in [0, 1] (fcrattack models take un-normalised "
-                         f"images), got values in [{lo:.4g}, {hi:.4g}]")
+        raise ValueError(
+            f"{name} must lie in [0, 1] (fcrattack models take un-normalised "
+            f"images), got values in [{lo:.4g}, {hi:.4g}]"
+        )
 
 
-def check_labels(y: torch.Tensor, n: int, num_classes: int | None = None,
-                 name: str = "y") -> None:
+def check_labels(y: torch.Tensor, n: int, num_classes: int | None = None, name: str = "y") -> None:
     """y must be an integer tensor (N,) with values in [0, num_classes)."""
     if not isinstance(y, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(y).__name__}")
@@ -50,8 +57,9 @@ def check_labels(y: torch.Tensor, n: int, num_classes: int | None = None,
     if n and y.min().item() < 0:
         raise ValueError(f"{name} has negative class indices (min {y.min().item()})")
     if num_classes is not None and n and y.max().item() >= num_classes:
-        raise ValueError(f"{name} has class index {y.max().item()} but the model has "
-                         f"{num_classes} classes")
+        raise ValueError(
+            f"{name} has class index {y.max().item()} but the model has {num_classes} classes"
+        )
 
 
 def check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor:
@@ -65,10 +73,16 @@ def check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor:
     if mask.dim() == 3:
         mask = mask.unsqueeze(1)
     n, c, h, w = x.shape
-    if (mask.dim() != 4 or mask.shape[0] != n or mask.shape[2:] != (h, w)
-            or mask.shape[1] not in (1, c)):
-        raise ValueError(f"mask must have shape ({n}, 1, {h}, {w}) or ({n}, {c}, {h}, {w}), "
-                         f"got {tuple(mask.shape)}")
+    if (
+        mask.dim() != 4
+        or mask.shape[0] != n
+        or mask.shape[2:] != (h, w)
+        or mask.shape[1] not in (1, c)
+    ):
+        raise ValueError(
+            f"mask must have shape ({n}, 1, {h}, {w}) or ({n}, {c}, {h}, {w}), "
+            f"got {tuple(mask.shape)}"
+        )
     mask = mask.to(device=x.device, dtype=x.dtype)
     if not torch.isfinite(mask).all() or mask.min().item() < 0 or mask.max().item() > 1:
         raise ValueError("mask values must lie in [0, 1]")

@@ -16,7 +16,27 @@ from .pgd import PGD, PGDL2
 from .region_ddn import RegionDDN
 from .result import AttackResult, BestIterate
 
-__all__ = ["ALIASES", "ATTACKS", "CW", "FCR", "FGSM", "JSMA", "MIFGSM", "PGD", "PGDL2", "Attack",
-           "AttackResult", "BatchContext", "BestIterate", "Execution", "GradientAttack",
-           "MaskedFGSM", "OnePixel", "RegionDDN", "attack_class", "build", "describe",
-           "parse_options"]
+__all__ = [
+    "ALIASES",
+    "ATTACKS",
+    "CW",
+    "FCR",
+    "FGSM",
+    "JSMA",
+    "MIFGSM",
+    "PGD",
+    "PGDL2",
+    "Attack",
+    "AttackResult",
+    "BatchContext",
+    "BestIterate",
+    "Execution",
+    "GradientAttack",
+    "MaskedFGSM",
+    "OnePixel",
+    "RegionDDN",
+    "attack_class",
+    "build",
+    "describe",
+    "parse_options",
+]

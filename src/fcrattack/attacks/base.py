@@ -18,7 +18,9 @@ attacked one by one, and the global RNG is never touched.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
+import sys
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +53,13 @@ class BatchContext:
     generators: list[torch.Generator]
     index: slice = field(default_factory=lambda: slice(None))
 
+    @property
+    def region(self) -> torch.Tensor:
+        """The mask, for attacks that always have one (their ``prepare`` computes it)."""
+        if self.mask is None:
+            raise RuntimeError("this attack needs a mask and got none")
+        return self.mask
+
 
 def image_seeds(x: torch.Tensor, seed: int, ids: Sequence[int | str] | None = None) -> list[int]:
     """One 63-bit seed per image from (seed, id); id = content hash of the image by default."""
@@ -59,12 +68,19 @@ def image_seeds(x: torch.Tensor, seed: int, ids: Sequence[int | str] | None = No
         keys = [hashlib.blake2b(a.tobytes(), digest_size=8).hexdigest() for a in data]
     else:
         keys = [str(i) for i in ids]
-    return [int.from_bytes(hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest(),
-                           "little") >> 1 for k in keys]
+    return [
+        int.from_bytes(hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest(), "little")
+        >> 1
+        for k in keys
+    ]
 
 
-def per_image_rand(shape: Sequence[int], generators: list[torch.Generator],
-                   device: torch.device, kind: str = "uniform") -> torch.Tensor:
+def per_image_rand(
+    shape: Sequence[int],
+    generators: list[torch.Generator],
+    device: torch.device,
+    kind: str = "uniform",
+) -> torch.Tensor:
     """(N, *shape) random tensor, row i drawn from generators[i] (uniform in [0, 1) or normal).
 
     Used once per attack for initialisation, never inside iterations.
@@ -73,9 +89,11 @@ def per_image_rand(shape: Sequence[int], generators: list[torch.Generator],
     return torch.stack([draw(tuple(shape), generator=g) for g in generators]).to(device)
 
 
-def input_grad(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-               loss_fn: Callable[[torch.Tensor], torch.Tensor]
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def input_grad(
+    model: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    loss_fn: Callable[[torch.Tensor], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss per image (B,), d sum(loss) / dx (B, C, H, W)) with x detached. ``model`` is a module
     or any function from images to logits; its parameters get no gradient (only the input's
     is computed)."""
@@ -102,8 +120,9 @@ class Attack(Configurable):
 
     targeted = Option(Bool(), False, "aim at run()'s target= classes instead of away from y")
     seed = Option(Int(min=0), 0, "seed of the per-image random streams")
-    execution = Option(Instance(Execution), None,
-                       "batch size, channels_last, autocast, compile (an Execution)")
+    execution = Option(
+        Instance(Execution), None, "batch size, channels_last, autocast, compile (an Execution)"
+    )
 
     def __init__(self, model: nn.Module, /, **options: Any) -> None:
         check_model(model)
@@ -122,13 +141,30 @@ class Attack(Configurable):
                 cls._options[key].kind.coerce(key, value)
 
     @classmethod
+    def _describe(cls) -> str:
+        """The class docstring, then its module's (the method, its paper and defaults), so that
+        ``help(Attack)`` is enough."""
+        text = inspect.cleandoc(cls.__doc__ or "")
+        module = sys.modules[cls.__module__].__doc__
+        if cls.__module__ == __name__ or not module:
+            return text
+        if cls.PAPER:
+            paper = "; ".join(f"{d}: {p}" for d, p in cls.PAPER.items())
+            settings = f"The FCR paper's settings (``paper(model, dataset)``): {paper}."
+        else:
+            settings = "The FCR paper gives no settings for it: ``paper()`` gives the defaults."
+        return f"{text}\n\n{inspect.cleandoc(module)}\n\n{settings}"
+
+    @classmethod
     def paper(cls, model: nn.Module, dataset: str = "cifar10", **overrides: Any) -> Attack:
         """The attack with the FCR paper's settings for ``dataset`` ("cifar10" or
         "imagenet"), updated by ``overrides``; attacks the paper does not use get their
         defaults."""
         if dataset not in PAPER_DATASETS:
-            raise ValueError(f"no paper settings for data set {dataset!r}; choose one of "
-                             f"{', '.join(PAPER_DATASETS)}")
+            raise ValueError(
+                f"no paper settings for data set {dataset!r}; choose one of "
+                f"{', '.join(PAPER_DATASETS)}"
+            )
         return cls(model, **{**cls.PAPER.get(dataset, {}), **overrides})
 
     @property
@@ -144,14 +180,22 @@ class Attack(Configurable):
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         """Adversarial images for one batch: x (B, C, H, W) in [0, 1], y (B,) -> (B, C, H, W)."""
 
-    def prepare(self, x: torch.Tensor, y: torch.Tensor,
-                target: torch.Tensor | None) -> torch.Tensor | None:
+    def prepare(
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor | None:
         """Hook for attacks that compute their own mask when the caller gives none (the FCR
         region): returns (B, 1, H, W) or None."""
         return None
 
-    def run(self, x: torch.Tensor, y: torch.Tensor, *, target: torch.Tensor | None = None,
-            mask: Any = None, ids: Sequence[int | str] | None = None) -> AttackResult:
+    def run(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        target: torch.Tensor | None = None,
+        mask: Any = None,
+        ids: Sequence[int | str] | None = None,
+    ) -> AttackResult:
         """Attack x (N, C, H, W) in [0, 1] with labels y (N,); see
         :class:`~fcrattack.attacks.result.AttackResult`.
 
@@ -166,24 +210,29 @@ class Attack(Configurable):
         n = x.shape[0]
         check_labels(y, n)
         if target is not None and not self.targeted:
-            raise ValueError(f"{self.name} was built untargeted but got target=; build it with "
-                             "targeted=True for a targeted attack")
+            raise ValueError(
+                f"{self.name} was built untargeted but got target=; build it with "
+                "targeted=True for a targeted attack"
+            )
         if self.targeted:
             if target is None:
                 raise ValueError(f"{self.name} was built with targeted=True: pass target=")
             check_labels(target, n, name="target")
             same = (target.to(y.device) == y).nonzero()
             if len(same):
-                raise ValueError(f"target equals the true label for {len(same)} image(s) (first: "
-                                 f"index {int(same[0])}); a targeted attack needs another class")
+                raise ValueError(
+                    f"target equals the true label for {len(same)} image(s) (first: "
+                    f"index {int(same[0])}); a targeted attack needs another class"
+                )
         if mask is not None:
             mask = check_mask(mask, x)
         if ids is not None and len(ids) != n:
             raise ValueError(f"ids has {len(ids)} entries for {n} images")
         for name, value in self.option_values().items():
             if isinstance(value, torch.Tensor) and value.shape[0] != n:
-                raise ValueError(f"option {name} has {value.shape[0]} per-image values for "
-                                 f"{n} images")
+                raise ValueError(
+                    f"option {name} has {value.shape[0]} per-image values for {n} images"
+                )
         seeds = image_seeds(x, self.seed, ids)
         dev = self.device
 
@@ -192,17 +241,28 @@ class Attack(Configurable):
                 t = t[sl].detach().to(dev, dtype)
                 return t.clone() if t.is_inference() else t.contiguous()
 
-            return self._run_batch(put(x, torch.float32), put(y, torch.long),
-                                   None if target is None else put(target, torch.long),
-                                   None if mask is None else put(mask, torch.float32),
-                                   seeds[sl], sl)
+            return self._run_batch(
+                put(x, torch.float32),
+                put(y, torch.long),
+                None if target is None else put(target, torch.long),
+                None if mask is None else put(mask, torch.float32),
+                seeds[sl],
+                sl,
+            )
 
         with torch.inference_mode(False), eval_mode(self.model):
             parts = self._state.in_batches(n, self.execution, batch)
         return AttackResult.concat(parts)
 
-    def _run_batch(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-                   mask: torch.Tensor | None, seeds: list[int], index: slice) -> AttackResult:
+    def _run_batch(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        mask: torch.Tensor | None,
+        seeds: list[int],
+        index: slice,
+    ) -> AttackResult:
         with torch.no_grad():
             logits = self.model(x)
         check_logits(logits, x.shape[0])
@@ -213,8 +273,9 @@ class Attack(Configurable):
             mask = self.prepare(x, y, target)
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         model = self.model
-        x_in = x.contiguous(memory_format=torch.channels_last) \
-            if self.execution.channels_last else x
+        x_in = (
+            x.contiguous(memory_format=torch.channels_last) if self.execution.channels_last else x
+        )
         self.model = self._state.model_for(model, self.execution)
         try:
             x_adv = self.perturb(x_in, y, BatchContext(target, mask, gens, index)).detach()
@@ -223,8 +284,11 @@ class Attack(Configurable):
         x_adv = x_adv.contiguous()
         bad = ~torch.isfinite(x_adv).flatten(1).all(1)
         if bad.any():  # e.g. a model whose gradient is NaN somewhere: never return NaN images
-            log.warning("%s produced non-finite values for %d image(s); they are returned "
-                        "unchanged", self.name, int(bad.sum()))
+            log.warning(
+                "%s produced non-finite values for %d image(s); they are returned unchanged",
+                self.name,
+                int(bad.sum()),
+            )
             x_adv = torch.where(bad.view(-1, 1, 1, 1), x, x_adv)
         if mask is not None and self.restrict_to_mask:  # holds by construction; make it exact
             x_adv = x + (x_adv - x) * (mask > 0)
@@ -237,7 +301,15 @@ class Attack(Configurable):
         pred_clean = logits.argmax(1).cpu()
         x_adv = x_adv.cpu()
         return AttackResult(
-            attack=self.name, x_adv=x_adv, y=y_cpu, target=tgt, pred_clean=pred_clean,
-            pred_adv=pred_adv, success=attack_success(pred_adv, y_cpu, tgt),
-            success_uint8=attack_success(pred_q, y_cpu, tgt), clean_correct=pred_clean == y_cpu,
-            norms=perturbation_norms(x.cpu(), x_adv), mask=None if mask is None else mask.cpu())
+            attack=self.name,
+            x_adv=x_adv,
+            y=y_cpu,
+            target=tgt,
+            pred_clean=pred_clean,
+            pred_adv=pred_adv,
+            success=attack_success(pred_adv, y_cpu, tgt),
+            success_uint8=attack_success(pred_q, y_cpu, tgt),
+            clean_correct=pred_clean == y_cpu,
+            norms=perturbation_norms(x.cpu(), x_adv),
+            mask=None if mask is None else mask.cpu(),
+        )

@@ -22,8 +22,10 @@ from .onepixel import OnePixel
 from .pgd import PGD, PGDL2
 from .region_ddn import RegionDDN
 
-ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (
-    FCR, RegionDDN, MaskedFGSM, FGSM, PGD, PGDL2, MIFGSM, CW, JSMA, OnePixel)}
+ATTACKS: dict[str, type[Attack]] = {
+    cls.name: cls
+    for cls in (FCR, RegionDDN, MaskedFGSM, FGSM, PGD, PGDL2, MIFGSM, CW, JSMA, OnePixel)
+}
 #: earlier names that keep working
 ALIASES = {"fcr-ddn": "region-ddn"}
 PRESETS = ("paper",)
@@ -37,8 +39,14 @@ def attack_class(name: str) -> type[Attack]:
     return cls
 
 
-def build(name: str, model: nn.Module, *, preset: str | None = None,
-          dataset: str = "cifar10", **options: Any) -> Attack:
+def build(
+    name: str,
+    model: nn.Module,
+    *,
+    preset: str | None = None,
+    dataset: str = "cifar10",
+    **options: Any,
+) -> Attack:
     """The attack ``name`` on ``model`` with ``options``; with ``preset="paper"`` the FCR
     paper's settings for ``dataset`` ("cifar10" or "imagenet") come first and ``options``
     override them."""
@@ -59,8 +67,9 @@ def parse_options(name: str, texts: Mapping[str, str]) -> dict[str, Any]:
     unknown = sorted(set(texts) - (set(declared) - {"execution"}) - set(run_opts))
     if unknown:
         valid = [k for k in declared if k != "execution"] + list(run_opts)
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for attack {name!r}; valid: "
-                         f"{', '.join(valid)}")
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for attack {name!r}; valid: {', '.join(valid)}"
+        )
     out = {k: declared[k].parse(v) for k, v in texts.items() if k in declared}
     execution = {k: run_opts[k].parse(v) for k, v in texts.items() if k in run_opts}
     if execution:
@@ -73,8 +82,7 @@ def describe(name: str) -> str:
     cls = attack_class(name)
     lines = [f"{cls.name}: {(cls.__doc__ or '').strip().splitlines()[0]}", "", "options:"]
     for key, opt in cls.options().items():
-        paper = {d: cls.PAPER[d][key] for d in PAPER_DATASETS
-                 if key in cls.PAPER.get(d, {})}
+        paper = {d: cls.PAPER[d][key] for d in PAPER_DATASETS if key in cls.PAPER.get(d, {})}
         extra = f"; paper: {paper}" if paper else ""
         lines.append(f"  {opt.help()}{extra}")
     lines.append("execution (also given with --opt):")

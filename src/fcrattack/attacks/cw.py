@@ -23,6 +23,8 @@ forward pass, as torchattacks does. Images (N, C, H, W) in [0, 1];
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..metrics import attack_success
@@ -47,14 +49,20 @@ class CW(Attack):
     steps = Option(Int(min=0), 1000, "Adam steps per value of c")
     binary_search_steps = Option(Int(min=1), 1, "values of c tried per image")
     abort_early = Option(Bool(), True, "stop an image once its loss stops falling")
-    eps = Option(Optional(Budget()), None,
-                 "L2 budget: keep only iterates with L2 <= eps (float or per-image (N,))")
+    eps = Option(
+        Optional(Budget()),
+        None,
+        "L2 budget: keep only iterates with L2 <= eps (float or per-image (N,))",
+    )
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         b = x.shape[0]
         w0 = torch.atanh((2 * x - 1) * (1 - 1e-6))
-        budget = (torch.full((b,), float("inf"), device=x.device) if self.eps is None
-                  else batch_budget(self.eps, x, ctx).view(-1) ** 2)
+        budget = (
+            torch.full((b,), float("inf"), device=x.device)
+            if self.eps is None
+            else batch_budget(self.eps, x, ctx).view(-1) ** 2
+        )
         c = torch.full((b,), self.c, device=x.device)
         lo, hi = torch.zeros_like(c), torch.full_like(c, float("inf"))
         best = BestIterate(x)  # norm: squared L2
@@ -65,8 +73,16 @@ class CW(Attack):
             c = torch.where(torch.isinf(hi), c * 10, (lo + hi) / 2)
         return best.x
 
-    def _optimise(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext, w0: torch.Tensor,
-                  c: torch.Tensor, budget: torch.Tensor, best: BestIterate) -> torch.Tensor:
+    def _optimise(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        ctx: BatchContext,
+        w0: torch.Tensor,
+        c: torch.Tensor,
+        budget: torch.Tensor,
+        best: BestIterate,
+    ) -> torch.Tensor:
         """Adam on w from w0 for one c (B,); records the smallest (squared) L2 adversarial
         iterates in ``best``; returns which images (B,) were adversarial within budget at some step.
 
@@ -74,10 +90,19 @@ class CW(Attack):
         than 0.01 % since the last check stops, and the batch shrinks to the images still
         running (one host sync per check, none in between)."""
         rows = torch.arange(x.shape[0], device=x.device)
-        per_image = {"x": x, "y": y, "target": ctx.target, "mask": ctx.mask, "c": c,
-                     "budget": budget, "img0": (torch.tanh(w0) + 1) / 2, "w": w0.clone(),
-                     "m": torch.zeros_like(w0), "v": torch.zeros_like(w0),
-                     "prev": torch.full_like(c, 1e10)}
+        per_image: dict[str, Any] = {
+            "x": x,
+            "y": y,
+            "target": ctx.target,
+            "mask": ctx.mask,
+            "c": c,
+            "budget": budget,
+            "img0": (torch.tanh(w0) + 1) / 2,
+            "w": w0.clone(),
+            "m": torch.zeros_like(w0),
+            "v": torch.zeros_like(w0),
+            "prev": torch.full_like(c, 1e10),
+        }
         found = torch.zeros_like(rows, dtype=torch.bool)
         check = max(self.steps // 10, 1)
         b1, b2 = 0.9, 0.999
@@ -97,10 +122,13 @@ class CW(Attack):
             with torch.no_grad():  # Adam (torch.optim.Adam's defaults), in place
                 t["m"].mul_(b1).add_(g, alpha=1 - b1)
                 t["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-                denom = (t["v"] / (1 - b2 ** step)).sqrt_().add_(1e-8)
-                w.detach_().addcdiv_(t["m"], denom, value=-self.lr / (1 - b1 ** step))
-                ok = (attack_success(logits.argmax(1), t["y"], t["target"])
-                      & (marg <= -self.kappa) & (l2 <= t["budget"]))
+                denom = (t["v"] / (1 - b2**step)).sqrt_().add_(1e-8)
+                w.detach_().addcdiv_(t["m"], denom, value=-self.lr / (1 - b1**step))
+                ok = (
+                    attack_success(logits.argmax(1), t["y"], t["target"])
+                    & (marg <= -self.kappa)
+                    & (l2 <= t["budget"])
+                )
                 found[rows] |= ok
                 best.update(x_adv, ok, l2, rows)
             if self.abort_early and step % check == 0:

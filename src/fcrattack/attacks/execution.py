@@ -55,8 +55,11 @@ class Execution(Configurable):
 
     batch_size = Option(BatchSize(), None, "images per batch (None: all at once)")
     channels_last = Option(Bool(), False, "channels_last inputs during the iterations")
-    autocast = Option(Optional(Choice(*AUTOCAST_DTYPES)), None,
-                      "mixed-precision forward passes in the iterations ('bf16' or 'fp16')")
+    autocast = Option(
+        Optional(Choice(*AUTOCAST_DTYPES)),
+        None,
+        "mixed-precision forward passes in the iterations ('bf16' or 'fp16')",
+    )
     compile = Option(Bool(), False, "torch.compile the model for the iterations")
 
     def __init__(self, **options: Any) -> None:
@@ -69,8 +72,7 @@ class Execution(Configurable):
         super().__setattr__(name, value)
 
     def __repr__(self) -> str:
-        changed = {k: v for k, v in self.option_values().items()
-                   if v != self.options()[k].default}
+        changed = {k: v for k, v in self.option_values().items() if v != self.options()[k].default}
         return f"Execution({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     def __eq__(self, other: object) -> bool:
@@ -97,17 +99,16 @@ class ExecutionState:
 
     def __init__(self) -> None:
         self.batch_limit: int | None = None
-        self._compiled: tuple[nn.Module, nn.Module] | None = None
+        self._compiled: tuple[nn.Module, Any] | None = None
 
-    def in_batches(self, n: int, settings: Execution,
-                   run: Callable[[slice], R]) -> list[R]:
+    def in_batches(self, n: int, settings: Execution, run: Callable[[slice], R]) -> list[R]:
         """``run(slice)`` over consecutive slices of ``range(n)`` of the configured batch size;
         with ``batch_size="auto"`` an out-of-memory error halves the batch and retries it."""
         auto = settings.batch_size == "auto"
         if auto:
             bs = min(n, self.batch_limit or n)
         else:
-            bs = int(settings.batch_size or n)  # type: ignore[call-overload]
+            bs = int(settings.batch_size or n)
         parts: list[R] = []
         i = 0
         while i < n:
@@ -129,7 +130,7 @@ class ExecutionState:
         """The model as the iterations see it: ``model`` itself, or a :class:`FastForward`."""
         if not settings.fast:
             return model
-        inner = model
+        inner: Any = model
         if settings.compile:
             if self._compiled is None or self._compiled[0] is not model:
                 try:
@@ -146,8 +147,9 @@ class FastForward(nn.Module):
     float32 logits, and the compiled module (falling back to eager, with a warning, if
     compilation fails at the first call)."""
 
-    def __init__(self, inner: nn.Module, eager: nn.Module, settings: Execution,
-                 state: ExecutionState) -> None:
+    def __init__(
+        self, inner: nn.Module, eager: nn.Module, settings: Execution, state: ExecutionState
+    ) -> None:
         super().__init__()
         self.inner, self.eager = inner, eager
         self.settings = settings
@@ -170,8 +172,11 @@ class FastForward(nn.Module):
         except Exception as e:
             if isinstance(e, RuntimeError) and is_oom(e):
                 raise
-            log.warning("torch.compile failed (%s: %s); running eagerly", type(e).__name__,
-                        str(e).splitlines()[0] if str(e) else "")
+            log.warning(
+                "torch.compile failed (%s: %s); running eagerly",
+                type(e).__name__,
+                str(e).splitlines()[0] if str(e) else "",
+            )
             self.state[0]._compiled = (self.eager, self.eager)
             self.inner = self.eager
             return self.eager(x)

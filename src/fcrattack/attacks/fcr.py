@@ -36,28 +36,39 @@ class FCR(RegionMixin, Attack):
     """FCR attack. x (N, 3, H, W) in [0, 1] -> x_adv, changed only inside the FCR mask."""
 
     name = "fcr"
-    PAPER = {"cifar10": {"t": 0.2, "T": 0.03, "lr": 10.0, "steps": 20, "beta": 1.0},
-             "imagenet": {"t": 0.2, "T": 0.05, "lr": 20.0, "steps": 20, "beta": 1.0}}
+    PAPER = {
+        "cifar10": {"t": 0.2, "T": 0.03, "lr": 10.0, "steps": 20, "beta": 1.0},
+        "imagenet": {"t": 0.2, "T": 0.05, "lr": 20.0, "steps": 20, "beta": 1.0},
+    }
 
     T = Option(Float(min=0.0, min_open=True), 0.03, "inverse temperature of J_T")
     lr = Option(Float(min=0.0, min_open=True), 10.0, "learning rate LR of the descent on 1/F")
     steps = Option(Int(min=0), 20, "iterations N")
     beta = Option(Float(min=0.0, min_open=True), 1.0, "weight of P = beta / ||delta||_2")
     jt = Option(Choice(*JT_READINGS), "literal", "reading of the paper's J_T (Eq. 12)")
-    init_scale = Option(Float(min=0.0, min_open=True), 1e-3,
-                        "initial delta uniform in [-init_scale, init_scale] (in scale units)")
-    select = Option(Choice("last", "best"), "last",
-                    "return the last iterate, or per image the smallest-L2 successful one")
-    scale = Option(Floats(), 1.0,
-                   "units of delta, its norm and the step: 1 ([0, 1] pixels), 255, or one "
-                   "factor per channel")
+    init_scale = Option(
+        Float(min=0.0, min_open=True),
+        1e-3,
+        "initial delta uniform in [-init_scale, init_scale] (in scale units)",
+    )
+    select = Option(
+        Choice("last", "best"),
+        "last",
+        "return the last iterate, or per image the smallest-L2 successful one",
+    )
+    scale = Option(
+        Floats(),
+        1.0,
+        "units of delta, its norm and the step: 1 ([0, 1] pixels), 255, or one factor per channel",
+    )
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
-        mask = ctx.mask
+        mask = ctx.region
         scale = torch.tensor(self.scale, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
         if scale.shape[1] not in (1, x.shape[1]):
-            raise ValueError(f"option scale has {scale.shape[1]} values for images of "
-                             f"{x.shape[1]} channels")
+            raise ValueError(
+                f"option scale has {scale.shape[1]} values for images of {x.shape[1]} channels"
+            )
         u = per_image_rand(x.shape[1:], ctx.generators, x.device)
         delta = (2 * u - 1) * self.init_scale * mask
         best = BestIterate(x)
@@ -72,8 +83,9 @@ class FCR(RegionMixin, Attack):
                 (grad,) = torch.autograd.grad(inv_f.sum(), delta)
             if self.select == "best":
                 x_cur = x_cur.detach()
-                best.observe(x_cur, (x_cur - x).flatten(1).norm(dim=1), logits.detach(), y,
-                             ctx.target)
+                best.observe(
+                    x_cur, (x_cur - x).flatten(1).norm(dim=1), logits.detach(), y, ctx.target
+                )
             delta = (delta.detach() - self.lr * grad) * mask
         x_last = (x + delta / scale).clamp(0, 1)
         if self.select == "last":

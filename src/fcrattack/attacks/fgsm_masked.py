@@ -31,5 +31,5 @@ class MaskedFGSM(RegionMixin, Attack):
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         _, grad = input_grad(self.model, x, lambda logits: cross_entropy(logits, y, ctx.target))
-        eps = self.eps1 * ctx.mask + self.eps2 * (1 - ctx.mask)
+        eps = self.eps1 * ctx.region + self.eps2 * (1 - ctx.region)
         return (x + eps * grad.sign()).clamp(0, 1)

@@ -29,14 +29,14 @@ from .losses import cross_entropy
 NORMS = ("linf", "l2")
 
 
-def batch_budget(value: float | torch.Tensor, x: torch.Tensor,
-                 ctx: BatchContext) -> torch.Tensor:
+def batch_budget(value: float | torch.Tensor, x: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
     """The batch's rows of a float or per-image (N,) budget, as (B, 1, 1, 1) on x's device."""
     if isinstance(value, torch.Tensor):
         rows = value[ctx.index]
         if rows.shape[0] != x.shape[0]:
-            raise ValueError(f"per-image budget has {rows.shape[0]} rows for a batch of "
-                             f"{x.shape[0]} images")
+            raise ValueError(
+                f"per-image budget has {rows.shape[0]} rows for a batch of {x.shape[0]} images"
+            )
         return rows.to(x.device, x.dtype).view(-1, 1, 1, 1)
     return torch.full((x.shape[0], 1, 1, 1), value, device=x.device, dtype=x.dtype)
 
@@ -46,18 +46,24 @@ class GradientAttack(Attack):
 
     name = "gradient"
 
-    eps = Option(Budget(), 8 / 255,
-                 "budget (Linf or L2 on [0, 1] images), a float or per-image (N,)")
+    eps = Option(
+        Budget(), 8 / 255, "budget (Linf or L2 on [0, 1] images), a float or per-image (N,)"
+    )
     steps = Option(Int(min=0), 10, "number of gradient steps")
-    step_size = Option(Optional(Budget()), None,
-                       "step (float or per-image (N,)); None: 2.5 * eps / steps (Madry et al.)")
-    random_start = Option(Bool(), False,
-                          "start at a random point of the eps box (Linf) or ball (L2)")
+    step_size = Option(
+        Optional(Budget()),
+        None,
+        "step (float or per-image (N,)); None: 2.5 * eps / steps (Madry et al.)",
+    )
+    random_start = Option(
+        Bool(), False, "start at a random point of the eps box (Linf) or ball (L2)"
+    )
     norm = Option(Choice(*NORMS), "linf", "'linf' (sign steps, eps box) or 'l2' (eps ball)")
 
     # --- hooks ----------------------------------------------------------------------------
-    def loss(self, logits: torch.Tensor, y: torch.Tensor,
-             target: torch.Tensor | None) -> torch.Tensor:
+    def loss(
+        self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor:
         """Per-image loss (B,) to maximise: CE(y), or -CE(target) when targeted."""
         return cross_entropy(logits, y, target)
 
@@ -66,24 +72,35 @@ class GradientAttack(Attack):
         (Linf); Gaussian direction scaled to radius U(0, 1) * eps (L2, torchattacks' PGDL2)."""
         if self.norm == "linf":
             return (2 * per_image_rand(x.shape[1:], ctx.generators, x.device) - 1) * eps
-        direction = self.normalize(per_image_rand(x.shape[1:], ctx.generators, x.device,
-                                                  kind="normal"))
+        direction = self.normalize(
+            per_image_rand(x.shape[1:], ctx.generators, x.device, kind="normal")
+        )
         return direction * per_image_rand((1, 1, 1), ctx.generators, x.device) * eps
 
     def init_state(self, x: torch.Tensor, ctx: BatchContext) -> dict[str, torch.Tensor]:
         """Per-batch state the iterations share (momentum, pre-drawn randomness); none here."""
         return {}
 
-    def transform(self, x_adv: torch.Tensor, state: dict[str, torch.Tensor],
-                  step: int) -> torch.Tensor:
+    def transform(
+        self, x_adv: torch.Tensor, state: dict[str, torch.Tensor], step: int
+    ) -> torch.Tensor:
         """What the model sees at ``step`` (differentiable; identity here)."""
         return x_adv
 
-    def gradient(self, x_adv: torch.Tensor, y: torch.Tensor, ctx: BatchContext,
-                 state: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+    def gradient(
+        self,
+        x_adv: torch.Tensor,
+        y: torch.Tensor,
+        ctx: BatchContext,
+        state: dict[str, torch.Tensor],
+        step: int,
+    ) -> torch.Tensor:
         """d loss(model(transform(x_adv))) / d x_adv, (B, C, H, W)."""
-        _, grad = input_grad(lambda z: self.model(self.transform(z, state, step)), x_adv,
-                             lambda logits: self.loss(logits, y, ctx.target))
+        _, grad = input_grad(
+            lambda z: self.model(self.transform(z, state, step)),
+            x_adv,
+            lambda logits: self.loss(logits, y, ctx.target),
+        )
         return grad
 
     def normalize(self, grad: torch.Tensor) -> torch.Tensor:

@@ -59,8 +59,9 @@ def _candidates(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(keep_sorted).scatter(1, order, keep_sorted)
 
 
-def best_pair(u: torch.Tensor, v: torch.Tensor,
-              chunk: int = 2 ** 24) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def best_pair(
+    u: torch.Tensor, v: torch.Tensor, chunk: int = 2**24
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Maximise relu(u_p + u_q) * relu(v_p + v_q) over pairs p != q, per row.
 
     u, v (B, n) float, -inf where a feature may not be chosen. Returns (p, q, score), each (B,);
@@ -83,8 +84,9 @@ def best_pair(u: torch.Tensor, v: torch.Tensor,
     best_j = torch.zeros_like(best_i)
     for r0 in range(0, k, rows):
         r1 = min(k, r0 + rows)
-        s = ((uc[:, r0:r1, None] + uc[:, None, :]).relu_()
-             * (vc[:, r0:r1, None] + vc[:, None, :]).relu_())
+        s = (uc[:, r0:r1, None] + uc[:, None, :]).relu_() * (
+            vc[:, r0:r1, None] + vc[:, None, :]
+        ).relu_()
         diag = torch.arange(r0, r1, device=u.device)
         s[:, diag - r0, diag] = 0  # a feature does not pair with itself
         val, pos = s.flatten(1).max(1)
@@ -104,12 +106,17 @@ class JSMA(Attack):
 
     name = "jsma"
 
-    theta = Option(Float(-1.0, 1.0, nonzero=True), 1.0,
-                   "change of each chosen feature (negative: decrease)")
-    gamma = Option(Float(0.0, 1.0, min_open=True), 0.1,
-                   "largest fraction of the C*H*W values that may change")
-    steps = Option(Optional(Int(min=0)), None,
-                   "cap on the iterations below floor(gamma * C*H*W / 2) (None: that bound)")
+    theta = Option(
+        Float(-1.0, 1.0, nonzero=True), 1.0, "change of each chosen feature (negative: decrease)"
+    )
+    gamma = Option(
+        Float(0.0, 1.0, min_open=True), 0.1, "largest fraction of the C*H*W values that may change"
+    )
+    steps = Option(
+        Optional(Int(min=0)),
+        None,
+        "cap on the iterations below floor(gamma * C*H*W / 2) (None: that bound)",
+    )
     pair_chunk = Option(Int(min=1), 2**24, "most pair scores held in memory at once")
 
     def max_iterations(self, n_features: int) -> int:
@@ -117,8 +124,9 @@ class JSMA(Attack):
         bound = int(self.gamma * n_features) // 2
         return bound if self.steps is None else min(bound, self.steps)
 
-    def _forward_grads(self, x: torch.Tensor,
-                       t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _forward_grads(
+        self, x: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """logits (B, K), a = dZ_t/dx and b = d(sum_{j != t} Z_j)/dx, both (B, C*H*W)."""
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
@@ -148,8 +156,9 @@ class JSMA(Attack):
             if idx.numel() == 0:
                 break
             logits, a, b = self._forward_grads(flat[idx].view(-1, *x.shape[1:]), target[idx])
-            go = ~attack_success(logits.argmax(1), y[idx],
-                                 None if ctx.target is None else target[idx])
+            go = ~attack_success(
+                logits.argmax(1), y[idx], None if ctx.target is None else target[idx]
+            )
             free = domain[idx] & go[:, None]
             u = (sign * a).masked_fill(~free, float("-inf"))
             v = (-sign * b).masked_fill(~free, float("-inf"))

@@ -19,16 +19,18 @@ def log_prob(logits: torch.Tensor, cls: torch.Tensor, complement: bool = False) 
     return others.logsumexp(1) - lse
 
 
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor,
-                  target: torch.Tensor | None = None) -> torch.Tensor:
+def cross_entropy(
+    logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None = None
+) -> torch.Tensor:
     """Untargeted: CE(y) (grows as the true class loses); targeted: -CE(target)."""
     if target is None:
         return F.cross_entropy(logits, y, reduction="none")
     return -F.cross_entropy(logits, target, reduction="none")
 
 
-def inverse_temperature(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-                        T: float, reading: str) -> torch.Tensor:
+def inverse_temperature(
+    logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None, T: float, reading: str
+) -> torch.Tensor:
     """The FCR paper's J_T (Eq. 12), which grows as the attack progresses.
 
     With p = S_y (untargeted: J_T rises as p falls) or p = 1 - S_target (targeted: rises as the

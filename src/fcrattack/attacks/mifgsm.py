@@ -32,8 +32,7 @@ from ..options import Float, Option
 from .base import BatchContext, per_image_rand
 from .gradient import GradientAttack
 
-_PAPER = {"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "decay": 1.0,
-          "diversity_prob": 0.5}
+_PAPER = {"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "decay": 1.0, "diversity_prob": 0.5}
 
 
 class MIFGSM(GradientAttack):
@@ -46,10 +45,14 @@ class MIFGSM(GradientAttack):
     steps = GradientAttack.steps.replace(20)
     step_size = GradientAttack.step_size.replace(2 / 255)
     decay = Option(Float(min=0.0), 1.0, "momentum decay (0: no momentum)")
-    diversity_prob = Option(Float(0.0, 1.0), 0.5,
-                            "probability of the random resize-and-pad at each step")
-    resize_rate = Option(Float(0.0, 1.0, min_open=True, max_open=True), 0.9,
-                         "smallest resized size as a fraction of the image size")
+    diversity_prob = Option(
+        Float(0.0, 1.0), 0.5, "probability of the random resize-and-pad at each step"
+    )
+    resize_rate = Option(
+        Float(0.0, 1.0, min_open=True, max_open=True),
+        0.9,
+        "smallest resized size as a fraction of the image size",
+    )
 
     def init_state(self, x: torch.Tensor, ctx: BatchContext) -> dict[str, torch.Tensor]:
         """Zero momentum, and (B, steps, 4) uniforms for the diversity (size, top, left, apply)."""
@@ -58,8 +61,9 @@ class MIFGSM(GradientAttack):
             state["diversity"] = per_image_rand((self.steps, 4), ctx.generators, x.device)
         return state
 
-    def transform(self, x_adv: torch.Tensor, state: dict[str, torch.Tensor],
-                  step: int) -> torch.Tensor:
+    def transform(
+        self, x_adv: torch.Tensor, state: dict[str, torch.Tensor], step: int
+    ) -> torch.Tensor:
         """Input diversity with this step's draws (identity when ``diversity_prob`` is 0)."""
         if "diversity" not in state:
             return x_adv
@@ -73,8 +77,8 @@ class MIFGSM(GradientAttack):
         inside = None
         for size, u_off in ((h, u[:, 1]), (w, u[:, 2])):
             low = int(size * self.resize_rate)
-            new = low + torch.floor(u[:, 0] * (size - low))           # (B,) in [low, size)
-            off = torch.floor(u_off * (size - new))                   # (B,) in [0, size - new)
+            new = low + torch.floor(u[:, 0] * (size - low))  # (B,) in [low, size)
+            off = torch.floor(u_off * (size - new))  # (B,) in [0, size - new)
             pos = torch.arange(size, device=x.device, dtype=x.dtype) - off[:, None]
             # source pixel of bilinear interpolate (align_corners=False), as grid_sample coords
             src = (pos + 0.5) * (size / new[:, None]) - 0.5
@@ -83,13 +87,21 @@ class MIFGSM(GradientAttack):
             inside = ok if inside is None else inside[:, :, None] & ok[:, None, :]
         gy, gx = axes
         grid = torch.stack((gx[:, None, :].expand(b, h, w), gy[:, :, None].expand(b, h, w)), -1)
-        out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
-                            align_corners=False) * inside[:, None].to(x.dtype)
+        assert inside is not None  # set by the loop over the two axes
+        out = F.grid_sample(
+            x, grid, mode="bilinear", padding_mode="border", align_corners=False
+        ) * inside[:, None].to(x.dtype)
         apply = (u[:, 3] < self.diversity_prob).view(-1, 1, 1, 1)
         return torch.where(apply, out, x)
 
-    def gradient(self, x_adv: torch.Tensor, y: torch.Tensor, ctx: BatchContext,
-                 state: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+    def gradient(
+        self,
+        x_adv: torch.Tensor,
+        y: torch.Tensor,
+        ctx: BatchContext,
+        state: dict[str, torch.Tensor],
+        step: int,
+    ) -> torch.Tensor:
         """The momentum m (B, C, H, W), updated in place with this step's normalised gradient."""
         grad = super().gradient(x_adv, y, ctx, state, step)
         scale = grad.abs().mean((1, 2, 3), keepdim=True).clamp_min_(1e-12)

@@ -64,18 +64,21 @@ class OnePixel(Attack):
     popsize = Option(Int(min=4), 400, "population per image (DE/rand/1 needs 4)")
     steps = Option(Int(min=0), 100, "generations")
     F = Option(Float(min=0.0, min_open=True), 0.5, "differential weight")
-    crossover = Option(Float(0.0, 1.0, min_open=True), 1.0,
-                       "binomial crossover rate (1: none, Su et al.)")
+    crossover = Option(
+        Float(0.0, 1.0, min_open=True), 1.0, "binomial crossover rate (1: none, Su et al.)"
+    )
     strategy = Option(Choice("best1", "rand1"), "best1", "DE mutation strategy")
-    eval_batch_size = Option(Optional(Int(min=1)), None,
-                             "candidate images per forward pass (None: chosen by device)")
+    eval_batch_size = Option(
+        Optional(Int(min=1)), None, "candidate images per forward pass (None: chosen by device)"
+    )
 
     def __init__(self, model: nn.Module, /, **options: Any) -> None:
         super().__init__(model, **options)
         self.evaluations = 0
 
-    def _init_population(self, x: torch.Tensor, allowed: torch.Tensor,
-                         gens: list[torch.Generator]) -> torch.Tensor:
+    def _init_population(
+        self, x: torch.Tensor, allowed: torch.Tensor, gens: list[torch.Generator]
+    ) -> torch.Tensor:
         """(B, P, pixels, 2 + C): coordinates at pixel centres of allowed pixels, values
         N(0.5, 0.5) clipped; image i drawn from gens[i]."""
         _, c, _, w = x.shape
@@ -90,20 +93,24 @@ class OnePixel(Attack):
             pops.append(torch.cat([coords, vals], 1).view(self.popsize, self.pixels, 2 + c))
         return torch.stack(pops).to(x.device)
 
-    def _draws(self, gens: list[torch.Generator], n_params: int,
-               device: torch.device) -> torch.Tensor:
+    def _draws(
+        self, gens: list[torch.Generator], n_params: int, device: torch.device
+    ) -> torch.Tensor:
         """(B, P, 3 [+ 1 + n_params]) uniforms in [0, 1) for one generation, row i from
         gens[i]: three mutation indices, then (crossover < 1 only) the forced-mutant
         parameter and one draw per parameter."""
         extra = 0 if self.crossover == 1 else 1 + n_params
-        return torch.stack([torch.rand(self.popsize, 3 + extra, generator=g)
-                            for g in gens]).to(device)
+        return torch.stack([torch.rand(self.popsize, 3 + extra, generator=g) for g in gens]).to(
+            device
+        )
 
-    def _mutate(self, pop: torch.Tensor, fit: torch.Tensor, u: torch.Tensor,
-                allowed: torch.Tensor) -> torch.Tensor:
+    def _mutate(
+        self, pop: torch.Tensor, fit: torch.Tensor, u: torch.Tensor, allowed: torch.Tensor
+    ) -> torch.Tensor:
         """Children (B, P, pixels, 2 + C) of pop (fitness fit (B, P)) from the draws u."""
         b, p, k, d = pop.shape
         h, w = allowed.shape[1:]
+
         def index(col: int, m: int) -> torch.Tensor:  # uniform integer in [0, m)
             return (u[..., col] * m).long().clamp_max(m - 1)
 
@@ -159,8 +166,14 @@ class OnePixel(Attack):
             return 4096
         return max(1, 2**18 // x[0].numel())
 
-    def _fitness(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-                 cand: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fitness(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        cand: torch.Tensor,
+        rows: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fitness and success (both (M,)) of candidates cand (M, pixels, 2 + C) applied to
         images x[rows], evaluated in chunks of :meth:`eval_chunk` candidates."""
         fit, win = [], []
@@ -181,16 +194,20 @@ class OnePixel(Attack):
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         b, _, h, w = x.shape
         p = self.popsize
-        allowed = (torch.ones(b, h, w, dtype=torch.bool, device=x.device) if ctx.mask is None
-                   else (ctx.mask > 0).all(1))
+        allowed = (
+            torch.ones(b, h, w, dtype=torch.bool, device=x.device)
+            if ctx.mask is None
+            else (ctx.mask > 0).all(1)
+        )
         pop = self._init_population(x, allowed, ctx.generators)
         rows = torch.arange(b, device=x.device).repeat_interleave(p)
         fit, win = self._fitness(x, y, ctx.target, pop.flatten(0, 1), rows)
         fit, win = fit.view(b, p), win.view(b, p)
         # done: has a successful candidate (kept in best) or may change nothing at all
         done = win.any(1) | ~allowed.flatten(1).any(1)
-        best = pop.gather(1, self._first_best(fit, win)[:, None, None, None]
-                          .expand(-1, 1, *pop.shape[2:]))[:, 0]
+        best = pop.gather(
+            1, self._first_best(fit, win)[:, None, None, None].expand(-1, 1, *pop.shape[2:])
+        )[:, 0]
         for _ in range(self.steps):
             active = (~done).nonzero()[:, 0]  # host sync: early stop
             if active.numel() == 0:
@@ -206,13 +223,13 @@ class OnePixel(Attack):
             fit[active] = torch.where(better, cf, fit[active])
             hit = cw.any(1)
             first = self._first_best(cf, cw)[:, None, None, None].expand(-1, 1, *pop.shape[2:])
-            best[active] = torch.where(hit[:, None, None], child.gather(1, first)[:, 0],
-                                       best[active])
+            best[active] = torch.where(
+                hit[:, None, None], child.gather(1, first)[:, 0], best[active]
+            )
             done[active] = hit
         final = pop.gather(1, fit.argmin(1)[:, None, None, None].expand(-1, 1, *pop.shape[2:]))
         best = torch.where(done[:, None, None], best, final[:, 0])
-        x_adv = torch.where(allowed.flatten(1).any(1)[:, None, None, None],
-                            self._apply(x, best), x)
+        x_adv = torch.where(allowed.flatten(1).any(1)[:, None, None, None], self._apply(x, best), x)
         log.debug("onepixel: %d of %d images fooled", int(done.sum()), b)
         return x_adv
 

@@ -40,6 +40,7 @@ class PGDL2(PGD):
     PAPER = {}
     norm = "l2"
 
-    eps = GradientAttack.eps.replace(1.0, "L2 budget on [0, 1] images (at most sqrt(C*H*W)), "
-                                          "a float or per-image (N,)")
+    eps = GradientAttack.eps.replace(
+        1.0, "L2 budget on [0, 1] images (at most sqrt(C*H*W)), a float or per-image (N,)"
+    )
     step_size = GradientAttack.step_size.replace(None)

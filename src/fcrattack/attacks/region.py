@@ -18,18 +18,27 @@ class RegionMixin:
 
     model: nn.Module
 
-    t = Option(Float(0.0, 1.0), 0.2,
-               "FCR threshold on the normalised Grad-CAM map (0: the whole image)")
-    layer = Option(Optional(Text()), None,
-                   "Grad-CAM layer: a module name, 'name@k' for the k-th call of a module "
-                   "called several times (None: automatic, see fcrattack.cam)")
-    cam_class = Option(Choice(*CAM_CLASSES), "true",
-                       "class whose Grad-CAM evidence defines the region")
-    empty_mask = Option(Choice("full", "keep"), "full",
-                        "an all-zero Grad-CAM map: attack the whole image, or keep it empty")
+    t = Option(
+        Float(0.0, 1.0), 0.2, "FCR threshold on the normalised Grad-CAM map (0: the whole image)"
+    )
+    layer = Option(
+        Optional(Text()),
+        None,
+        "Grad-CAM layer: a module name, 'name@k' for the k-th call of a module "
+        "called several times (None: automatic, see fcrattack.cam)",
+    )
+    cam_class = Option(
+        Choice(*CAM_CLASSES), "true", "class whose Grad-CAM evidence defines the region"
+    )
+    empty_mask = Option(
+        Choice("full", "keep"),
+        "full",
+        "an all-zero Grad-CAM map: attack the whole image, or keep it empty",
+    )
 
-    def prepare(self, x: torch.Tensor, y: torch.Tensor,
-                target: torch.Tensor | None) -> torch.Tensor:
+    def prepare(
+        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor:
         """The region (B, 1, H, W) of x (B, C, H, W) for labels y and optional targets."""
         if self.cam_class == "target" and target is None:
             raise ValueError("cam_class='target' needs a targeted attack with target=")

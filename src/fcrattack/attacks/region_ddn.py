@@ -72,25 +72,36 @@ class RegionDDN(RegionMixin, Attack):
 
     steps = Option(Int(min=0), 100, "iterations")
     init_eps = Option(Float(min=0.0, min_open=True), 1.0, "initial L2 radius eps_0")
-    init_search = Option(Int(min=0), 10,
-                         "bisection steps of the initial radius search (0: DDN's fixed start)")
-    gamma = Option(Float(0.0, 1.0, min_open=True, max_open=True), 0.05,
-                   "factor by which eps shrinks or grows per step")
-    step_size = Option(Float(min=0.0, min_open=True), 1.0,
-                       "first L2 step, cosine-annealed to min_step_size")
+    init_search = Option(
+        Int(min=0), 10, "bisection steps of the initial radius search (0: DDN's fixed start)"
+    )
+    gamma = Option(
+        Float(0.0, 1.0, min_open=True, max_open=True),
+        0.05,
+        "factor by which eps shrinks or grows per step",
+    )
+    step_size = Option(
+        Float(min=0.0, min_open=True), 1.0, "first L2 step, cosine-annealed to min_step_size"
+    )
     min_step_size = Option(Float(min=0.0, min_open=True), 0.01, "last L2 step")
     loss = Option(Choice(*LOSSES), "ce", "loss maximised: cross-entropy or C&W's margin")
     quantize = Option(Bool(), False, "round x + delta to the 8-bit grid inside the mask each step")
-    select = Option(Choice("last", "best"), "best",
-                    "return per image the smallest-L2 adversarial iterate, or the last one")
+    select = Option(
+        Choice("last", "best"),
+        "best",
+        "return per image the smallest-L2 adversarial iterate, or the last one",
+    )
 
     def check(self) -> None:
         if self.min_step_size > self.step_size:
-            raise ValueError(f"option min_step_size ({self.min_step_size:g}) must not exceed "
-                             f"step_size ({self.step_size:g})")
+            raise ValueError(
+                f"option min_step_size ({self.min_step_size:g}) must not exceed "
+                f"step_size ({self.step_size:g})"
+            )
 
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor,
-              target: torch.Tensor | None) -> torch.Tensor:
+    def _loss(
+        self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+    ) -> torch.Tensor:
         """Per-image loss (B,) to maximise."""
         if self.loss == "ce":
             return cross_entropy(logits, y, target)
@@ -102,11 +113,12 @@ class RegionDDN(RegionMixin, Attack):
         return self.min_step_size + (self.step_size - self.min_step_size) * cosine
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
-        mask = ctx.mask
+        mask = ctx.region
         b = x.shape[0]
         # fallback direction for a zero masked gradient, drawn once (no RNG inside the loop)
-        fallback, _ = _unit(per_image_rand(x.shape[1:], ctx.generators, x.device,
-                                           kind="normal") * mask)
+        fallback, _ = _unit(
+            per_image_rand(x.shape[1:], ctx.generators, x.device, kind="normal") * mask
+        )
         worst = (torch.maximum(x, 1 - x) * mask).flatten(1).norm(dim=1).view(-1, 1, 1, 1)
         eps = torch.full((b, 1, 1, 1), self.init_eps, device=x.device).minimum(worst)
         delta = torch.zeros_like(x)
@@ -117,15 +129,17 @@ class RegionDDN(RegionMixin, Attack):
                 logits = self.model(x + delta)
                 (grad,) = torch.autograd.grad(self._loss(logits, y, ctx.target).sum(), delta)
             delta = delta.detach()
-            is_adv = best.observe(x + delta, delta.flatten(1).norm(dim=1), logits.detach(), y,
-                                  ctx.target)
+            is_adv = best.observe(
+                x + delta, delta.flatten(1).norm(dim=1), logits.detach(), y, ctx.target
+            )
             g, g_norm = _unit(grad * mask)
             g = torch.where(g_norm > 0, g, fallback)
             if k == 0 and self.init_search:
                 eps = self._search_radius(x, y, g, eps, ctx)
             else:
-                eps = torch.where(is_adv.view(-1, 1, 1, 1), eps * (1 - self.gamma),
-                                  eps * (1 + self.gamma)).minimum(worst)
+                eps = torch.where(
+                    is_adv.view(-1, 1, 1, 1), eps * (1 - self.gamma), eps * (1 + self.gamma)
+                ).minimum(worst)
             delta = delta.add_(g, alpha=self._alpha(k))
             delta = delta.mul_((eps / _unit(delta)[1].clamp_min(1e-12)).clamp_(max=1))
             x_adv = (x + delta).clamp_(0, 1)
@@ -139,14 +153,21 @@ class RegionDDN(RegionMixin, Attack):
         best.observe(x + delta, delta.flatten(1).norm(dim=1), logits, y, ctx.target)
         return best.or_else(x + delta)
 
-    def _search_radius(self, x: torch.Tensor, y: torch.Tensor, g: torch.Tensor,
-                       eps: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
+    def _search_radius(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        g: torch.Tensor,
+        eps: torch.Tensor,
+        ctx: BatchContext,
+    ) -> torch.Tensor:
         """(B, 1, 1, 1) smallest adversarial radius along the unit direction g (B, C, H, W)
         that the geometric bisection in [eps / 1000, eps] tried; eps where none was."""
+
         def adversarial(r: torch.Tensor) -> torch.Tensor:
             x_r = (x + r * g).clamp(0, 1)
             if self.quantize:  # as the iterates: on the 8-bit grid inside the mask
-                x_r = x + (quantize_uint8(x_r) - x) * ctx.mask
+                x_r = x + (quantize_uint8(x_r) - x) * ctx.region
             with torch.no_grad():
                 logits = self.model(x_r)
             return attack_success(logits.argmax(1), y, ctx.target).view(-1, 1, 1, 1)

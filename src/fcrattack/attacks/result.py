@@ -59,11 +59,13 @@ class AttackResult:
 
         if len(parts) == 1:
             return parts[0]
-        return cls(**{f.name: cat([getattr(p, f.name) for p in parts])
-                      for f in dataclasses.fields(cls)})
+        return cls(
+            **{f.name: cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(cls)}
+        )
 
     def subset(self, index: slice | Sequence[int] | torch.Tensor) -> AttackResult:
         """The result for the images at ``index`` (a slice, positions or a bool mask)."""
+
         def take(value: Any) -> Any:
             if isinstance(value, torch.Tensor):
                 return value[index if isinstance(index, slice) else torch.as_tensor(index)]
@@ -71,8 +73,7 @@ class AttackResult:
                 return {k: take(v) for k, v in value.items()}
             return value
 
-        return type(self)(**{f.name: take(getattr(self, f.name))
-                             for f in dataclasses.fields(self)})
+        return type(self)(**{f.name: take(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
     def summary(self) -> dict[str, float]:
         """ASR over the images the model classified correctly before the attack (untargeted)
@@ -93,10 +94,15 @@ class AttackResult:
         rows = []
         for i in range(len(self)):
             row: dict[str, Any] = {
-                "id": names[i], "attack": self.attack, "label": int(self.y[i]),
-                "pred_clean": int(self.pred_clean[i]), "pred_adv": int(self.pred_adv[i]),
-                "clean_correct": bool(self.clean_correct[i]), "success": bool(self.success[i]),
-                "success_uint8": bool(self.success_uint8[i])}
+                "id": names[i],
+                "attack": self.attack,
+                "label": int(self.y[i]),
+                "pred_clean": int(self.pred_clean[i]),
+                "pred_adv": int(self.pred_adv[i]),
+                "clean_correct": bool(self.clean_correct[i]),
+                "success": bool(self.success[i]),
+                "success_uint8": bool(self.success_uint8[i]),
+            }
             if self.target is not None:
                 row["target"] = int(self.target[i])
             row.update({k: float(v[i]) for k, v in self.norms.items()})
@@ -116,8 +122,13 @@ class BestIterate:
         self.x = x.clone()
         self.norm = torch.full((x.shape[0],), float("inf"), device=x.device)
 
-    def update(self, x_cur: torch.Tensor, success: torch.Tensor, norm: torch.Tensor,
-               rows: torch.Tensor | None = None) -> None:
+    def update(
+        self,
+        x_cur: torch.Tensor,
+        success: torch.Tensor,
+        norm: torch.Tensor,
+        rows: torch.Tensor | None = None,
+    ) -> None:
         """x_cur (b, C, H, W), success (b,) bool and norm (b,) of the images ``rows`` (b,)."""
         if rows is None:
             better = success & (norm < self.norm)
@@ -128,8 +139,14 @@ class BestIterate:
         self.norm[rows] = torch.where(better, norm, self.norm[rows])
         self.x[rows] = torch.where(better.view(-1, 1, 1, 1), x_cur, self.x[rows])
 
-    def observe(self, x_cur: torch.Tensor, norm: torch.Tensor, logits: torch.Tensor,
-                y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    def observe(
+        self,
+        x_cur: torch.Tensor,
+        norm: torch.Tensor,
+        logits: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+    ) -> torch.Tensor:
         """:meth:`update` with success read from the iterate's logits (B, K); returns it (B,)."""
         success = attack_success(logits.argmax(1), y, target)
         self.update(x_cur, success, norm)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .commands import USER_ERRORS, CLIError
-from .parser import build_parser, parse_opts
+from .commands import USER_ERRORS, CLIError, parse_opts
+from .parser import build_parser
 
 log = logging.getLogger("fcrattack.cli")
 

@@ -38,12 +38,17 @@ def resolve_device(name: str | None) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise CLIError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": torch.backends.mps.is_available()}
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
     if not available.get(device.type, False):
-        raise CLIError(f"device {name!r} is not available here (cpu"
-                       f"{', cuda' if available['cuda'] else ''}"
-                       f"{', mps' if available['mps'] else ''})")
+        raise CLIError(
+            f"device {name!r} is not available here (cpu"
+            f"{', cuda' if available['cuda'] else ''}"
+            f"{', mps' if available['mps'] else ''})"
+        )
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise CLIError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s)")
     return device
@@ -79,12 +84,15 @@ def load_data(args: argparse.Namespace) -> tuple[Dataset, str]:
 def load_cli_model(args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
     """The model of --model/--arch on ``device``."""
     if args.arch is not None and args.arch not in ARCHITECTURES:
-        raise CLIError(f"unknown architecture {args.arch!r}; choose one of "
-                       f"{', '.join(sorted(ARCHITECTURES))}")
+        raise CLIError(
+            f"unknown architecture {args.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}"
+        )
     spec = args.model
     if spec not in ("default", "efficientnet-lite0") and not Path(spec).is_file():
-        raise CLIError(f"unknown model {spec!r}: not 'default', 'efficientnet-lite0' or an "
-                       "existing checkpoint file")
+        raise CLIError(
+            f"unknown model {spec!r}: not 'default', 'efficientnet-lite0' or an "
+            "existing checkpoint file"
+        )
     model = load_model(spec, arch=args.arch).to(device)
     log.info("model %s on %s", spec, device)
     return model
@@ -114,16 +122,32 @@ def cmd_attack(args: argparse.Namespace) -> int:
         data, kind = load_data(args)
         model = load_cli_model(args, device)
         try:
-            attack = build(args.attack, model, preset=args.preset,
-                           dataset="imagenet" if kind == "imagenet" else "cifar10", **options)
+            attack = build(
+                args.attack,
+                model,
+                preset=args.preset,
+                dataset="imagenet" if kind == "imagenet" else "cifar10",
+                **options,
+            )
         except (TypeError, ValueError) as exc:
             raise CLIError(f"attack {args.attack!r}: {exc}") from exc
         log.info("attack %r", attack)
         summary = attack_dataset(
-            attack, data, out, batch_size=args.batch_size, page=args.page, ctx=ctx,
-            overwrite=args.overwrite, quiet=args.quiet,
-            info={"preset": args.preset, "model": args.model,
-                  "data": args.data or "bundled samples", "dataset": kind})
+            attack,
+            data,
+            out,
+            batch_size=args.batch_size,
+            page=args.page,
+            ctx=ctx,
+            overwrite=args.overwrite,
+            quiet=args.quiet,
+            info={
+                "preset": args.preset,
+                "model": args.model,
+                "data": args.data or "bundled samples",
+                "dataset": kind,
+            },
+        )
     finally:
         ctx.close()
     if summary is not None:
@@ -149,20 +173,30 @@ def cmd_cam(args: argparse.Namespace) -> int:
     out = _out(args.out)
     data, _ = load_data(args)
     model = load_cli_model(args, device)
-    layer, area = write_cams(model, data, out, t=args.t, layer=args.layer,
-                             use_labels=args.cam_class == "true", batch_size=args.batch_size,
-                             quiet=args.quiet)
+    layer, area = write_cams(
+        model,
+        data,
+        out,
+        t=args.t,
+        layer=args.layer,
+        use_labels=args.cam_class == "true",
+        batch_size=args.batch_size,
+        quiet=args.quiet,
+    )
     print(f"Grad-CAM layer: {layer}")
-    print(f"{len(data)} images, mean mask area {100 * area:.1f} % at t = {args.t}; wrote "
-          f"{out / 'cam'} and {out / 'mask'}")
+    print(
+        f"{len(data)} images, mean mask area {100 * area:.1f} % at t = {args.t}; wrote "
+        f"{out / 'cam'} and {out / 'mask'}"
+    )
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a CIFAR architecture on <data>/train (uint8 in memory), evaluate on <data>/test."""
     if args.arch not in ARCHITECTURES:
-        raise CLIError(f"unknown architecture {args.arch!r}; choose one of "
-                       f"{', '.join(sorted(ARCHITECTURES))}")
+        raise CLIError(
+            f"unknown architecture {args.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}"
+        )
     root = Path(args.data)
     if not (root / "train").is_dir():
         raise CLIError(f"no train/ folder under {root} (expected <data>/train/<class>/*.jpg)")
@@ -172,10 +206,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = _out(args.out)
     train_data = class_folder(root / "train", classes=CIFAR10_CLASSES, uint8=True)
     test_data = cifar10(root, "test") if (root / "test").is_dir() else None
-    log.info("training %s on %d images (%s test images) on %s", args.arch, len(train_data),
-             len(test_data) if test_data is not None else "no", device)
-    cfg = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-                      lr=args.lr, seed=args.seed, init=args.init)
+    log.info(
+        "training %s on %d images (%s test images) on %s",
+        args.arch,
+        len(train_data),
+        len(test_data) if test_data is not None else "no",
+        device,
+    )
+    cfg = TrainConfig(
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        init=args.init,
+    )
     train(cfg, train_data, test_data, out, device)
     print(f"checkpoint: {out / 'last.pt'}")
     if args.export:
@@ -187,8 +232,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """FCR and region DDN on the bundled samples with the default model, as an HTML page."""
     t0 = time.perf_counter()
-    summaries, page = run_demo(_out(args.out), n=args.n, seed=args.seed,
-                               device=resolve_device(args.device), quiet=args.quiet)
+    summaries, page = run_demo(
+        _out(args.out),
+        n=args.n,
+        seed=args.seed,
+        device=resolve_device(args.device),
+        quiet=args.quiet,
+    )
     print(summary_markdown(summaries))
     print(f"\npage: {page.resolve()}  ({time.perf_counter() - t0:.1f} s)")
     return 0
@@ -197,8 +247,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run the experiment(s), then render the report into the same folder."""
     device = None if args.device is None else resolve_device(args.device)
-    times = experiments.run(args.name, args.scale, _out(args.out), device, n=args.n,
-                            root=args.shared)
+    times = experiments.run(
+        args.name, args.scale, _out(args.out), device, n=args.n, root=args.shared
+    )
     for name, seconds in times.items():
         log.info("%-24s %8.1f s", name, seconds)
     if not is_main():  # under torchrun: rank 0 renders the report

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
-from .. import __version__
+from .._version import __version__
 from ..attacks import ALIASES, ATTACKS
 from ..experiments import EXPERIMENTS, SCALES
 from ..models import ARCHITECTURES
@@ -49,74 +49,124 @@ def _out_dir(text: str) -> str:
 
 
 def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
-    p.add_argument("--model", default="default",
-                   help="'default' (embedded CIFAR-10 ResNet-20), 'efficientnet-lite0' or a "
-                        "checkpoint path (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default="default",
+        help="'default' (embedded CIFAR-10 ResNet-20), 'efficientnet-lite0' or a "
+        "checkpoint path (default: %(default)s)",
+    )
     p.add_argument("--arch", help="architecture of a bare checkpoint (e.g. resnet20)")
     p.add_argument("--data", help="data folder (default: the 40 bundled CIFAR-10 samples)")
-    p.add_argument("--dataset", choices=["cifar10", "imagenet", "folder"],
-                   help="layout of --data: CIFAR-10 (<data>/test/<class>/* or the pickle "
-                        "release), ImageNet val folders, or <data>/<class>/* (default: imagenet "
-                        "for efficientnet-lite0, else cifar10)")
+    p.add_argument(
+        "--dataset",
+        choices=["cifar10", "imagenet", "folder"],
+        help="layout of --data: CIFAR-10 (<data>/test/<class>/* or the pickle "
+        "release), ImageNet val folders, or <data>/<class>/* (default: imagenet "
+        "for efficientnet-lite0, else cifar10)",
+    )
     p.add_argument("--n", type=_positive, help="number of images (seeded random subset)")
     p.add_argument("--seed", type=int, default=0, help="subset and attack seed (default 0)")
-    p.add_argument("--batch-size", type=_positive, default=batch_size,
-                   help="images per batch (default %(default)s)")
+    p.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=batch_size,
+        help="images per batch (default %(default)s)",
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.add_argument("--out", type=_out_dir, required=True, help="output folder")
 
 
 def _global_flags(p: argparse.ArgumentParser, default: Any) -> None:
-    p.add_argument("--threads", type=_positive, default=None if default is False else default,
-                   help="CPU threads for torch (default: 1 for demo, else torch's choice; "
-                        "1 is often fastest on a busy machine)")
+    p.add_argument(
+        "--threads",
+        type=_positive,
+        default=None if default is False else default,
+        help="CPU threads for torch (default: 1 for demo, else torch's choice; "
+        "1 is often fastest on a busy machine)",
+    )
     group = p.add_mutually_exclusive_group()
-    group.add_argument("-v", "--verbose", action="store_true", default=default,
-                       help="debug logging")
-    group.add_argument("-q", "--quiet", action="store_true", default=default,
-                       help="warnings only, no progress bars")
+    group.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="debug logging"
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="warnings only, no progress bars",
+    )
 
 
 def _attack_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
     names = ", ".join([*ATTACKS, *(f"{a} (= {b})" for a, b in ALIASES.items())])
-    p = sub.add_parser("attack", parents=[flags],
-                       help="attack images, write adversarial PNGs, metrics and a page",
-                       epilog="`fcrattack attacks NAME` lists an attack's options.")
+    p = sub.add_parser(
+        "attack",
+        parents=[flags],
+        help="attack images, write adversarial PNGs, metrics and a page",
+        epilog="`fcrattack attacks NAME` lists an attack's options.",
+    )
     _common(p)
     p.add_argument("--attack", default="fcr", help=f"one of {names} (default: %(default)s)")
-    p.add_argument("--preset", choices=["paper"],
-                   help="the paper's settings for the attack (CIFAR-10 or ImageNet by --dataset)")
-    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="attack option, repeatable, e.g. --opt steps=20 --opt eps=16/255 "
-                        "--opt autocast=bf16 (types from the attack's declared options)")
-    p.add_argument("--page", type=_count, default=20, metavar="N",
-                   help="show the first N images on index.html (0: no page; default 20)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the outputs of an earlier run in --out")
+    p.add_argument(
+        "--preset",
+        choices=["paper"],
+        help="the paper's settings for the attack (CIFAR-10 or ImageNet by --dataset)",
+    )
+    p.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="attack option, repeatable, e.g. --opt steps=20 --opt eps=16/255 "
+        "--opt autocast=bf16 (types from the attack's declared options)",
+    )
+    p.add_argument(
+        "--page",
+        type=_count,
+        default=20,
+        metavar="N",
+        help="show the first N images on index.html (0: no page; default 20)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the outputs of an earlier run in --out"
+    )
     p.set_defaults(func=commands.cmd_attack)
 
-    p = sub.add_parser("attacks", parents=[flags],
-                       help="list the attacks, or the options of one")
+    p = sub.add_parser("attacks", parents=[flags], help="list the attacks, or the options of one")
     p.add_argument("name", nargs="?", help="an attack name")
     p.set_defaults(func=commands.cmd_attacks)
 
     p = sub.add_parser("cam", parents=[flags], help="Grad-CAM heat-map overlays and FCR masks")
     _common(p)
-    p.add_argument("--layer", help="module name for Grad-CAM, or name@k for the k-th call of a "
-                                   "module called several times (default: auto, printed)")
+    p.add_argument(
+        "--layer",
+        help="module name for Grad-CAM, or name@k for the k-th call of a "
+        "module called several times (default: auto, printed)",
+    )
     p.add_argument("--t", type=float, default=0.2, help="mask threshold (default 0.2)")
-    p.add_argument("--cam-class", choices=["true", "pred"], default="true",
-                   help="class whose evidence is mapped (default: true label)")
+    p.add_argument(
+        "--cam-class",
+        choices=["true", "pred"],
+        default="true",
+        help="class whose evidence is mapped (default: true label)",
+    )
     p.set_defaults(func=commands.cmd_cam)
 
 
 def _other_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("train", parents=[flags],
-                       help="train a CIFAR-10 model (resumes from OUT/last.pt)")
-    p.add_argument("--arch", default="resnet20",
-                   help=f"one of {', '.join(sorted(ARCHITECTURES))} (default: %(default)s)")
-    p.add_argument("--data", required=True, help="CIFAR-10 root with train/<class>/* "
-                                                 "(and test/<class>/* for evaluation)")
+    p = sub.add_parser(
+        "train", parents=[flags], help="train a CIFAR-10 model (resumes from OUT/last.pt)"
+    )
+    p.add_argument(
+        "--arch",
+        default="resnet20",
+        help=f"one of {', '.join(sorted(ARCHITECTURES))} (default: %(default)s)",
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="CIFAR-10 root with train/<class>/* (and test/<class>/* for evaluation)",
+    )
     p.add_argument("--epochs", type=_positive, default=30)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--batch-size", type=_positive, default=128)
@@ -124,55 +174,82 @@ def _other_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
     p.add_argument("--init", help="checkpoint to start from (fine-tuning)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.add_argument("--export", help="also write inference-only weights to this path")
-    p.add_argument("--out", type=_out_dir, required=True,
-                   help="run folder (last.pt is written each epoch)")
+    p.add_argument(
+        "--out", type=_out_dir, required=True, help="run folder (last.pt is written each epoch)"
+    )
     p.set_defaults(func=commands.cmd_train)
 
-    p = sub.add_parser("demo", parents=[flags],
-                       help="FCR on the bundled samples, with an HTML page")
-    p.add_argument("--out", type=_out_dir, default="fcrattack-demo",
-                   help="output folder (default: %(default)s)")
+    p = sub.add_parser(
+        "demo", parents=[flags], help="FCR on the bundled samples, with an HTML page"
+    )
+    p.add_argument(
+        "--out",
+        type=_out_dir,
+        default="fcrattack-demo",
+        help="output folder (default: %(default)s)",
+    )
     p.add_argument("--n", type=_positive, default=40, help="number of samples, 1-40 (default 40)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.set_defaults(func=commands.cmd_demo)
 
     p = sub.add_parser(
-        "reproduce", parents=[flags],
+        "reproduce",
+        parents=[flags],
         help="reproduce a table/figure of the FCR paper (or all), resumably",
         description="Run a named experiment (or 'all') into an output folder and render its "
-                    "report. Rerunning with the same folder resumes: finished images are not "
-                    "attacked again.")
+        "report. Rerunning with the same folder resumes: finished images are not "
+        "attacked again.",
+    )
     p.add_argument("name", choices=[*EXPERIMENTS, "all"], help="experiment name or 'all'")
-    p.add_argument("--scale", "--preset", dest="scale", choices=list(SCALES), default="cpu",
-                   help="'paper': the paper's scale (GPU); 'cpu': shrunk (default). "
-                        "--preset is the old name of this flag")
-    p.add_argument("--out", type=_out_dir, default="runs/reproduce",
-                   help="output folder (default: %(default)s)")
+    p.add_argument(
+        "--scale",
+        "--preset",
+        dest="scale",
+        choices=list(SCALES),
+        default="cpu",
+        help="'paper': the paper's scale (GPU); 'cpu': shrunk (default). "
+        "--preset is the old name of this flag",
+    )
+    p.add_argument(
+        "--out",
+        type=_out_dir,
+        default="runs/reproduce",
+        help="output folder (default: %(default)s)",
+    )
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    p.add_argument("--n", type=_positive, default=None,
-                   help="override the number of images per part")
-    p.add_argument("--shared", default=None,
-                   help="root of data/ and models/ (default: $FCRATTACK_SHARED or ../shared)")
+    p.add_argument(
+        "--n", type=_positive, default=None, help="override the number of images per part"
+    )
+    p.add_argument(
+        "--shared",
+        default=None,
+        help="root of data/ and models/ (default: $FCRATTACK_SHARED or ../shared)",
+    )
     p.set_defaults(func=commands.cmd_reproduce)
 
-    p = sub.add_parser("report", parents=[flags],
-                       help="render report.md/report.html of a reproduce run")
+    p = sub.add_parser(
+        "report", parents=[flags], help="render report.md/report.html of a reproduce run"
+    )
     p.add_argument("out", type=_out_dir, help="output folder of 'fcrattack reproduce'")
     p.set_defaults(func=commands.cmd_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command."""
-    parser = _Parser(prog="fcrattack", description="Region-focused adversarial attacks (the "
-                     "FCR attack) on image classifiers: attack, attacks, cam, train, demo, "
-                     "reproduce, report.")
+    parser = _Parser(
+        prog="fcrattack",
+        description="Region-focused adversarial attacks (the "
+        "FCR attack) on image classifiers: attack, attacks, cam, train, demo, "
+        "reproduce, report.",
+    )
     parser.add_argument("--version", action="version", version=f"fcrattack {__version__}")
     _global_flags(parser, False)
     flags = _Parser(add_help=False)
     _global_flags(flags, argparse.SUPPRESS)  # SUPPRESS: keep the value given before COMMAND
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     _attack_commands(sub, flags)
     _other_commands(sub, flags)
     return parser

@@ -8,6 +8,16 @@ from .imagenet import imagenet_folder, resize_center_crop
 from .samples import samples
 from .shared import shared_root
 
-__all__ = ["CIFAR10_CLASSES", "Dataset", "cifar10", "cifar10_pickle", "class_folder",
-           "image_folder", "imagenet_folder", "resize_center_crop", "samples", "select",
-           "shared_root"]
+__all__ = [
+    "CIFAR10_CLASSES",
+    "Dataset",
+    "cifar10",
+    "cifar10_pickle",
+    "class_folder",
+    "image_folder",
+    "imagenet_folder",
+    "resize_center_crop",
+    "samples",
+    "select",
+    "shared_root",
+]

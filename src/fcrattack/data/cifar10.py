@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,8 +12,18 @@ import torch
 from .dataset import Dataset, select
 from .folders import class_folder
 
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck"]
+CIFAR10_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -23,13 +34,19 @@ class _ArraysOnly(pickle.Unpickler):
     ``_frombuffer`` (arrays at protocol 5). None of these can run arbitrary code.
     """
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
-               ("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"),
-               ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
-               ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    }
 
-    def find_class(self, module: str, name: str):  # type: ignore[override]
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch file")
@@ -55,8 +72,9 @@ def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
     return data, [int(lab) for lab in labels]
 
 
-def cifar10_pickle(root: str | Path, split: str = "test", *, n: int | None = None,
-                   seed: int | None = None) -> Dataset:
+def cifar10_pickle(
+    root: str | Path, split: str = "test", *, n: int | None = None, seed: int | None = None
+) -> Dataset:
     """Read ``root`` = ``cifar-10-batches-py/`` (or its parent); split ``train`` or ``test``."""
     root = Path(root)
     if (root / "cifar-10-batches-py").is_dir():
@@ -73,8 +91,9 @@ def cifar10_pickle(root: str | Path, split: str = "test", *, n: int | None = Non
     return Dataset(images, y, [f"{split}/{i}" for i in order], list(CIFAR10_CLASSES))
 
 
-def cifar10(root: str | Path, split: str = "test", *, n: int | None = None,
-            seed: int | None = None) -> Dataset:
+def cifar10(
+    root: str | Path, split: str = "test", *, n: int | None = None, seed: int | None = None
+) -> Dataset:
     """CIFAR-10 from either layout: ``cifar-10-batches-py`` or ``<root>/<split>/<class>/*.jpg``.
 
     Folder labels follow CIFAR-10's class order (airplane=0 ... truck=9).

@@ -32,8 +32,13 @@ class Dataset:
                 raise ValueError(f"mask has shape {tuple(idx.shape)}, expected ({len(self)},)")
             idx = idx.nonzero().flatten()
         idx = idx.long()
-        return Dataset(self.images[idx], self.labels[idx], [self.ids[i] for i in idx.tolist()],
-                       self.classes, self.skipped)
+        return Dataset(
+            self.images[idx],
+            self.labels[idx],
+            [self.ids[i] for i in idx.tolist()],
+            self.classes,
+            self.skipped,
+        )
 
 
 def select(total: int, n: int | None, seed: int | None) -> list[int]:

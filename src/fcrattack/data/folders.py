@@ -25,14 +25,15 @@ Transform = Callable[[Image.Image], Image.Image]
 
 
 def _list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
 
 
 def _read(path: Path, transform: Transform | None) -> np.ndarray | None:
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
+        with Image.open(path) as opened:
+            img = opened.convert("RGB")
             if transform is not None:
                 img = transform(img)
             return np.asarray(img, dtype=np.uint8)
@@ -41,8 +42,9 @@ def _read(path: Path, transform: Transform | None) -> np.ndarray | None:
         return None
 
 
-def read_images(paths: Sequence[Path], transform: Transform | None = None,
-                workers: int = 8) -> tuple[torch.Tensor, list[int], list[str]]:
+def read_images(
+    paths: Sequence[Path], transform: Transform | None = None, workers: int = 8
+) -> tuple[torch.Tensor, list[int], list[str]]:
     """Decode ``paths`` in parallel into a uint8 tensor (N, 3, H, W).
 
     Returns the tensor, the indices of ``paths`` that were read, and the skipped paths.
@@ -52,19 +54,28 @@ def read_images(paths: Sequence[Path], transform: Transform | None = None,
         arrays = list(pool.map(lambda p: _read(p, transform), paths))
     kept = [i for i, a in enumerate(arrays) if a is not None]
     skipped = [str(paths[i]) for i, a in enumerate(arrays) if a is None]
-    if not kept:
+    good = [a for a in arrays if a is not None]
+    if not good:
         raise ValueError(f"none of the {len(paths)} image files could be read")
-    shapes = {arrays[i].shape for i in kept}
+    shapes = {a.shape for a in good}
     if len(shapes) > 1:
-        raise ValueError(f"images have different sizes {sorted(shapes)[:4]}...; pass a resize "
-                         "(e.g. size=224) so that they can be batched")
-    stacked = np.stack([arrays[i] for i in kept])  # (N, H, W, 3)
+        raise ValueError(
+            f"images have different sizes {sorted(shapes)[:4]}...; pass a resize "
+            "(e.g. size=224) so that they can be batched"
+        )
+    stacked = np.stack(good)  # (N, H, W, 3)
     return torch.from_numpy(stacked).permute(0, 3, 1, 2).contiguous(), kept, skipped
 
 
-def class_folder(root: str | Path, *, classes: Sequence[str] | None = None, n: int | None = None,
-                 seed: int | None = None, transform: Transform | None = None,
-                 uint8: bool = False) -> Dataset:
+def class_folder(
+    root: str | Path,
+    *,
+    classes: Sequence[str] | None = None,
+    n: int | None = None,
+    seed: int | None = None,
+    transform: Transform | None = None,
+    uint8: bool = False,
+) -> Dataset:
     """Read ``root/<class>/*`` with label = index of the class folder in sorted order.
 
     ``classes`` fixes the label order instead (e.g. CIFAR-10's). ``n``/``seed`` select the
@@ -73,8 +84,11 @@ def class_folder(root: str | Path, *, classes: Sequence[str] | None = None, n: i
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder not found: {root}")
-    names = list(classes) if classes is not None else sorted(
-        p.name for p in root.iterdir() if p.is_dir())
+    names = (
+        list(classes)
+        if classes is not None
+        else sorted(p.name for p in root.iterdir() if p.is_dir())
+    )
     if not names:
         raise ValueError(f"no class folders in {root}")
     paths: list[Path] = []
@@ -96,8 +110,14 @@ def class_folder(root: str | Path, *, classes: Sequence[str] | None = None, n: i
     return Dataset(images if uint8 else images.float().div_(255), y, ids, names, skipped)
 
 
-def image_folder(root: str | Path, *, label: int | None = None, n: int | None = None,
-                 seed: int | None = None, transform: Transform | None = None) -> Dataset:
+def image_folder(
+    root: str | Path,
+    *,
+    label: int | None = None,
+    n: int | None = None,
+    seed: int | None = None,
+    transform: Transform | None = None,
+) -> Dataset:
     """A flat folder of the user's own images; labels are ``label`` or -1 (unknown)."""
     root = Path(root)
     if not root.is_dir():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -11,14 +12,15 @@ from .dataset import Dataset
 from .folders import class_folder
 
 
-def resize_center_crop(size: int = 224, resize: int = 256):
+def resize_center_crop(size: int = 224, resize: int = 256) -> Callable[[Image.Image], Image.Image]:
     """The standard evaluation transform: shorter side to ``resize`` (bilinear), centre crop."""
 
     def transform(img: Image.Image) -> Image.Image:
         w, h = img.size
         scale = resize / min(w, h)
-        img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                         Image.BILINEAR)
+        img = img.resize(
+            (max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR
+        )
         w, h = img.size
         left, top = (w - size) // 2, (h - size) // 2
         return img.crop((left, top, left + size, top + size))
@@ -26,8 +28,14 @@ def resize_center_crop(size: int = 224, resize: int = 256):
     return transform
 
 
-def imagenet_folder(root: str | Path, *, n: int | None = None, seed: int | None = None,
-                    size: int = 224, resize: int = 256) -> Dataset:
+def imagenet_folder(
+    root: str | Path,
+    *,
+    n: int | None = None,
+    seed: int | None = None,
+    size: int = 224,
+    resize: int = 256,
+) -> Dataset:
     """Read ``root`` (the ``val`` folder or its parent). Class names come from a
     ``classes.json`` beside ``val`` when present (list of {index, wnid, name}), else the wnids."""
     root = Path(root)

@@ -14,5 +14,15 @@ from .reproduce import run
 from .results import Results
 from .spec import SCALES, Experiment, ExperimentConfig
 
-__all__ = ["EXPERIMENTS", "SCALES", "Experiment", "ExperimentConfig", "ResultStore", "Results",
-           "get_config", "preflight", "read_records", "run"]
+__all__ = [
+    "EXPERIMENTS",
+    "SCALES",
+    "Experiment",
+    "ExperimentConfig",
+    "ResultStore",
+    "Results",
+    "get_config",
+    "preflight",
+    "read_records",
+    "run",
+]

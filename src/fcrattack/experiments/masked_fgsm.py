@@ -5,17 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..viz.document import Block, Table, diff, fmt
-from .results import Results, model_label
+from .results import Results, model_label, val
 from .spec import DEFAULT, R20, AttackRun, Experiment, Part, Scale, cifar, stand_in
 
-GRID = ((0.03, 0.0), (0.03, 0.01), (0.03, 0.03), (0.03, 0.05), (0.05, 0.0), (0.05, 0.03),
-        (0.05, 0.05), (0.08, 0.05))
+GRID = (
+    (0.03, 0.0),
+    (0.03, 0.01),
+    (0.03, 0.03),
+    (0.03, 0.05),
+    (0.05, 0.0),
+    (0.05, 0.03),
+    (0.05, 0.05),
+    (0.08, 0.05),
+)
 
 
 def parts(s: Scale) -> list[Part]:
-    runs = [AttackRun(f"masked-fgsm-{e1:.2f}-{e2:.2f}", "masked-fgsm",
-                      f"masked FGSM eps1={e1:.2f} eps2={e2:.2f}", {"eps1": e1, "eps2": e2})
-            for e1, e2 in GRID]
+    runs = [
+        AttackRun(
+            f"masked-fgsm-{e1:.2f}-{e2:.2f}",
+            "masked-fgsm",
+            f"masked FGSM eps1={e1:.2f} eps2={e2:.2f}",
+            {"eps1": e1, "eps2": e2},
+        )
+        for e1, e2 in GRID
+    ]
     return [Part(cifar(s), [stand_in(DEFAULT, "VGG-11"), R20], runs)]
 
 
@@ -31,15 +45,47 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                 a, txt = res.cell(exp, pname, m["name"], run)
                 e1, e2 = run["params"]["eps1"], run["params"]["eps2"]
                 p = table.get((e1, e2))
-                rows.append([model_label(m), f"{e1:.2f}", f"{e2:.2f}", txt, fmt(p),
-                             diff(a and a["asr"], p), fmt(a and a["l2"], 3)])
-        blocks.append(Block("table", table=Table(
-            ["model", "eps1 (FCR)", "eps2 (non-FCR)", "ASR (ours)", "paper", "diff",
-             "L2 [0,1]"], rows,
-            [res.scale_note(exp, part), "eps on [0, 1] pixels (Linf); '-' in the paper "
-             "column: the paper has no such cell for that model."])))
+                rows.append(
+                    [
+                        model_label(m),
+                        f"{e1:.2f}",
+                        f"{e2:.2f}",
+                        txt,
+                        fmt(p),
+                        diff(val(a, "asr"), p),
+                        fmt(val(a, "l2"), 3),
+                    ]
+                )
+        blocks.append(
+            Block(
+                "table",
+                table=Table(
+                    [
+                        "model",
+                        "eps1 (FCR)",
+                        "eps2 (non-FCR)",
+                        "ASR (ours)",
+                        "paper",
+                        "diff",
+                        "L2 [0,1]",
+                    ],
+                    rows,
+                    [
+                        res.scale_note(exp, part),
+                        "eps on [0, 1] pixels (Linf); '-' in the paper "
+                        "column: the paper has no such cell for that model.",
+                    ],
+                ),
+            )
+        )
     return blocks
 
 
-EXPERIMENT = Experiment("masked-fgsm", "Masked FGSM: eps1 on the FCRs, eps2 elsewhere",
-                        "Table 3", "attack", parts, section)
+EXPERIMENT = Experiment(
+    "masked-fgsm",
+    "Masked FGSM: eps1 on the FCRs, eps2 elsewhere",
+    "Table 3",
+    "attack",
+    parts,
+    section,
+)

@@ -14,8 +14,9 @@ from ..models.mode import eval_mode
 log = logging.getLogger(__name__)
 
 
-def preflight(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-              name: str = "model") -> list[str]:
+def preflight(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, name: str = "model"
+) -> list[str]:
     """Warnings (empty when all checks pass) for ``model`` on a few images x (B, C, H, W) in
     [0, 1] with labels y (B,); each is also logged at WARNING level.
 
@@ -31,20 +32,26 @@ def preflight(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
             out1, out2 = model(x), model(x)
         rows = out1.sum(1)
         if bool(((out1 >= 0) & (out1 <= 1)).all()) and torch.allclose(
-                rows, torch.ones_like(rows), atol=1e-3):
-            warnings.append(f"{name}: outputs look like probabilities (every row in [0, 1] "
-                            "and summing to 1); attacks and losses expect logits")
+            rows, torch.ones_like(rows), atol=1e-3
+        ):
+            warnings.append(
+                f"{name}: outputs look like probabilities (every row in [0, 1] "
+                "and summing to 1); attacks and losses expect logits"
+            )
         if not torch.equal(out1, out2):
             diff = float((out1 - out2).abs().max())
-            warnings.append(f"{name}: not deterministic: two forward passes differ by up to "
-                            f"{diff:.3g}")
+            warnings.append(
+                f"{name}: not deterministic: two forward passes differ by up to {diff:.3g}"
+            )
         xg = x.detach().clone().requires_grad_(True)
         with torch.enable_grad():
             loss = nn.functional.cross_entropy(model(xg), y)
             grads = torch.autograd.grad(loss, xg, allow_unused=True)[0]
         if grads is None or not bool(grads.abs().gt(0).any()):
-            warnings.append(f"{name}: the input gradient is all zero (gradient masking or a "
-                            "detached input); gradient attacks cannot work")
+            warnings.append(
+                f"{name}: the input gradient is all zero (gradient masking or a "
+                "detached input); gradient attacks cannot work"
+            )
     for w in warnings:
         log.warning("PRE-FLIGHT CHECK FAILED: %s", w)
     return warnings

@@ -16,9 +16,21 @@ from . import (
 )
 from .spec import Experiment, ExperimentConfig
 
-EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT for m in (
-    fcr_importance, whitebox, comparison, masked_fgsm, transfer, sweep_steps_temperature,
-    sweep_threshold, visual, region_tradeoff, transfer_equal_l2)}
+EXPERIMENTS: dict[str, Experiment] = {
+    m.EXPERIMENT.name: m.EXPERIMENT
+    for m in (
+        fcr_importance,
+        whitebox,
+        comparison,
+        masked_fgsm,
+        transfer,
+        sweep_steps_temperature,
+        sweep_threshold,
+        visual,
+        region_tradeoff,
+        transfer_equal_l2,
+    )
+}
 
 
 def get_config(name: str, scale: str = "cpu", *, n: int | None = None) -> ExperimentConfig:

@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..data import shared_root
 from ..distributed import Context
 from ..store import write_json
+from .loaders import update_json
 from .registry import EXPERIMENTS, get_config
-from .runner import ExperimentRunner, update_json
+from .runner import ExperimentRunner
 from .spec import ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,21 @@ log = logging.getLogger(__name__)
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=Path(__file__).parent,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -48,14 +60,24 @@ def _git_commit() -> str | None:
 
 def environment(device: torch.device, seed: int) -> dict[str, Any]:
     """Versions, device, threads, seed and git commit, for ``env.json``."""
-    return {"fcrattack": __version__, "python": sys.version.split()[0],
-            "platform": platform.platform(), "torch": torch.__version__,
-            "numpy": np.__version__, "device": str(device),
-            "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                            else platform.processor() or platform.machine()),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "seed": seed, "git_commit": _git_commit(),
-            "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "fcrattack": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": str(device),
+        "device_name": (
+            torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else platform.processor() or platform.machine()
+        ),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "seed": seed,
+        "git_commit": _git_commit(),
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
@@ -75,13 +97,19 @@ def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
                 f"{out_dir} holds {cfg.name} results of config version {old.get('version')}, "
                 f"scale {old.get('scale', old.get('preset'))!r}; this run is version "
                 f"{cfg.version}, scale {cfg.scale!r}. Resuming would mix them: choose another "
-                "output folder")
+                "output folder"
+            )
 
 
-def run(name_or_all: str | ExperimentConfig | Sequence[str | ExperimentConfig],
-        scale: str = "cpu", out_dir: str | Path = "runs/reproduce",
-        device: str | torch.device | None = None, *, n: int | None = None,
-        root: str | Path | None = None) -> dict[str, float]:
+def run(
+    name_or_all: str | ExperimentConfig | Sequence[str | ExperimentConfig],
+    scale: str = "cpu",
+    out_dir: str | Path = "runs/reproduce",
+    device: str | torch.device | None = None,
+    *,
+    n: int | None = None,
+    root: str | Path | None = None,
+) -> dict[str, float]:
     """Run one experiment (a name or an :class:`ExperimentConfig`), a list of them, or
     ``"all"`` at ``scale`` ("cpu" or "paper") into ``out_dir``; resumes from the records
     already there. ``root``: the shared data/models folder (default:
@@ -92,8 +120,9 @@ def run(name_or_all: str | ExperimentConfig | Sequence[str | ExperimentConfig],
         items = [name_or_all]
     else:
         items = list(name_or_all)
-    configs = [c if isinstance(c, ExperimentConfig) else get_config(c, scale, n=n)
-               for c in items]  # validates every name before any work
+    configs = [
+        c if isinstance(c, ExperimentConfig) else get_config(c, scale, n=n) for c in items
+    ]  # validates every name before any work
     check_resumable(Path(out_dir), configs)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     ctx, dev = Context.from_env(dev)  # data-parallel under torchrun

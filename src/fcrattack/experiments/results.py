@@ -40,6 +40,11 @@ def mean(records: list[dict[str, Any]], key: str) -> float | None:
     return mean_of([r[key] for r in records if finite(r.get(key))])
 
 
+def val(agg: dict[str, float] | None, key: str) -> float | None:
+    """``agg[key]``, or None without an aggregate."""
+    return None if agg is None else agg[key]
+
+
 def ratio(num: float | None, den: float | None) -> float | None:
     """num / den, or None when either is missing or not finite, or den is 0."""
     if num is None or not den or not (math.isfinite(num) and math.isfinite(den)):
@@ -51,8 +56,11 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, float]:
     """n, n_success, ASR (%), mean norms over the successful records, mean time per image."""
     n = len(records)
     ok = [r for r in records if r.get("success")]
-    out: dict[str, float] = {"n": n, "n_success": len(ok),
-                             "asr": 100 * len(ok) / n if n else float("nan")}
+    out: dict[str, float] = {
+        "n": n,
+        "n_success": len(ok),
+        "asr": 100 * len(ok) / n if n else float("nan"),
+    }
     for k in NORMS:
         value = mean(ok, k)
         out[k] = float("nan") if value is None else value
@@ -86,8 +94,11 @@ class Results:
         """Records of (exp, part, model, attack) over the current eligible images only."""
         eligible = set(self.part_status(exp, part).get("eligible_ids", []))
         setting = self.setting(exp, part, attack)
-        return [r for r in self.groups.get((exp, part, model, attack), [])
-                if r["id"] in eligible and (setting is None or r["setting"] == setting)]
+        return [
+            r
+            for r in self.groups.get((exp, part, model, attack), [])
+            if r["id"] in eligible and (setting is None or r["setting"] == setting)
+        ]
 
     def setting(self, exp: str, part: str, attack: str) -> str | None:
         """The setting string the current config gives ``attack`` (records from another
@@ -97,8 +108,9 @@ class Results:
                 continue
             for run in p["runs"]:
                 if run["key"] == attack:
-                    return AttackRun(**{k: v for k, v in run.items()
-                                        if k in AttackRun.__dataclass_fields__}).setting()
+                    return AttackRun(
+                        **{k: v for k, v in run.items() if k in AttackRun.__dataclass_fields__}
+                    ).setting()
         return None
 
     def parts(self, exp: str) -> list[dict[str, Any]]:
@@ -113,8 +125,9 @@ class Results:
                 return str(s["reason"])
         return None
 
-    def cell(self, exp: str, part: str, model: str, run: dict[str, Any]
-             ) -> tuple[dict[str, float] | None, str]:
+    def cell(
+        self, exp: str, part: str, model: str, run: dict[str, Any]
+    ) -> tuple[dict[str, float] | None, str]:
         """(aggregate or None, text): the rate, or why there is none."""
         reason = self.skipped(exp, part, model, run["key"])
         recs = self.get(exp, part, model, run["key"])
@@ -127,10 +140,12 @@ class Results:
         """One sentence on the scale of a part: images drawn and attacked, models, scale."""
         st = self.part_status(exp, part["data"]["dataset"])
         models = "; ".join(model_label(m) for m in part["models"])
-        return (f"Scale: {part['data']['dataset']}, {st.get('n_drawn', '?')} images drawn "
-                f"(seed {part['data']['seed']}), n = {st.get('n_eligible', '?')} classified "
-                f"correctly by every model and attacked; models: {models}; scale "
-                f"{self.scale(exp)}.")
+        return (
+            f"Scale: {part['data']['dataset']}, {st.get('n_drawn', '?')} images drawn "
+            f"(seed {part['data']['seed']}), n = {st.get('n_eligible', '?')} classified "
+            f"correctly by every model and attacked; models: {models}; scale "
+            f"{self.scale(exp)}."
+        )
 
     def notes(self, exp: str) -> list[str]:
         """The config's notes, as a list of zero or one paragraph."""

@@ -10,7 +10,6 @@ run attacks an image exactly as an uninterrupted one.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -23,76 +22,62 @@ from tqdm.auto import tqdm
 
 from ..attacks import Attack, AttackResult, build
 from ..cam import fcr_region, gradcam
-from ..data import Dataset, cifar10, imagenet_folder
+from ..data import Dataset
 from ..distributed import Context
-from ..models import load_checkpoint, load_model
-from ..store import ResultStore, record_key, write_json
+from ..store import ResultStore, record_key
+from .loaders import load_part_data, load_spec_model, update_json
 from .preflight import preflight
-from .spec import AttackRun, ExperimentConfig, ModelSpec, Part
+from .spec import AttackRun, ExperimentConfig, Part
 
 log = logging.getLogger(__name__)
 
 PREFLIGHT_IMAGES = 8
 
 
-def load_spec_model(spec: ModelSpec, root: Path, device: torch.device) -> nn.Module:
-    """The model a :class:`ModelSpec` names, on ``device``, in eval mode."""
-    if spec.source in ("default", "efficientnet-lite0"):
-        model = load_model(spec.source)
-    else:
-        matches = sorted(root.glob(spec.source))
-        if not matches:
-            raise FileNotFoundError(f"model {spec.name}: no file matches {root / spec.source}")
-        model = load_checkpoint(matches[0], spec.arch)
-    return model.to(device).eval()
-
-
-def load_part_data(part: Part, root: Path) -> Dataset:
-    """The seeded image subset of a part."""
-    d = part.data
-    if d.dataset == "cifar10":
-        return cifar10(root / d.root, d.split, n=d.n, seed=d.seed)
-    if d.dataset == "imagenet":
-        return imagenet_folder(root / d.root, n=d.n, seed=d.seed)
-    raise ValueError(f"unknown dataset {d.dataset!r}")
-
-
-def update_json(path: Path, key: str, value: Any) -> None:
-    """Set ``key`` of the JSON object in ``path`` (created if missing), atomically."""
-    data = json.loads(path.read_text()) if path.is_file() else {}
-    data[key] = value
-    write_json(path, data)
-
-
 class ExperimentRunner:
     """Runs one :class:`ExperimentConfig` into a :class:`ResultStore`."""
 
-    def __init__(self, cfg: ExperimentConfig, store: ResultStore, device: torch.device,
-                 root: Path, dist: Context | None = None) -> None:
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        store: ResultStore,
+        device: torch.device,
+        root: Path,
+        dist: Context | None = None,
+    ) -> None:
         self.cfg, self.store, self.device, self.root = cfg, store, device, root
         self.dist = dist or Context()  # data-parallel rank and world, see .distributed
         self.status_path = store.dir / "status.json"
-        self.status: dict[str, Any] = {"scale": cfg.scale, "version": cfg.version,
-                                       "parts": {}, "skipped": []}
+        self.status: dict[str, Any] = {
+            "scale": cfg.scale,
+            "version": cfg.version,
+            "parts": {},
+            "skipped": [],
+        }
 
     # --- shared steps ---------------------------------------------------------------------
     def _predict(self, model: nn.Module, x: torch.Tensor, bs: int) -> torch.Tensor:
         with torch.no_grad():
-            return torch.cat([model(x[i:i + bs].to(self.device)).argmax(1).cpu()
-                              for i in range(0, len(x), bs)])
+            return torch.cat(
+                [model(x[i : i + bs].to(self.device)).argmax(1).cpu() for i in range(0, len(x), bs)]
+            )
 
     def _skip(self, part: Part, model: str, run: AttackRun, reason: str) -> None:
         note = {"part": part.name, "model": model, "run": run.key, "reason": reason}
         if note not in self.status["skipped"]:
             self.status["skipped"].append(note)
-        (log.info if run.optional else log.warning)("skipping %s on %s/%s: %s", run.key,
-                                                    part.name, model, reason)
+        log.warning("skipping %s on %s/%s: %s", run.key, part.name, model, reason)
 
     def _build(self, run: AttackRun, model: nn.Module, part: Part, **extra: Any) -> Attack:
         """The attack of ``run``: the paper's settings for the part's data set, updated by the
         run's params and ``extra``, seeded with the config's seed."""
-        return build(run.attack, model, preset="paper", dataset=part.data.dataset,
-                     **{**run.params, **extra, "seed": self.cfg.seed})
+        return build(
+            run.attack,
+            model,
+            preset="paper",
+            dataset=part.data.dataset,
+            **{**run.params, **extra, "seed": self.cfg.seed},
+        )
 
     def _key(self, part: Part, model: str, attack: str, setting: str, image_id: str) -> str:
         return record_key(self.cfg.name, part.name, model, attack, setting, image_id)
@@ -106,13 +91,21 @@ class ExperimentRunner:
             correct = torch.ones(len(data), dtype=torch.bool)
             for spec in part.models:
                 model = models[spec.name]
-                warn = preflight(model, data.images[:PREFLIGHT_IMAGES],
-                                 data.labels[:PREFLIGHT_IMAGES], name=spec.name)
+                warn = preflight(
+                    model,
+                    data.images[:PREFLIGHT_IMAGES],
+                    data.labels[:PREFLIGHT_IMAGES],
+                    name=spec.name,
+                )
                 ok = self._predict(model, data.images, bs) == data.labels
                 correct &= ok
                 info["models"][spec.name] = {
-                    "label": spec.label, "stands_for": spec.stands_for, "preflight": warn,
-                    "clean_correct": int(ok.sum()), "clean_accuracy": float(ok.float().mean())}
+                    "label": spec.label,
+                    "stands_for": spec.stands_for,
+                    "preflight": warn,
+                    "clean_correct": int(ok.sum()),
+                    "clean_accuracy": float(ok.float().mean()),
+                }
             correct = self.dist.broadcast(correct)  # the same eligible set on every rank
             idx = correct.nonzero()[:, 0]
             info["n_eligible"] = len(idx)
@@ -120,23 +113,37 @@ class ExperimentRunner:
             self.status["parts"][part.name] = info
             if self.dist.is_main:
                 update_json(self.status_path, self.cfg.name, self.status)  # report mid-run
-            log.info("%s/%s: %d of %d images classified correctly by every model (%s)",
-                     self.cfg.name, part.name, len(idx), len(data), ", ".join(models))
+            log.info(
+                "%s/%s: %d of %d images classified correctly by every model (%s)",
+                self.cfg.name,
+                part.name,
+                len(idx),
+                len(data),
+                ", ".join(models),
+            )
             sub = data.subset(idx)
             if len(sub) == 0:
-                log.warning("%s/%s: no image is classified correctly by every model",
-                            self.cfg.name, part.name)
+                log.warning(
+                    "%s/%s: no image is classified correctly by every model",
+                    self.cfg.name,
+                    part.name,
+                )
                 continue
             getattr(self, f"_run_{self.cfg.kind}")(part, models, sub)
         return self.status
 
     def _batches(self, todo: list[int], bs: int, desc: str) -> Iterator[list[int]]:
         """Chunks of ``todo`` of at most ``bs``, with a tqdm bar (images, ETA)."""
-        bar = tqdm(total=len(todo), desc=desc, unit="img", dynamic_ncols=True,
-                   disable=not self.dist.is_main)
+        bar = tqdm(
+            total=len(todo),
+            desc=desc,
+            unit="img",
+            dynamic_ncols=True,
+            disable=not self.dist.is_main,
+        )
         try:
             for i in range(0, len(todo), bs):
-                chunk = todo[i:i + bs]
+                chunk = todo[i : i + bs]
                 yield chunk
                 bar.update(len(chunk))
         finally:
@@ -148,8 +155,9 @@ class ExperimentRunner:
         for name, model in models.items():
             keys = [self._key(part, name, "importance", setting, i) for i in data.ids]
             todo = self.dist.shard([j for j, k in enumerate(keys) if k not in self.store])
-            for chunk in self._batches(todo, part.data.batch_size,
-                                       f"{self.cfg.name}/{part.name}/{name}"):
+            for chunk in self._batches(
+                todo, part.data.batch_size, f"{self.cfg.name}/{part.name}/{name}"
+            ):
                 t0 = time.perf_counter()
                 x, y = data.images[chunk].to(self.device), data.labels[chunk]
                 mask = fcr_region(model, x, y.to(self.device), t=self.cfg.t)
@@ -158,16 +166,34 @@ class ExperimentRunner:
                     non_ok = model(x * (1 - mask)).argmax(1).cpu() == y
                 dt = (time.perf_counter() - t0) / len(chunk)
                 area = mask.flatten(1).mean(1).cpu()
-                self.store.append({
-                    "key": keys[j], "experiment": self.cfg.name, "part": part.name,
-                    "model": name, "attack": "importance", "setting": setting,
-                    "id": data.ids[j], "label": int(y[r]), "correct_fcr": bool(fcr_ok[r]),
-                    "correct_nonfcr": bool(non_ok[r]), "mask_fraction": float(area[r]),
-                    "time_s": dt} for r, j in enumerate(chunk))
+                self.store.append(
+                    {
+                        "key": keys[j],
+                        "experiment": self.cfg.name,
+                        "part": part.name,
+                        "model": name,
+                        "attack": "importance",
+                        "setting": setting,
+                        "id": data.ids[j],
+                        "label": int(y[r]),
+                        "correct_fcr": bool(fcr_ok[r]),
+                        "correct_nonfcr": bool(non_ok[r]),
+                        "mask_fraction": float(area[r]),
+                        "time_s": dt,
+                    }
+                    for r, j in enumerate(chunk)
+                )
             self.dist.sync(self.store)
 
-    def _attack_batches(self, part: Part, name: str, model: nn.Module, run: AttackRun,
-                        data: Dataset, targets: dict[str, nn.Module] | None = None) -> None:
+    def _attack_batches(
+        self,
+        part: Part,
+        name: str,
+        model: nn.Module,
+        run: AttackRun,
+        data: Dataset,
+        targets: dict[str, nn.Module] | None = None,
+    ) -> None:
         """Attack the images of ``data`` that have no record yet for (model, run), batch by
         batch, appending each batch's records; with ``targets``, also record whether each
         adversarial image fools each target model (transfer). A run with ``mask_t`` is
@@ -177,30 +203,45 @@ class ExperimentRunner:
         todo = [j for j, k in enumerate(keys) if k not in self.store]
         budget = None
         if run.budget_from:
-            ref = {r["id"]: r["l2"] for r in self.store.select(
-                experiment=self.cfg.name, part=part.name, model=name, attack=run.budget_from)}
+            ref = {
+                r["id"]: r["l2"]
+                for r in self.store.select(
+                    experiment=self.cfg.name, part=part.name, model=name, attack=run.budget_from
+                )
+            }
             missing = [j for j in todo if data.ids[j] not in ref]
             if missing:
-                log.warning("%s: no %s record (budget) for %d images; they are skipped",
-                            run.key, run.budget_from, len(missing))
+                log.warning(
+                    "%s: no %s record (budget) for %d images; they are skipped",
+                    run.key,
+                    run.budget_from,
+                    len(missing),
+                )
             todo = [j for j in todo if data.ids[j] in ref]
             budget = torch.tensor([ref.get(i, 0.0) for i in data.ids], dtype=torch.float32)
         todo = self.dist.shard(todo)
-        for chunk in self._batches(todo, part.data.batch_size,
-                                   f"{self.cfg.name}/{part.name}/{name}/{run.key}"):
+        for chunk in self._batches(
+            todo, part.data.batch_size, f"{self.cfg.name}/{part.name}/{name}/{run.key}"
+        ):
             extra = {} if budget is None else {"eps": budget[chunk]}
             try:
                 attack = self._build(run, model, part, **extra)
             except (TypeError, ValueError) as exc:
-                reason = (f"{run.attack} does not accept a per-image eps ({exc}): not available"
-                          if budget is not None else f"cannot build {run.attack}: {exc}")
+                reason = (
+                    f"{run.attack} does not accept a per-image eps ({exc}): not available"
+                    if budget is not None
+                    else f"cannot build {run.attack}: {exc}"
+                )
                 self._skip(part, name, run, reason)
                 return
             ids = [data.ids[j] for j in chunk]
             x, y = data.images[chunk], data.labels[chunk]
             t0 = time.perf_counter()
-            mask = None if run.mask_t is None else fcr_region(
-                model, x.to(self.device), y.to(self.device), t=run.mask_t).cpu()
+            mask = (
+                None
+                if run.mask_t is None
+                else fcr_region(model, x.to(self.device), y.to(self.device), t=run.mask_t).cpu()
+            )
             res = attack.run(x, y, mask=mask, ids=ids)
             dt = (time.perf_counter() - t0) / len(chunk)
             fooled: dict[str, list[bool]] = {}
@@ -209,19 +250,36 @@ class ExperimentRunner:
                     with torch.no_grad():
                         pred = tmodel(res.x_adv.to(self.device)).argmax(1).cpu()
                     fooled[tname] = (pred != y).tolist()
-            self.store.append(self._rows(part, name, run, keys, chunk, ids, res, dt, budget,
-                                         fooled))
+            self.store.append(
+                self._rows(part, name, run, keys, chunk, ids, res, dt, budget, fooled)
+            )
 
-    def _rows(self, part: Part, name: str, run: AttackRun, keys: list[str], chunk: list[int],
-              ids: list[str], res: AttackResult, dt: float,
-              budget: torch.Tensor | None = None,
-              fooled: dict[str, list[bool]] | None = None) -> list[dict[str, Any]]:
+    def _rows(
+        self,
+        part: Part,
+        name: str,
+        run: AttackRun,
+        keys: list[str],
+        chunk: list[int],
+        ids: list[str],
+        res: AttackResult,
+        dt: float,
+        budget: torch.Tensor | None = None,
+        fooled: dict[str, list[bool]] | None = None,
+    ) -> list[dict[str, Any]]:
         """The records of one attacked batch (``chunk``: rows of the part's eligible images)."""
         rows = res.records(ids)
         for r, (j, row) in enumerate(zip(chunk, rows)):
-            row.update(key=keys[j], experiment=self.cfg.name, part=part.name, model=name,
-                       attack=run.key, attack_class=run.attack, setting=run.setting(),
-                       time_s=dt)
+            row.update(
+                key=keys[j],
+                experiment=self.cfg.name,
+                part=part.name,
+                model=name,
+                attack=run.key,
+                attack_class=run.attack,
+                setting=run.setting(),
+                time_s=dt,
+            )
             if res.mask is not None:
                 row["mask_fraction"] = float(res.mask[r].float().mean())
             if budget is not None:
@@ -264,12 +322,24 @@ class ExperimentRunner:
             t0 = time.perf_counter()
             res = attack.run(x, y, ids=data.ids)
             dt = (time.perf_counter() - t0) / len(x)
-            self.store.append(self._rows(part, name, run, keys, list(range(len(x))),
-                                         data.ids, res, dt))
+            self.store.append(
+                self._rows(part, name, run, keys, list(range(len(x))), data.ids, res, dt)
+            )
             adv[run.label] = res.x_adv
         xd, yd = x.to(self.device), y.to(self.device)
         cam = gradcam(model, xd, yd).cpu()
         mask = fcr_region(model, xd, yd, t=self.cfg.t).cpu()
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"ids": data.ids, "x": x, "y": y, "cam": cam, "mask": mask, "adv": adv,
-                    "classes": data.classes, "model": name}, path)
+        torch.save(
+            {
+                "ids": data.ids,
+                "x": x,
+                "y": y,
+                "cam": cam,
+                "mask": mask,
+                "adv": adv,
+                "classes": data.classes,
+                "model": name,
+            },
+            path,
+        )

@@ -169,22 +169,29 @@ class Experiment:
             for part in parts:
                 part.data.n = n
                 part.data.batch_size = min(part.data.batch_size, n)
-        return ExperimentConfig(self.name, VERSION, self.title, self.paper_ref, self.kind,
-                                scale, parts,
-                                panel_images=s.n_visual if self.kind == "visual" else 0,
-                                notes=self.notes)
+        return ExperimentConfig(
+            self.name,
+            VERSION,
+            self.title,
+            self.paper_ref,
+            self.kind,
+            scale,
+            parts,
+            panel_images=s.n_visual if self.kind == "visual" else 0,
+            notes=self.notes,
+        )
 
 
 # --- the models available here, and shared building blocks --------------------------------
 AKA = "models/cifar10-resnet-akamaster"
-R20 = ModelSpec("resnet20-akamaster", f"{AKA}/resnet20-*.th", "ResNet-20 (akamaster)",
-                "ResNet-18", "resnet20")
-R32 = ModelSpec("resnet32-akamaster", f"{AKA}/resnet32-*.th", "ResNet-32 (akamaster)",
-                "ResNet-34", "resnet32")
-DEFAULT = ModelSpec("default", "default", "ResNet-20 (fcrattack default, JPEG-trained)",
-                    "VGG-11")
-EFFNET = ModelSpec("efficientnet-lite0", "efficientnet-lite0", "EfficientNet-Lite0",
-                   "VGG-19")
+R20 = ModelSpec(
+    "resnet20-akamaster", f"{AKA}/resnet20-*.th", "ResNet-20 (akamaster)", "ResNet-18", "resnet20"
+)
+R32 = ModelSpec(
+    "resnet32-akamaster", f"{AKA}/resnet32-*.th", "ResNet-32 (akamaster)", "ResNet-34", "resnet32"
+)
+DEFAULT = ModelSpec("default", "default", "ResNet-20 (fcrattack default, JPEG-trained)", "VGG-11")
+EFFNET = ModelSpec("efficientnet-lite0", "efficientnet-lite0", "EfficientNet-Lite0", "VGG-19")
 
 
 def stand_in(model: ModelSpec, stands_for: str) -> ModelSpec:
@@ -199,8 +206,9 @@ def cifar(s: Scale, n: int | None = None) -> DataSpec:
 
 def imagenet(s: Scale, n: int | None = None) -> DataSpec:
     """The ImageNet samples at scale ``s`` (or ``n`` images)."""
-    return DataSpec("imagenet", "data/imagenet-samples", n or s.n_imagenet,
-                    batch_size=s.batch_imagenet)
+    return DataSpec(
+        "imagenet", "data/imagenet-samples", n or s.n_imagenet, batch_size=s.batch_imagenet
+    )
 
 
 def fcr_run(key: str = "fcr", label: str = "FCR", **params: Any) -> AttackRun:
@@ -210,8 +218,12 @@ def fcr_run(key: str = "fcr", label: str = "FCR", **params: Any) -> AttackRun:
 
 def region_ddn_run(s: Scale) -> AttackRun:
     """Region DDN at t = 0.2 with the scale's steps."""
-    return AttackRun("region-ddn", "region-ddn", "region DDN (fcrattack's region attack; extra)",
-                     {"steps": s.ddn_steps})
+    return AttackRun(
+        "region-ddn",
+        "region-ddn",
+        "region DDN (fcrattack's region attack; extra)",
+        {"steps": s.ddn_steps},
+    )
 
 
 def cw_run(s: Scale, label: str = "C&W") -> AttackRun:
@@ -226,7 +238,21 @@ def pgd_run(label: str = "PGD") -> AttackRun:
 
 def same_l2_runs(s: Scale) -> list[AttackRun]:
     """PGD-L2 and C&W with the per-image L2 budget FCR reached (the paper's same-L2 rows)."""
-    return [AttackRun("pgdl2-at-fcr-l2", "pgdl2", "PGD-L2 at FCR's per-image L2", {"steps": 20},
-                      budget_from="fcr", paper_row="PGD"),
-            AttackRun("cw-at-fcr-l2", "cw", "C&W at FCR's per-image L2",
-                      {"steps": s.cw_steps}, budget_from="fcr", paper_row="C&W")]
+    return [
+        AttackRun(
+            "pgdl2-at-fcr-l2",
+            "pgdl2",
+            "PGD-L2 at FCR's per-image L2",
+            {"steps": 20},
+            budget_from="fcr",
+            paper_row="PGD",
+        ),
+        AttackRun(
+            "cw-at-fcr-l2",
+            "cw",
+            "C&W at FCR's per-image L2",
+            {"steps": s.cw_steps},
+            budget_from="fcr",
+            paper_row="C&W",
+        ),
+    ]

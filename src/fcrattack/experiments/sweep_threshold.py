@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from ..viz import figures
 from ..viz.document import Block, Table, fmt
 from .results import Results
 from .spec import EFFNET, R20, Experiment, Part, Scale, cifar, fcr_run, imagenet, stand_in
-from .sweep_steps_temperature import SWEEP_HEADERS, sweep_rows
+from .sweep_steps_temperature import SWEEP_HEADERS, param, sweep_rows
 
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -23,28 +24,50 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
     claim = res.paper["sweep_threshold"]
     for part in res.parts(exp):
         pname = part["data"]["dataset"]
-        rows, xs, ys, aggs = sweep_rows(res, exp, part, "fcr-t-", lambda r: r["params"]["t"])
+        rows, xs, ys, aggs = sweep_rows(res, exp, part, "fcr-t-", functools.partial(param, "t"))
         pts = claim.get(pname, {})
         for row in rows:
             p = pts.get(row[0].split("=")[-1], {})
             row += [fmt(p.get("asr")), fmt(p.get("l0"), 0)]
-        blocks.append(Block("table", table=Table([*SWEEP_HEADERS, "paper ASR", "paper L0"],
-                                                 rows, [res.scale_note(exp, part),
-                                                        f"Paper: {claim['claim']}."])))
+        blocks.append(
+            Block(
+                "table",
+                table=Table(
+                    [*SWEEP_HEADERS, "paper ASR", "paper L0"],
+                    rows,
+                    [res.scale_note(exp, part), f"Paper: {claim['claim']}."],
+                ),
+            )
+        )
         paper_x = [float(k) for k in pts]
-        png = figures.line_plot(figdir / f"{exp}-{pname}-asr.png", f"Fig. 5 ({pname}): ASR vs t",
-                                "threshold t", "ASR (%)", [("ours", xs, ys)],
-                                [("ASR", paper_x, [v["asr"] for v in pts.values()])])
-        png0 = figures.line_plot(figdir / f"{exp}-{pname}-l0.png", f"Fig. 5 ({pname}): L0 vs t",
-                                 "threshold t", "L0 (changed values)",
-                                 [("ours", xs, [a["l0"] for a in aggs])],
-                                 [("L0", paper_x, [v["l0"] for v in pts.values()])])
-        blocks += [Block("img", f"ASR vs t ({pname})", src=f"{figdir.name}/{png.name}"),
-                   Block("img", f"L0 vs t ({pname}); the paper's ImageNet L0 exceeds "
-                         "3 x 224 x 224, so its image size is unclear",
-                         src=f"{figdir.name}/{png0.name}")]
+        png = figures.line_plot(
+            figdir / f"{exp}-{pname}-asr.png",
+            f"Fig. 5 ({pname}): ASR vs t",
+            "threshold t",
+            "ASR (%)",
+            [("ours", xs, ys)],
+            [("ASR", paper_x, [v["asr"] for v in pts.values()])],
+        )
+        png0 = figures.line_plot(
+            figdir / f"{exp}-{pname}-l0.png",
+            f"Fig. 5 ({pname}): L0 vs t",
+            "threshold t",
+            "L0 (changed values)",
+            [("ours", xs, [a["l0"] for a in aggs])],
+            [("L0", paper_x, [v["l0"] for v in pts.values()])],
+        )
+        blocks += [
+            Block("img", f"ASR vs t ({pname})", src=f"{figdir.name}/{png.name}"),
+            Block(
+                "img",
+                f"L0 vs t ({pname}); the paper's ImageNet L0 exceeds "
+                "3 x 224 x 224, so its image size is unclear",
+                src=f"{figdir.name}/{png0.name}",
+            ),
+        ]
     return blocks
 
 
-EXPERIMENT = Experiment("sweep-threshold", "FCR ASR and L0 vs threshold t", "Fig. 5", "attack",
-                        parts, section)
+EXPERIMENT = Experiment(
+    "sweep-threshold", "FCR ASR and L0 vs threshold t", "Fig. 5", "attack", parts, section
+)

@@ -25,8 +25,13 @@ from .spec import (
 
 
 def parts(s: Scale) -> list[Part]:
-    runs = [pgd_run(), AttackRun("mifgsm", "mifgsm", "M-DI2-FGSM", paper_row="M-DI2-FGSM"),
-            cw_run(s), fcr_run(), region_ddn_run(s)]
+    runs = [
+        pgd_run(),
+        AttackRun("mifgsm", "mifgsm", "M-DI2-FGSM", paper_row="M-DI2-FGSM"),
+        cw_run(s),
+        fcr_run(),
+        region_ddn_run(s),
+    ]
     return [Part(cifar(s), [stand_in(DEFAULT, "VGG-11"), R20, R32], runs)]
 
 
@@ -53,19 +58,33 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                     cells.append(f"{100 * k / n:.1f} (paper {fmt(p)}, diff {diff(100 * k / n, p)})")
                 rows.append(cells)
         n = res.part_status(exp, pname).get("n_eligible", "?")
-        blocks.append(Block("table", table=Table(
-            ["source", "attack"] + [f"-> {t['label']} ({t['stands_for']})" for t in models],
-            rows, [res.scale_note(exp, part),
-                   f"ASR (%) on each target of the adversarial examples crafted once on the "
-                   f"source, over n = {n} images every model classifies correctly; the "
-                   "diagonal is white-box. Paper cells are those of the model each of ours "
-                   "stands for."])))
+        blocks.append(
+            Block(
+                "table",
+                table=Table(
+                    ["source", "attack"] + [f"-> {t['label']} ({t['stands_for']})" for t in models],
+                    rows,
+                    [
+                        res.scale_note(exp, part),
+                        f"ASR (%) on each target of the adversarial examples crafted once on the "
+                        f"source, over n = {n} images every model classifies correctly; the "
+                        "diagonal is white-box. Paper cells are those of the model each of ours "
+                        "stands for.",
+                    ],
+                ),
+            )
+        )
     blocks += [Block("p", note) for note in res.notes(exp)]
     return blocks
 
 
 EXPERIMENT = Experiment(
-    "transfer", "Transferability (source x target ASR)", "Tables 4/5", "transfer", parts,
+    "transfer",
+    "Transferability (source x target ASR)",
+    "Tables 4/5",
+    "transfer",
+    parts,
     section,
     notes="ImageNet transfer (Table 5) needs several ImageNet models; only EfficientNet-Lite0 "
-          "is available here, so only the CIFAR-10 matrix is run.")
+    "is available here, so only the CIFAR-10 matrix is run.",
+)

@@ -10,7 +10,7 @@ import torch
 
 from ..viz import figures
 from ..viz.document import Block, Table, fmt
-from .results import Results, model_label
+from .results import Results, model_label, val
 from .spec import (
     EFFNET,
     R20,
@@ -28,19 +28,30 @@ from .spec import (
 
 def parts(s: Scale) -> list[Part]:
     runs = [pgd_run(), cw_run(s), fcr_run()]
-    return [Part(cifar(s, 4 * s.n_visual), [R20], runs),
-            Part(imagenet(s, 2 * s.n_visual), [stand_in(EFFNET, "ResNet-50")], runs)]
+    return [
+        Part(cifar(s, 4 * s.n_visual), [R20], runs),
+        Part(imagenet(s, 2 * s.n_visual), [stand_in(EFFNET, "ResNet-50")], runs),
+    ]
 
 
 def section(res: Results, exp: str, figdir: Path) -> list[Block]:
     blocks: list[Block] = []
     for path in sorted((res.dir / "artifacts").glob("visual-*.pt")):
         art = torch.load(path, map_location="cpu", weights_only=True)
-        png = figures.panel(figdir / f"{path.stem}.png", art,
-                            f"{path.stem}: image, Grad-CAM, FCR, then perturbation (amplified) "
-                            "and adversarial per attack")
-        blocks.append(Block("img", f"Figs. 1/3 panel ({path.stem}); perturbations scaled to "
-                            "their own maximum, grey = unchanged", src=f"{figdir.name}/{png.name}"))
+        png = figures.panel(
+            figdir / f"{path.stem}.png",
+            art,
+            f"{path.stem}: image, Grad-CAM, FCR, then perturbation (amplified) "
+            "and adversarial per attack",
+        )
+        blocks.append(
+            Block(
+                "img",
+                f"Figs. 1/3 panel ({path.stem}); perturbations scaled to "
+                "their own maximum, grey = unchanged",
+                src=f"{figdir.name}/{png.name}",
+            )
+        )
     for part in res.parts(exp):
         blocks += panel_table(res, exp, part)
     return blocks
@@ -52,12 +63,33 @@ def panel_table(res: Results, exp: str, part: dict[str, Any]) -> list[Block]:
     rows = []
     for run in part["runs"]:
         a, txt = res.cell(exp, pname, m["name"], run)
-        rows.append([run["label"], txt, fmt(a and a["l2"], 3), fmt(a and a["linf_255"], 1),
-                     fmt(a and a["l0"], 0), fmt(a and a["psnr_255"])])
-    return [Block("table", table=Table(["attack", "ASR", "L2 [0,1]", "Linf [0,255]",
-                                        "L0 values", "PSNR_255"], rows,
-                                       [f"Panel images of {model_label(m)} ({pname})."]))]
+        rows.append(
+            [
+                run["label"],
+                txt,
+                fmt(val(a, "l2"), 3),
+                fmt(val(a, "linf_255"), 1),
+                fmt(val(a, "l0"), 0),
+                fmt(val(a, "psnr_255")),
+            ]
+        )
+    return [
+        Block(
+            "table",
+            table=Table(
+                ["attack", "ASR", "L2 [0,1]", "Linf [0,255]", "L0 values", "PSNR_255"],
+                rows,
+                [f"Panel images of {model_label(m)} ({pname})."],
+            ),
+        )
+    ]
 
 
-EXPERIMENT = Experiment("visual", "Heat-map, FCR, perturbations and adversarial examples",
-                        "Figs. 1/3", "visual", parts, section)
+EXPERIMENT = Experiment(
+    "visual",
+    "Heat-map, FCR, perturbations and adversarial examples",
+    "Figs. 1/3",
+    "visual",
+    parts,
+    section,
+)

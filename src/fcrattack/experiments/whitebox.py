@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..viz.document import Block, Table, diff, fmt
-from .results import Results, model_label
+from .results import Results, model_label, val
 from .spec import (
     DEFAULT,
     EFFNET,
@@ -25,8 +25,10 @@ from .spec import (
 
 def parts(s: Scale) -> list[Part]:
     runs = [fcr_run(), *same_l2_runs(s), region_ddn_run(s)]
-    return [Part(cifar(s), [stand_in(DEFAULT, "VGG-11"), R20], runs),
-            Part(imagenet(s), [stand_in(EFFNET, "ResNet-34")], runs)]
+    return [
+        Part(cifar(s), [stand_in(DEFAULT, "VGG-11"), R20], runs),
+        Part(imagenet(s), [stand_in(EFFNET, "ResNet-34")], runs),
+    ]
 
 
 def section(res: Results, exp: str, figdir: Path) -> list[Block]:
@@ -42,35 +44,78 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
         for m in part["models"]:
             ms = st.get("models", {}).get(m["name"], {})
             clean = ms.get("clean_accuracy")
-            clean_txt = (f"{100 * clean:.2f} % ({ms['clean_correct']}/{st['n_drawn']})"
-                         if clean is not None else "-")
+            clean_txt = (
+                f"{100 * clean:.2f} % ({ms['clean_correct']}/{st['n_drawn']})"
+                if clean is not None
+                else "-"
+            )
             paper_clean = p_clean.get(m["stands_for"])
             fcr, fcr_txt = res.cell(exp, pname, m["name"], runs["fcr"])
             paper_fcr = p_asr.get(m["stands_for"])
-            row = [model_label(m), clean_txt, fmt(paper_clean),
-                   diff(100 * clean if clean is not None else None, paper_clean),
-                   fcr_txt, fmt(paper_fcr), diff(fcr and fcr["asr"], paper_fcr),
-                   fmt(fcr and fcr["l2"], 3)]
+            row = [
+                model_label(m),
+                clean_txt,
+                fmt(paper_clean),
+                diff(100 * clean if clean is not None else None, paper_clean),
+                fcr_txt,
+                fmt(paper_fcr),
+                diff(val(fcr, "asr"), paper_fcr),
+                fmt(val(fcr, "l2"), 3),
+            ]
             for key, paper_key in (("pgdl2-at-fcr-l2", "PGD"), ("cw-at-fcr-l2", "C&W")):
                 a, txt = res.cell(exp, pname, m["name"], runs[key])
-                row += [txt, fmt(p_same.get(paper_key)), diff(a and a["asr"],
-                                                              p_same.get(paper_key))]
+                row += [
+                    txt,
+                    fmt(p_same.get(paper_key)),
+                    diff(val(a, "asr"), p_same.get(paper_key)),
+                ]
             a, txt = res.cell(exp, pname, m["name"], runs["region-ddn"])
-            row += [txt, fmt(a and a["l2"], 3)]
+            row += [txt, fmt(val(a, "l2"), 3)]
             rows.append(row)
-        headers = ["model", "clean acc. (ours, of drawn)", "paper", "diff", "FCR ASR (ours)",
-                   "paper", "diff", "FCR L2 [0,1]", "PGD-L2 @ FCR L2 (ours)", "paper", "diff",
-                   "C&W @ FCR L2 (ours)", "paper", "diff", "region DDN ASR (extra)",
-                   "region DDN L2 [0,1]"]
-        blocks.append(Block("table", table=Table(headers, rows, [
-            res.scale_note(exp, part),
-            "Clean accuracy is over all drawn images; ASR over the n attacked images. Same-L2 "
-            "rows: PGD-L2 and C&W with a per-image L2 budget equal to the L2 FCR reached on "
-            "that image (the paper's numbers are per data set). FCR uses the paper's "
-            "hyper-parameters (literal J_T, last iterate)."])))
+        headers = [
+            "model",
+            "clean acc. (ours, of drawn)",
+            "paper",
+            "diff",
+            "FCR ASR (ours)",
+            "paper",
+            "diff",
+            "FCR L2 [0,1]",
+            "PGD-L2 @ FCR L2 (ours)",
+            "paper",
+            "diff",
+            "C&W @ FCR L2 (ours)",
+            "paper",
+            "diff",
+            "region DDN ASR (extra)",
+            "region DDN L2 [0,1]",
+        ]
+        blocks.append(
+            Block(
+                "table",
+                table=Table(
+                    headers,
+                    rows,
+                    [
+                        res.scale_note(exp, part),
+                        "Clean accuracy is over all drawn images; ASR over the n attacked images. "
+                        "Same-L2 "
+                        "rows: PGD-L2 and C&W with a per-image L2 budget equal to the L2 FCR "
+                        "reached on "
+                        "that image (the paper's numbers are per data set). FCR uses the paper's "
+                        "hyper-parameters (literal J_T, last iterate).",
+                    ],
+                ),
+            )
+        )
     return blocks
 
 
 EXPERIMENT = Experiment(
-    "whitebox", "White-box FCR attack (clean accuracy, ASR; same-L2 PGD and C&W)", "Table 1",
-    "attack", parts, section)
+    "whitebox",
+    "White-box FCR attack (clean accuracy, ASR; same-L2 PGD and C&W)",
+    "Table 1",
+    "attack",
+    parts,
+    section,
+)

@@ -18,8 +18,10 @@ def eval_mode(model: nn.Module, *, warn: bool = True) -> Iterator[nn.Module]:
     because BatchNorm/Dropout in train mode would make attacks non-deterministic."""
     modes = [(m, m.training) for m in model.modules()]
     if warn and model.training:
-        log.warning("model was in training mode; switching to eval mode for the attack "
-                    "(its mode is restored afterwards)")
+        log.warning(
+            "model was in training mode; switching to eval mode for the attack "
+            "(its mode is restored afterwards)"
+        )
     model.eval()
     try:
         yield model

@@ -15,6 +15,9 @@ class Normalized(nn.Module):
     ``model.<name>`` (e.g. ``model.layer3``) when a Grad-CAM layer is chosen by name.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         if len(mean) != len(std):
@@ -27,7 +30,9 @@ class Normalized(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
-            raise ValueError(f"the model takes ({self.mean.shape[1]}-channel) images of shape "
-                             f"(N, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}; convert "
-                             "grey images with x.expand(-1, 3, -1, -1)")
+            raise ValueError(
+                f"the model takes ({self.mean.shape[1]}-channel) images of shape "
+                f"(N, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}; convert "
+                "grey images with x.expand(-1, 3, -1, -1)"
+            )
         return self.model((x - self.mean) / self.std)

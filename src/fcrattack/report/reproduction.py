@@ -20,17 +20,26 @@ PROTOCOL = (
     "correctly (the denominator n is given with every rate). The paper's L2 values fit "
     "neither pixel scale exactly (e.g. PGD at Linf 16/255 cannot exceed L2 = 3.48 on a CIFAR "
     "image in [0, 1]); compare their ratios, not their values. Differences (diff) are ours "
-    "minus the paper's, in points.")
+    "minus the paper's, in points."
+)
 
 
 def _overview(res: Results) -> list[Block]:
     env = res.env
-    blocks = [Block("h1", TITLE), Block("p", (
-        f"fcrattack {env.get('fcrattack', '?')}, torch {env.get('torch', '?')}, device "
-        f"{env.get('device', '?')} ({env.get('device_name', '')}), git "
-        f"{env.get('git_commit') or 'unknown'}, seed {env.get('seed', '?')}, run at "
-        f"{env.get('time', '?')}. Paper numbers: {res.paper['source']}.")),
-        Block("p", "Conventions: " + CONVENTIONS), Block("p", PROTOCOL)]
+    blocks = [
+        Block("h1", TITLE),
+        Block(
+            "p",
+            (
+                f"fcrattack {env.get('fcrattack', '?')}, torch {env.get('torch', '?')}, device "
+                f"{env.get('device', '?')} ({env.get('device_name', '')}), git "
+                f"{env.get('git_commit') or 'unknown'}, seed {env.get('seed', '?')}, run at "
+                f"{env.get('time', '?')}. Paper numbers: {res.paper['source']}."
+            ),
+        ),
+        Block("p", "Conventions: " + CONVENTIONS),
+        Block("p", PROTOCOL),
+    ]
     rows, warnings = [], []
     for exp in EXPERIMENTS:
         if exp not in res.config:
@@ -40,25 +49,62 @@ def _overview(res: Results) -> list[Block]:
         scale = "; ".join(
             f"{name}: n = {parts.get(name, {}).get('n_eligible', '?')} of "
             f"{parts.get(name, {}).get('n_drawn', '?')}, {len(p['models'])} model(s)"
-            for p in cfg["parts"] for name in [p["data"]["dataset"]])
-        busy = sum(r.get("time_s", 0.0) for (e, *_), recs in res.groups.items() if e == exp
-                   for r in recs)
-        rows.append([exp, cfg["paper_ref"], cfg["scale"], f"v{cfg['version']}", scale,
-                     fmt(st.get("wall_s"), 1), fmt(busy, 1)])
+            for p in cfg["parts"]
+            for name in [p["data"]["dataset"]]
+        )
+        busy = sum(
+            r.get("time_s", 0.0) for (e, *_), recs in res.groups.items() if e == exp for r in recs
+        )
+        rows.append(
+            [
+                exp,
+                cfg["paper_ref"],
+                cfg["scale"],
+                f"v{cfg['version']}",
+                scale,
+                fmt(st.get("wall_s"), 1),
+                fmt(busy, 1),
+            ]
+        )
         for part in parts.values():
             for m in part.get("models", {}).values():
                 warnings += [f"{exp}: {w}" for w in m.get("preflight", [])]
-    blocks.append(Block("table", table=Table(
-        ["experiment", "paper", "scale", "config", "scale (attacked of drawn)",
-         "wall time of the last run (s)", "attack time, all records (s)"], list(rows),
-        ["The 'paper' scale is the paper's (1,000 images); 'cpu' is shrunk to run on a CPU, "
-         "so its rates carry large sampling error (a 95 % interval of about +-10 points at "
-         "n = 100). A resumed run's wall time covers only the work it did; the attack time "
-         "sums the per-image times of every record."])))
+    blocks.append(
+        Block(
+            "table",
+            table=Table(
+                [
+                    "experiment",
+                    "paper",
+                    "scale",
+                    "config",
+                    "scale (attacked of drawn)",
+                    "wall time of the last run (s)",
+                    "attack time, all records (s)",
+                ],
+                list(rows),
+                [
+                    "The 'paper' scale is the paper's (1,000 images); 'cpu' is shrunk to run on a "
+                    "CPU, "
+                    "so its rates carry large sampling error (a 95 % interval of about +-10 "
+                    "points at "
+                    "n = 100). A resumed run's wall time covers only the work it did; the attack "
+                    "time "
+                    "sums the per-image times of every record."
+                ],
+            ),
+        )
+    )
     blocks.append(Block("h3", "Pre-flight checks"))
-    blocks.append(Block("p", "WARNING: " + " | ".join(warnings) if warnings else
-                        "All models passed the pre-flight checks (logits, not probabilities; "
-                        "deterministic forward passes; non-zero input gradient)."))
+    blocks.append(
+        Block(
+            "p",
+            "WARNING: " + " | ".join(warnings)
+            if warnings
+            else "All models passed the pre-flight checks (logits, not probabilities; "
+            "deterministic forward passes; non-zero input gradient).",
+        )
+    )
     return blocks
 
 
@@ -71,8 +117,10 @@ def render(out_dir: str | Path) -> tuple[Path, Path]:
         raise FileNotFoundError(f"{out} has no config.json: run an experiment into it first")
     old = sorted(e for e, c in res.config.items() if c.get("version") != VERSION)
     if old:
-        raise ValueError(f"{out} holds results of another config version ({', '.join(old)}); "
-                         f"this fcrattack renders version {VERSION}: rerun them")
+        raise ValueError(
+            f"{out} holds results of another config version ({', '.join(old)}); "
+            f"this fcrattack renders version {VERSION}: rerun them"
+        )
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     blocks = _overview(res)

@@ -9,8 +9,21 @@ from collections.abc import Mapping
 from ..metrics import CONVENTIONS
 from ..viz.document import Block, Table, rate, to_markdown
 
-HEADERS = ["run", "clean correct", "ASR", "ASR after uint8", "L2", "L2 (255)", "Linf",
-           "Linf (255)", "L0 values", "L0 px", "PSNR", "PSNR_255", "mask area"]
+HEADERS = [
+    "run",
+    "clean correct",
+    "ASR",
+    "ASR after uint8",
+    "L2",
+    "L2 (255)",
+    "Linf",
+    "Linf (255)",
+    "L0 values",
+    "L0 px",
+    "PSNR",
+    "PSNR_255",
+    "mask area",
+]
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -22,10 +35,21 @@ def summary_row(name: str, s: Mapping[str, float]) -> list[str]:
     n = int(s["n"])
     n_ok, n_q = int(s["n_success"]), int(s["n_success_uint8"])
     mask = f"{100 * s['mask_fraction']:.1f} %" if "mask_fraction" in s else "-"
-    return [name, f"{n}/{int(s['n_images'])}", rate(n_ok, n) if n else "-",
-            rate(n_q, n) if n else "-", _num(s["l2"]), _num(s["l2_255"], 2),
-            _num(s["linf"], 4), _num(s["linf_255"], 2), _num(s["l0"], 1),
-            _num(s["l0_pixels"], 1), _num(s["psnr"], 2), _num(s["psnr_255"], 2), mask]
+    return [
+        name,
+        f"{n}/{int(s['n_images'])}",
+        rate(n_ok, n) if n else "-",
+        rate(n_q, n) if n else "-",
+        _num(s["l2"]),
+        _num(s["l2_255"], 2),
+        _num(s["linf"], 4),
+        _num(s["linf_255"], 2),
+        _num(s["l0"], 1),
+        _num(s["l0_pixels"], 1),
+        _num(s["psnr"], 2),
+        _num(s["psnr_255"], 2),
+        mask,
+    ]
 
 
 def summary_table(summaries: Mapping[str, Mapping[str, float]]) -> Table:

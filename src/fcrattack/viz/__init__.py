@@ -4,5 +4,11 @@ with (``document``)."""
 
 from .images import cam_overlay, display_factor, mask_image, perturbation_image, save_png, to_uint8
 
-__all__ = ["cam_overlay", "display_factor", "mask_image", "perturbation_image", "save_png",
-           "to_uint8"]
+__all__ = [
+    "cam_overlay",
+    "display_factor",
+    "mask_image",
+    "perturbation_image",
+    "save_png",
+    "to_uint8",
+]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -25,8 +26,8 @@ Cell = str | Picture
 class Table:
     """A table: ``headers`` and ``rows`` of formatted cells (text or pictures), notes below."""
 
-    headers: list[str]
-    rows: list[list[Cell]]
+    headers: Sequence[str]
+    rows: Sequence[Sequence[Cell]]
     notes: list[str] = field(default_factory=list)
 
 
@@ -73,8 +74,10 @@ def to_markdown(blocks: list[Block]) -> str:
             out.append(b.text)
         elif b.kind == "table" and b.table is not None:
             t = b.table
-            lines = ["| " + " | ".join(_md_cell(h) for h in t.headers) + " |",
-                     "|" + "|".join("---" for _ in t.headers) + "|"]
+            lines = [
+                "| " + " | ".join(_md_cell(h) for h in t.headers) + " |",
+                "|" + "|".join("---" for _ in t.headers) + "|",
+            ]
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in t.rows]
             lines += [f"\n*{n}*" for n in t.notes]
             out.append("\n".join(lines))
@@ -83,29 +86,35 @@ def to_markdown(blocks: list[Block]) -> str:
     return "\n\n".join(out) + "\n"
 
 
-STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;"
-         "line-height:1.4;color:#222}"
-         ".scroll{overflow-x:auto;max-width:100%}"
-         "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
-         "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}"
-         "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
-         "td.pic{text-align:center}td.pic img{image-rendering:pixelated;display:block;"
-         "margin:0 auto}.cap{font-size:80%}"
-         ".note{color:#555;font-size:90%}figure img{max-width:100%}")
+STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;"
+    "line-height:1.4;color:#222}"
+    ".scroll{overflow-x:auto;max-width:100%}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
+    "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}"
+    "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}"
+    "td.pic{text-align:center}td.pic img{image-rendering:pixelated;display:block;"
+    "margin:0 auto}.cap{font-size:80%}"
+    ".note{color:#555;font-size:90%}figure img{max-width:100%}"
+)
 
 
 def _html_cell(cell: Cell) -> str:
     if isinstance(cell, Picture):
         caption = "".join(f"<div class='cap'>{html.escape(line)}</div>" for line in cell.caption)
-        return (f"<td class='pic'><img src='{html.escape(cell.src)}' "
-                f"alt='{html.escape(cell.src)}'>{caption}</td>")
+        return (
+            f"<td class='pic'><img src='{html.escape(cell.src)}' "
+            f"alt='{html.escape(cell.src)}'>{caption}</td>"
+        )
     return f"<td>{html.escape(cell)}</td>"
 
 
 def to_html(blocks: list[Block], title: str) -> str:
     """The document as one HTML page."""
-    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-           f"</title><style>{STYLE}</style></head><body>"]
+    out = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{STYLE}</style></head><body>"
+    ]
     for b in blocks:
         if b.kind in ("h1", "h2", "h3"):
             out.append(f"<{b.kind}>{html.escape(b.text)}</{b.kind}>")
@@ -118,7 +127,9 @@ def to_html(blocks: list[Block], title: str) -> str:
             out.append(f"<div class='scroll'><table><tr>{head}</tr>{rows}</table></div>")
             out += [f"<p class='note'>{html.escape(n)}</p>" for n in t.notes]
         elif b.kind == "img":
-            out.append(f"<figure><img src='{html.escape(b.src)}' alt='{html.escape(b.text)}'>"
-                       f"<figcaption class='note'>{html.escape(b.text)}</figcaption></figure>")
+            out.append(
+                f"<figure><img src='{html.escape(b.src)}' alt='{html.escape(b.text)}'>"
+                f"<figcaption class='note'>{html.escape(b.text)}</figcaption></figure>"
+            )
     out.append("</body></html>")
     return "\n".join(out) + "\n"

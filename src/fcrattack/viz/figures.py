@@ -26,8 +26,15 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def line_plot(path: Path, title: str, xlabel: str, ylabel: str, series: list[Series],
-              paper: list[Series] | None = None, log_x: bool = False) -> Path:
+def line_plot(
+    path: Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    series: list[Series],
+    paper: list[Series] | None = None,
+    log_x: bool = False,
+) -> Path:
     """Lines (label, xs, ys) and optional paper points (drawn as large markers)."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, xs, ys in series:
@@ -61,8 +68,14 @@ def panels_plot(path: Path, title: str, xlabel: str, panels: list[Panel]) -> Pat
     return _save(fig, path)
 
 
-def bar_plot(path: Path, title: str, groups: list[str], bars: dict[str, list[float]],
-             ylabel: str, hline: float | None = None) -> Path:
+def bar_plot(
+    path: Path,
+    title: str,
+    groups: list[str],
+    bars: dict[str, list[float]],
+    ylabel: str,
+    hline: float | None = None,
+) -> Path:
     """Grouped bars: one group per entry of ``groups``, one bar per key of ``bars``."""
     fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(groups)), 3.5))
     width = 0.8 / max(len(bars), 1)
@@ -70,8 +83,7 @@ def bar_plot(path: Path, title: str, groups: list[str], bars: dict[str, list[flo
         ax.bar([i + k * width for i in range(len(groups))], values, width, label=label)
     if hline is not None:
         ax.axhline(hline, color="k", ls="--", lw=1, label=f"paper: >= {hline:g}")
-    ax.set_xticks([i + width * (len(bars) - 1) / 2 for i in range(len(groups))], groups,
-                  fontsize=7)
+    ax.set_xticks([i + width * (len(bars) - 1) / 2 for i in range(len(groups))], groups, fontsize=7)
     ax.set(title=title, ylabel=ylabel, ylim=(0, 105))
     ax.legend(fontsize=7)
     return _save(fig, path)
@@ -85,16 +97,16 @@ def panel(path: Path, artifact: dict, title: str) -> Path:
     for name in adv:
         cols += [f"{name} perturbation", f"{name} adversarial"]
     n = len(x)
-    fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.7 * n + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.7 * n + 0.4), squeeze=False)
     for i in range(n):
         imgs = [x[i], cam_overlay(x[i], cam[i]), mask_image(mask[i])]
         for xa in adv.values():
             imgs += [perturbation_image(xa[i] - x[i]), xa[i]]
         for j, img in enumerate(imgs):
             ax = axes[i][j]
-            ax.imshow(torch.as_tensor(img).clamp(0, 1).permute(1, 2, 0).numpy(),
-                      interpolation="nearest")
+            ax.imshow(
+                torch.as_tensor(img).clamp(0, 1).permute(1, 2, 0).numpy(), interpolation="nearest"
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:

@@ -1,26 +1,15 @@
-"""Declared options: one typed declaration per option gives a class its keyword-only
-constructor signature, the coercion and validation of every value (at construction and on
-assignment), the ``Args:`` section of its docstring, and the command line's parsing and help.
-
-    class PGD(GradientAttack):
-        eps = Option(Budget(), 16 / 255, "Linf budget on [0, 1] pixels")
-
-Kinds (small and composable): :class:`Int`, :class:`Float`, :class:`Bool`, :class:`Choice`,
-:class:`Text`, :class:`Budget` (a float or a per-image tensor), :class:`Floats` (one value or
-one per channel), :class:`Optional` (None allowed), :class:`Instance`. Every kind coerces what
-a user naturally writes (an int where a float is meant, a whole-number float for a count,
-numpy scalars) and rejects the rest, NaN and inf included, with the option's name in the
-message.
-"""
+"""The kinds of option values: small composable validators that coerce what a user naturally
+writes (an int where a float is meant, a whole-number float for a count, numpy scalars) and
+reject the rest, NaN and inf included, with the option's name in the message; each also reads
+command-line text and describes itself for docs and help."""
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 import re
 from collections.abc import Sequence
-from typing import Any, ClassVar, overload
+from typing import Any
 
 import torch
 
@@ -74,12 +63,15 @@ def _bounds(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) ->
     return " and ".join(parts)
 
 
-def _check_bounds(name: str, value: float, lo: float | None, hi: float | None, lo_open: bool,
-                  hi_open: bool) -> None:
-    if ((lo is not None and (value < lo or (lo_open and value == lo)))
-            or (hi is not None and (value > hi or (hi_open and value == hi)))):
-        raise OptionError(f"option {name} must be {_bounds(lo, hi, lo_open, hi_open)}, "
-                         f"got {value:g}")
+def _check_bounds(
+    name: str, value: float, lo: float | None, hi: float | None, lo_open: bool, hi_open: bool
+) -> None:
+    if (lo is not None and (value < lo or (lo_open and value == lo))) or (
+        hi is not None and (value > hi or (hi_open and value == hi))
+    ):
+        raise OptionError(
+            f"option {name} must be {_bounds(lo, hi, lo_open, hi_open)}, got {value:g}"
+        )
 
 
 class Int(Kind):
@@ -105,8 +97,15 @@ class Int(Kind):
 class Float(Kind):
     """A finite real number (ints accepted), optionally bounded; ``nonzero`` excludes 0."""
 
-    def __init__(self, min: float | None = None, max: float | None = None, *,
-                 min_open: bool = False, max_open: bool = False, nonzero: bool = False) -> None:
+    def __init__(
+        self,
+        min: float | None = None,
+        max: float | None = None,
+        *,
+        min_open: bool = False,
+        max_open: bool = False,
+        nonzero: bool = False,
+    ) -> None:
         self.min, self.max, self.min_open, self.max_open = min, max, min_open, max_open
         self.nonzero = nonzero
 
@@ -156,8 +155,9 @@ class Choice(Kind):
 
     def coerce(self, name: str, value: Any) -> str:
         if value not in self.values:
-            raise OptionError(f"option {name} must be one of {', '.join(map(repr, self.values))}, "
-                             f"got {value!r}")
+            raise OptionError(
+                f"option {name} must be one of {', '.join(map(repr, self.values))}, got {value!r}"
+            )
         return str(value)
 
     def describe(self) -> str:
@@ -182,12 +182,14 @@ class Budget(Float):
     def __init__(self) -> None:
         super().__init__(min=0.0)
 
-    def coerce(self, name: str, value: Any) -> float | torch.Tensor:
+    def coerce(self, name: str, value: Any) -> Any:  # float or tensor
         if isinstance(value, torch.Tensor) and value.dim() > 0:
             value = value.detach().to("cpu", torch.float32)
             if value.dim() != 1 or not torch.isfinite(value).all() or (value < 0).any():
-                raise OptionError(f"option {name} as a tensor must have shape (N,) with finite "
-                                 f"values >= 0, got shape {tuple(value.shape)}")
+                raise OptionError(
+                    f"option {name} as a tensor must have shape (N,) with finite "
+                    f"values >= 0, got shape {tuple(value.shape)}"
+                )
             return value
         return super().coerce(name, value)
 
@@ -202,7 +204,7 @@ class Floats(Float):
     def __init__(self) -> None:
         super().__init__(min=0.0, min_open=True)
 
-    def coerce(self, name: str, value: Any) -> float | tuple[float, ...]:
+    def coerce(self, name: str, value: Any) -> Any:  # float or tuple of floats
         if isinstance(value, torch.Tensor) and value.dim() > 0:
             value = value.flatten().tolist()
         if isinstance(value, Sequence) and not isinstance(value, str):
@@ -211,7 +213,7 @@ class Floats(Float):
             return tuple(super(Floats, self).coerce(name, v) for v in value)
         return super().coerce(name, value)
 
-    def parse(self, name: str, text: str) -> float | tuple[float, ...]:
+    def parse(self, name: str, text: str) -> Any:
         values = [_parse_number(name, t) for t in text.split(",")]
         return self.coerce(name, values[0] if len(values) == 1 else values)
 
@@ -245,8 +247,9 @@ class Instance(Kind):
         if value is None:
             return self.cls()
         if not isinstance(value, self.cls):
-            raise OptionError(f"option {name} must be a {self.cls.__name__}, got "
-                            f"{type(value).__name__}")
+            raise OptionError(
+                f"option {name} must be a {self.cls.__name__}, got {type(value).__name__}"
+            )
         return value
 
     def parse(self, name: str, text: str) -> Any:
@@ -254,114 +257,6 @@ class Instance(Kind):
 
     def describe(self) -> str:
         return self.cls.__name__
-
-
-class Option:
-    """A declared option: a class attribute with a kind, a default and a one-line meaning.
-
-    On an instance it reads as the stored value; assigning coerces and validates it.
-    """
-
-    def __init__(self, kind: Kind, default: Any, doc: str) -> None:
-        self.kind, self.doc = kind, doc
-        self.name = ""
-        self.default = self.shown = default  # shown: as declared, for signatures and help
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-        self.default = self.kind.coerce(name, self.default)  # defaults are checked once
-
-    @overload
-    def __get__(self, obj: None, objtype: type | None = None) -> Option: ...
-
-    @overload
-    def __get__(self, obj: object, objtype: type | None = None) -> Any: ...
-
-    def __get__(self, obj: object | None, objtype: type | None = None) -> Any:
-        if obj is None:
-            return self
-        return obj.__dict__.get(self.name, self.default)
-
-    def __set__(self, obj: object, value: Any) -> None:
-        obj.__dict__[self.name] = self.kind.coerce(self.name, value)
-
-    def replace(self, default: Any, doc: str | None = None) -> Option:
-        """The same option with another default (and doc), for a subclass."""
-        return Option(self.kind, default, self.doc if doc is None else doc)
-
-    def parse(self, text: str) -> Any:
-        """The value of command-line text ``text``."""
-        return self.kind.parse(self.name, text.strip())
-
-    def help(self) -> str:
-        """``name (kind, default ...): doc``, as in the docstrings."""
-        return f"{self.name} ({self.kind.describe()}, default {_short(self.shown)}): {self.doc}"
-
-
-class Configurable:
-    """Base of classes configured by declared :class:`Option` attributes.
-
-    A subclass gets a constructor taking every option as a keyword (unknown keywords are an
-    error listing the valid ones), an ``inspect.signature`` that shows them, an ``Args:``
-    section appended to its docstring, :meth:`options` and :meth:`option_values`. The most
-    derived declaration of a name wins; a plain class attribute of the same name hides an
-    inherited option (e.g. FGSM's fixed ``steps = 1``). :meth:`check` validates combinations.
-    """
-
-    _options: ClassVar[dict[str, Option]] = {}
-    #: positional parameters of the constructor shown before the options
-    _positional: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        found: dict[str, Option] = {}
-        hidden: set[str] = set()
-        for klass in cls.__mro__:
-            for name, value in vars(klass).items():
-                if name in found or name in hidden or name.startswith("_"):
-                    continue
-                if isinstance(value, Option):
-                    found[name] = value
-                elif klass is not object:
-                    hidden.add(name)
-        cls._options = found
-        params = [inspect.Parameter(p, inspect.Parameter.POSITIONAL_ONLY)
-                  for p in cls._positional]
-        params += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt.shown)
-                   for name, opt in found.items()]
-        cls.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        if found and cls.__doc__ is not None and "\n\nArgs:\n" not in cls.__doc__:
-            lines = "\n".join(f"    {opt.help()}" for opt in found.values())
-            cls.__doc__ = inspect.cleandoc(cls.__doc__) + "\n\nArgs:\n" + lines
-
-    def __init__(self, **options: Any) -> None:
-        self.configure(options)
-
-    def configure(self, options: dict[str, Any]) -> None:
-        """Set ``options`` (name -> value), then :meth:`check` the whole configuration."""
-        unknown = sorted(set(options) - set(self._options))
-        if unknown:
-            raise OptionError(f"{type(self).__name__} got unknown option(s) {', '.join(unknown)}; "
-                            f"valid: {', '.join(self._options)}")
-        for name, value in options.items():
-            setattr(self, name, value)
-        self.check()
-
-    def check(self) -> None:
-        """Validate combinations of options (single options are checked by their kind)."""
-
-    @classmethod
-    def options(cls) -> dict[str, Option]:
-        """The declared options by name, in signature order."""
-        return dict(cls._options)
-
-    def option_values(self) -> dict[str, Any]:
-        """Every option's current value."""
-        return {name: getattr(self, name) for name in self._options}
-
-    def __repr__(self) -> str:
-        values = ", ".join(f"{k}={_short(v)}" for k, v in self.option_values().items())
-        return f"{type(self).__name__}({values})"
 
 
 def _short(value: Any) -> str:

@@ -1,0 +1,45 @@
+"""Loading what an experiment names: its models (:class:`ModelSpec`) and data (:class:`Part`),
+from the shared root; and the small JSON files of an output folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data import Dataset, cifar10, imagenet_folder
+from ..models import load_checkpoint, load_model
+from ..store import write_json
+from .spec import ModelSpec, Part
+
+
+def load_spec_model(spec: ModelSpec, root: Path, device: torch.device) -> nn.Module:
+    """The model a :class:`ModelSpec` names, on ``device``, in eval mode."""
+    if spec.source in ("default", "efficientnet-lite0"):
+        model = load_model(spec.source)
+    else:
+        matches = sorted(root.glob(spec.source))
+        if not matches:
+            raise FileNotFoundError(f"model {spec.name}: no file matches {root / spec.source}")
+        model = load_checkpoint(matches[0], spec.arch)
+    return model.to(device).eval()
+
+
+def load_part_data(part: Part, root: Path) -> Dataset:
+    """The seeded image subset of a part."""
+    d = part.data
+    if d.dataset == "cifar10":
+        return cifar10(root / d.root, d.split, n=d.n, seed=d.seed)
+    if d.dataset == "imagenet":
+        return imagenet_folder(root / d.root, n=d.n, seed=d.seed)
+    raise ValueError(f"unknown dataset {d.dataset!r}")
+
+
+def update_json(path: Path, key: str, value: Any) -> None:
+    """Set ``key`` of the JSON object in ``path`` (created if missing), atomically."""
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data[key] = value
+    write_json(path, data)
