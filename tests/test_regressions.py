@@ -330,3 +330,25 @@ def test_11_python_dash_m_fcrattack():
         timeout=120,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == f"fcrattack {fcrattack.__version__}"
+
+
+# review findings --------------------------------------------------------------------------
+def test_options_beyond_float32_and_combinations_on_assignment(resnet20):
+    with pytest.raises(ValueError, match="c is too large for float32"):
+        CW(resnet20, c=1e39)
+    ddn = RegionDDN(resnet20)
+    with pytest.raises(ValueError, match="min_step_size"):
+        ddn.min_step_size = 5.0  # the combination check runs on assignment too
+    assert ddn.min_step_size == 0.01  # and the old value is kept
+    assert PGD(resnet20, random_start=1).random_start is True  # 0 and 1 as bools
+    assert FCR(resnet20, scale=np.array([4.0, 4.5, 5.0])).scale == (4.0, 4.5, 5.0)
+    assert JSMA(resnet20, theta=2).theta == 2.0  # any non-zero theta, as before
+
+
+def test_targeted_from_the_cli_is_refused_before_anything_is_written(capsys, tmp_path):
+    _one_line_error(
+        ["attack", "--attack", "pgd", "--opt", "targeted=true", "--out", str(tmp_path / "o")],
+        capsys,
+        "targeted attacks need target classes",
+    )
+    assert not (tmp_path / "o").exists()

@@ -11,10 +11,10 @@ Output folder of :func:`attack_dataset`::
     summary.json      attack, options, data, timing and AttackResult.summary()
     index.html, img/  a page with the first ``page`` images
 
-``<id>`` is the image's path relative to the data root; a name not ending in ``.png`` gets
-``.png`` appended (``cat/x.jpg`` -> ``cat/x.jpg.png``), so ``x.png`` and ``x.jpg`` never
-collide. A folder that already holds these outputs is refused unless ``overwrite=True``,
-which first deletes them (and nothing else).
+``<id>`` is the image's path relative to the data root, named by
+:func:`fcrattack.viz.images.png_names` (``cat/x.jpg`` -> ``cat/x.jpg.png``, so ``x.png`` and
+``x.jpg`` never collide). A folder that already holds these outputs is refused unless
+``overwrite=True``, which first deletes them (and nothing else).
 
 Under ``torchrun`` each rank attacks ``images[rank::world]`` (per-image seeds come from the
 image ids, so the records equal a single-process run) and rank 0 writes the merged JSONL,
@@ -24,11 +24,9 @@ summary and page, in the images' order.
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import time
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,37 +40,18 @@ from .data import Dataset
 from .distributed import Context
 from .metrics import CONVENTIONS
 from .report import image_table, write_page
-from .store import write_json, write_jsonl
-from .viz.images import cam_overlay, display_factor, mask_image, save_png
+from .store import output_dir, write_json, write_jsonl
+from .viz.images import cam_overlay, display_factor, mask_image, png_names, save_png
 
 log = logging.getLogger(__name__)
 
 OUTPUTS = ("adv", "cam", "mask", "img", "results.jsonl", "summary.json", "index.html")
 
 
-def output_names(ids: Sequence[str]) -> list[Path]:
-    """Relative PNG paths of image ids (see the module docstring); always distinct."""
-    names = []
-    for image_id in ids:
-        rel = Path(image_id)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            rel = Path(re.sub(r"[^\w.-]+", "_", image_id) or "image")
-        if rel.suffix.lower() != ".png":
-            rel = rel.with_name(rel.name + ".png")
-        names.append(rel)
-    seen: Counter[Path] = Counter()
-    for i, rel in enumerate(names):  # only ids such as "a.jpg" and "a.jpg.png" can meet here
-        seen[rel] += 1
-        if seen[rel] > 1:
-            names[i] = rel.with_name(f"{rel.stem}~{seen[rel] - 1}.png")
-    return names
-
-
-def prepare_output(out: Path, overwrite: bool) -> None:
-    """Create ``out``; refuse a file, or a folder holding an earlier run's outputs unless
-    ``overwrite`` (which deletes those outputs)."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output folder {out} is an existing file")
+def prepare_output(out: str | Path, overwrite: bool) -> Path:
+    """Create the output folder ``out`` (see :func:`fcrattack.store.output_dir`); refuse one
+    holding an earlier run's outputs unless ``overwrite`` (which deletes those outputs)."""
+    out = output_dir(out)
     found = [name for name in OUTPUTS if (out / name).exists()]
     if found and not overwrite:
         raise ValueError(
@@ -82,7 +61,7 @@ def prepare_output(out: Path, overwrite: bool) -> None:
     for name in found:
         path = out / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _bar(iterable: Iterable[Any], quiet: bool, **kwargs: Any) -> Any:
@@ -137,9 +116,7 @@ def attack_dataset(
     to ``out``; ``info`` (model, data, ...) goes into ``summary.json``; ``page`` images go on
     the HTML page (0: none). Returns the summary (None on ranks other than 0)."""
     ctx = ctx or Context()
-    out = Path(out)
-    if ctx.is_main:
-        prepare_output(out, overwrite)
+    out = prepare_output(out, overwrite) if ctx.is_main else Path(out)
     ctx.barrier()
     device = attack.device
     index = ctx.shard(list(range(len(data))))
@@ -175,7 +152,7 @@ def attack_dataset(
         else None
     )
     scale = display_factor(data.images.shape[-1])
-    names = output_names(data.ids)
+    names = png_names(data.ids)
     rows = result.records(mine.ids) if result is not None else []
     for i, row in enumerate(_bar(rows, quiet or not ctx.is_main, desc="writing", unit="img")):
         rel = names[index[i]]
@@ -254,15 +231,13 @@ def write_cams(
 ) -> tuple[str, float]:
     """Grad-CAM overlays and FCR masks of ``data`` as PNGs under ``out/cam`` and ``out/mask``;
     returns (the Grad-CAM layer used, the mean mask area)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output folder {out} is an existing file")
+    out = output_dir(out)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     layer = layer or find_layer(model, data.images[:1].to(device))
     cams = compute_cams(model, data, device, batch_size, layer, use_labels, quiet)
     masks = fcr_mask(cams, t)
     scale = display_factor(data.images.shape[-1])
-    for i, rel in enumerate(_bar(output_names(data.ids), quiet, desc="writing", unit="img")):
+    for i, rel in enumerate(_bar(png_names(data.ids), quiet, desc="writing", unit="img")):
         save_png(cam_overlay(data.images[i], cams[i]), out / "cam" / rel, scale)
         save_png(mask_image(masks[i]), out / "mask" / rel, scale)
     return layer, float(masks.mean())

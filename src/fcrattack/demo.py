@@ -18,7 +18,7 @@ from .data import samples
 from .metrics import CONVENTIONS
 from .models import default_model
 from .report import image_table, write_page
-from .store import write_json, write_jsonl
+from .store import output_dir, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def run_demo(
     """Run the demo into ``out``; returns (run name -> summary, the page's path)."""
     t0 = time.perf_counter()
     device = device or torch.device("cpu")
-    out = Path(out)
+    out = output_dir(out)
     model = default_model().to(device)
     data = samples(n)
     cams = compute_cams(model, data, device, len(data), None, True, quiet)
@@ -50,7 +50,6 @@ def run_demo(
         log.info("%s done (%.1f s elapsed)", name, time.perf_counter() - t0)
     table = image_table(out, data.images, data.labels, data.ids, data.classes, cams, results)
     summaries = {name: res.summary() for name, res in results.items()}
-    out.mkdir(parents=True, exist_ok=True)
     write_jsonl(
         out / "results.jsonl",
         [{"run": name, **row} for name, res in results.items() for row in res.records(data.ids)],

@@ -2,16 +2,16 @@
 
 Single node, 8 GPUs (or 2 CPU processes with gloo: add ``--device cpu``)::
 
-    torchrun --standalone --nproc_per_node 8 -m fcrattack.cli reproduce comparison \\
-        --preset paper --out runs/paper
+    torchrun --standalone --nproc_per_node 8 -m fcrattack reproduce comparison \\
+        --scale paper --out runs/paper
 
 Two nodes of 8 GPUs (run the same command on both; ``--out`` must be one shared folder)::
 
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 \\
-        -m fcrattack.cli reproduce comparison --preset paper --out /shared/out
+        -m fcrattack reproduce comparison --scale paper --out /shared/out
 
 torchrun's own parser rejects ``--n`` as an ambiguous abbreviation of its ``--nnodes``...:
-put ``--`` after the module to pass ``--n``, e.g. ``torchrun ... -m fcrattack.cli -- reproduce
+put ``--`` after the module to pass ``--n``, e.g. ``torchrun ... -m fcrattack -- reproduce
 whitebox --n 100 --out DIR``.
 
 Without torchrun (no ``WORLD_SIZE``/``RANK`` in the environment, or a world of 1) nothing here

@@ -24,6 +24,18 @@ log = logging.getLogger(__name__)
 RECORDS = "records.jsonl"
 
 
+def output_dir(path: str | Path) -> Path:
+    """``path`` as an output folder, created; an existing file or an empty name (which would
+    write into the working directory) is refused."""
+    if not str(path).strip():
+        raise ValueError("the output folder must be named, got an empty string")
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {out} is an existing file")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with every non-finite float (NaN, inf) replaced by None, recursively."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .data import Dataset
 from .models import create_model, load_checkpoint
 from .models.normalize import Normalized
+from .store import output_dir
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,7 @@ def train(
 ) -> Normalized:
     """Train ``cfg.arch`` on ``train_data`` (uint8 or float images), writing
     ``out/last.pt`` after every epoch; a run restarted with the same ``out`` resumes."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out)
     ckpt_path = out / "last.pt"
     if cfg.init:
         model = load_checkpoint(cfg.init, cfg.arch)

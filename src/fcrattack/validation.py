@@ -9,6 +9,28 @@ import torch
 from torch import nn
 
 
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """The torch device ``name`` names (cpu, cuda, cuda:N, mps), checked to exist here; None
+    gives cuda when available, else cpu."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not available.get(device.type, False):
+        here = ", ".join(k for k, v in available.items() if v)
+        raise ValueError(f"device {str(name)!r} is not available here ({here})")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {str(name)!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
 def check_model(model: Any) -> None:
     """model must be a torch.nn.Module (a plain function has no layers, mode or device)."""
     if not isinstance(model, nn.Module):

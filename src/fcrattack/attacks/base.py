@@ -121,7 +121,9 @@ class Attack(Configurable):
     targeted = Option(Bool(), False, "aim at run()'s target= classes instead of away from y")
     seed = Option(Int(min=0), 0, "seed of the per-image random streams")
     execution = Option(
-        Instance(Execution), None, "batch size, channels_last, autocast, compile (an Execution)"
+        Instance(Execution),
+        Execution(),
+        "batch size, channels_last, autocast, compile (an immutable Execution)",
     )
 
     def __init__(self, model: nn.Module, /, **options: Any) -> None:

@@ -44,18 +44,20 @@ def build(
     model: nn.Module,
     *,
     preset: str | None = None,
-    dataset: str = "cifar10",
+    dataset: str | None = None,
     **options: Any,
 ) -> Attack:
     """The attack ``name`` on ``model`` with ``options``; with ``preset="paper"`` the FCR
-    paper's settings for ``dataset`` ("cifar10" or "imagenet") come first and ``options``
-    override them."""
+    paper's settings for ``dataset`` ("cifar10", the default, or "imagenet") come first and
+    ``options`` override them."""
     cls = attack_class(name)
     if preset is None:
+        if dataset is not None:
+            raise ValueError("dataset= only selects the paper's settings: pass preset='paper'")
         return cls(model, **options)
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return cls.paper(model, dataset, **options)
+    return cls.paper(model, dataset or "cifar10", **options)
 
 
 def parse_options(name: str, texts: Mapping[str, str]) -> dict[str, Any]:

@@ -12,9 +12,9 @@ L2 FCR reached, for the paper's "same L2 budget" comparison); images never adver
 back unchanged. ``binary_search_steps`` > 1 searches c per image (batched, Carlini's update:
 halve towards the bracket once found, else multiply by 10), restarting from w_0 each time.
 
-Defaults = the FCR paper's preset (``CW.paper(model)``): c = 1, kappa = 0, lr = 0.01,
-1000 steps, no binary search. ``abort_early`` (default on, as in Carlini's code and
-torchattacks) stops an image once its loss stops falling (checked every steps // 10 steps;
+The defaults are the FCR paper's settings (no binary search). ``abort_early`` (default on,
+as in Carlini's code and torchattacks) stops an image once its loss stops falling (checked
+every steps // 10 steps;
 per image, unlike their whole-batch rule, so a batch gives its images' one-by-one results) and
 drops it from the batch; this costs one host sync per check. Success is read from each step's
 forward pass, as torchattacks does. Images (N, C, H, W) in [0, 1];

@@ -9,8 +9,7 @@ submission), Algorithm 1, batched.
         delta = (delta - lr * grad_delta(1/F)) * mask
     return clip(x + delta, 0, 1)
 
-Paper defaults: CIFAR-10 t=0.2, T=0.03, lr=10, steps=20, beta=1; ImageNet t=0.2, T=0.05,
-lr=20, steps=20, beta=1 (``FCR.paper(model, "cifar10" | "imagenet")``).
+The paper's hyper-parameters differ per data set: ``FCR.paper(model, "cifar10" | "imagenet")``.
 
 Open points of the paper, as options: ``jt`` (the J_T reading, see
 :func:`~fcrattack.attacks.losses.inverse_temperature`), ``init_scale`` (initial delta),

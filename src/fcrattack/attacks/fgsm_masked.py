@@ -1,4 +1,5 @@
-"""Masked FGSM, the FCR paper's Appendix A (Algorithm 2), batched:
+"""Masked FGSM, Appendix A (Algorithm 2) of the FCR paper ("An Adversarial Attack via Feature
+Contributive Regions", ICLR 2021 submission), batched:
 
     x' = clip(x + eps1 * sign(g) * mask + eps2 * sign(g) * (1 - mask), 0, 1),  g = grad_x J(x, y)
 

@@ -106,9 +106,7 @@ class JSMA(Attack):
 
     name = "jsma"
 
-    theta = Option(
-        Float(-1.0, 1.0, nonzero=True), 1.0, "change of each chosen feature (negative: decrease)"
-    )
+    theta = Option(Float(nonzero=True), 1.0, "change of each chosen feature (negative: decrease)")
     gamma = Option(
         Float(0.0, 1.0, min_open=True), 0.1, "largest fraction of the C*H*W values that may change"
     )

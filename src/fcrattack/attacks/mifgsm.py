@@ -7,8 +7,7 @@ template:
     m_{k+1} = decay * m_k + g_k / mean|g_k|      (per image; same direction as Dong's L1 norm)
     x_{k+1} = clip(Proj_eps(x_k + step_size * sign(m_{k+1})), 0, 1)
 
-Defaults = the FCR paper's preset (``MIFGSM.paper(model)``): Linf, eps = 16/255, 20 steps,
-step 2/255, p = 0.5, decay 1.0; no random start. ``diversity_prob=0`` gives MI-FGSM,
+The defaults are the FCR paper's settings (no random start). ``diversity_prob=0`` gives MI-FGSM,
 ``decay=0`` DI2-FGSM, both I-FGSM.
 
 Input diversity follows torchattacks' DIFGSM (``resize_rate`` 0.9): the image (H x W) is

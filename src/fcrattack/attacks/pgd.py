@@ -5,10 +5,9 @@
 
 with dir = sign(grad) (:class:`PGD`, Linf) or grad / ||grad||_2 (:class:`PGDL2`).
 
-Defaults = the FCR paper's PGD preset (``PGD.paper(model)``): Linf, eps = 16/255, 20 steps,
-step 2/255, random start (torchattacks' default). PGDL2 defaults: eps = 1.0 (L2 on [0, 1]
-CIFAR images; at most sqrt(C*H*W)), 20 steps, step_size None = 2.5 * eps / steps, random
-start at radius U(0, 1) * eps. ``eps`` and ``step_size`` may be floats >= 0 or per-image
+PGD's defaults are the FCR paper's settings (random start as in torchattacks); PGDL2's step
+size defaults to 2.5 * eps / steps and its random start is at radius U(0, 1) * eps.
+``eps`` and ``step_size`` may be floats >= 0 or per-image
 tensors (N,) aligned with run()'s x, e.g. ``PGDL2(model, eps=fcr_result.norms["l2"])`` for the
 paper's "same L2 budget" comparison. Images (N, C, H, W) in [0, 1]; ``mask`` of run()
 restricts the change.

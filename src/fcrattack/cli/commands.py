@@ -20,6 +20,7 @@ from ..distributed import Context, is_main
 from ..models import ARCHITECTURES, load_model
 from ..report import summary_markdown
 from ..train import TrainConfig, export_weights, train
+from ..validation import resolve_device
 
 log = logging.getLogger("fcrattack.cli")
 
@@ -28,37 +29,6 @@ USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, ImportError)
 
 class CLIError(Exception):
     """A user error: reported as one line, exit code 2."""
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """The torch device named on the command line (default: cuda when available)."""
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise CLIError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if not available.get(device.type, False):
-        raise CLIError(
-            f"device {name!r} is not available here (cpu"
-            f"{', cuda' if available['cuda'] else ''}"
-            f"{', mps' if available['mps'] else ''})"
-        )
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise CLIError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s)")
-    return device
-
-
-def _out(path: str) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"output folder {out} is an existing file")
-    return out
 
 
 def load_data(args: argparse.Namespace) -> tuple[Dataset, str]:
@@ -110,15 +80,24 @@ def parse_opts(items: list[str]) -> dict[str, str]:
     return opts
 
 
+def paper_dataset(kind: str) -> str:
+    """The data set whose paper settings ``--preset paper`` uses for data of ``kind``."""
+    return "imagenet" if kind == "imagenet" else "cifar10"
+
+
 def cmd_attack(args: argparse.Namespace) -> int:
     """Attack a data set; write adversarial PNGs, CAM overlays, JSONL, summary and a page."""
     try:  # every option error before any data or model is loaded
         options = {"seed": args.seed, **parse_options(args.attack, parse_opts(args.opt))}
     except (TypeError, ValueError) as exc:
         raise CLIError(f"attack {args.attack!r}: {exc}") from exc
+    if options.get("targeted"):
+        raise CLIError(
+            "targeted attacks need target classes, which the command line does not "
+            "take yet: use the Python API, attack.run(x, y, target=...)"
+        )
     ctx, device = Context.from_env(resolve_device(args.device))
     try:
-        out = _out(args.out)
         data, kind = load_data(args)
         model = load_cli_model(args, device)
         try:
@@ -126,7 +105,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
                 args.attack,
                 model,
                 preset=args.preset,
-                dataset="imagenet" if kind == "imagenet" else "cifar10",
+                dataset=None if args.preset is None else paper_dataset(kind),
                 **options,
             )
         except (TypeError, ValueError) as exc:
@@ -135,7 +114,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         summary = attack_dataset(
             attack,
             data,
-            out,
+            args.out,
             batch_size=args.batch_size,
             page=args.page,
             ctx=ctx,
@@ -170,13 +149,12 @@ def cmd_cam(args: argparse.Namespace) -> int:
     if not 0 <= args.t <= 1:
         raise CLIError(f"--t must lie in [0, 1], got {args.t}")
     device = resolve_device(args.device)
-    out = _out(args.out)
     data, _ = load_data(args)
     model = load_cli_model(args, device)
     layer, area = write_cams(
         model,
         data,
-        out,
+        args.out,
         t=args.t,
         layer=args.layer,
         use_labels=args.cam_class == "true",
@@ -186,7 +164,7 @@ def cmd_cam(args: argparse.Namespace) -> int:
     print(f"Grad-CAM layer: {layer}")
     print(
         f"{len(data)} images, mean mask area {100 * area:.1f} % at t = {args.t}; wrote "
-        f"{out / 'cam'} and {out / 'mask'}"
+        f"{Path(args.out) / 'cam'} and {Path(args.out) / 'mask'}"
     )
     return 0
 
@@ -203,7 +181,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.init is not None and not Path(args.init).is_file():
         raise CLIError(f"--init checkpoint not found: {args.init}")
     device = resolve_device(args.device)
-    out = _out(args.out)
     train_data = class_folder(root / "train", classes=CIFAR10_CLASSES, uint8=True)
     test_data = cifar10(root, "test") if (root / "test").is_dir() else None
     log.info(
@@ -221,10 +198,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         init=args.init,
     )
-    train(cfg, train_data, test_data, out, device)
-    print(f"checkpoint: {out / 'last.pt'}")
+    train(cfg, train_data, test_data, args.out, device)
+    checkpoint = Path(args.out) / "last.pt"
+    print(f"checkpoint: {checkpoint}")
     if args.export:
-        export_weights(out / "last.pt", args.export)
+        export_weights(checkpoint, args.export)
         print(f"exported weights: {args.export}")
     return 0
 
@@ -233,7 +211,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """FCR and region DDN on the bundled samples with the default model, as an HTML page."""
     t0 = time.perf_counter()
     summaries, page = run_demo(
-        _out(args.out),
+        args.out,
         n=args.n,
         seed=args.seed,
         device=resolve_device(args.device),
@@ -246,10 +224,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run the experiment(s), then render the report into the same folder."""
-    device = None if args.device is None else resolve_device(args.device)
-    times = experiments.run(
-        args.name, args.scale, _out(args.out), device, n=args.n, root=args.shared
-    )
+    device = resolve_device(args.device)
+    times = experiments.run(args.name, args.scale, args.out, device, n=args.n, root=args.shared)
     for name, seconds in times.items():
         log.info("%-24s %8.1f s", name, seconds)
     if not is_main():  # under torchrun: rank 0 renders the report

@@ -70,7 +70,8 @@ def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
         "--batch-size",
         type=_positive,
         default=batch_size,
-        help="images per batch (default %(default)s)",
+        help="images read, attacked and written per chunk (default %(default)s); an attack's "
+        "--opt batch_size=N|auto splits each chunk further",
     )
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.add_argument("--out", type=_out_dir, required=True, help="output folder")

@@ -27,7 +27,8 @@ import torch
 from .._version import __version__
 from ..data import shared_root
 from ..distributed import Context
-from ..store import write_json
+from ..store import output_dir, write_json
+from ..validation import resolve_device
 from .loaders import update_json
 from .registry import EXPERIMENTS, get_config
 from .runner import ExperimentRunner
@@ -123,11 +124,11 @@ def run(
     configs = [
         c if isinstance(c, ExperimentConfig) else get_config(c, scale, n=n) for c in items
     ]  # validates every name before any work
-    check_resumable(Path(out_dir), configs)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    out = output_dir(out_dir)
+    check_resumable(out, configs)
+    dev = resolve_device(device)
     ctx, dev = Context.from_env(dev)  # data-parallel under torchrun
     try:
-        out = Path(out_dir)
         store = ctx.store(out)
         base = shared_root(root)
         if ctx.is_main:

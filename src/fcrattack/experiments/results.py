@@ -11,6 +11,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from ..metrics import summarize
 from ..store import read_records
 from ..viz.document import rate
 from .spec import AttackRun
@@ -53,19 +56,19 @@ def ratio(num: float | None, den: float | None) -> float | None:
 
 
 def aggregate(records: list[dict[str, Any]]) -> dict[str, float]:
-    """n, n_success, ASR (%), mean norms over the successful records, mean time per image."""
-    n = len(records)
-    ok = [r for r in records if r.get("success")]
-    out: dict[str, float] = {
-        "n": n,
-        "n_success": len(ok),
-        "asr": 100 * len(ok) / n if n else float("nan"),
+    """:func:`fcrattack.metrics.summarize` of records: n, n_success, ASR (in %), mean norms
+    over the successful records; and the mean time per image."""
+    success = torch.tensor([bool(r.get("success")) for r in records], dtype=torch.bool)
+    norms = {
+        k: torch.tensor(
+            [r[k] if finite(r.get(k)) else math.nan for r in records], dtype=torch.float64
+        )
+        for k in NORMS
     }
-    for k in NORMS:
-        value = mean(ok, k)
-        out[k] = float("nan") if value is None else value
-    times = [r["time_s"] for r in records if "time_s" in r]
-    out["time_s"] = sum(times) / len(times) if times else float("nan")
+    out = summarize(norms, success)
+    out["asr"] *= 100
+    time_s = mean(records, "time_s")
+    out["time_s"] = math.nan if time_s is None else time_s
     return out
 
 

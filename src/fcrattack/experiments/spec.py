@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from ..viz.document import Block
     from .results import Results
 
-SCALES_NAMES = ("paper", "cpu")
 #: 3: one name per thing (region DDN's run keys, ``scale`` for the run scale); records of
 #: version 2 folders are refused rather than mixed
 VERSION = 3

@@ -37,7 +37,19 @@ class Option:
         return obj.__dict__.get(self.name, self.default)
 
     def __set__(self, obj: object, value: Any) -> None:
-        obj.__dict__[self.name] = self.kind.coerce(self.name, value)
+        new = self.kind.coerce(self.name, value)
+        missing = object()
+        old = obj.__dict__.get(self.name, missing)
+        obj.__dict__[self.name] = new
+        if getattr(obj, "_configured", False):  # a later assignment: recheck combinations
+            try:
+                obj.check()  # type: ignore[attr-defined]
+            except Exception:
+                if old is missing:
+                    del obj.__dict__[self.name]
+                else:
+                    obj.__dict__[self.name] = old
+                raise
 
     def replace(self, default: Any, doc: str | None = None) -> Option:
         """The same option with another default (and doc), for a subclass."""
@@ -105,9 +117,11 @@ class Configurable:
                 f"{type(self).__name__} got unknown option(s) {', '.join(unknown)}; "
                 f"valid: {', '.join(self._options)}"
             )
+        object.__setattr__(self, "_configured", False)
         for name, value in options.items():
             setattr(self, name, value)
         self.check()
+        object.__setattr__(self, "_configured", True)
 
     def check(self) -> None:
         """Validate combinations of options (single options are checked by their kind)."""

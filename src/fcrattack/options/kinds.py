@@ -11,7 +11,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
+
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 class OptionError(TypeError, ValueError):
@@ -113,6 +116,8 @@ class Float(Kind):
         number = _number(name, value, "a number")
         if not math.isfinite(number):
             raise OptionError(f"option {name} must be finite, got {number}")
+        if abs(number) > FLOAT32_MAX:  # the attacks compute in float32: it would become inf
+            raise OptionError(f"option {name} is too large for float32, got {number:g}")
         _check_bounds(name, number, self.min, self.max, self.min_open, self.max_open)
         if self.nonzero and number == 0:
             raise OptionError(f"option {name} must be non-zero")
@@ -127,7 +132,8 @@ class Float(Kind):
 
 
 class Bool(Kind):
-    """True or False (numpy bools accepted); the command line also reads true/false/1/0."""
+    """True or False (numpy bools and the ints 0 and 1 accepted); the command line also reads
+    true/false/yes/no/1/0."""
 
     WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
@@ -135,6 +141,8 @@ class Bool(Kind):
         if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
             value = value.item()
         if type(value).__name__ in ("bool", "bool_"):
+            return bool(value)
+        if isinstance(value, numbers.Integral) and value in (0, 1):
             return bool(value)
         raise OptionError(f"option {name} must be True or False, got {value!r}")
 
@@ -205,7 +213,7 @@ class Floats(Float):
         super().__init__(min=0.0, min_open=True)
 
     def coerce(self, name: str, value: Any) -> Any:  # float or tuple of floats
-        if isinstance(value, torch.Tensor) and value.dim() > 0:
+        if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim > 0:
             value = value.flatten().tolist()
         if isinstance(value, Sequence) and not isinstance(value, str):
             if not value:
@@ -238,7 +246,7 @@ class Optional(Kind):
 
 
 class Instance(Kind):
-    """An instance of ``cls`` (None gives ``cls()``); not settable from text."""
+    """An instance of ``cls`` (None gives ``cls()``, the default); not settable from text."""
 
     def __init__(self, cls: type) -> None:
         self.cls = cls

@@ -5,7 +5,6 @@ Images are written as PNG files next to the page and linked by relative path."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -13,13 +12,15 @@ import torch
 
 from ..attacks import AttackResult
 from ..viz.document import Block, Picture, Table, to_html
-from ..viz.images import cam_overlay, display_factor, mask_image, perturbation_image, save_png
+from ..viz.images import (
+    cam_overlay,
+    display_factor,
+    mask_image,
+    perturbation_image,
+    png_names,
+    save_png,
+)
 from .tables import summary_table
-
-
-def _stem(image_id: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", str(image_id))
-    return stem.strip("_") or "image"
 
 
 def _name(classes: Sequence[str], k: int) -> str:
@@ -52,15 +53,13 @@ def image_table(
     scale = display_factor(x.shape[-1])
     first = next(iter(results.values()))
     mask = first.mask if first.mask is not None else torch.ones_like(x[:, :1])
-    headers = ["image", "clean", "Grad-CAM (true class)", "FCR mask"]
+    headers = ["image", "clean", "Grad-CAM", "FCR mask"]
     for name in results:
         headers += [f"perturbation, {name} (amplified)", f"adversarial, {name}"]
-    stems = [_stem(i) for i in ids]
-    if len(set(stems)) < len(stems):  # distinct files even for ids that differ in symbols only
-        stems = [f"{k}_{s}" for k, s in enumerate(stems)]
+    folders = [name.with_suffix("") for name in png_names(ids)]  # one folder per image
 
     def put(i: int, kind: str, img: torch.Tensor, caption: list[str] | None = None) -> Picture:
-        rel = f"img/{stems[i]}_{kind}.png"
+        rel = f"img/{folders[i].as_posix()}/{kind}.png"
         save_png(img, out / rel, scale)
         return Picture(rel, caption or [])
 

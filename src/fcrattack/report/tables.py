@@ -3,11 +3,10 @@ terminal, the pages and ``summary.json`` readers alike."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from ..metrics import CONVENTIONS
-from ..viz.document import Block, Table, rate, to_markdown
+from ..viz.document import Block, Table, fmt, rate, to_markdown
 
 HEADERS = [
     "run",
@@ -26,10 +25,6 @@ HEADERS = [
 ]
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
 def summary_row(name: str, s: Mapping[str, float]) -> list[str]:
     """One formatted row of :data:`HEADERS` from ``AttackResult.summary()``."""
     n = int(s["n"])
@@ -40,14 +35,14 @@ def summary_row(name: str, s: Mapping[str, float]) -> list[str]:
         f"{n}/{int(s['n_images'])}",
         rate(n_ok, n) if n else "-",
         rate(n_q, n) if n else "-",
-        _num(s["l2"]),
-        _num(s["l2_255"], 2),
-        _num(s["linf"], 4),
-        _num(s["linf_255"], 2),
-        _num(s["l0"], 1),
-        _num(s["l0_pixels"], 1),
-        _num(s["psnr"], 2),
-        _num(s["psnr_255"], 2),
+        fmt(s["l2"], 3),
+        fmt(s["l2_255"], 2),
+        fmt(s["linf"], 4),
+        fmt(s["linf_255"], 2),
+        fmt(s["l0"], 1),
+        fmt(s["l0_pixels"], 1),
+        fmt(s["psnr"], 2),
+        fmt(s["psnr_255"], 2),
         mask,
     ]
 

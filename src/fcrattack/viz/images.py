@@ -8,6 +8,9 @@ CPU, ready for :func:`save_png`, which rounds to 8 bits exactly like
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +63,23 @@ def perturbation_image(delta: torch.Tensor) -> torch.Tensor:
     d = delta.detach().float().cpu()
     peak = d.abs().max()
     return d / peak * 0.5 + 0.5 if peak > 0 else torch.full_like(d, 0.5)
+
+
+def png_names(ids: Sequence[str]) -> list[Path]:
+    """Relative PNG paths for image ids (paths relative to a data root), always distinct: an id
+    not ending in ``.png`` gets ``.png`` appended (``cat/x.jpg`` -> ``cat/x.jpg.png``), so
+    ``x.png`` and ``x.jpg`` never collide; absolute ids or ids with ``..`` are flattened."""
+    names = []
+    for image_id in ids:
+        rel = Path(image_id)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            rel = Path(re.sub(r"[^\w.-]+", "_", image_id) or "image")
+        if rel.suffix.lower() != ".png":
+            rel = rel.with_name(rel.name + ".png")
+        names.append(rel)
+    seen: Counter[Path] = Counter()
+    for i, rel in enumerate(names):  # only ids such as "a.jpg" and "a.jpg.png" can meet here
+        seen[rel] += 1
+        if seen[rel] > 1:
+            names[i] = rel.with_name(f"{rel.stem}~{seen[rel] - 1}.png")
+    return names
