@@ -2,7 +2,7 @@
 
 Output folder: ``records.jsonl`` (per-image results, see :mod:`fcrattack.store`),
 ``config.json`` (every config run, by name), ``env.json`` (versions, device, seed, git
-commit), ``status.json`` (denominators, clean accuracy, pre-flight warnings, skipped runs,
+commit), ``status.json`` (denominators, clean accuracy, pre-flight warnings,
 wall time) and ``artifacts/`` (tensors of the visual experiment). Data-parallel under
 torchrun (see :mod:`fcrattack.distributed`).
 """

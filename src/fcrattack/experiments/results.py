@@ -122,20 +122,13 @@ class Results:
     def part_status(self, exp: str, part: str) -> dict[str, Any]:
         return dict(self.status.get(exp, {}).get("parts", {}).get(part, {}))
 
-    def skipped(self, exp: str, part: str, model: str, run: str) -> str | None:
-        for s in self.status.get(exp, {}).get("skipped", []):
-            if (s["part"], s["model"], s["run"]) == (part, model, run):
-                return str(s["reason"])
-        return None
-
     def cell(
         self, exp: str, part: str, model: str, run: dict[str, Any]
     ) -> tuple[dict[str, float] | None, str]:
-        """(aggregate or None, text): the rate, or why there is none."""
-        reason = self.skipped(exp, part, model, run["key"])
+        """(aggregate or None, text): the rate, or "not run"."""
         recs = self.get(exp, part, model, run["key"])
         if not recs:
-            return None, f"not available ({reason})" if reason else "not run"
+            return None, "not run"
         a = aggregate(recs)
         return a, rate(int(a["n_success"]), int(a["n"]))
 

@@ -52,7 +52,6 @@ class ExperimentRunner:
             "scale": cfg.scale,
             "version": cfg.version,
             "parts": {},
-            "skipped": [],
         }
 
     # --- shared steps ---------------------------------------------------------------------
@@ -61,12 +60,6 @@ class ExperimentRunner:
             return torch.cat(
                 [model(x[i : i + bs].to(self.device)).argmax(1).cpu() for i in range(0, len(x), bs)]
             )
-
-    def _skip(self, part: Part, model: str, run: AttackRun, reason: str) -> None:
-        note = {"part": part.name, "model": model, "run": run.key, "reason": reason}
-        if note not in self.status["skipped"]:
-            self.status["skipped"].append(note)
-        log.warning("skipping %s on %s/%s: %s", run.key, part.name, model, reason)
 
     def _build(self, run: AttackRun, model: nn.Module, part: Part, **extra: Any) -> Attack:
         """The attack of ``run``: the paper's settings for the part's data set, updated by the
@@ -224,16 +217,7 @@ class ExperimentRunner:
             todo, part.data.batch_size, f"{self.cfg.name}/{part.name}/{name}/{run.key}"
         ):
             extra = {} if budget is None else {"eps": budget[chunk]}
-            try:
-                attack = self._build(run, model, part, **extra)
-            except (TypeError, ValueError) as exc:
-                reason = (
-                    f"{run.attack} does not accept a per-image eps ({exc}): not available"
-                    if budget is not None
-                    else f"cannot build {run.attack}: {exc}"
-                )
-                self._skip(part, name, run, reason)
-                return
+            attack = self._build(run, model, part, **extra)
             ids = [data.ids[j] for j in chunk]
             x, y = data.images[chunk], data.labels[chunk]
             t0 = time.perf_counter()

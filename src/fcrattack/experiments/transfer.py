@@ -45,13 +45,12 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
         for src in models:
             for run in part["runs"]:
                 recs = res.get(exp, pname, src["name"], run["key"])
-                reason = res.skipped(exp, pname, src["name"], run["key"])
                 cells = [f"{src['label']} ({src['stands_for']})", run["label"]]
                 p_row = paper.get(src["stands_for"], {}).get(run.get("paper_row") or "", {})
                 for tgt in models:
                     n = len(recs)
                     if not n:
-                        cells.append(f"n/a ({reason})" if reason else "not run")
+                        cells.append("not run")
                         continue
                     k = sum(r["transfer"][tgt["name"]] for r in recs)
                     p = p_row.get(tgt["stands_for"])
