@@ -78,7 +78,7 @@ def _overview(res: Results) -> list[Block]:
                     "paper",
                     "scale",
                     "config",
-                    "scale (attacked of drawn)",
+                    "images (attacked of drawn)",
                     "wall time of the last run (s)",
                     "attack time, all records (s)",
                 ],
