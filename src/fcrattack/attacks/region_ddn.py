@@ -1,43 +1,46 @@
-"""Region DDN: a well-posed FCR attack, DDN restricted to the Grad-CAM feature contributive
-regions (CLI name ``region-ddn``; ``fcr-ddn`` is kept as an alias).
+"""Region DDN: a well-posed FCR attack, a decoupled-direction-and-norm minimum-L2 attack
+restricted to the Grad-CAM feature contributive regions (CLI name ``region-ddn``; ``fcr-ddn``
+is kept as an alias).
 
-Method: "Decoupling Direction and Norm" (Rony et al., CVPR 2019), a minimum-L2 attack, with
-every quantity confined to the FCR mask (Grad-CAM >= t, as in the FCR paper). Per image:
+Method: "Decoupling Direction and Norm" (DDN; Rony et al., CVPR 2019) with the radius rule of
+"Fast Minimum-norm Adversarial Attacks through Adaptive Norm Constraints" (FMN; Pintor et al.,
+NeurIPS 2021), every quantity confined to the FCR mask (Grad-CAM >= t, as in the FCR paper).
+Per image, with cosine annealing c_k = (1 + cos(pi k / steps)) / 2:
 
-    delta_0 = 0, eps_0 = min(init_eps, cap)
-    for k = 0 .. steps - 1:                                    (k = 0: see "initial radius")
-        alpha_k = min_step_size + (step_size - min_step_size) * (1 + cos(pi k / steps)) / 2
-        g       = mask * grad_delta loss(f(x + delta_k))       (loss maximised: CE or margin)
-        g       = g / ||g||_2                                  (unit L2 within the mask)
-        eps     = eps * (1 - gamma) if x + delta_k is adversarial else eps * (1 + gamma),
-                  at most cap = ||mask * max(x, 1 - x)||_2 (the largest L2 the mask allows)
+    delta_0 = 0, eps_0 = 0 (radius "fmn") or min(init_eps, cap) (radius "ddn")
+    for k = 0 .. steps - 1:
+        alpha_k = min_step_size + (step_size - min_step_size) * c_k
+        gamma_k = gamma_final + (gamma - gamma_final) * c_k
+        g       = mask * grad_delta loss(f(x + delta_k)),  g = g / ||g||_2
+        radius "fmn":  eps = min(eps (1 - gamma_k), best L2)         if x + delta_k adversarial
+                       eps (1 + gamma_k)                             if adversarial before
+                       max(||delta_k|| + |m| / ||grad||, eps (1 + gamma_k))   otherwise
+                       (m the margin: a first-order estimate of the distance to the boundary)
+        radius "ddn":  eps (1 - gamma_k) if adversarial, else eps (1 + gamma_k)
+        eps     = min(eps, cap),  cap = ||mask * max(x, 1 - x)||_2 (the largest L2 the mask allows)
         delta   = Proj_{||.||_2 <= eps}(delta_k + alpha_k * g)
         delta   = clip(x + delta, 0, 1) - x                    (optionally on the 8-bit grid)
-    return per image the smallest-L2 adversarial iterate (``select="best"``), or the last
-    iterate (``select="last"``, or where no iterate was adversarial)
+    return per image the smallest-L2 adversarial iterate, the last one included
+    (``select="best"``), or the last iterate (``select="last"``, or where no iterate was
+    adversarial)
 
 It keeps the FCR paper's idea (perturb only the FCRs, minimise the L2 norm) without its 1/F
 objective, whose gradient explodes at the tiny initial delta on [0, 1] images. ``t = 0`` gives
 the whole image as the mask: the same method unrestricted, so the two differ only in ``t``.
 
-Initial radius (``init_search``, a departure from DDN): at k = 0, eps is set to the smallest
-adversarial radius r along the first masked gradient direction g, x + r * g clipped to [0, 1],
-found by ``init_search`` geometric bisection steps in [eps_0 / 1000, eps_0] (forward passes
-only; on the 8-bit grid with ``quantize``); where no radius tried is adversarial, eps stays
-eps_0 as in DDN. DDN's eps moves by a factor (1 +- gamma) per step, so from a fixed start it
-spends its first steps only reaching the scale of the minimal L2; the search makes the
-schedule independent of that scale (measured effect: docs/attacks.md). ``init_search=0`` is
-DDN's fixed start.
+Loss (maximised): ``"margin-ce"`` (default) follows C&W's margin until an image is first
+adversarial (the margin gives the "fmn" radius its distance estimate), then the cross-entropy;
+``"margin"`` and ``"ce"`` use one throughout. Radius ``"ddn"`` with ``gamma_final=gamma``,
+``gamma=0.05``, ``loss="ce"`` and ``init_search=10`` is fcrattack's earlier region attack: DDN
+with an initial radius found by ``init_search`` geometric bisection steps along the first
+gradient (forward passes only). Measured effect of each choice: docs/attacks.md.
 
-Defaults: t = 0.2 with the true class for Grad-CAM (RegionMixin's options), steps = 100,
-init_eps = 1.0, gamma = 0.05, step size 1.0 cosine-annealed to 0.01 (the DDN paper's values),
-init_search = 10, loss "ce", no quantisation (``quantize=True`` rounds x + delta to the 8-bit
-grid inside the mask each step). Departures from the reference implementation besides the
-initial radius: projection onto the eps *ball* (the reference rescales delta onto the eps
-sphere), the last iterate is checked too, and images never adversarial return the last
-iterate (the reference returns x).
-Images x (N, C, H, W) in [0, 1]; eps and step sizes are L2 norms on that scale; targeted
-mode maximises -CE(target) (or the targeted margin) and succeeds when argmax = target.
+Departures from the reference implementations: projection onto the eps *ball* (DDN rescales
+delta onto the eps sphere), the last iterate is checked too, FMN's distance estimate may not
+shrink the radius before the first success (so no image stalls below the boundary), and
+images never adversarial return the last iterate (the references return x). Images x
+(N, C, H, W) in [0, 1]; eps and step sizes are L2 norms on that scale; targeted mode maximises
+the targeted margin / -CE(target) and succeeds when argmax = target.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from .losses import cross_entropy, margin
 from .region import RegionMixin
 from .result import BestIterate
 
-LOSSES = ("ce", "margin")
+LOSSES = ("margin-ce", "margin", "ce")
 
 
 def _unit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,29 +65,44 @@ def _unit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return v / norm.clamp_min(1e-12), norm
 
 
+def _col(t: torch.Tensor) -> torch.Tensor:
+    """(B,) -> (B, 1, 1, 1)."""
+    return t.view(-1, 1, 1, 1)
+
+
 class RegionDDN(RegionMixin, Attack):
-    """DDN (minimum-L2) inside the FCR mask. x (N, 3, H, W) in [0, 1] -> x_adv, changed only
-    inside the mask (Grad-CAM >= t; the whole image at t = 0, or run()'s ``mask``). The paper
-    does not have this attack: ``paper()`` gives the defaults (t = 0.2, the paper's
-    threshold)."""
+    """Minimum-L2 attack inside the FCR mask. x (N, 3, H, W) in [0, 1] -> x_adv, changed only
+    inside the mask (Grad-CAM >= t; the whole image at t = 0, or run()'s ``mask``)."""
 
     name = "region-ddn"
 
-    steps = Option(Int(min=0), 100, "iterations")
-    init_eps = Option(Float(min=0.0, min_open=True), 1.0, "initial L2 radius eps_0")
+    steps = Option(Int(min=0), 100, "iterations (one forward and backward pass each)")
+    radius = Option(
+        Choice("fmn", "ddn"),
+        "fmn",
+        "radius rule: FMN's (boundary estimate, then +-gamma) or DDN's (+-gamma from init_eps)",
+    )
+    init_eps = Option(Float(min=0.0, min_open=True), 1.0, "initial L2 radius of radius 'ddn'")
     init_search = Option(
-        Int(min=0), 10, "bisection steps of the initial radius search (0: DDN's fixed start)"
+        Int(min=0), 0, "bisection steps of an initial radius search along the first gradient"
     )
     gamma = Option(
         Float(0.0, 1.0, min_open=True, max_open=True),
-        0.05,
-        "factor by which eps shrinks or grows per step",
+        0.1,
+        "relative change of the radius per step at the start",
+    )
+    gamma_final = Option(
+        Float(0.0, 1.0, min_open=True, max_open=True),
+        0.005,
+        "relative change at the last step (cosine-annealed from gamma; = gamma: constant)",
     )
     step_size = Option(
         Float(min=0.0, min_open=True), 1.0, "first L2 step, cosine-annealed to min_step_size"
     )
     min_step_size = Option(Float(min=0.0, min_open=True), 0.01, "last L2 step")
-    loss = Option(Choice(*LOSSES), "ce", "loss maximised: cross-entropy or C&W's margin")
+    loss = Option(
+        Choice(*LOSSES), "margin-ce", "loss maximised: margin until first success, then CE"
+    )
     quantize = Option(Bool(), False, "round x + delta to the 8-bit grid inside the mask each step")
     select = Option(
         Choice("last", "best"),
@@ -99,18 +117,33 @@ class RegionDDN(RegionMixin, Attack):
                 f"step_size ({self.step_size:g})"
             )
 
-    def _loss(
-        self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Per-image loss (B,) to maximise."""
-        if self.loss == "ce":
-            return cross_entropy(logits, y, target)
-        return -margin(logits, y, target)
+    def _cosine(self, k: int, start: float, end: float) -> float:
+        """Cosine annealing from ``start`` (k = 0) to ``end`` (k = steps)."""
+        return end + (start - end) * (1 + math.cos(math.pi * k / self.steps)) / 2
 
-    def _alpha(self, k: int) -> float:
-        """Cosine-annealed step size at iteration k."""
-        cosine = (1 + math.cos(math.pi * k / self.steps)) / 2
-        return self.min_step_size + (self.step_size - self.min_step_size) * cosine
+    def _objective(
+        self,
+        logits: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        found: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to maximise (B,), margin (B,)); the margin is negative once adversarial."""
+        marg = margin(logits, y, target)
+        if self.loss == "margin":
+            return -marg, marg
+        ce = cross_entropy(logits, y, target)
+        return (ce if self.loss == "ce" else torch.where(found, ce, -marg)), marg
+
+    def _image(
+        self, x: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """x + delta clipped to [0, 1] (and on the 8-bit grid inside the mask with
+        ``quantize``)."""
+        x_adv = (x + delta).clamp_(0, 1)
+        if self.quantize and mask is not None:
+            x_adv = x + (quantize_uint8(x_adv) - x) * mask
+        return x_adv
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         mask = ctx.region
@@ -119,39 +152,68 @@ class RegionDDN(RegionMixin, Attack):
         fallback, _ = _unit(
             per_image_rand(x.shape[1:], ctx.generators, x.device, kind="normal") * mask
         )
-        worst = (torch.maximum(x, 1 - x) * mask).flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-        eps = torch.full((b, 1, 1, 1), self.init_eps, device=x.device).minimum(worst)
+        cap = (torch.maximum(x, 1 - x) * mask).flatten(1).norm(dim=1)
+        start = self.init_eps if self.radius == "ddn" else 0.0
+        eps = torch.full((b,), start, device=x.device).minimum(cap)
         delta = torch.zeros_like(x)
         best = BestIterate(x)
+        found = torch.zeros(b, dtype=torch.bool, device=x.device)
         for k in range(self.steps):
             delta.requires_grad_(True)
             with torch.enable_grad():
                 logits = self.model(x + delta)
-                (grad,) = torch.autograd.grad(self._loss(logits, y, ctx.target).sum(), delta)
+                obj, marg = self._objective(logits, y, ctx.target, found)
+                (grad,) = torch.autograd.grad(obj.sum(), delta)
             delta = delta.detach()
-            is_adv = best.observe(
-                x + delta, delta.flatten(1).norm(dim=1), logits.detach(), y, ctx.target
-            )
+            norm = delta.flatten(1).norm(dim=1)
+            is_adv = best.observe(x + delta, norm, logits.detach(), y, ctx.target)
             g, g_norm = _unit(grad * mask)
             g = torch.where(g_norm > 0, g, fallback)
-            if k == 0 and self.init_search:
-                eps = self._search_radius(x, y, g, eps, ctx)
+            if k == 0 and self.init_search:  # "fmn" starts at 0: search up to the cap
+                upper = eps if self.radius == "ddn" else cap
+                eps = self._search_radius(x, y, g, _col(upper), ctx).view(-1)
             else:
-                eps = torch.where(
-                    is_adv.view(-1, 1, 1, 1), eps * (1 - self.gamma), eps * (1 + self.gamma)
-                ).minimum(worst)
-            delta = delta.add_(g, alpha=self._alpha(k))
-            delta = delta.mul_((eps / _unit(delta)[1].clamp_min(1e-12)).clamp_(max=1))
-            x_adv = (x + delta).clamp_(0, 1)
-            if self.quantize:
-                x_adv = x + (quantize_uint8(x_adv) - x) * mask
-            delta = x_adv - x
+                eps = self._next_radius(
+                    k,
+                    eps,
+                    norm,
+                    is_adv,
+                    found,
+                    best.norm,
+                    marg.detach().abs() / g_norm.view(-1).clamp_min(1e-12),
+                )
+            found |= is_adv
+            eps = eps.minimum(cap)
+            delta = delta.add_(g, alpha=self._cosine(k, self.step_size, self.min_step_size))
+            delta = delta.mul_((_col(eps) / _unit(delta)[1].clamp_min(1e-12)).clamp_(max=1))
+            delta = self._image(x, delta, mask) - x
         if self.select == "last":
             return x + delta
         with torch.no_grad():
             logits = self.model(x + delta)
         best.observe(x + delta, delta.flatten(1).norm(dim=1), logits, y, ctx.target)
         return best.or_else(x + delta)
+
+    def _next_radius(
+        self,
+        k: int,
+        eps: torch.Tensor,
+        norm: torch.Tensor,
+        is_adv: torch.Tensor,
+        found: torch.Tensor,
+        best_norm: torch.Tensor,
+        distance: torch.Tensor,
+    ) -> torch.Tensor:
+        """The radius (B,) after step k (see the module docstring); ``distance`` (B,) is the
+        first-order estimate |margin| / ||grad|| of the distance to the boundary."""
+        gamma = self._cosine(k, self.gamma, self.gamma_final)
+        grow = eps * (1 + gamma)
+        if self.radius == "ddn":
+            return torch.where(is_adv, eps * (1 - gamma), grow)
+        shrink = torch.minimum(eps * (1 - gamma), best_norm)
+        return torch.where(
+            is_adv, shrink, torch.where(found, grow, torch.maximum(norm + distance, grow))
+        )
 
     def _search_radius(
         self,
@@ -163,18 +225,11 @@ class RegionDDN(RegionMixin, Attack):
     ) -> torch.Tensor:
         """(B, 1, 1, 1) smallest adversarial radius along the unit direction g (B, C, H, W)
         that the geometric bisection in [eps / 1000, eps] tried; eps where none was."""
-
-        def adversarial(r: torch.Tensor) -> torch.Tensor:
-            x_r = (x + r * g).clamp(0, 1)
-            if self.quantize:  # as the iterates: on the 8-bit grid inside the mask
-                x_r = x + (quantize_uint8(x_r) - x) * ctx.region
-            with torch.no_grad():
-                logits = self.model(x_r)
-            return attack_success(logits.argmax(1), y, ctx.target).view(-1, 1, 1, 1)
-
         lo, hi = eps * 1e-3, eps
         for _ in range(self.init_search):
             mid = (lo * hi).sqrt()
-            hit = adversarial(mid)
+            with torch.no_grad():
+                logits = self.model(self._image(x, mid * g, ctx.mask))
+            hit = _col(attack_success(logits.argmax(1), y, ctx.target))
             hi, lo = torch.where(hit, mid, hi), torch.where(hit, lo, mid)
         return hi  # moved only where a radius was adversarial: eps elsewhere

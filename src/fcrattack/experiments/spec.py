@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from ..viz.document import Block
     from .results import Results
 
-#: 3: one name per thing (region DDN's run keys, ``scale`` for the run scale); records of
-#: version 2 folders are refused rather than mixed
-VERSION = 3
+#: 3: one name per thing (region DDN's run keys, ``scale`` for the run scale); 4: region DDN's
+#: defaults (FMN's radius rule, margin then cross-entropy). Folders of another version are
+#: refused rather than mixed.
+VERSION = 4
 
 
 @dataclass
