@@ -34,6 +34,7 @@ LAYER_OF = {
     "options": "base",
     "validation": "base",
     "store": "base",
+    "stats": "base",
     "distributed": "base",
     "viz": "base",
     "data": "data",

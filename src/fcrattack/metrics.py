@@ -16,6 +16,8 @@ import math
 
 import torch
 
+from .stats import bootstrap_mean_interval, wilson_interval
+
 PSNR_255_OFFSET = 20 * math.log10(255.0)
 
 #: the metric conventions, stated once for every table, page and summary that reports them
@@ -28,7 +30,8 @@ CONVENTIONS = (
     "MAX = 1 on [0, 1] images; PSNR_255 applies MAX = 255 to the MSE of [0, 1] images "
     "(PSNR + 48.13 dB), the convention the FCR paper's PSNR column matches. Values that are "
     "not finite (the PSNR of an unchanged image) are left out of means and written as null "
-    "in JSON."
+    "in JSON. Brackets hold 95 % intervals: Wilson for rates, percentile bootstrap over the "
+    "images for means; a difference to the paper inside that interval is marked as such."
 )
 
 
@@ -78,18 +81,31 @@ def summarize(
     norms: dict[str, torch.Tensor], success: torch.Tensor, valid: torch.Tensor | None = None
 ) -> dict[str, float]:
     """Aggregate: ASR over ``valid`` images, and mean norms over the *successful* valid ones
-    (the usual convention: failed attempts have no meaningful adversarial norm)."""
+    (the usual convention: failed attempts have no meaningful adversarial norm), each with its
+    95 % interval: ``asr_lo``/``asr_hi`` (Wilson) and ``<norm>_lo``/``<norm>_hi`` (percentile
+    bootstrap over the images, seeded: see :mod:`fcrattack.stats`).
+
+    Args:
+        norms: name -> per-image values (N,), e.g. from :func:`perturbation_norms`.
+        success: (N,) bool, the attack succeeded on the image.
+        valid: (N,) bool, the images that count (default: all).
+    """
     valid = torch.ones_like(success) if valid is None else valid
     ok = success & valid
+    n, n_success = int(valid.sum()), int(ok.sum())
+    lo, hi = wilson_interval(n_success, n)
     out: dict[str, float] = {
-        "n": int(valid.sum()),
-        "n_success": int(ok.sum()),
+        "n": n,
+        "n_success": n_success,
         "asr": asr(success, valid),
+        "asr_lo": lo,
+        "asr_hi": hi,
     }
     for k, v in norms.items():
         vals = v[ok].double()
         vals = vals[torch.isfinite(vals)]  # e.g. the PSNR of an unchanged image
         out[k] = float(vals.mean()) if vals.numel() else float("nan")
+        out[f"{k}_lo"], out[f"{k}_hi"] = bootstrap_mean_interval(vals)
     return out
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..viz.document import Block, Table, diff, fmt
-from .results import Results, model_label, val
+from .results import Results, ci, mean_cell, model_label, val
 from .spec import (
     EFFNET,
     R20,
@@ -69,15 +69,15 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                     run["label"],
                     txt,
                     fmt(p.get("asr")),
-                    diff(val(a, "asr"), p.get("asr")),
+                    diff(val(a, "asr"), p.get("asr"), ci(a, "asr")),
                     fmt(val(a, "psnr")),
-                    fmt(val(a, "psnr_255")),
+                    mean_cell(a, "psnr_255", 1),
                     fmt(p.get("psnr")),
-                    diff(val(a, "psnr_255"), p.get("psnr")),
-                    fmt(val(a, "l2"), 3),
+                    diff(val(a, "psnr_255"), p.get("psnr"), ci(a, "psnr_255")),
+                    mean_cell(a, "l2", 3),
                     fmt(val(a, "l2_255")),
                     fmt(p.get("l2")),
-                    fmt(val(a, "l0"), 0),
+                    mean_cell(a, "l0", 0),
                     fmt(val(a, "l0_pixels"), 0),
                     fmt(val(a, "linf"), 4),
                     fmt(val(a, "linf_255"), 1),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..viz.document import Block, Table, diff, fmt
-from .results import Results, model_label, val
+from .results import Results, ci, mean_cell, model_label, val
 from .spec import DEFAULT, R20, AttackRun, Experiment, Part, Scale, cifar, stand_in
 
 GRID = (
@@ -52,8 +52,8 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                         f"{e2:.2f}",
                         txt,
                         fmt(p),
-                        diff(val(a, "asr"), p),
-                        fmt(val(a, "l2"), 3),
+                        diff(val(a, "asr"), p, ci(a, "asr")),
+                        mean_cell(a, "l2", 3),
                     ]
                 )
         blocks.append(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..viz import figures
 from ..viz.document import Block, Table, fmt
-from .results import Results, mean, model_label, ratio, val
+from .results import Results, mean, mean_cell, model_label, ratio, val
 from .spec import R20, R32, AttackRun, Experiment, Part, Scale, cifar
 
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
@@ -49,8 +49,8 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                     model_label(m),
                     cw_spec["label"],
                     cw_txt,
-                    fmt(val(cw, "l2"), 3),
-                    fmt(val(cw, "l0"), 0),
+                    mean_cell(cw, "l2", 3),
+                    mean_cell(cw, "l0", 0),
                     "1.00",
                     fmt(ratio(val(cw, "l2"), val(base, "l2"))),
                     "100.0",
@@ -68,8 +68,8 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                         model_label(m),
                         run["label"],
                         txt,
-                        fmt(val(a, "l2"), 3),
-                        fmt(val(a, "l0"), 0),
+                        mean_cell(a, "l2", 3),
+                        mean_cell(a, "l0", 0),
                         fmt(ratio(val(a, "l2"), val(cw, "l2"))),
                         fmt(ratio(val(a, "l2"), val(base, "l2"))),
                         fmt(l0_cw and 100 * l0_cw, 1),

@@ -15,7 +15,7 @@ import torch
 
 from ..metrics import summarize
 from ..store import read_records
-from ..viz.document import rate
+from ..viz.document import fmt_interval, rate
 from .spec import AttackRun
 
 NORMS = ("l2", "l2_255", "linf", "linf_255", "l0", "l0_pixels", "psnr", "psnr_255")
@@ -48,6 +48,18 @@ def val(agg: dict[str, float] | None, key: str) -> float | None:
     return None if agg is None else agg[key]
 
 
+def ci(agg: dict[str, float] | None, key: str) -> tuple[float, float] | None:
+    """The 95 % interval (lo, hi) of ``agg[key]`` (see :func:`aggregate`), or None."""
+    if agg is None or f"{key}_lo" not in agg:
+        return None
+    return agg[f"{key}_lo"], agg[f"{key}_hi"]
+
+
+def mean_cell(agg: dict[str, float] | None, key: str, digits: int = 2) -> str:
+    """'0.256 [0.231, 0.281]': an aggregate's mean with its bootstrap interval."""
+    return fmt_interval(val(agg, key), ci(agg, key), digits)
+
+
 def ratio(num: float | None, den: float | None) -> float | None:
     """num / den, or None when either is missing or not finite, or den is 0."""
     if num is None or not den or not (math.isfinite(num) and math.isfinite(den)):
@@ -57,7 +69,8 @@ def ratio(num: float | None, den: float | None) -> float | None:
 
 def aggregate(records: list[dict[str, Any]]) -> dict[str, float]:
     """:func:`fcrattack.metrics.summarize` of records: n, n_success, ASR (in %), mean norms
-    over the successful records; and the mean time per image."""
+    over the successful records, each with its 95 % interval (``<key>_lo``, ``<key>_hi``);
+    and the mean time per image."""
     success = torch.tensor([bool(r.get("success")) for r in records], dtype=torch.bool)
     norms = {
         k: torch.tensor(
@@ -66,7 +79,8 @@ def aggregate(records: list[dict[str, Any]]) -> dict[str, float]:
         for k in NORMS
     }
     out = summarize(norms, success)
-    out["asr"] *= 100
+    for k in ("asr", "asr_lo", "asr_hi"):
+        out[k] *= 100
     time_s = mean(records, "time_s")
     out["time_s"] = math.nan if time_s is None else time_s
     return out

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..viz import figures
-from ..viz.document import Block, Table, fmt
-from .results import Results, val
+from ..viz.document import Block, Table
+from .results import Results, mean_cell
 from .spec import EFFNET, R20, Experiment, Part, Scale, cifar, fcr_run, imagenet, stand_in
 
 STEPS = (1, 2, 5, 10, 20, 30)
@@ -54,9 +54,9 @@ def sweep_rows(
             [
                 run["label"],
                 txt,
-                fmt(val(a, "l2"), 3),
-                fmt(val(a, "l0"), 0),
-                fmt(val(a, "psnr_255")),
+                mean_cell(a, "l2", 3),
+                mean_cell(a, "l0", 0),
+                mean_cell(a, "psnr_255"),
             ]
         )
         if a is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..viz.document import Block, Table, diff, fmt
+from ..viz.document import Block, Table, diff, fmt, rate_interval
 from .results import Results
 from .spec import (
     DEFAULT,
@@ -54,7 +54,11 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                         continue
                     k = sum(r["transfer"][tgt["name"]] for r in recs)
                     p = p_row.get(tgt["stands_for"])
-                    cells.append(f"{100 * k / n:.1f} (paper {fmt(p)}, diff {diff(100 * k / n, p)})")
+                    lo, hi = rate_interval(k, n)
+                    cells.append(
+                        f"{100 * k / n:.1f} [{lo:.1f}, {hi:.1f}] (paper {fmt(p)}, "
+                        f"diff {diff(100 * k / n, p, (lo, hi))})"
+                    )
                 rows.append(cells)
         n = res.part_status(exp, pname).get("n_eligible", "?")
         blocks.append(

@@ -10,7 +10,7 @@ import torch
 
 from ..viz import figures
 from ..viz.document import Block, Table, fmt
-from .results import Results, model_label, val
+from .results import Results, mean_cell, model_label, val
 from .spec import (
     EFFNET,
     R20,
@@ -67,10 +67,10 @@ def panel_table(res: Results, exp: str, part: dict[str, Any]) -> list[Block]:
             [
                 run["label"],
                 txt,
-                fmt(val(a, "l2"), 3),
+                mean_cell(a, "l2", 3),
                 fmt(val(a, "linf_255"), 1),
-                fmt(val(a, "l0"), 0),
-                fmt(val(a, "psnr_255")),
+                mean_cell(a, "l0", 0),
+                mean_cell(a, "psnr_255"),
             ]
         )
     return [

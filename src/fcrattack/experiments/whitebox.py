@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..viz.document import Block, Table, diff, fmt
-from .results import Results, model_label, val
+from ..viz.document import Block, Table, diff, fmt, rate, rate_interval
+from .results import Results, ci, mean_cell, model_label, val
 from .spec import (
     DEFAULT,
     EFFNET,
@@ -44,10 +44,9 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
         for m in part["models"]:
             ms = st.get("models", {}).get(m["name"], {})
             clean = ms.get("clean_accuracy")
-            clean_txt = (
-                f"{100 * clean:.2f} % ({ms['clean_correct']}/{st['n_drawn']})"
-                if clean is not None
-                else "-"
+            clean_txt = rate(ms["clean_correct"], st["n_drawn"]) if clean is not None else "-"
+            clean_ci = (
+                rate_interval(ms["clean_correct"], st["n_drawn"]) if clean is not None else None
             )
             paper_clean = p_clean.get(m["stands_for"])
             fcr, fcr_txt = res.cell(exp, pname, m["name"], runs["fcr"])
@@ -56,21 +55,21 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                 model_label(m),
                 clean_txt,
                 fmt(paper_clean),
-                diff(100 * clean if clean is not None else None, paper_clean),
+                diff(100 * clean if clean is not None else None, paper_clean, clean_ci),
                 fcr_txt,
                 fmt(paper_fcr),
-                diff(val(fcr, "asr"), paper_fcr),
-                fmt(val(fcr, "l2"), 3),
+                diff(val(fcr, "asr"), paper_fcr, ci(fcr, "asr")),
+                mean_cell(fcr, "l2", 3),
             ]
             for key, paper_key in (("pgdl2-at-fcr-l2", "PGD"), ("cw-at-fcr-l2", "C&W")):
                 a, txt = res.cell(exp, pname, m["name"], runs[key])
                 row += [
                     txt,
                     fmt(p_same.get(paper_key)),
-                    diff(val(a, "asr"), p_same.get(paper_key)),
+                    diff(val(a, "asr"), p_same.get(paper_key), ci(a, "asr")),
                 ]
             a, txt = res.cell(exp, pname, m["name"], runs["region-ddn"])
-            row += [txt, fmt(val(a, "l2"), 3)]
+            row += [txt, mean_cell(a, "l2", 3)]
             rows.append(row)
         headers = [
             "model",

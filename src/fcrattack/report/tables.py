@@ -3,10 +3,11 @@ terminal, the pages and ``summary.json`` readers alike."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from ..metrics import CONVENTIONS
-from ..viz.document import Block, Table, fmt, rate, to_markdown
+from ..viz.document import Block, Table, fmt, fmt_interval, rate, to_markdown
 
 HEADERS = [
     "run",
@@ -35,7 +36,7 @@ def summary_row(name: str, s: Mapping[str, float]) -> list[str]:
         f"{n}/{int(s['n_images'])}",
         rate(n_ok, n) if n else "-",
         rate(n_q, n) if n else "-",
-        fmt(s["l2"], 3),
+        fmt_interval(s["l2"], (s.get("l2_lo", math.nan), s.get("l2_hi", math.nan)), 3),
         fmt(s["l2_255"], 2),
         fmt(s["linf"], 4),
         fmt(s["linf_255"], 2),

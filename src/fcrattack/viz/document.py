@@ -10,6 +10,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..stats import wilson_interval
+
 
 @dataclass
 class Picture:
@@ -46,16 +48,40 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def diff(ours: float | None, paper: float | None) -> str:
-    """ours - paper with a sign, '-' when either is missing."""
+def fmt_interval(value: float | None, interval: tuple[float, float] | None, digits: int = 2) -> str:
+    """'0.256 [0.231, 0.281]': a number and its 95 % interval ('-' when missing); the
+    bracket is left out when the interval is missing or not finite."""
+    text = fmt(value, digits)
+    if text == "-" or interval is None or not all(map(math.isfinite, interval)):
+        return text
+    return f"{text} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+
+
+def diff(
+    ours: float | None, paper: float | None, interval: tuple[float, float] | None = None
+) -> str:
+    """ours - paper with a sign, '-' when either is missing; given our 95 % ``interval``, a
+    paper number inside it is marked '(within 95 % CI)': not a difference."""
     if ours is None or paper is None or not math.isfinite(ours):
         return "-"
-    return f"{ours - paper:+.2f}"
+    text = f"{ours - paper:+.2f}"
+    if interval is not None and interval[0] <= paper <= interval[1]:
+        text += " (within 95 % CI)"
+    return text
+
+
+def rate_interval(count: int, n: int) -> tuple[float, float]:
+    """The 95 % Wilson interval of count / n, in %."""
+    lo, hi = wilson_interval(count, n)
+    return 100 * lo, 100 * hi
 
 
 def rate(count: int, n: int) -> str:
-    """'87.50 % (35/40)'."""
-    return f"{100 * count / n:.2f} % ({count}/{n})" if n else "- (0/0)"
+    """'87.50 % (35/40) [73.9, 94.7]': the rate, its count and its 95 % Wilson interval."""
+    if not n:
+        return "- (0/0)"
+    lo, hi = rate_interval(count, n)
+    return f"{100 * count / n:.2f} % ({count}/{n}) [{lo:.1f}, {hi:.1f}]"
 
 
 def _md_cell(cell: Cell) -> str:
