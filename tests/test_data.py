@@ -357,7 +357,11 @@ def test_image_folder_user_pngs(cifar_root: Path, tmp_path: Path) -> None:
     assert ds.labels.tolist() == [-1, -1, -1] and ds.labels.dtype == torch.int64
     np.testing.assert_array_equal(_as_uint8(ds.images), np.stack([_pil(p) for p in src]))
     np.testing.assert_array_equal(_as_uint8(ds.images), np.stack([_pil(p) for p in pngs]))
-    assert image_folder(tmp_path / "mine", label=3).labels.tolist() == [3, 3, 3]
+    (tmp_path / "labels.csv").write_text("file,label\nimg0.png,cat\nimg1.png,8\nimg2.png,Frog\n")
+    labelled = image_folder(
+        tmp_path / "mine", labels=tmp_path / "labels.csv", classes=CIFAR10_CLASSES
+    )
+    assert labelled.labels.tolist() == [3, 8, 6]
     assert image_folder(tmp_path / "mine", n=2).ids == ["img0.png", "img1.png"]
 
 

@@ -3,19 +3,37 @@ int64 labels."""
 
 from .cifar10 import CIFAR10_CLASSES, cifar10, cifar10_pickle
 from .dataset import Dataset, select
+from .decode import IMAGE_EXTENSIONS, Transform, read_images
 from .folders import class_folder, image_folder
 from .imagenet import imagenet_folder, resize_center_crop
+from .listing import (
+    PREDICTED,
+    ImageList,
+    list_class_folders,
+    list_flat_folder,
+    match_classes,
+    read_label_file,
+)
 from .samples import samples
 from .shared import shared_root
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "IMAGE_EXTENSIONS",
+    "PREDICTED",
     "Dataset",
+    "ImageList",
+    "Transform",
     "cifar10",
     "cifar10_pickle",
     "class_folder",
     "image_folder",
     "imagenet_folder",
+    "list_class_folders",
+    "list_flat_folder",
+    "match_classes",
+    "read_images",
+    "read_label_file",
     "resize_center_crop",
     "samples",
     "select",

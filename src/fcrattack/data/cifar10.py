@@ -102,6 +102,9 @@ def cifar10(
     if (root / "cifar-10-batches-py").is_dir() or (root / "test_batch").is_file():
         return cifar10_pickle(root, split, n=n, seed=seed)
     folder = root / split if (root / split).is_dir() else root
+    missing = [c for c in CIFAR10_CLASSES if not (folder / c).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"class folder missing: {folder / missing[0]}")
     ds = class_folder(folder, classes=CIFAR10_CLASSES, n=n, seed=seed)
     if ds.images.shape[-2:] != (32, 32):
         raise ValueError(f"CIFAR-10 images must be 32x32, got {tuple(ds.images.shape[-2:])}")

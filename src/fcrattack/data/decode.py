@@ -1,0 +1,67 @@
+"""Decoding image files into uint8 tensors, in worker threads; unreadable files are skipped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+
+#: a PIL image -> PIL image step applied after decoding (e.g. resize and centre crop)
+Transform = Callable[[Image.Image], Image.Image]
+
+
+def decode(path: Path, transform: Transform | None) -> np.ndarray | None:
+    """One file as an RGB uint8 array (H, W, 3) after ``transform``; None (and a warning) when
+    it cannot be read."""
+    try:
+        with Image.open(path) as opened:
+            img = opened.convert("RGB")
+            if transform is not None:
+                img = transform(img)
+            return np.asarray(img, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        log.warning("skipping unreadable image %s: %s", path, exc)
+        return None
+
+
+def stack(arrays: Sequence[np.ndarray], paths: Sequence[Path]) -> torch.Tensor:
+    """(H, W, 3) uint8 arrays of one size -> a uint8 tensor (N, 3, H, W); different sizes are
+    an error that names two of the files and the remedy."""
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        first = arrays[0].shape
+        other = next(i for i, a in enumerate(arrays) if a.shape != first)
+        raise ValueError(
+            f"images have different sizes ({paths[0].name}: {first[1]}x{first[0]}, "
+            f"{paths[other].name}: {arrays[other].shape[1]}x{arrays[other].shape[0]}); "
+            "resize them to one size: --size N on the command line, "
+            "transform=fcrattack.data.resize_center_crop(N) in Python"
+        )
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def read_images(
+    paths: Sequence[Path], transform: Transform | None = None, workers: int = 8
+) -> tuple[torch.Tensor, list[int], list[str]]:
+    """Decode ``paths`` in ``workers`` threads into a uint8 tensor (N, 3, H, W).
+
+    Returns the tensor, the indices of ``paths`` that were read, and the skipped paths.
+    All images must end up the same size (use ``transform`` to resize/crop).
+    """
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        arrays = list(pool.map(lambda p: decode(p, transform), paths))
+    kept = [i for i, a in enumerate(arrays) if a is not None]
+    skipped = [str(paths[i]) for i, a in enumerate(arrays) if a is None]
+    good = [a for a in arrays if a is not None]
+    if not good:
+        raise ValueError(f"none of the {len(paths)} image files could be read")
+    return stack(good, [paths[i] for i in kept]), kept, skipped

@@ -1,0 +1,223 @@
+"""What a folder of images holds, labelled, before anything is decoded: :class:`ImageList`.
+
+Three layouts are understood:
+
+- class folders ``root/<class>/*``: each folder is matched to the model's class names
+  (:func:`match_classes`: the name, a WordNet id, or an index; case, ``_`` and ``-`` ignored),
+  or labelled by sorted folder order when no class names are known;
+- a flat folder with a label file (``labels=FILE``: CSV ``file,label`` or JSON ``{file: label}``
+  / ``[{"file": ..., "label": ...}]``, labels as class indices or names);
+- a flat folder without labels (``labels="pred"``): every label is -1, "the model's own
+  prediction", resolved by whoever runs the model (:func:`fcrattack.attack_run.attack_dataset`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .dataset import Dataset, select
+from .decode import IMAGE_EXTENSIONS, Transform, read_images
+
+log = logging.getLogger(__name__)
+
+#: the label of an image whose class is unknown: attacked as the model's prediction
+PREDICTED = -1
+
+
+@dataclass(frozen=True)
+class ImageList:
+    """Image files to be read: ``paths`` (N) with ``labels`` (N, class indices, or
+    :data:`PREDICTED`), ``ids`` (N, paths relative to the data root, used as output names),
+    the label space ``classes`` (names) and the ``transform`` each image gets after decoding
+    (e.g. :func:`fcrattack.data.resize_center_crop`; None: images must share one size)."""
+
+    paths: list[Path]
+    labels: list[int]
+    ids: list[str]
+    classes: list[str]
+    transform: Transform | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, index: Sequence[int]) -> ImageList:
+        """The files at integer positions ``index``, in that order."""
+        return replace(
+            self,
+            paths=[self.paths[i] for i in index],
+            labels=[self.labels[i] for i in index],
+            ids=[self.ids[i] for i in index],
+        )
+
+    def select(self, n: int | None, seed: int | None) -> ImageList:
+        """The first ``n`` files (seed None) or a seeded random ``n`` (original order kept)."""
+        return self.subset(select(len(self), n, seed))
+
+    def read(self, *, uint8: bool = False, workers: int = 8) -> Dataset:
+        """Decode every file into memory: float32 [0, 1] (or uint8) images (N, 3, H, W);
+        unreadable files are skipped with a warning and listed in ``Dataset.skipped``."""
+        import torch
+
+        images, kept, skipped = read_images(self.paths, self.transform, workers)
+        labels = torch.tensor([self.labels[i] for i in kept], dtype=torch.int64)
+        return Dataset(
+            images if uint8 else images.float().div_(255),
+            labels,
+            [self.ids[i] for i in kept],
+            list(self.classes),
+            skipped,
+        )
+
+
+def _key(name: str) -> str:
+    """Names compared without case, ``_``/``-`` and repeated spaces: 'Golden_Retriever' ==
+    'golden retriever'."""
+    return re.sub(r"[\s_\-]+", " ", name).strip().lower()
+
+
+def match_classes(
+    names: Sequence[str], classes: Sequence[str], wnids: Sequence[str] | None = None
+) -> list[int]:
+    """The class index of each folder or label name in ``names``: an exact or normalised class
+    name, a WordNet id of ``wnids``, or a whole number in range. A name matching nothing, or
+    two classes (ImageNet has two "crane"s), is an error naming it."""
+    by_key: dict[str, set[int]] = {}
+    for i, c in enumerate(classes):
+        by_key.setdefault(_key(c), set()).add(i)
+    by_wnid = {w: i for i, w in enumerate(wnids or [])}
+    out = []
+    for name in names:
+        if name in by_wnid:
+            out.append(by_wnid[name])
+            continue
+        found = by_key.get(_key(name), set())
+        if len(found) > 1:
+            raise ValueError(
+                f"class {name!r} names {len(found)} of the model's classes "
+                f"({sorted(found)}): use a class index{' or WordNet id' if wnids else ''}"
+            )
+        if found:
+            out.append(found.pop())
+        elif name.isdigit() and int(name) < len(classes):
+            out.append(int(name))
+        else:
+            shown = ", ".join(list(classes)[:10]) + (", ..." if len(classes) > 10 else "")
+            raise ValueError(
+                f"class {name!r} is not one of the model's {len(classes)} classes ({shown})"
+                + (" nor a WordNet id" if wnids else "")
+            )
+    return out
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files directly inside ``folder`` (by extension), sorted."""
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def list_class_folders(
+    root: str | Path,
+    *,
+    classes: Sequence[str] | None = None,
+    wnids: Sequence[str] | None = None,
+    transform: Transform | None = None,
+) -> ImageList:
+    """``root/<class>/*``, each folder matched to ``classes`` (the model's class names, see
+    :func:`match_classes`); without ``classes``, labels follow the sorted folder names."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data folder not found: {root}")
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if not folders:
+        raise ValueError(f"no class folders in {root}")
+    if classes is None:
+        log.info("labels by sorted folder order: no class names were given")
+        label_of = dict(zip(folders, range(len(folders))))
+        names = folders
+    else:
+        label_of = dict(zip(folders, match_classes(folders, classes, wnids)))
+        names = list(classes)
+    paths: list[Path] = []
+    labels: list[int] = []
+    for folder in folders:
+        files = list_images(root / folder)
+        paths += files
+        labels += [label_of[folder]] * len(files)
+    if not paths:
+        raise ValueError(f"no image files under {root}")
+    ids = [str(p.relative_to(root)) for p in paths]
+    return ImageList(paths, labels, ids, names, transform)
+
+
+def read_label_file(path: str | Path) -> dict[str, str]:
+    """file -> label (text) from a CSV (``file,label`` rows, an optional header) or a JSON file
+    (``{file: label}`` or a list of ``{"file": ..., "label": ...}``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        data: Any = json.loads(text)
+        if isinstance(data, dict):
+            return {str(k): str(v) for k, v in data.items()}
+        if isinstance(data, list) and all(
+            isinstance(r, dict) and {"file", "label"} <= r.keys() for r in data
+        ):
+            return {str(r["file"]): str(r["label"]) for r in data}
+        raise ValueError(
+            f"{path}: expected {{file: label}} or a list of {{'file': ..., 'label': ...}}"
+        )
+    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["file", "label"]:
+        rows = rows[1:]
+    bad = [r for r in rows if len(r) < 2]
+    if bad:
+        raise ValueError(f"{path}: rows need 'file,label', got {bad[0]}")
+    return {r[0].strip(): r[1].strip() for r in rows}
+
+
+def list_flat_folder(
+    root: str | Path,
+    *,
+    labels: str | Path | None = "pred",
+    classes: Sequence[str] | None = None,
+    wnids: Sequence[str] | None = None,
+    transform: Transform | None = None,
+) -> ImageList:
+    """The images directly inside ``root``, labelled by ``labels``: "pred" (each image is
+    attacked as the class the model predicts, label :data:`PREDICTED`) or a label file
+    (:func:`read_label_file`; labels matched to ``classes``, files it misses are an error)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    paths = list_images(root)
+    if not paths:
+        raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {root}")
+    ids = [p.name for p in paths]
+    names = list(classes or [])
+    if labels is None or labels == "pred":
+        return ImageList(paths, [PREDICTED] * len(paths), ids, names, transform)
+    table = read_label_file(labels)
+    missing = [i for i in ids if i not in table]
+    if missing:
+        raise ValueError(
+            f"label file {labels} has no label for {len(missing)} of the {len(ids)} images "
+            f"in {root} (e.g. {missing[0]!r})"
+        )
+    given = [table[i] for i in ids]
+    if classes is None:
+        if not all(g.isdigit() for g in given):
+            raise ValueError(
+                f"label file {labels} names classes, but the model has no class names: "
+                "use class indices"
+            )
+        return ImageList(paths, [int(g) for g in given], ids, names, transform)
+    return ImageList(paths, match_classes(given, classes, wnids), ids, names, transform)
