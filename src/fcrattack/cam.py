@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .models.info import ModelInfo
 from .models.mode import eval_mode
 from .validation import check_images, check_labels, check_logits, check_model
 
@@ -64,6 +65,8 @@ def _record_calls(model: nn.Module, names: set[str] | None) -> Iterator[list[_Ca
 
     try:
         for name, module in model.named_modules():
+            if isinstance(module, torch.jit.ScriptModule):  # cannot be hooked
+                continue
             if names is None or name in names:
                 handles.append(
                     module.register_forward_hook(lambda m, i, o, name=name: hook(name, m, o))
@@ -81,7 +84,17 @@ def _call_counts(records: list[_Call]) -> dict[str, int]:
     return counts
 
 
-def _auto_layer(records: list[_Call]) -> tuple[str, torch.Tensor]:
+def _scripted(model: nn.Module) -> str:
+    """Advice when ``model`` holds TorchScript modules, whose layers Grad-CAM cannot hook."""
+    if not any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
+        return ""
+    return (
+        "; the model is TorchScript, whose layers cannot be hooked: Grad-CAM needs an eager "
+        "model (save it with torch.export and load it as export:PATH, or load it as py:...)"
+    )
+
+
+def _auto_layer(records: list[_Call], model: nn.Module) -> tuple[str, torch.Tensor]:
     """The deepest 4-D feature map with spatial size > 1 that is not a pooling output."""
     pooled = {id(r.output) for r in records if isinstance(r.module, _POOLS)}
     counts = _call_counts(records)
@@ -97,7 +110,7 @@ def _auto_layer(records: list[_Call]) -> tuple[str, torch.Tensor]:
             return r.label(counts), out
     raise ValueError(
         "the model has no convolutional feature map with spatial size > 1 for "
-        "Grad-CAM (no 4-D module output found); pass layer= explicitly"
+        "Grad-CAM (no 4-D module output found); pass layer= explicitly" + _scripted(model)
     )
 
 
@@ -134,10 +147,21 @@ def _named_layer(records: list[_Call], layer: str) -> torch.Tensor:
     return out
 
 
+def info_layer(model: nn.Module) -> str | None:
+    """The Grad-CAM layer a loaded model names in its ``.info``
+    (:class:`fcrattack.models.ModelInfo`), or None."""
+    info = getattr(model, "info", None)
+    return info.cam_layer if isinstance(info, ModelInfo) else None
+
+
 def find_layer(model: nn.Module, x: torch.Tensor) -> str:
     """Name of the layer Grad-CAM uses by default for ``model`` on inputs shaped like ``x``
-    (``name@k`` for a module called several times)."""
+    (``name@k`` for a module called several times): the one ``model.info`` names, else the
+    automatic choice."""
     check_model(model)
+    named = info_layer(model)
+    if named is not None:
+        return named
     with (
         torch.inference_mode(False),
         eval_mode(model, warn=False),
@@ -145,7 +169,7 @@ def find_layer(model: nn.Module, x: torch.Tensor) -> str:
         _record_calls(model, None) as rec,
     ):
         model(x[:1].detach().clone().requires_grad_(True))
-        return _auto_layer(rec)[0]
+        return _auto_layer(rec, model)[0]
 
 
 def gradcam(
@@ -159,20 +183,22 @@ def gradcam(
     """Grad-CAM maps (N, H, W) in [0, 1] for classes ``y`` (N,) (None: predicted class).
 
     ``layer``: a module name from ``model.named_modules()``, ``"name@k"`` for the k-th call of
-    a module called several times, or None for the automatic choice (module docstring).
+    a module called several times, or None: the layer ``model.info`` names (models of
+    :func:`fcrattack.load_model`), else the automatic choice (module docstring).
     ``normalize=False`` returns the raw ReLU map (>= 0).
     """
     check_model(model)
     check_images(x)
+    layer = layer or info_layer(model)
     if layer is not None and _split_layer(layer)[0] not in dict(model.named_modules()):
-        raise ValueError(f"model has no layer named {_split_layer(layer)[0]!r}")
+        raise ValueError(f"model has no layer named {_split_layer(layer)[0]!r}{_scripted(model)}")
     names = None if layer is None else {_split_layer(layer)[0]}
     with torch.inference_mode(False):
         xin = x.detach().clone().requires_grad_(True)  # a graph even with frozen params
         with eval_mode(model, warn=False), torch.enable_grad(), _record_calls(model, names) as rec:
             logits = model(xin)
             check_logits(logits, x.shape[0])
-            acts = _auto_layer(rec)[1] if layer is None else _named_layer(rec, layer)
+            acts = _auto_layer(rec, model)[1] if layer is None else _named_layer(rec, layer)
             if y is None:
                 y = logits.argmax(1)
             check_labels(y, x.shape[0], logits.shape[1])

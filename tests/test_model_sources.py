@@ -1,0 +1,306 @@
+"""Every model spec of ``fcrattack.load_model`` on real saved models: names, checkpoints,
+``py:``, ``torchscript:``, ``export:``; ``torchvision:`` and ``timm:`` against small stand-in
+packages put on ``sys.path`` here (and for real where the packages and cached weights exist)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import fcrattack
+from conftest import AKAMASTER, _need
+from fcrattack.data import CIFAR10_CLASSES, samples
+from fcrattack.models import ModelInfo, Normalized, imagenet_classes, load_checkpoint, load_model
+
+X = samples(8).images
+Y = samples(8).labels
+
+
+def _same_predictions(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    with torch.no_grad():
+        torch.testing.assert_close(a(X), b(X), rtol=1e-4, atol=1e-4)
+
+
+def test_default_and_checkpoint_info() -> None:
+    model = load_model("default")
+    assert model.info == ModelInfo(
+        "default", 32, 32, tuple(CIFAR10_CLASSES), None, "model.layer3", "cifar10"
+    )
+    assert fcrattack.find_layer(model, X) == "model.layer3"
+    path = _need(AKAMASTER / "resnet20-12fca82f.th")
+    ckpt = load_model(str(path), arch="resnet20")
+    assert ckpt.info is not None and ckpt.info.classes == tuple(CIFAR10_CLASSES)
+    assert ckpt.info.input_size == 32 and ckpt.info.source == str(path)
+
+
+def test_overrides_size_and_classes(tmp_path: Path) -> None:
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"c{i}" for i in range(10)) + "\n")
+    model = load_model("default", size=48, classes=str(names))
+    assert model.info is not None and model.info.input_size == 48
+    assert model.info.resize_size is None
+    assert model.info.classes == tuple(f"c{i}" for i in range(10))
+    imagenet = load_model("default", classes="imagenet")
+    assert imagenet.info is not None and imagenet.info.wnids == imagenet_classes()[0]
+
+
+def _write_module(root: Path, name: str, source: str) -> None:
+    (root / f"{name}.py").write_text(textwrap.dedent(source))
+
+
+def test_py_factory_returns_bare_net_or_wrapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _need(AKAMASTER / "resnet20-12fca82f.th")
+    _write_module(
+        tmp_path,
+        "my_models",
+        """
+        import torch
+        from fcrattack.models import load_checkpoint
+
+        def bare(path, depth=20):
+            assert isinstance(depth, int)  # query values are Python literals
+            return load_checkpoint(path, f"resnet{depth}").model
+
+        def wrapped(path):
+            return load_checkpoint(path, "resnet20")
+
+        def not_a_model():
+            return 42
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reference = load_checkpoint(path, "resnet20")
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    bare = load_model(f"py:my_models:bare?path={path}&depth=20", mean=mean, std=std)
+    _same_predictions(bare, reference)
+    assert bare.info == ModelInfo(f"py:my_models:bare?path={path}&depth=20")
+    wrapped = load_model(f"py:my_models:wrapped?path={path}")
+    _same_predictions(wrapped, reference)
+    assert wrapped.info is not None and wrapped.info.classes == tuple(CIFAR10_CLASSES)
+    with pytest.raises(ValueError, match="already normalises"):
+        load_model(f"py:my_models:wrapped?path={path}", mean=mean, std=std)
+    with pytest.raises(ValueError, match="not a torch.nn.Module"):
+        load_model("py:my_models:not_a_model")
+    with pytest.raises(ValueError, match="no attribute"):
+        load_model("py:my_models:missing")
+    with pytest.raises(ValueError, match="expected py:package.module:callable"):
+        load_model("py:my_models")
+    with pytest.raises(ValueError, match="bad argument"):
+        load_model("py:my_models:bare?oops")
+    with pytest.raises(ModuleNotFoundError):
+        load_model("py:no_such_module_here:f")
+
+
+def test_torchscript_file(tmp_path: Path) -> None:
+    model = load_model("default")
+    torch.jit.trace(model, X[:1]).save(str(tmp_path / "whole.ts"))  # normalises inside
+    torch.jit.trace(model.model, X[:1]).save(str(tmp_path / "bare.ts"))
+    whole = load_model(f"torchscript:{tmp_path / 'whole.ts'}")
+    _same_predictions(whole, model)
+    bare = load_model(
+        f"torchscript:{tmp_path / 'bare.ts'}",
+        mean=model.mean.flatten().tolist(),
+        std=model.std.flatten().tolist(),
+    )
+    _same_predictions(bare, model)
+    # attacks that need no Grad-CAM work; Grad-CAM says why it cannot
+    result = fcrattack.build("pgd", whole, steps=3).run(X, Y)
+    assert result.success.float().mean() > 0.5
+    with pytest.raises(ValueError, match="TorchScript"):
+        fcrattack.gradcam(whole, X, Y)
+    with pytest.raises(FileNotFoundError, match="file not found"):
+        load_model(f"torchscript:{tmp_path / 'missing.ts'}")
+    with pytest.raises(ValueError, match="both mean and std"):
+        load_model(f"torchscript:{tmp_path / 'bare.ts'}", mean=(0.5, 0.5, 0.5))
+
+
+def test_export_file_keeps_layers_for_gradcam(tmp_path: Path) -> None:
+    model = load_model("default")
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(model, (X[:2],), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(tmp_path / "model.pt2"))
+    loaded = load_model(f"export:{tmp_path / 'model.pt2'}")
+    _same_predictions(loaded, model)
+    torch.testing.assert_close(fcrattack.gradcam(loaded, X, Y), fcrattack.gradcam(model, X, Y))
+    result = fcrattack.build("fcr", loaded, steps=3).run(X, Y)
+    reference = fcrattack.build("fcr", model, steps=3).run(X, Y)
+    torch.testing.assert_close(result.x_adv, reference.x_adv, rtol=1e-4, atol=1e-4)
+
+
+def test_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        load_model("nope")
+    with pytest.raises(ValueError, match="checkpoint files only"):
+        load_model("default", arch="resnet20")
+    with pytest.raises(ValueError, match="normalises its input itself"):
+        load_model("default", mean=(0, 0, 0), std=(1, 1, 1))
+    with pytest.raises(ValueError, match="takes its normalisation from its weights"):
+        load_model("torchvision:resnet18", mean=(0, 0, 0), std=(1, 1, 1))
+    with pytest.raises(FileNotFoundError, match="class names"):
+        load_model("default", classes=str(tmp_path / "missing.txt"))
+
+
+# --- torchvision and timm: the resolution logic against stand-in packages --------------------
+
+TORCHVISION_STANDIN = """
+import enum
+import torch
+from torch import nn
+
+class _Pre:
+    crop_size = [40]
+    resize_size = [48]
+    mean = [0.5, 0.4, 0.3]
+    std = [0.2, 0.25, 0.3]
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, NUM))
+
+class TinyNet_Weights(enum.Enum):
+    V1 = "https://example.invalid/models/tinynet-v1.pth"
+    DEFAULT = "https://example.invalid/models/tinynet-v1.pth"
+
+    @property
+    def url(self):
+        return self.value
+
+    @property
+    def meta(self):
+        return {"categories": CATEGORIES}
+
+    def transforms(self):
+        return _Pre()
+
+def get_model_weights(name):
+    if name != "tinynet":
+        raise ValueError(f"Unknown model {name}")
+    return TinyNet_Weights
+
+def get_model(name, weights=None):
+    assert weights is None  # fcrattack reads the weights itself
+    return _net()
+"""
+
+
+def _standin_torchvision(root: Path, categories: list[str]) -> None:
+    pkg = root / "torchvision"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    head = f"CATEGORIES = {categories!r}\nNUM = {len(categories)}\n"
+    (pkg / "models" / "__init__.py").write_text(head + TORCHVISION_STANDIN)
+
+
+@pytest.mark.parametrize("num", [10, 1000])
+def test_torchvision_spec_with_standin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, num: int
+) -> None:
+    categories = list(CIFAR10_CLASSES) if num == 10 else list(imagenet_classes()[1])
+    _standin_torchvision(tmp_path / "site", categories)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    for mod in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cache = tmp_path / "torch" / "hub" / "checkpoints" / "tinynet-v1.pth"
+    with pytest.raises(FileNotFoundError, match="never downloads") as err:
+        load_model("torchvision:tinynet")
+    assert str(cache) in str(err.value)
+
+    import torchvision.models as tvm  # the stand-in
+
+    trained = tvm.get_model("tinynet")
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.1)  # weights that differ from a fresh build
+    cache.parent.mkdir(parents=True)
+    torch.save(trained.state_dict(), cache)
+    model = load_model("torchvision:tinynet:V1")
+    assert isinstance(model, Normalized) and not model.training
+    for (k, a), b in zip(model.model.state_dict().items(), trained.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert model.mean.flatten().tolist() == pytest.approx([0.5, 0.4, 0.3])
+    assert model.std.flatten().tolist() == pytest.approx([0.2, 0.25, 0.3])
+    info = model.info
+    assert info is not None and (info.input_size, info.resize_size) == (40, 48)
+    assert info.classes == tuple(categories) and info.source == "torchvision:tinynet"
+    assert info.dataset == ("imagenet" if num == 1000 else None)
+    assert (info.wnids is not None) == (num == 1000)
+    with pytest.raises(ValueError, match="no weights 'V9'.*V1"):
+        load_model("torchvision:tinynet:V9")
+    with pytest.raises(ValueError, match="torchvision has no model 'resnet0'"):
+        load_model("torchvision:resnet0")
+
+
+TIMM_STANDIN = """
+import torch
+from torch import nn
+
+class _Net(nn.Sequential):
+    pass
+
+def create_model(name, pretrained=False, pretrained_cfg_overlay=None):
+    torch.manual_seed(0)
+    net = _Net(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1000))
+    net.pretrained_cfg = {"hf_hub_id": f"timm/{name}", "input_size": (3, 64, 64),
+                          "crop_pct": 0.8, "mean": (0.1, 0.2, 0.3), "std": (0.3, 0.2, 0.1),
+                          "num_classes": 1000}
+    if pretrained:
+        net.load_state_dict(torch.load(pretrained_cfg_overlay["file"], weights_only=True))
+    return net
+"""
+
+HUB_STANDIN = """
+import os
+from pathlib import Path
+
+class constants:
+    HF_HUB_CACHE = os.environ["HF_HUB_CACHE"]
+
+def try_to_load_from_cache(repo_id, filename):
+    path = Path(constants.HF_HUB_CACHE) / repo_id / filename
+    return str(path) if path.is_file() else None
+"""
+
+
+def test_timm_spec_with_standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "timm.py").write_text(TIMM_STANDIN)
+    (site / "huggingface_hub.py").write_text(HUB_STANDIN)
+    monkeypatch.syspath_prepend(str(site))
+    for mod in [m for m in sys.modules if m.split(".")[0] in ("timm", "huggingface_hub")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    with pytest.raises(FileNotFoundError, match=r"timm/tiny.*never downloads"):
+        load_model("timm:tiny")
+    import timm  # the stand-in
+
+    net = timm.create_model("tiny")
+    (tmp_path / "hf" / "timm" / "tiny").mkdir(parents=True)
+    torch.save(net.state_dict(), tmp_path / "hf" / "timm" / "tiny" / "pytorch_model.bin")
+    model = load_model("timm:tiny")
+    assert model.info is not None and (model.info.input_size, model.info.resize_size) == (64, 80)
+    assert model.info.classes == imagenet_classes()[1] and model.info.dataset == "imagenet"
+    assert model.mean.flatten().tolist() == pytest.approx([0.1, 0.2, 0.3])
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is None, reason="torchvision is not installed"
+)
+def test_torchvision_for_real() -> None:  # pragma: no cover - only where torchvision exists
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    cached = sorted(hub.glob("resnet18-*.pth")) if hub.is_dir() else []
+    if not cached:
+        pytest.skip(f"no cached resnet18 weights in {hub}")
+    model = load_model("torchvision:resnet18:IMAGENET1K_V1")
+    assert model.info is not None and model.info.input_size == 224
+    assert json.dumps(model.info.classes[:1]) == '["tench"]'
