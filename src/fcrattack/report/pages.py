@@ -61,7 +61,7 @@ def image_table(
     def put(i: int, kind: str, img: torch.Tensor, caption: list[str] | None = None) -> Picture:
         rel = f"img/{folders[i].as_posix()}/{kind}.png"
         save_png(img, out / rel, scale)
-        return Picture(rel, caption or [])
+        return Picture(rel, caption or [], pixelated=scale > 1)
 
     rows = []
     for i, image_id in enumerate(ids):
@@ -77,7 +77,12 @@ def image_table(
                 ],
             ),
             put(i, "cam", cam_overlay(x[i], cams[i])),
-            put(i, "mask", mask_image(mask[i]), [f"{100 * float(mask[i].mean()):.0f} %"]),
+            put(
+                i,
+                "mask",
+                mask_image(mask[i]),
+                [f"{100 * float(mask[i].mean()):.0f} % of the image"],
+            ),
         ]
         for k, res in enumerate(results.values()):
             row += [
