@@ -180,7 +180,8 @@ def check_page(driver: Any, page: Path, screenshots: Path, name: str) -> None:
         assert found["imgs"], f"{where}: no images"
         unloaded = [i["src"] for i in found["imgs"] if not (i["complete"] and i["width"] > 0)]
         assert not unloaded, f"{where}: images not loaded: {unloaded[:5]}"
-        assert not _link_problems(page, found["links"], found["ids"]), where
+        problems = _link_problems(page, found["links"], found["ids"])
+        assert not problems, f"{where}: {problems[:5]}"
         errors = [m["message"] for m in found["console"] if m["level"] == "SEVERE"]
         assert not errors, f"{where}: console errors: {errors[:5]}"
         # layout: only a table's own scroll box may be wider than the page
