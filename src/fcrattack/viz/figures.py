@@ -4,6 +4,7 @@ the image panels of Figs. 1/3."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -83,7 +84,8 @@ def bar_plot(
         ax.bar([i + k * width for i in range(len(groups))], values, width, label=label)
     if hline is not None:
         ax.axhline(hline, color="k", ls="--", lw=1, label=f"paper: >= {hline:g}")
-    ax.set_xticks([i + width * (len(bars) - 1) / 2 for i in range(len(groups))], groups, fontsize=7)
+    labels = [textwrap.fill(g, 20) for g in groups]  # long model names on several lines
+    ax.set_xticks([i + width * (len(bars) - 1) / 2 for i in range(len(groups))], labels, fontsize=7)
     ax.set(title=title, ylabel=ylabel, ylim=(0, 105))
     ax.legend(fontsize=7)
     return _save(fig, path)
@@ -110,6 +112,6 @@ def panel(path: Path, artifact: dict, title: str) -> Path:
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(cols[j], fontsize=6)
+                ax.set_title(textwrap.fill(cols[j], 14), fontsize=8)
     fig.suptitle(title, fontsize=8)
     return _save(fig, path)
