@@ -46,6 +46,8 @@ LAYER_OF = {
     "experiments": "experiments",
     "report": "report",
     "attack_run": "app",
+    "attack_batch": "app",
+    "attack_output": "app",
     "demo": "app",
     "cli": "cli",
     "__main__": "cli",

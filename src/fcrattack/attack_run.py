@@ -7,26 +7,46 @@ Output folder of :func:`attack_dataset`::
 
     adv/<id>.png      the adversarial images, 8-bit (``success_uint8`` is their re-check)
     cam/<id>.png      Grad-CAM overlays (region attacks only), mask/<id>.png the masks
-    results.jsonl     one record per image (standard JSON: non-finite numbers are null)
-    summary.json      attack, options, data, timing and AttackResult.summary()
+    results.jsonl     one record per image, in the images' order (standard JSON: non-finite
+                      numbers are null)
+    summary.json      attack, options, data, timing and the summary of the records
     index.html, img/  a page with the first ``page`` images
+    run.json, page/   the run's settings and the page's images, for resuming
 
 ``<id>`` is the image's path relative to the data root, named by
 :func:`fcrattack.viz.images.png_names` (``cat/x.jpg`` -> ``cat/x.jpg.png``, so ``x.png`` and
-``x.jpg`` never collide). A folder that already holds these outputs is refused unless
-``overwrite=True``, which first deletes them (and nothing else).
+``x.jpg`` never collide).
 
-Under ``torchrun`` each rank attacks ``images[rank::world]`` (per-image seeds come from the
-image ids, so the records equal a single-process run) and rank 0 writes the merged JSONL,
-summary and page, in the images' order.
+Streaming. Images are read batch by batch (:func:`fcrattack.data.batches`: decoded in threads
+ahead of the model for an :class:`~fcrattack.data.ImageList`), each batch is attacked, its
+PNGs are written in background threads and its records appended to ``results.jsonl`` as soon
+as they are on disk; only the records and the page's images stay in memory, so memory does
+not grow with the number of images beyond the records (about 2 KB each). The summary is
+computed from the records (:func:`fcrattack.attack_output.summary_from_records`).
+
+Records: the fields of :meth:`AttackResult.records`, plus ``key`` (= ``id``), ``index`` (the
+image's position in the data), ``label_source`` ("given", or "predicted": the image had no
+label and the model's clean prediction was attacked), ``adv_png``, ``mask_fraction`` (region
+attacks). An image that was not attacked has a record with ``skipped``: "unreadable file", or
+"label equals the target class" (a fixed ``target`` class that already is the image's label);
+such records are left out of the summary and counted in ``summary.json``.
+
+Resume and refusal: see :mod:`fcrattack.attack_output` (same settings: continue; other
+settings or a finished run: refused, naming the difference, unless ``overwrite=True``).
+
+Under ``torchrun`` each rank attacks ``todo[rank::world]`` of the images without a record
+(per-image seeds and random targets come from the image ids, so the records equal a
+single-process run), appending to its own ``results.rank<r>.jsonl``; rank 0 merges them into
+``results.jsonl`` in the images' order and writes summary and page.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,37 +54,41 @@ import torch
 from tqdm.auto import tqdm
 
 from ._version import __version__
-from .attacks import Attack, AttackResult
+from .attack_batch import (
+    Committer,
+    Target,
+    accuracy_checked,
+    attack_batch,
+    batch_labels,
+    check_target,
+    write_region,
+)
+from .attack_output import (
+    RESULTS,
+    data_fingerprint,
+    load_page,
+    merge_parts,
+    model_fingerprint,
+    part_name,
+    prepare_output,
+    summary_from_records,
+)
+from .attacks import Attack
 from .cam import fcr_mask, find_layer, gradcam
-from .data import Dataset
+from .data import Dataset, ImageList, batches
 from .distributed import Context
 from .metrics import CONVENTIONS
 from .report import image_table, write_page
-from .store import output_dir, write_json, write_jsonl
-from .viz.images import cam_overlay, display_factor, mask_image, png_names, save_png
+from .store import ResultStore, output_dir, read_records, write_json, write_jsonl
+from .viz.images import display_factor, png_names
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = ("adv", "cam", "mask", "img", "results.jsonl", "summary.json", "index.html")
+#: default reader (decoding) and writer (PNG encoding) threads: the CPUs this process may use
+WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 4)
 
 
-def prepare_output(out: str | Path, overwrite: bool) -> Path:
-    """Create the output folder ``out`` (see :func:`fcrattack.store.output_dir`); refuse one
-    holding an earlier run's outputs unless ``overwrite`` (which deletes those outputs)."""
-    out = output_dir(out)
-    found = [name for name in OUTPUTS if (out / name).exists()]
-    if found and not overwrite:
-        raise ValueError(
-            f"{out} already holds the results of a run ({', '.join(found)}); "
-            "choose another output folder or pass --overwrite"
-        )
-    for name in found:
-        path = out / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    return out
-
-
-def _bar(iterable: Iterable[Any], quiet: bool, **kwargs: Any) -> Any:
+def _bar(iterable: Iterable[Any] | None, quiet: bool, **kwargs: Any) -> Any:
     return tqdm(iterable, disable=True if quiet else None, **kwargs)
 
 
@@ -102,87 +126,130 @@ def _options_json(attack: Attack) -> dict[str, Any]:
 
 def attack_dataset(
     attack: Attack,
-    data: Dataset,
+    data: Dataset | ImageList,
     out: str | Path,
     *,
     batch_size: int = 128,
+    target: Target = None,
     info: dict[str, Any] | None = None,
     page: int = 20,
     overwrite: bool = False,
     quiet: bool = False,
     ctx: Context | None = None,
+    prefetch: int = 2,
+    workers: int = WORKERS,
 ) -> dict[str, float] | None:
-    """Attack ``data`` in batches of ``batch_size`` and write the outputs (module docstring)
-    to ``out``; ``info`` (model, data, ...) goes into ``summary.json``; ``page`` images go on
-    the HTML page (0: none). Returns the summary (None on ranks other than 0)."""
+    """Attack ``data`` batch by batch and write the outputs (module docstring) to ``out``.
+
+    Args:
+        attack: the attack (its model, device, options and ``seed``); built with
+            ``targeted=True`` exactly when ``target`` is given.
+        data: an in-memory :class:`Dataset` (float images (N, 3, H, W) in [0, 1]) or an
+            :class:`ImageList` of files, streamed (decoded ``prefetch`` batches ahead in
+            ``workers`` threads). Labels of :data:`~fcrattack.data.PREDICTED` (-1) are
+            replaced by the model's clean prediction; ids must be unique.
+        out: the output folder (created). A folder holding a run with the same settings
+            is resumed, other settings or a finished run are refused
+            (:mod:`fcrattack.attack_output`).
+        batch_size: images per batch (>= 1): what is read, attacked and written at once.
+        target: None (untargeted); a class index (images already of that class are skipped);
+            "least-likely" (the clean logits' smallest class other than the label); or
+            "random" (another class, seeded by the attack's seed and the image id).
+        info: JSON values (model, data, preset, ...) for ``summary.json``; part of the
+            settings a resumed run must match.
+        page: images on the HTML page (the first ``page`` positions that were attacked;
+            0: no page).
+        overwrite: delete an earlier run's outputs in ``out`` first.
+        quiet: no progress bar (otherwise a bar over images with img/s and ETA on rank 0).
+        ctx: the data-parallel context (default: one process).
+        prefetch: batches decoded ahead (>= 1); memory holds about ``prefetch + 3`` batches.
+        workers: decoding threads, and as many PNG-writing threads (>= 1).
+
+    Returns the summary (:func:`~fcrattack.attack_output.summary_from_records`; None on
+    ranks other than 0). After the first batch (or the first 16 images with given labels, if
+    the batch holds fewer), a clean accuracy below 20 % on given labels is logged as a
+    warning (a label-space or preprocessing mismatch); fewer images are not judged.
+    """
     ctx = ctx or Context()
-    out = prepare_output(out, overwrite) if ctx.is_main else Path(out)
-    ctx.barrier()
-    device = attack.device
-    index = ctx.shard(list(range(len(data))))
-    mine = data.subset(index) if ctx.active else data
-    t0 = time.perf_counter()
-    parts = [
-        attack.run(
-            mine.images[i : i + batch_size],
-            mine.labels[i : i + batch_size],
-            ids=mine.ids[i : i + batch_size],
-        )
-        for i in _bar(
-            range(0, len(mine), batch_size),
-            quiet or not ctx.is_main,
-            desc=attack.name,
-            unit="batch",
-        )
-    ]
-    result = AttackResult.concat(parts) if parts else None
-    elapsed = time.perf_counter() - t0
-    region = result is not None and result.mask is not None
-    cams = (
-        compute_cams(
-            attack.model,
-            mine,
-            device,
-            batch_size,
-            getattr(attack, "layer", None),
-            getattr(attack, "cam_class", "true") == "true",
-            quiet,
-        )
-        if region
-        else None
-    )
-    scale = display_factor(data.images.shape[-1])
-    names = png_names(data.ids)
-    rows = result.records(mine.ids) if result is not None else []
-    for i, row in enumerate(_bar(rows, quiet or not ctx.is_main, desc="writing", unit="img")):
-        rel = names[index[i]]
-        save_png(result.x_adv[i], out / "adv" / rel)  # type: ignore[union-attr]
-        row["adv_png"] = str(Path("adv") / rel)
-        if cams is not None:
-            save_png(cam_overlay(mine.images[i], cams[i]), out / "cam" / rel, scale)
-            save_png(mask_image(result.mask[i]), out / "mask" / rel, scale)  # type: ignore
-    if ctx.active:  # rank 0 gathers every rank's rows and results, in the images' order
-        gathered: list[Any] = [None] * ctx.world
-        torch.distributed.all_gather_object(gathered, (index, rows, result, cams))
-        if not ctx.is_main:
-            return None
-        order = [i for idx, *_ in gathered for i in idx]
-        rows = [r for _, r in sorted(zip(order, (r for _, rs, *_ in gathered for r in rs)))]
-        rank = torch.tensor(order).argsort()
-        result = AttackResult.concat([g[2] for g in gathered if g[2] is not None]).subset(rank)
-        if region:
-            cams = torch.cat([g[3] for g in gathered if g[3] is not None])[rank]
-    if result is None:
+    check_target(target, bool(attack.targeted), attack.name)
+    if len(data) == 0:
         raise ValueError("no images to attack")
-    write_jsonl(out / "results.jsonl", rows)
-    summary = result.summary()
+    if len(set(data.ids)) != len(data):
+        raise ValueError("image ids must be unique: they name the output files and records")
+    settings = {
+        "attack": attack.name,
+        "options": _options_json(attack),
+        "target": target,
+        "model": model_fingerprint(attack.model),
+        "data": data_fingerprint(data),
+        "info": info or {},
+    }
+    resumed, error = 0, None
+    if ctx.is_main:
+        try:
+            out, resumed = prepare_output(out, settings, overwrite)
+        except ValueError as exc:
+            error = str(exc)
+    error = ctx.broadcast(error)  # also the barrier: rank 0 has merged and written run.json
+    if error is not None:
+        raise ValueError(error)
+    out = Path(out)
+    done = {r["key"] for r in read_records(out / RESULTS)}
+    mine = ctx.shard([i for i, k in enumerate(data.ids) if k not in done])
+    names = png_names(data.ids)
+    by_id = {k: i for i, k in enumerate(data.ids)}
+    by_path = {str(p): i for i, p in enumerate(data.paths)} if isinstance(data, ImageList) else {}
+    store = ResultStore(out, part_name(ctx.rank) if ctx.active else RESULTS)
+    t0 = time.perf_counter()
+    bar = _bar(None, quiet or not ctx.is_main, total=len(mine), desc=attack.name, unit="img")
+    with (
+        batches(data, batch_size, index=mine, prefetch=prefetch, workers=workers) as stream,
+        Committer(store.append, workers) as committer,
+        bar,
+    ):
+        seen: list[dict[str, Any]] | None = []  # the first records, until accuracy is checked
+        for batch in stream:
+            unreadable = [by_path[p] for p in batch.skipped] if by_path else []
+            rows: list[dict[str, Any]] = [
+                {"key": data.ids[i], "id": data.ids[i], "index": i, "skipped": "unreadable file"}
+                for i in unreadable
+            ]
+            if len(batch):
+                positions = [by_id[k] for k in batch.ids]
+                jobs, attacked = attack_batch(attack, batch, positions, target, out, names, page)
+                rows += attacked
+                if seen is not None and ctx.is_main:
+                    seen += attacked
+                    seen = None if accuracy_checked(seen) else seen
+            else:
+                jobs = []
+            committer.submit(jobs, rows)
+            bar.update(len(batch) + len(unreadable))
+    elapsed = time.perf_counter() - t0
+    store.records.clear()
+    ctx.barrier()
+    if not ctx.is_main:
+        return None
+    records = sorted(merge_parts(out).records.values(), key=lambda r: int(r["index"]))
+    write_jsonl(out / RESULTS, records)
+    summary = summary_from_records(records)
+    skipped = [r for r in records if "skipped" in r]
     write_json(
         out / "summary.json",
         {
             "attack": attack.name,
             "options": _options_json(attack),
+            "target": target,
             **(info or {}),
             "n_images": len(data),
+            "n_attacked": len(records) - len(skipped),
+            "not_attacked": {
+                reason: sum(r["skipped"] == reason for r in skipped)
+                for reason in sorted({r["skipped"] for r in skipped})
+            },
+            "unreadable": [r["id"] for r in skipped if r["skipped"] == "unreadable file"]
+            + (data.skipped if isinstance(data, Dataset) else []),
+            "resumed_after": resumed,
             "seconds": elapsed,
             "processes": ctx.world,
             "fcrattack": __version__,
@@ -190,37 +257,37 @@ def attack_dataset(
             "conventions": CONVENTIONS,
         },
     )
-    if page:
-        k = min(page, len(data))
-        shown = cams[:k] if cams is not None else torch.zeros(k, *data.images.shape[2:])
+    shown = load_page(out, data.ids, page) if page else None
+    if shown is not None:
         table = image_table(
             out,
-            data.images[:k],
-            data.labels[:k],
-            data.ids[:k],
+            shown.x,
+            shown.result.y,
+            shown.ids,
             data.classes,
-            shown,
-            {attack.name: result.subset(slice(0, k))},
+            shown.cams,
+            {attack.name: shown.result},
         )
         write_page(
             out / "index.html",
             f"fcrattack attack: {attack.name}",
-            f"{attack!r} on {len(data)} images; the first {k} are shown. fcrattack {__version__}.",
+            f"{attack!r} on {len(data)} images; the first {len(shown.ids)} attacked are "
+            f"shown. fcrattack {__version__}.",
             {attack.name: summary},
             table,
         )
     log.info(
         "wrote %s (adv/, results.jsonl, summary.json%s%s)",
         out,
-        ", cam/, mask/" if cams is not None else "",
-        ", index.html" if page else "",
+        ", cam/, mask/" if "mask_fraction" in summary else "",
+        ", index.html" if shown is not None else "",
     )
     return summary
 
 
 def write_cams(
     model: torch.nn.Module,
-    data: Dataset,
+    data: Dataset | ImageList,
     out: str | Path,
     *,
     t: float = 0.2,
@@ -228,16 +295,41 @@ def write_cams(
     use_labels: bool = True,
     batch_size: int = 128,
     quiet: bool = False,
+    prefetch: int = 2,
+    workers: int = WORKERS,
 ) -> tuple[str, float]:
-    """Grad-CAM overlays and FCR masks of ``data`` as PNGs under ``out/cam`` and ``out/mask``;
-    returns (the Grad-CAM layer used, the mean mask area)."""
+    """Grad-CAM overlays and FCR masks (threshold ``t`` in [0, 1]) of ``data`` as PNGs under
+    ``out/cam`` and ``out/mask``, batch by batch (``batch_size``; an :class:`ImageList` is
+    streamed with ``prefetch`` and ``workers`` as in :func:`attack_dataset`). ``layer``: the
+    Grad-CAM layer (None: automatic); ``use_labels``: the maps of the labels (PREDICTED
+    labels: the predicted class) or, False, of the predicted classes; ``quiet``: no progress
+    bar. Returns (the Grad-CAM layer used, the mean mask area over the images written)."""
     out = output_dir(out)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    layer = layer or find_layer(model, data.images[:1].to(device))
-    cams = compute_cams(model, data, device, batch_size, layer, use_labels, quiet)
-    masks = fcr_mask(cams, t)
-    scale = display_factor(data.images.shape[-1])
-    for i, rel in enumerate(_bar(png_names(data.ids), quiet, desc="writing", unit="img")):
-        save_png(cam_overlay(data.images[i], cams[i]), out / "cam" / rel, scale)
-        save_png(mask_image(masks[i]), out / "mask" / rel, scale)
-    return layer, float(masks.mean())
+    names = png_names(data.ids)
+    by_id = {k: i for i, k in enumerate(data.ids)}
+    area, pixels = 0.0, 0
+    with (
+        batches(data, batch_size, prefetch=prefetch, workers=workers) as stream,
+        Committer(lambda rows: None, workers) as committer,
+        _bar(None, quiet, total=len(data), desc="grad-cam", unit="img") as bar,
+    ):
+        for batch in stream:
+            bar.update(len(batch) + len(batch.skipped if isinstance(data, ImageList) else []))
+            if not len(batch):
+                continue
+            x = batch.images.to(device)
+            layer = layer or find_layer(model, x[:1])
+            y = batch_labels(model, x, batch.labels, batch.ids, None, 0).y if use_labels else None
+            cams = gradcam(model, x, None if y is None else y.to(device), layer=layer).cpu()
+            masks = fcr_mask(cams, t)
+            area, pixels = area + float(masks.sum()), pixels + masks.numel()
+            scale = display_factor(x.shape[-1])
+            jobs: list[Callable[[], Any]] = []
+            for j, rel in enumerate(names[by_id[k]] for k in batch.ids):
+                region = (batch.images[j], cams[j], masks[j], out / "cam" / rel, out / "mask" / rel)
+                jobs.append(partial(write_region, *region, scale))
+            committer.submit(jobs, [])
+    if layer is None:
+        raise ValueError("none of the images could be read")
+    return layer, area / max(pixels, 1)

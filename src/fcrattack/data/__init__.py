@@ -16,6 +16,7 @@ from .listing import (
 )
 from .samples import samples
 from .shared import shared_root
+from .stream import ImageStream, batches
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -23,7 +24,9 @@ __all__ = [
     "PREDICTED",
     "Dataset",
     "ImageList",
+    "ImageStream",
     "Transform",
+    "batches",
     "cifar10",
     "cifar10_pickle",
     "class_folder",

@@ -1,0 +1,287 @@
+"""One batch of a data-set attack (:func:`fcrattack.attack_run.attack_dataset`): its labels
+and target classes, the attack, its records and PNG writes (:func:`attack_batch`), the
+background writer that commits records once their PNGs are on disk (:class:`Committer`), and
+the low-accuracy warning.
+
+- Labels: a label of :data:`~fcrattack.data.PREDICTED` (-1, an unlabelled image) becomes the
+  class the model predicts for the clean image (one forward pass, only when such labels occur):
+  the attack then moves the image away from (or, targeted, towards a class other than) the
+  model's own decision.
+- Targets (``target=``): None (untargeted); a class index (every image aims at it; an image
+  whose label already is that class is *not attacked* and recorded as skipped); "least-likely"
+  (the class with the smallest clean logit other than the label); "random" (a class other
+  than the label, uniform, drawn from a hash of the attack's seed and the image id: the same
+  for any batch size, shard or resume, and the global RNG is never touched).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import torch
+from torch import nn
+
+from .attack_output import save_page_item
+from .attacks import Attack
+from .cam import gradcam
+from .data import PREDICTED, Dataset
+from .models.mode import eval_mode
+from .viz.images import cam_overlay, display_factor, mask_image, save_png
+
+log = logging.getLogger(__name__)
+
+#: clean accuracy on the first batch below which the labels are probably wrong
+LOW_ACCURACY = 0.2
+#: the fewest labelled images that accuracy is judged on (the first batch, or more batches)
+MIN_CHECKED = 16
+
+#: the target rules besides a fixed class index
+TARGET_RULES = ("least-likely", "random")
+
+#: what ``target=`` takes: None, a class index, or one of :data:`TARGET_RULES`
+Target = int | str | None
+
+
+def check_target(target: Target, targeted: bool, name: str) -> None:
+    """Refuse a ``target`` that is not None, a class index >= 0 or a rule, and a mismatch
+    with the attack (``targeted``: built with ``targeted=True``; ``name``: for messages)."""
+    if target is not None and not (
+        (isinstance(target, int) and not isinstance(target, bool) and target >= 0)
+        or target in TARGET_RULES
+    ):
+        raise ValueError(
+            f"target must be a class index >= 0, {' or '.join(map(repr, TARGET_RULES))}, "
+            f"got {target!r}"
+        )
+    if target is not None and not targeted:
+        raise ValueError(
+            f"{name} was built untargeted but a target was given; build it with targeted=True"
+        )
+    if target is None and targeted:
+        raise ValueError(
+            f"{name} was built with targeted=True: give a target (a class index, "
+            f"{' or '.join(map(repr, TARGET_RULES))})"
+        )
+
+
+def target_draws(seed: int, ids: Sequence[str]) -> torch.Tensor:
+    """(N,) int64 >= 0: one 62-bit number per image id, from a hash of (seed, id)."""
+    return torch.tensor(
+        [
+            int.from_bytes(hashlib.blake2b(f"target:{seed}:{i}".encode(), digest_size=8).digest())
+            >> 2
+            for i in ids
+        ],
+        dtype=torch.int64,
+    )
+
+
+@dataclass
+class BatchLabels:
+    """One batch's labels and targets, on the CPU.
+
+    y (B,) int64: the labels to attack away from (given, or the model's prediction where
+    ``predicted``); predicted (B,) bool; target (B,) int64 or None (untargeted); attack (B,)
+    bool: the images to attack (False where the label already is a fixed target class).
+    """
+
+    y: torch.Tensor
+    predicted: torch.Tensor
+    target: torch.Tensor | None
+    attack: torch.Tensor
+
+
+def batch_labels(
+    model: nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    ids: Sequence[str],
+    target: Target,
+    seed: int,
+) -> BatchLabels:
+    """The labels and targets of a batch (module docstring).
+
+    Args:
+        model: the attacked model (its device is used; run in eval mode, no gradients).
+        x: (B, 3, H, W) float images in [0, 1], on any device.
+        labels: (B,) int64 class indices, or :data:`~fcrattack.data.PREDICTED`.
+        ids: (B,) image ids (the random targets' key).
+        target: None, a class index or a rule (see :func:`check_target`).
+        seed: the random targets' seed (the attack's ``seed``).
+    """
+    labels = labels.cpu()
+    predicted = labels == PREDICTED
+    logits = None
+    if predicted.any() or target == "least-likely":
+        device = next((p.device for p in model.parameters()), x.device)
+        with torch.no_grad(), eval_mode(model, warn=False):
+            logits = model(x.to(device)).float().cpu()
+    y = torch.where(predicted, logits.argmax(1), labels) if logits is not None else labels
+    attack = torch.ones_like(predicted)
+    if target is None:
+        return BatchLabels(y, predicted, None, attack)
+    if isinstance(target, int):
+        tgt = torch.full_like(y, target)
+        attack = tgt != y
+    elif target == "least-likely":
+        assert logits is not None
+        tgt = logits.masked_fill(torch.eye(logits.shape[1], dtype=torch.bool)[y], torch.inf)
+        tgt = tgt.argmin(1)
+    else:
+        k = _num_classes(model, x) if logits is None else logits.shape[1]
+        if k < 2:
+            raise ValueError("a random target needs a model with at least 2 classes")
+        r = target_draws(seed, ids) % (k - 1)
+        tgt = r + (r >= y).long()  # uniform over the k - 1 classes other than y
+    return BatchLabels(y, predicted, tgt, attack)
+
+
+def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
+    """The number of logits ``model`` returns (one image, no gradients)."""
+    device = next((p.device for p in model.parameters()), x.device)
+    with torch.no_grad(), eval_mode(model, warn=False):
+        return int(model(x[:1].to(device)).shape[1])
+
+
+class Committer:
+    """Writes each batch's PNGs in ``threads`` threads and passes its records to ``commit``
+    once they are on disk (one batch behind, so the model never waits for PNG encoding)."""
+
+    def __init__(self, commit: Callable[[list[dict[str, Any]]], Any], threads: int = 2) -> None:
+        self.commit = commit
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="fcrattack-write")
+        self.pending: deque[tuple[list[Future[Any]], list[dict[str, Any]]]] = deque()
+
+    def submit(self, jobs: list[Callable[[], Any]], rows: list[dict[str, Any]]) -> None:
+        self.pending.append(([self.pool.submit(job) for job in jobs], rows))
+        while len(self.pending) > 1:
+            self._commit()
+
+    def _commit(self) -> None:
+        futures, rows = self.pending.popleft()
+        for future in futures:
+            future.result()
+        self.commit(rows)
+
+    def __enter__(self) -> Committer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:  # batches whose PNGs are written are committed, also when the loop failed
+            while self.pending:
+                self._commit()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def accuracy_checked(rows: list[dict[str, Any]]) -> bool:
+    """Check the clean accuracy on the given labels of ``rows`` (the records so far, from the
+    first batch on) once they hold :data:`MIN_CHECKED` attacked images with given labels: log
+    a warning when it is below :data:`LOW_ACCURACY`. Returns whether the check was made (fewer
+    images tell too little: 0 of 2 happens to a good model)."""
+    given = [
+        r["clean_correct"] for r in rows if r.get("label_source") == "given" and "success" in r
+    ]
+    if len(given) < MIN_CHECKED:
+        return False
+    if sum(given) < LOW_ACCURACY * len(given):
+        log.warning(
+            "clean accuracy on the first %d labelled images is %.0f %% (%d correct): the labels "
+            "probably do not match the model. Untargeted success rates count only correctly "
+            "classified images, so the results would mean little. Check that the class-folder "
+            "names (or --labels) name the model's classes, and the preprocessing: image size "
+            "(--size) and normalisation (the model must take [0, 1] images)",
+            len(given),
+            100 * sum(given) / len(given),
+            sum(given),
+        )
+    return True
+
+
+def write_region(
+    x: torch.Tensor,
+    cam: torch.Tensor,
+    mask: torch.Tensor,
+    cam_png: Path,
+    mask_png: Path,
+    scale: int,
+) -> None:
+    """The Grad-CAM overlay of x (3, H, W) with cam (H, W), and mask (1, H, W), as PNGs."""
+    save_png(cam_overlay(x, cam), cam_png, scale)
+    save_png(mask_image(mask), mask_png, scale)
+
+
+def attack_batch(
+    attack: Attack,
+    batch: Dataset,
+    positions: list[int],
+    target: Target,
+    out: Path,
+    names: list[Path],
+    page: int,
+) -> tuple[list[Callable[[], Any]], list[dict[str, Any]]]:
+    """Attack one batch (images at ``positions`` of the data); returns the PNG writes to do
+    and the batch's records. The page's images (positions < ``page``) are kept at once."""
+    lab = batch_labels(attack.model, batch.images, batch.labels, batch.ids, target, attack.seed)
+    source = ["predicted" if p else "given" for p in lab.predicted.tolist()]
+    keep = lab.attack.nonzero().flatten().tolist()
+    rows: list[dict[str, Any]] = []
+    if lab.target is not None:  # a fixed target class that already is the label
+        rows += [
+            {
+                "key": batch.ids[j],
+                "id": batch.ids[j],
+                "index": positions[j],
+                "label": int(lab.y[j]),
+                "label_source": source[j],
+                "target": int(lab.target[j]),
+                "skipped": "label equals the target class",
+            }
+            for j in (~lab.attack).nonzero().flatten().tolist()
+        ]
+    jobs: list[Callable[[], Any]] = []
+    if not keep:
+        return jobs, rows
+    x, y, ids = batch.images[keep], lab.y[keep], [batch.ids[j] for j in keep]
+    tgt = None if lab.target is None else lab.target[keep]
+    result = attack.run(x, y, target=tgt, ids=ids)
+    cams = torch.zeros(len(keep), *x.shape[2:])
+    if result.mask is not None:
+        cls = {"true": y, "target": tgt}.get(getattr(attack, "cam_class", "true"))
+        dev = attack.device
+        cams = gradcam(
+            attack.model,
+            x.to(dev),
+            None if cls is None else cls.to(dev),
+            layer=getattr(attack, "layer", None),
+        ).cpu()
+        fractions = result.mask.flatten(1).float().mean(1).tolist()
+    scale = display_factor(x.shape[-1])
+    for r, row in enumerate(result.records(ids)):
+        pos = positions[keep[r]]
+        rel = names[pos]
+        row.update(key=row["id"], index=pos, label_source=source[keep[r]])
+        row["adv_png"] = str(Path("adv") / rel)
+        jobs.append(partial(save_png, result.x_adv[r], out / "adv" / rel))
+        if result.mask is not None:
+            row["mask_fraction"] = fractions[r]
+            region = (x[r], cams[r], result.mask[r], out / "cam" / rel, out / "mask" / rel, scale)
+            jobs.append(partial(write_region, *region))
+        if pos < page:
+            save_page_item(out, pos, x[r], cams[r], result.subset([r]))
+        rows.append(row)
+    return jobs, rows
