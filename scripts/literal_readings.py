@@ -186,7 +186,7 @@ def load(n: int):
         raise SystemExit(f"only {len(ok)} of {len(ds)} images correct; need {n}")
     idx = ok[:n]
     info = {
-        "checkpoint": path,
+        "checkpoint": str(path),
         "pool": len(ds),
         "pool_correct": len(ok),
         "pool_accuracy": float((pred == ds.labels).float().mean()),
