@@ -22,6 +22,14 @@ X = samples(8).images
 Y = samples(8).labels
 
 
+#: TorchScript and torch.export are used on purpose (users' saved models)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),
+    pytest.mark.filterwarnings("ignore:`isinstance\\(treespec:FutureWarning"),
+]
+
+
 def _same_predictions(a: torch.nn.Module, b: torch.nn.Module) -> None:
     with torch.no_grad():
         torch.testing.assert_close(a(X), b(X), rtol=1e-4, atol=1e-4)
@@ -304,3 +312,13 @@ def test_torchvision_for_real() -> None:  # pragma: no cover - only where torchv
     model = load_model("torchvision:resnet18:IMAGENET1K_V1")
     assert model.info is not None and model.info.input_size == 224
     assert json.dumps(model.info.classes[:1]) == '["tench"]'
+
+
+@pytest.mark.skipif(importlib.util.find_spec("timm") is None, reason="timm is not installed")
+def test_timm_for_real() -> None:  # pragma: no cover - only where timm and its cache exist
+    try:
+        model = load_model("timm:resnet18.a1_in1k")
+    except FileNotFoundError as exc:
+        pytest.skip(f"no cached weights: {exc}")
+    assert model.info is not None and model.info.dataset == "imagenet"
+    assert model.info.input_size is not None and model.info.classes is not None

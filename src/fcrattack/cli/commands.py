@@ -9,63 +9,21 @@ import re
 import time
 from pathlib import Path
 
-import torch
-
 from .. import experiments, report
 from ..attack_run import attack_dataset, write_cams
 from ..attacks import ATTACKS, build, describe, parse_options
-from ..data import CIFAR10_CLASSES, Dataset, cifar10, class_folder, imagenet_folder, samples
+from ..data import CIFAR10_CLASSES, cifar10, class_folder
 from ..demo import run_demo
 from ..distributed import Context, is_main
-from ..models import ARCHITECTURES, load_model
+from ..models import ARCHITECTURES, ModelInfo
 from ..report import summary_markdown
 from ..train import TrainConfig, export_weights, train
 from ..validation import resolve_device
+from .inputs import CLIError, load_cli_model, load_data, parse_target
 
 log = logging.getLogger("fcrattack.cli")
 
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, ImportError)
-
-
-class CLIError(Exception):
-    """A user error: reported as one line, exit code 2."""
-
-
-def load_data(args: argparse.Namespace) -> tuple[Dataset, str]:
-    """The data set of --data/--dataset/--n/--seed and its kind (cifar10, imagenet, folder)."""
-    if args.data is None:
-        data = samples(args.n, args.seed if args.n else None)
-        log.info("no --data: using %d of the bundled CIFAR-10 samples", len(data))
-        return data, "cifar10"
-    path = Path(args.data)
-    if not path.exists():
-        raise CLIError(f"data path not found: {path}")
-    kind = args.dataset or ("imagenet" if args.model == "efficientnet-lite0" else "cifar10")
-    if kind == "cifar10":
-        data = cifar10(path, "test", n=args.n, seed=args.seed)
-    elif kind == "imagenet":
-        data = imagenet_folder(path, n=args.n, seed=args.seed)
-    else:
-        data = class_folder(path, n=args.n, seed=args.seed)
-    log.info("loaded %d images (%s) from %s", len(data), kind, path)
-    return data, kind
-
-
-def load_cli_model(args: argparse.Namespace, device: torch.device) -> torch.nn.Module:
-    """The model of --model/--arch on ``device``."""
-    if args.arch is not None and args.arch not in ARCHITECTURES:
-        raise CLIError(
-            f"unknown architecture {args.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}"
-        )
-    spec = args.model
-    if spec not in ("default", "efficientnet-lite0") and not Path(spec).is_file():
-        raise CLIError(
-            f"unknown model {spec!r}: not 'default', 'efficientnet-lite0' or an "
-            "existing checkpoint file"
-        )
-    model = load_model(spec, arch=args.arch).to(device)
-    log.info("model %s on %s", spec, device)
-    return model
 
 
 def parse_opts(items: list[str]) -> dict[str, str]:
@@ -80,9 +38,10 @@ def parse_opts(items: list[str]) -> dict[str, str]:
     return opts
 
 
-def paper_dataset(kind: str) -> str:
-    """The data set whose paper settings ``--preset paper`` uses for data of ``kind``."""
-    return "imagenet" if kind == "imagenet" else "cifar10"
+def paper_dataset(kind: str, info: ModelInfo) -> str:
+    """The data set whose paper settings ``--preset paper`` uses: the model's label space when
+    known, else the kind of data (imagenet, or cifar10 for everything else)."""
+    return info.dataset or ("imagenet" if kind == "imagenet" else "cifar10")
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
@@ -91,22 +50,22 @@ def cmd_attack(args: argparse.Namespace) -> int:
         options = {"seed": args.seed, **parse_options(args.attack, parse_opts(args.opt))}
     except (TypeError, ValueError) as exc:
         raise CLIError(f"attack {args.attack!r}: {exc}") from exc
-    if options.get("targeted"):
-        raise CLIError(
-            "targeted attacks need target classes, which the command line does not "
-            "take yet: use the Python API, attack.run(x, y, target=...)"
-        )
+    if options.get("targeted") and args.target is None:
+        raise CLIError("--opt targeted=true needs --target CLASS|least-likely|random")
     ctx, device = Context.from_env(resolve_device(args.device))
     try:
-        data, kind = load_data(args)
         model = load_cli_model(args, device)
+        info = model.info or ModelInfo(args.model)
+        target = parse_target(args.target, info)
+        data, kind = load_data(args, info)
         try:
             attack = build(
                 args.attack,
                 model,
                 preset=args.preset,
-                dataset=None if args.preset is None else paper_dataset(kind),
+                dataset=None if args.preset is None else paper_dataset(kind, info),
                 **options,
+                **({"targeted": True} if target is not None else {}),
             )
         except (TypeError, ValueError) as exc:
             raise CLIError(f"attack {args.attack!r}: {exc}") from exc
@@ -116,6 +75,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
             data,
             args.out,
             batch_size=args.batch_size,
+            target=target,
             page=args.page,
             ctx=ctx,
             overwrite=args.overwrite,
@@ -125,6 +85,9 @@ def cmd_attack(args: argparse.Namespace) -> int:
                 "model": args.model,
                 "data": args.data or "bundled samples",
                 "dataset": kind,
+                "labels": args.labels,
+                "size": args.size,
+                "resize": args.resize,
             },
         )
     finally:
@@ -148,9 +111,8 @@ def cmd_cam(args: argparse.Namespace) -> int:
     """Grad-CAM heat-map overlays and FCR masks for a data set."""
     if not 0 <= args.t <= 1:
         raise CLIError(f"--t must lie in [0, 1], got {args.t}")
-    device = resolve_device(args.device)
-    data, _ = load_data(args)
-    model = load_cli_model(args, device)
+    model = load_cli_model(args, resolve_device(args.device))
+    data, _ = load_data(args, model.info or ModelInfo(args.model))
     layer, area = write_cams(
         model,
         data,

@@ -6,10 +6,12 @@ takes, with its type; ``fcrattack attacks NAME`` lists them."""
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any, NoReturn
 
 from .._version import __version__
 from ..attacks import ALIASES, ATTACKS
+from ..data import POLICIES
 from ..experiments import EXPERIMENTS, SCALES
 from ..models import ARCHITECTURES
 from . import commands
@@ -48,24 +50,72 @@ def _out_dir(text: str) -> str:
     return text
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    """'0.485,0.456,0.406' -> (0.485, 0.456, 0.406): finite numbers."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, e.g. 0.485,0.456,0.406, got {text!r}"
+        ) from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
+
+
 def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
-    p.add_argument(
+    model = p.add_argument_group("model")
+    model.add_argument(
         "--model",
         default="default",
-        help="'default' (embedded CIFAR-10 ResNet-20), 'efficientnet-lite0' or a "
-        "checkpoint path (default: %(default)s)",
+        help="'default' (embedded CIFAR-10 ResNet-20), 'efficientnet-lite0|1|2', a checkpoint "
+        "file, torchvision:NAME[:WEIGHTS], timm:NAME, torchscript:PATH, export:PATH or "
+        "py:package.module:callable[?key=value&...] (default: %(default)s; weights are "
+        "never downloaded)",
     )
-    p.add_argument("--arch", help="architecture of a bare checkpoint (e.g. resnet20)")
-    p.add_argument("--data", help="data folder (default: the 40 bundled CIFAR-10 samples)")
-    p.add_argument(
+    model.add_argument("--arch", help="architecture of a bare checkpoint (e.g. resnet20)")
+    model.add_argument(
+        "--mean",
+        type=_floats,
+        help="per-channel mean of the model's normalisation, e.g. 0.485,0.456,0.406 "
+        "(torchscript:, export:, py: and bare checkpoints; none: the model takes [0, 1])",
+    )
+    model.add_argument("--std", type=_floats, help="per-channel std, with --mean")
+    model.add_argument(
+        "--classes",
+        help="the model's class names: cifar10, imagenet, or a file (JSON list or one per "
+        "line); default: from the model",
+    )
+    data = p.add_argument_group("data")
+    data.add_argument("--data", help="data folder (default: the 40 bundled CIFAR-10 samples)")
+    data.add_argument(
         "--dataset",
         choices=["cifar10", "imagenet", "folder"],
-        help="layout of --data: CIFAR-10 (<data>/test/<class>/* or the pickle "
-        "release), ImageNet val folders, or <data>/<class>/* (default: imagenet "
-        "for efficientnet-lite0, else cifar10)",
+        help="layout of --data: CIFAR-10 (<data>/test/<class>/* or the pickle release), "
+        "ImageNet val folders (<data>/val/<wnid>/*), or class folders <data>/<class>/* "
+        "matched to the model's class names (default: guessed from the folder and model)",
     )
-    p.add_argument("--n", type=_positive, help="number of images (seeded random subset)")
-    p.add_argument("--seed", type=int, default=0, help="subset and attack seed (default 0)")
+    data.add_argument(
+        "--labels",
+        metavar="pred|FILE",
+        help="--data is a flat folder of images: 'pred' attacks the model's own prediction, "
+        "FILE (CSV file,label or JSON {file: label}) gives class indices or names",
+    )
+    data.add_argument(
+        "--size",
+        type=_positive,
+        help="resize images to N x N pixels (default: the model's input size, if known)",
+    )
+    data.add_argument(
+        "--resize",
+        choices=list(POLICIES),
+        default="crop",
+        help="how images are brought to --size: 'crop' (shorter side, then the centre; the "
+        "model's own resize ratio), 'stretch' (whole image, aspect distorted) or 'none' "
+        "(default: %(default)s)",
+    )
+    data.add_argument("--n", type=_positive, help="number of images (seeded random subset)")
+    data.add_argument("--seed", type=int, default=0, help="subset and attack seed (default 0)")
     p.add_argument(
         "--batch-size",
         type=_positive,
@@ -111,7 +161,14 @@ def _attack_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset",
         choices=["paper"],
-        help="the paper's settings for the attack (CIFAR-10 or ImageNet by --dataset)",
+        help="the paper's settings for the attack (CIFAR-10 or ImageNet by the model's "
+        "label space, else by --dataset)",
+    )
+    p.add_argument(
+        "--target",
+        metavar="CLASS|least-likely|random",
+        help="a targeted attack: towards CLASS (an index or a class name), the clean "
+        "prediction's least likely class, or a random other class (seeded by --seed)",
     )
     p.add_argument(
         "--opt",

@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from PIL import Image
-
 from .dataset import Dataset
-from .folders import class_folder
+from .decode import Transform
+from .listing import ImageList, list_class_folders
+from .transforms import resize_center_crop
 
 
-def resize_center_crop(size: int = 224, resize: int = 256) -> Callable[[Image.Image], Image.Image]:
-    """The standard evaluation transform: shorter side to ``resize`` (bilinear), centre crop."""
-
-    def transform(img: Image.Image) -> Image.Image:
-        w, h = img.size
-        scale = resize / min(w, h)
-        img = img.resize(
-            (max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR
-        )
-        w, h = img.size
-        left, top = (w - size) // 2, (h - size) // 2
-        return img.crop((left, top, left + size, top + size))
-
-    return transform
+def list_imagenet(
+    root: str | Path, *, size: int = 224, resize: int = 256, transform: Transform | None = None
+) -> ImageList:
+    """The files of ``root`` (the ``val`` folder or its parent), labelled by sorted WordNet id
+    (ImageNet's class order), resized and centre-cropped to ``size`` after resizing the
+    shorter side to ``resize`` (or given ``transform`` instead). Class names come from a
+    ``classes.json`` beside ``val`` when present (list of {index, wnid, name}), else the
+    wnids."""
+    root = Path(root)
+    val = root / "val" if (root / "val").is_dir() else root
+    transform = transform or resize_center_crop(size, resize)
+    listing = list_class_folders(val, transform=transform)
+    meta = val.parent / "classes.json"
+    if meta.is_file():
+        names = {c["wnid"]: c["name"] for c in json.loads(meta.read_text())}
+        listing = replace(listing, classes=[names.get(w, w) for w in listing.classes])
+    return listing
 
 
 def imagenet_folder(
@@ -36,13 +39,6 @@ def imagenet_folder(
     size: int = 224,
     resize: int = 256,
 ) -> Dataset:
-    """Read ``root`` (the ``val`` folder or its parent). Class names come from a
-    ``classes.json`` beside ``val`` when present (list of {index, wnid, name}), else the wnids."""
-    root = Path(root)
-    val = root / "val" if (root / "val").is_dir() else root
-    ds = class_folder(val, n=n, seed=seed, transform=resize_center_crop(size, resize))
-    meta = val.parent / "classes.json"
-    if meta.is_file():
-        names = {c["wnid"]: c["name"] for c in json.loads(meta.read_text())}
-        ds.classes = [names.get(w, w) for w in ds.classes]
-    return ds
+    """:func:`list_imagenet` read into memory: ``n``/``seed`` select the first n images (seed
+    None) or a seeded random subset of n."""
+    return list_imagenet(root, size=size, resize=resize).select(n, seed).read()

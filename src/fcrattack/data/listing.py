@@ -104,7 +104,7 @@ def match_classes(
                 f"({sorted(found)}): use a class index{' or WordNet id' if wnids else ''}"
             )
         if found:
-            out.append(found.pop())
+            out.append(next(iter(found)))
         elif name.isdigit() and int(name) < len(classes):
             out.append(int(name))
         else:
@@ -200,7 +200,15 @@ def list_flat_folder(
         raise FileNotFoundError(f"image folder not found: {root}")
     paths = list_images(root)
     if not paths:
-        raise ValueError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {root}")
+        folders = any(p.is_dir() for p in root.iterdir())
+        raise ValueError(
+            f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {root}"
+            + (
+                ": it holds folders, which are read as class folders without labels="
+                if folders
+                else ""
+            )
+        )
     ids = [p.name for p in paths]
     names = list(classes or [])
     if labels is None or labels == "pred":

