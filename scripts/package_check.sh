@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Packaging check: build the sdist and the wheel (the wheel from the sdist, as `python -m build`
-# does), check that both hold every file the package-data patterns of pyproject.toml match
-# (weights, samples, paper data, py.typed), install the wheel into a fresh venv (torch==2.13.0
-# first, so pip never asks for another build) and run the demo from another folder.
+# does) from a copy of the files git tracks or would track (no build/ or *.egg-info left from
+# earlier builds, whose SOURCES.txt setuptools would reuse); check that both hold every file
+# the package-data patterns of pyproject.toml match (weights, samples, paper data, py.typed);
+# install the wheel into a fresh venv (torch==2.13.0 first, so pip never asks for another
+# build) and run the demo from another folder.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
@@ -13,12 +15,16 @@ unset PYTHONPATH
 
 "$PY" -m venv "$WORK/build-env"
 "$WORK/build-env/bin/python" "${PIP[@]}" build==1.6.1
-"$WORK/build-env/bin/python" -m build --outdir "$WORK/dist" "$ROOT" >"$WORK/build.log" 2>&1 ||
+mkdir "$WORK/tree"
+git -C "$ROOT" ls-files -z --cached --others --exclude-standard |
+  (cd "$ROOT" && tar --null --ignore-failed-read -T - -cf -) | tar -x -C "$WORK/tree"
+"$WORK/build-env/bin/python" -m build --outdir "$WORK/dist" "$WORK/tree" >"$WORK/build.log" 2>&1 ||
   { tail -30 "$WORK/build.log"; exit 1; }
 echo "package_check: sdist and wheel built (${SECONDS} s)"
 
-"$WORK/build-env/bin/python" - "$ROOT" "$WORK/dist" <<'EOF'
-"""Every file a package-data pattern matches is in the wheel and in the sdist."""
+"$WORK/build-env/bin/python" - "$WORK/tree" "$WORK/dist" <<'EOF'
+"""Every file a package-data pattern matches is in the wheel and in the sdist; the patterns
+the package cannot work without are required even if pyproject.toml lost them."""
 import sys
 import tarfile
 import tomllib
@@ -26,8 +32,10 @@ import zipfile
 from pathlib import Path
 
 root, dist = Path(sys.argv[1]), Path(sys.argv[2])
-patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
     "package-data"]["fcrattack"]
+required = ["weights/*.pt", "samples/*.png", "samples/*.json", "paperdata/*.json", "py.typed"]
+patterns = [*declared, *(p for p in required if p not in declared)]
 package = root / "src" / "fcrattack"
 (wheel,), (sdist,) = dist.glob("*.whl"), dist.glob("*.tar.gz")
 in_wheel = set(zipfile.ZipFile(wheel).namelist())

@@ -84,7 +84,7 @@ class Block:
         for name, args, reason in self.directives:
             if name == "skip":
                 return reason
-            if name == "requires" and importlib.util.find_spec(args[0]) is None:
+            if name == "requires" and importlib.util.find_spec(args[0].split(".")[0]) is None:
                 return f"needs the module {args[0]}"
         return None
 
