@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +28,7 @@ from fcrattack import build, default_model
 from fcrattack.attack_batch import batch_labels
 from fcrattack.attack_output import summary_from_records
 from fcrattack.attack_run import attack_dataset, write_cams
-from fcrattack.attacks import FCR
+from fcrattack.attacks import FCR, FGSM
 from fcrattack.data import (
     CIFAR10_CLASSES,
     PREDICTED,
@@ -154,14 +155,15 @@ def big_folder(tmp_path_factory) -> Path:
 
 
 def test_memory_does_not_grow_with_the_number_of_images(big_folder, tmp_path):
-    """Peak RSS of one process that attacks (FGSM, batches of 16) the first 200 and then the
-    first 1,000 images of a folder of 128 px JPEGs: the second, five times larger run must not
-    raise the peak by more than a fraction of what holding its extra 800 images would cost
-    (800 x 3 x 128 x 128 float32 = 157 MiB). Measured on the 2-core CPU: the pipeline holds
-    about 80 MiB above the process's 260 MiB after imports, and the 1,000-image run raised
-    the peak by 4 MiB (21 MiB without MALLOC_ARENA_MAX, glibc's per-thread arenas adding
-    noise that is not the reader's). About 25 s here."""
-    env = {**os.environ, "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1"}
+    """Peak RSS of one process that attacks (FGSM, batches of 16) 200 and then 1,000 images
+    of a folder of 128 px JPEGs: the second, five times larger run must raise the peak by
+    well under what holding its extra 800 images would cost (800 x 3 x 128 x 128 float32 =
+    150 MiB). Measured on the 2-core CPU: the process holds 262 MiB after imports, 338-344 MiB
+    at the peak of the 200-image run, and the 1,000-image run raised the peak by 4 to 22 MiB
+    over five runs (the allocator's noise, plus about 2 KiB of records per image). Holding
+    every adversarial image instead (a deliberate leak) raised it by 274 MiB. About 30 s
+    here."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", MEMORY_CHILD, str(big_folder), str(tmp_path), "200", "1000"],
         env=env,
@@ -173,7 +175,7 @@ def test_memory_does_not_grow_with_the_number_of_images(big_folder, tmp_path):
     peak = json.loads(proc.stdout.strip().splitlines()[-1])
     held = 800 * 3 * 128 * 128 * 4 / 2**20
     growth = peak["1000"] - peak["200"]
-    assert growth < 0.25 * held, peak
+    assert growth < 0.4 * held, peak
     assert peak["1000"] - peak["start"] < 2048, peak
     assert len(_rows(tmp_path / "1000")) == 1000
 
@@ -218,6 +220,70 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(model, cifar, 
     assert "the first 10 attacked" in page
     assert len(list((tmp_path / "run" / "img").rglob("clean.png"))) == 10
     assert len(list((tmp_path / "run" / "cam").rglob("*.png"))) == 24
+
+
+KILL_CHILD = r"""
+import sys, time
+import torch
+torch.set_num_threads(1)
+from fcrattack import default_model
+from fcrattack.attack_run import attack_dataset
+from fcrattack.attacks import FGSM
+from fcrattack.data import CIFAR10_CLASSES, list_class_folders
+
+class Paced(FGSM):  # a few batches a second, so that the kill lands mid-run
+    def run(self, x, y, **kw):
+        time.sleep(0.1)
+        return super().run(x, y, **kw)
+
+data = list_class_folders(sys.argv[1], classes=CIFAR10_CLASSES).select(40, 0)
+attack_dataset(Paced(default_model()), data, sys.argv[2], batch_size=4, page=6, quiet=True)
+"""
+
+
+class Counting(FGSM):
+    """FGSM that records the ids of the images it attacks."""
+
+    seen: list[str] = []
+
+    def run(self, x, y, **kw):
+        Counting.seen += list(kw["ids"])
+        return super().run(x, y, **kw)
+
+
+def test_sigkill_then_resume(model, cifar, tmp_path):
+    """A real ``kill -9`` of a streaming run once it has written some records (a batch's PNGs
+    may be half written, a line partial), then a rerun: it attacks exactly the images without
+    a record, and the records equal an uninterrupted run's."""
+    out, path = tmp_path / "run", tmp_path / "run" / "results.jsonl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-c", KILL_CHILD, str(CIFAR_JPEG / "test"), str(out)]
+    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    try:
+        while not (path.is_file() and path.read_bytes().count(b"\n") >= 12):
+            assert proc.poll() is None and time.monotonic() < deadline, "child ended or stalled"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    done = [json.loads(line)["id"] for line in path.read_bytes().split(b"\n")[:-1]]
+    assert 12 <= len(done) < 40 and not (out / "summary.json").exists()
+    Counting.seen = []
+    common = dict(batch_size=4, page=6, quiet=True)
+    summary = attack_dataset(Counting(model), cifar, out, **common)
+    assert sorted(Counting.seen) == sorted(set(cifar.ids) - set(done))
+    assert summary == attack_dataset(FGSM(model), cifar, tmp_path / "ref", **common)
+    rows, ref = _rows(out), _rows(tmp_path / "ref")
+    assert [r["id"] for r in rows] == cifar.ids
+    for a, b in zip(rows, ref):
+        assert a.keys() == b.keys()
+        for k, v in a.items():
+            assert b[k] == (pytest.approx(v, abs=1e-6) if isinstance(v, float) else v), k
+    assert all((out / r["adv_png"]).is_file() for r in rows)
 
 
 def test_other_settings_and_finished_runs_are_refused(model, cifar, tmp_path):

@@ -69,7 +69,7 @@ def data_fingerprint(data: Dataset | ImageList) -> dict[str, Any]:
     the model sees it (so a change of size or transform shows)."""
     labels = data.labels.tolist() if isinstance(data, Dataset) else list(data.labels)
     if isinstance(data, Dataset):
-        first: Any = data.images[0].contiguous().numpy()
+        first: Any = data.images[0].detach().cpu().contiguous().numpy()
     else:
         first = decode(data.paths[0], data.transform)
     return {
