@@ -10,7 +10,14 @@ streaming time; >= 0.9 means the reader is not the bottleneck), the peak RSS of 
 process after loading the model (sampled every 10 ms; the attack's own activations count in
 both), and what holding every decoded image would cost.
 
-    python benchmarks/reader_throughput.py --n 64 --batch-size 16
+On a small CPU shared with other work, pass ``--threads 1``: with 2 OpenMP threads on this
+project's 2-core machine the model-only loop ran 2 to 4 times slower than the very same
+attack calls inside the streaming run (OpenMP spin-waiting under contention), which says
+nothing about the reader. Measured there (``--n 32 --batch-size 16 --threads 1 --repeats 2``):
+streaming 0.49 img/s, model-only 0.53 img/s, ratio 0.92; peak RSS above the model 1,653 MiB
+streaming and 1,647 MiB model-only (PGD's activations of EfficientNet-Lite0 at batch 16).
+
+    python benchmarks/reader_throughput.py --n 32 --batch-size 16 --threads 1
     python benchmarks/reader_throughput.py --n 2048 --batch-size 128 --device cuda
 """
 

@@ -233,8 +233,27 @@ def attack_dataset(
     records = sorted(merge_parts(out).records.values(), key=lambda r: int(r["index"]))
     write_jsonl(out / RESULTS, records)
     summary = summary_from_records(records)
+    shown = load_page(out, data.ids, page) if page else None
+    if shown is not None:
+        table = image_table(
+            out,
+            shown.x,
+            shown.result.y,
+            shown.ids,
+            data.classes,
+            shown.cams,
+            {attack.name: shown.result},
+        )
+        write_page(
+            out / "index.html",
+            f"fcrattack attack: {attack.name}",
+            f"{attack!r} on {len(data)} images; the first {len(shown.ids)} attacked are "
+            f"shown. fcrattack {__version__}.",
+            {attack.name: summary},
+            table,
+        )
     skipped = [r for r in records if "skipped" in r]
-    write_json(
+    write_json(  # last: a folder with summary.json holds a finished run
         out / "summary.json",
         {
             "attack": attack.name,
@@ -257,25 +276,6 @@ def attack_dataset(
             "conventions": CONVENTIONS,
         },
     )
-    shown = load_page(out, data.ids, page) if page else None
-    if shown is not None:
-        table = image_table(
-            out,
-            shown.x,
-            shown.result.y,
-            shown.ids,
-            data.classes,
-            shown.cams,
-            {attack.name: shown.result},
-        )
-        write_page(
-            out / "index.html",
-            f"fcrattack attack: {attack.name}",
-            f"{attack!r} on {len(data)} images; the first {len(shown.ids)} attacked are "
-            f"shown. fcrattack {__version__}.",
-            {attack.name: summary},
-            table,
-        )
     log.info(
         "wrote %s (adv/, results.jsonl, summary.json%s%s)",
         out,
