@@ -346,9 +346,11 @@ def test_options_beyond_float32_and_combinations_on_assignment(resnet20):
 
 
 def test_targeted_from_the_cli_is_refused_before_anything_is_written(capsys, tmp_path):
+    """targeted=true without targets is refused before anything is written (the command
+    line now takes targets: --target, tested in test_cli_inputs.py)."""
     _one_line_error(
         ["attack", "--attack", "pgd", "--opt", "targeted=true", "--out", str(tmp_path / "o")],
         capsys,
-        "targeted attacks need target classes",
+        "--opt targeted=true needs --target CLASS|least-likely|random",
     )
     assert not (tmp_path / "o").exists()
