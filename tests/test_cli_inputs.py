@@ -137,13 +137,21 @@ def test_targets_from_the_command_line(pets: Path, tmp_path: Path, capsys) -> No
 
 
 def test_low_clean_accuracy_warns_with_the_reason(
-    pets: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """Class names in the wrong order (a label-space mismatch): cat/ and dog/ are matched to
-    the wrong indices, clean accuracy on the first batch is 0, and the user is told why."""
+    """Class names in the wrong order (a label-space mismatch): cat/ and dog/ (10 images
+    each: the warning is judged on 16 or more) are matched to the wrong indices, clean
+    accuracy on the first batch is about 0, and the user is told why."""
+    for name in ("cat", "dog"):
+        (tmp_path / "pets" / name).mkdir(parents=True)
+        for k in range(10):
+            shutil.copy(
+                _need(CIFAR_JPEG) / "test" / name / f"{k:04d}.jpg", tmp_path / "pets" / name
+            )
     names = tmp_path / "names.txt"
     names.write_text("\n".join(reversed(CIFAR10_CLASSES)) + "\n")
     out = tmp_path / "o"
+    pets = tmp_path / "pets"
     args = ["attack", "--data", str(pets), "--classes", str(names), "--attack", "fgsm"]
     assert main([*args, "--out", str(out)]) == 0
     err = capsys.readouterr().err

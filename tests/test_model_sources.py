@@ -255,14 +255,13 @@ from torch import nn
 class _Net(nn.Sequential):
     pass
 
-def create_model(name, pretrained=False, pretrained_cfg_overlay=None):
+def create_model(name, pretrained=False):
+    assert not pretrained  # fcrattack reads the weights itself, with weights_only=True
     torch.manual_seed(0)
     net = _Net(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1000))
     net.pretrained_cfg = {"hf_hub_id": f"timm/{name}", "input_size": (3, 64, 64),
                           "crop_pct": 0.8, "mean": (0.1, 0.2, 0.3), "std": (0.3, 0.2, 0.1),
                           "num_classes": 1000}
-    if pretrained:
-        net.load_state_dict(torch.load(pretrained_cfg_overlay["file"], weights_only=True))
     return net
 """
 
@@ -292,10 +291,17 @@ def test_timm_spec_with_standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         load_model("timm:tiny")
     import timm  # the stand-in
 
-    net = timm.create_model("tiny")
+    trained = timm.create_model("tiny")
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.1)  # weights that differ from a fresh build
     (tmp_path / "hf" / "timm" / "tiny").mkdir(parents=True)
-    torch.save(net.state_dict(), tmp_path / "hf" / "timm" / "tiny" / "pytorch_model.bin")
+    torch.save(trained.state_dict(), tmp_path / "hf" / "timm" / "tiny" / "pytorch_model.bin")
     model = load_model("timm:tiny")
+    for (k, a), b in zip(model.model.state_dict().items(), trained.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(ValueError, match="hub specs would download"):
+        load_model("timm:hf-hub:timm/tiny")
     assert model.info is not None and (model.info.input_size, model.info.resize_size) == (64, 80)
     assert model.info.classes == imagenet_classes()[1] and model.info.dataset == "imagenet"
     assert model.mean.flatten().tolist() == pytest.approx([0.1, 0.2, 0.3])

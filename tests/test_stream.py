@@ -205,7 +205,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(model, cifar, 
     assert [r["id"] for r in _rows(tmp_path / "run")] == data.ids[:16]  # finished batches kept
     assert not (tmp_path / "run" / "summary.json").exists()
     Interrupted.seen, Interrupted.fail_at = [], 0
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="fcrattack"):
         summary = attack_dataset(Interrupted(model, steps=2), data, tmp_path / "run", **common)
     assert "resuming the run" in caplog.text and "clean accuracy" not in caplog.text
     assert Interrupted.seen == data.ids[16:]  # nothing attacked twice
@@ -310,7 +310,7 @@ def test_unlabelled_folder_is_attacked_as_the_models_prediction(model, cifar, tm
         shutil.copy(p, flat / f"{p.parent.name}_{p.name}")
     images = list_flat_folder(flat, labels="pred", classes=CIFAR10_CLASSES)
     assert set(images.labels) == {PREDICTED}
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="fcrattack"):
         summary = attack_dataset(build("fgsm", model), images, tmp_path / "out", quiet=True)
     rows = _rows(tmp_path / "out")
     assert [r["id"] for r in rows] == images.ids
@@ -373,10 +373,12 @@ def test_targeted_attacks_of_a_folder(model, cifar, tmp_path):
 
 def test_low_clean_accuracy_warns_with_the_reason(model, cifar, tmp_path, caplog):
     wrong = dataclasses.replace(cifar, labels=[(k + 1) % 10 for k in cifar.labels])
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="fcrattack"):
         attack_dataset(build("fgsm", model), wrong.select(4, None), tmp_path / "few", quiet=True)
     assert "clean accuracy" not in caplog.text  # 0 of 4 tells too little
-    with caplog.at_level(logging.WARNING):  # batches of 8: judged on the first 16 images
+    with caplog.at_level(
+        logging.WARNING, logger="fcrattack"
+    ):  # batches of 8: judged on the first 16 images
         attack_dataset(build("fgsm", model), wrong, tmp_path / "out", batch_size=8, quiet=True)
     assert caplog.text.count("clean accuracy on the first 16 labelled images is 0 %") == 1
     assert "class-folder names" in caplog.text and "--size" in caplog.text

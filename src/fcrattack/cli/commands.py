@@ -52,6 +52,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
         raise CLIError(f"attack {args.attack!r}: {exc}") from exc
     if options.get("targeted") and args.target is None:
         raise CLIError("--opt targeted=true needs --target CLASS|least-likely|random")
+    if args.target is not None:
+        if options.get("targeted") is False:
+            raise CLIError("--target makes the attack targeted: drop --opt targeted=false")
+        options["targeted"] = True
     ctx, device = Context.from_env(resolve_device(args.device))
     try:
         model = load_cli_model(args, device)
@@ -65,7 +69,6 @@ def cmd_attack(args: argparse.Namespace) -> int:
                 preset=args.preset,
                 dataset=None if args.preset is None else paper_dataset(kind, info),
                 **options,
-                **({"targeted": True} if target is not None else {}),
             )
         except (TypeError, ValueError) as exc:
             raise CLIError(f"attack {args.attack!r}: {exc}") from exc

@@ -64,12 +64,18 @@ def _transform(args: argparse.Namespace, info: ModelInfo) -> Transform | None:
     return resize_policy(args.resize, args.size or info.input_size, resize)
 
 
+def _no_resize(args: argparse.Namespace, what: str) -> None:
+    """--size and --resize apply to image files only."""
+    if args.size is not None:
+        raise CLIError(f"--size resizes image files; {what} are 32 x 32 tensors")
+
+
 def _guess_kind(path: Path, info: ModelInfo) -> str:
     """cifar10 for the CIFAR-10 layouts, imagenet for val/<wnid>/ with an ImageNet model, else
     class folders."""
     if (path / "test_batch").is_file() or (path / "cifar-10-batches-py").is_dir():
         return "cifar10"
-    if (path / "test").is_dir() and info.dataset in (None, "cifar10"):
+    if (path / "test").is_dir() and info.dataset == "cifar10":
         return "cifar10"
     if info.dataset == "imagenet" and (
         (path / "val").is_dir() or (path / "classes.json").is_file()
@@ -81,9 +87,16 @@ def _guess_kind(path: Path, info: ModelInfo) -> str:
 def load_data(args: argparse.Namespace, info: ModelInfo) -> tuple[Dataset | ImageList, str]:
     """The images of --data (streamed from disk when they are files; the bundled samples and
     the CIFAR pickle release in memory) and their kind: cifar10, imagenet, folder or flat."""
+    in_memory = "the bundled samples" if args.data is None else "the CIFAR-10 pickle release"
     if args.data is None:
         if args.labels is not None:
             raise CLIError("--labels needs --data (a flat folder of images)")
+        if info.classes is not None and list(info.classes) != CIFAR10_CLASSES:
+            raise CLIError(
+                f"no --data: the bundled samples are CIFAR-10 images, but {info.source} has "
+                f"{len(info.classes)} other classes; pass --data"
+            )
+        _no_resize(args, in_memory)
         data = samples(args.n, args.seed if args.n else None)
         log.info("no --data: using %d of the bundled CIFAR-10 samples", len(data))
         return data, "cifar10"
@@ -104,18 +117,17 @@ def load_data(args: argparse.Namespace, info: ModelInfo) -> tuple[Dataset | Imag
         if kind == "cifar10" and (
             (path / "test_batch").is_file() or (path / "cifar-10-batches-py").is_dir()
         ):
+            _no_resize(args, in_memory)
             return cifar10_pickle(path, "test", n=args.n, seed=args.seed), kind
-        if kind == "cifar10":
+        if kind == "imagenet":
+            listing = list_imagenet(path, transform=transform, classes=classes, wnids=wnids)
+        else:  # class folders; a CIFAR-style root is read at its test split
             folder = path / "test" if (path / "test").is_dir() else path
-            listing = list_class_folders(
-                folder, classes=classes or CIFAR10_CLASSES, transform=transform
-            )
-        elif kind == "imagenet":
-            listing = list_imagenet(path, transform=transform)
-        else:
+            if kind == "cifar10":
+                classes, wnids = classes or tuple(CIFAR10_CLASSES), None
             try:
                 listing = list_class_folders(
-                    path, classes=classes, wnids=wnids, transform=transform
+                    folder, classes=classes, wnids=wnids, transform=transform
                 )
             except ValueError as exc:
                 if "no class folders" not in str(exc):
@@ -135,6 +147,11 @@ def parse_target(text: str | None, info: ModelInfo) -> int | str | None:
     if text is None or text in ("least-likely", "random"):
         return text
     if text.isdigit():
+        if info.classes is not None and int(text) >= len(info.classes):
+            raise CLIError(
+                f"--target {text}: the model has {len(info.classes)} classes (0 to "
+                f"{len(info.classes) - 1})"
+            )
         return int(text)
     if not info.classes:
         raise CLIError(

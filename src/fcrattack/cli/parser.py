@@ -110,9 +110,9 @@ def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
         "--resize",
         choices=list(POLICIES),
         default="crop",
-        help="how images are brought to --size: 'crop' (shorter side, then the centre; the "
-        "model's own resize ratio), 'stretch' (whole image, aspect distorted) or 'none' "
-        "(default: %(default)s)",
+        help="how images are brought to the model's input size (or --size): 'crop' (shorter "
+        "side to the model's resize size, or to --size, then the centre square), 'stretch' "
+        "(the whole image, aspect distorted) or 'none' (default: %(default)s)",
     )
     data.add_argument("--n", type=_positive, help="number of images (seeded random subset)")
     data.add_argument("--seed", type=int, default=0, help="subset and attack seed (default 0)")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
 
@@ -19,16 +19,32 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".
 Transform = Callable[[Image.Image], Image.Image]
 
 
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB, upright: the EXIF orientation applied (photos from phones), and 16-bit or float
+    grey images scaled to 8 bits (``convert("RGB")`` would clip them to white)."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode.startswith("I") or img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        top = a.max(initial=0.0)
+        if img.mode.startswith("I;16") or top > 255:
+            a = a * (255 / 65535)
+        elif img.mode == "F" and top <= 1:
+            a = a * 255
+        img = Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8))
+    return img.convert("RGB")
+
+
 def decode(path: Path, transform: Transform | None) -> np.ndarray | None:
-    """One file as an RGB uint8 array (H, W, 3) after ``transform``; None (and a warning) when
-    it cannot be read."""
+    """One file as an RGB uint8 array (H, W, 3) after ``transform`` (see :func:`_to_rgb` for
+    orientation and bit depth); None (and a warning) when it cannot be read, or is larger than
+    PIL's decompression-bomb limit."""
     try:
         with Image.open(path) as opened:
-            img = opened.convert("RGB")
+            img = _to_rgb(opened)
             if transform is not None:
                 img = transform(img)
             return np.asarray(img, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         log.warning("skipping unreadable image %s: %s", path, exc)
         return None
 

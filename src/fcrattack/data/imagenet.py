@@ -1,9 +1,9 @@
-"""ImageNet-style validation folders: ``val/<wnid>/*.JPEG``, label = sorted wnid index."""
+"""ImageNet-style validation folders: ``val/<wnid>/*.JPEG``."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
 from .dataset import Dataset
@@ -13,22 +13,25 @@ from .transforms import resize_center_crop
 
 
 def list_imagenet(
-    root: str | Path, *, size: int = 224, resize: int = 256, transform: Transform | None = None
+    root: str | Path,
+    *,
+    transform: Transform | None,
+    classes: Sequence[str] | None = None,
+    wnids: Sequence[str] | None = None,
 ) -> ImageList:
-    """The files of ``root`` (the ``val`` folder or its parent), labelled by sorted WordNet id
-    (ImageNet's class order), resized and centre-cropped to ``size`` after resizing the
-    shorter side to ``resize`` (or given ``transform`` instead). Class names come from a
-    ``classes.json`` beside ``val`` when present (list of {index, wnid, name}), else the
-    wnids."""
+    """The files of ``root`` (the ``val`` folder or its parent), each image through
+    ``transform`` (e.g. :func:`resize_center_crop`). Folders are matched to ``classes`` /
+    ``wnids`` (a model's, see :func:`~fcrattack.data.listing.match_classes`) when given, else to
+    a ``classes.json`` beside ``val`` (a list of {index, wnid, name}), else labelled in sorted
+    WordNet-id order (ImageNet's class order when every class is there)."""
     root = Path(root)
     val = root / "val" if (root / "val").is_dir() else root
-    transform = transform or resize_center_crop(size, resize)
-    listing = list_class_folders(val, transform=transform)
     meta = val.parent / "classes.json"
-    if meta.is_file():
-        names = {c["wnid"]: c["name"] for c in json.loads(meta.read_text())}
-        listing = replace(listing, classes=[names.get(w, w) for w in listing.classes])
-    return listing
+    if classes is None and meta.is_file():
+        entries = sorted(json.loads(meta.read_text()), key=lambda c: int(c["index"]))
+        classes = [c["name"] for c in entries]
+        wnids = [c["wnid"] for c in entries]
+    return list_class_folders(val, classes=classes, wnids=wnids, transform=transform)
 
 
 def imagenet_folder(
@@ -41,4 +44,5 @@ def imagenet_folder(
 ) -> Dataset:
     """:func:`list_imagenet` read into memory: ``n``/``seed`` select the first n images (seed
     None) or a seeded random subset of n."""
-    return list_imagenet(root, size=size, resize=resize).select(n, seed).read()
+    listing = list_imagenet(root, transform=resize_center_crop(size, resize))
+    return listing.select(n, seed).read()

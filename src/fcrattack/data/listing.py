@@ -89,15 +89,17 @@ def match_classes(
     name, a WordNet id of ``wnids``, or a whole number in range. A name matching nothing, or
     two classes (ImageNet has two "crane"s), is an error naming it."""
     by_key: dict[str, set[int]] = {}
+    exact: dict[str, set[int]] = {}
     for i, c in enumerate(classes):
         by_key.setdefault(_key(c), set()).add(i)
+        exact.setdefault(c, set()).add(i)
     by_wnid = {w: i for i, w in enumerate(wnids or [])}
     out = []
     for name in names:
         if name in by_wnid:
             out.append(by_wnid[name])
             continue
-        found = by_key.get(_key(name), set())
+        found = exact.get(name) or by_key.get(_key(name), set())
         if len(found) > 1:
             raise ValueError(
                 f"class {name!r} names {len(found)} of the model's classes "
@@ -163,7 +165,7 @@ def read_label_file(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"label file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark
     if path.suffix.lower() == ".json":
         data: Any = json.loads(text)
         if isinstance(data, dict):
@@ -194,7 +196,8 @@ def list_flat_folder(
 ) -> ImageList:
     """The images directly inside ``root``, labelled by ``labels``: "pred" (each image is
     attacked as the class the model predicts, label :data:`PREDICTED`) or a label file
-    (:func:`read_label_file`; labels matched to ``classes``, files it misses are an error)."""
+    (:func:`read_label_file`, keyed by file name: a folder in a key is ignored; labels matched
+    to ``classes``; files it misses are an error)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
@@ -213,7 +216,8 @@ def list_flat_folder(
     names = list(classes or [])
     if labels is None or labels == "pred":
         return ImageList(paths, [PREDICTED] * len(paths), ids, names, transform)
-    table = read_label_file(labels)
+    # keys may carry a folder ("photos/a.jpg"): the file name is what a flat folder holds
+    table = {Path(k).name: v for k, v in read_label_file(labels).items()}
     missing = [i for i in ids if i not in table]
     if missing:
         raise ValueError(

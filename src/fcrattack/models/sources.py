@@ -24,6 +24,8 @@ from __future__ import annotations
 import ast
 import importlib
 import logging
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -91,6 +93,8 @@ def _torchvision(name: str, weights: str | None) -> Normalized:
 
 def _timm(name: str) -> Normalized:
     """timm model ``name`` with its pretrained weights from the local Hugging Face cache."""
+    if name.startswith(("hf-hub:", "hf_hub:", "local-dir:")):
+        raise ValueError(f"timm:{name}: only timm's own model names (hub specs would download)")
     timm = _package("timm", f"timm:{name}")
     hub = _package("huggingface_hub", f"timm:{name}")
     net = timm.create_model(name, pretrained=False)
@@ -108,7 +112,13 @@ def _timm(name: str) -> Normalized:
             f"the local Hugging Face cache ({hub.constants.HF_HUB_CACHE}); fcrattack never "
             "downloads"
         )
-    net = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": files[0]})
+    if files[0].endswith(".safetensors"):
+        state = _package("safetensors.torch", f"timm:{name}").load_file(files[0])
+    else:
+        state = _read_checkpoint(files[0])  # weights_only: timm's own loader may unpickle
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{files[0]} does not hold a state dict")
+    net.load_state_dict(state, strict=True)
     size = int(cfg["input_size"][-1])
     resize = round(size / float(cfg.get("crop_pct", 0.875)))
     n = int(cfg.get("num_classes", 1000))
@@ -140,6 +150,8 @@ def _factory(target: str) -> nn.Module:
         if not eq or not key.isidentifier():
             raise ValueError(f"py:{target}: bad argument {item!r}, expected key=value")
         kwargs[key] = _literal(value)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # as `python -c` would: a module beside the user's files
     fn: Any = importlib.import_module(module_name)
     for part in attr.split("."):
         if not hasattr(fn, part):
@@ -147,7 +159,10 @@ def _factory(target: str) -> nn.Module:
         fn = getattr(fn, part)
     if not callable(fn):
         raise ValueError(f"py:{target}: {module_name}.{attr} is not callable")
-    made = fn(**kwargs)
+    try:
+        made = fn(**kwargs)
+    except TypeError as exc:  # arguments that do not fit the factory
+        raise ValueError(f"py:{target}: {exc}") from exc
     if not isinstance(made, nn.Module):
         raise ValueError(f"py:{target} returned a {type(made).__name__}, not a torch.nn.Module")
     return made
