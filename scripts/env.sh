@@ -11,6 +11,8 @@ STAMP="$VENV/.fcrattack-installed-$EXTRAS-$(cat "$ROOT/pyproject.toml" "$ROOT/sc
 if [ ! -f "$STAMP" ]; then
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+  # the CIFAR-10 VGG weights trained here: a separate package, so the core wheel stays small
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$ROOT/weights/cifar10-vgg"
   if [ "$EXTRAS" = "test" ]; then
     # optional references used by the tests: installed without dependencies so that they
     # can never replace the pinned torch (torchattacks needs no torchvision at run time)

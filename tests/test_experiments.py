@@ -272,3 +272,67 @@ def test_transfer_equal_l2_tiny_run_restricts_to_fcr_and_compares(tmp_path):
     n = len(restricted) // len(models)
     assert f"/{n})" in text
     assert (tmp_path / "figures" / "transfer-equal-l2-cifar10.png").is_file()
+
+
+# --- beyond the paper: region controls ------------------------------------------------------
+def test_region_controls_config_covers_every_source_area_and_side():
+    from fcrattack.regions import SOURCES
+
+    for scale in SCALES:
+        cfg = get_config("region-controls", scale)
+        assert [p.name for p in cfg.parts] == ["cifar10", "imagenet"]
+        for part in cfg.parts:
+            assert len(part.models) == 3
+            ddn = [r for r in part.runs if r.attack == "region-ddn"]
+            assert {(r.mask_source, r.mask_t) for r in ddn} == {
+                (s, t) for s in SOURCES for t in (0.2, 0.5, 0.7)
+            }
+            assert len({r.params["steps"] for r in ddn}) == 1  # the same options throughout
+    paper = get_config("region-controls", "paper")
+    assert paper.parts[0].data.n >= 200 and paper.parts[1].data.n >= 100
+    assert {r.params["steps"] for r in paper.parts[0].runs if r.attack == "region-ddn"} == {100}
+    cifar = get_config("region-controls", "cpu").parts[0]
+    assert {m.name for m in cifar.models} == {
+        "resnet20-akamaster",
+        "resnet32-akamaster",
+        "vgg11-cifar10",
+    }
+    # the keys of FCR-masked runs are those of the earlier experiments (records resume)
+    fcr = next(r for r in cifar.runs if r.mask_source == "fcr" and r.mask_t == 0.2)
+    assert fcr.setting().endswith("mask=fcr(t=0.2)")
+    other = next(r for r in cifar.runs if r.mask_source == "centred-disc" and r.mask_t == 0.2)
+    assert other.setting().endswith("mask=fcr(centred-disc, area of fcr t=0.2)")
+
+
+def test_region_controls_tiny_run_pairs_equal_areas_and_answers(tmp_path):
+    root = _need(SHARED)
+    cfg = get_config("region-controls", "cpu", n=6)
+    cfg.parts = cfg.parts[:1]  # CIFAR-10: the ImageNet side costs minutes on a CPU
+    part = cfg.parts[0]
+    part.runs = [
+        r
+        for r in part.runs
+        if (r.attack == "region-ddn" and r.mask_t == 0.5) or r.params.get("eps") == 1.0
+    ]
+    for r in part.runs:
+        r.params["steps"] = 3
+    run(cfg, out_dir=tmp_path, root=root)
+    recs = list(read_records(tmp_path / "records.jsonl"))
+    n = json.loads((tmp_path / "status.json").read_text())["region-controls"]["parts"]["cifar10"][
+        "n_eligible"
+    ]
+    assert n >= 3 and len(recs) == 3 * (10 + 3) * n
+    areas: dict[tuple[str, str], set[float]] = {}
+    for r in recs:
+        if r["attack_class"] == "region-ddn":  # every source: the same area per model and image
+            areas.setdefault((r["model"], r["id"]), set()).add(r["mask_fraction"])
+        assert set(r["transfer"]) == {m.name for m in part.models}
+        assert r["mask_fraction"] < 1  # restricted, never the whole image here
+    assert len(areas) == 3 * n and all(len(a) == 1 for a in areas.values())
+    text = render(tmp_path)[0].read_text()
+    assert "### Region controls (cifar10)" in text and "L2 / FCR's [95 % CI] (pairs)" in text
+    assert "**lowest Grad-CAM pixels**: needs" in text and "**SmoothGrad saliency**" in text
+    assert "### Equal-L2 transfer: FCR against shuffled and centred regions (cifar10)" in text
+    assert "FCR vs centred disc at equal L2" in text
+    assert f"/{n})" in text
+    assert (tmp_path / "figures" / "region-controls-cifar10.png").is_file()

@@ -14,7 +14,9 @@ import pytest
 from fcrattack import ATTACKS
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "fcrattack"
-#: data -> models -> cam -> metrics -> attacks -> experiments -> report -> cli; "base" holds
+#: data -> models -> cam -> metrics -> attacks -> regions -> experiments -> report -> cli
+#: ("regions": the equal-area region sources and SmoothGrad, which use the attacks' seeding);
+#: "base" holds
 #: utilities that import nothing above themselves (options, validation, store, distributed,
 #: viz, the version); "app" the library functions the CLI calls (attack a data set, demo)
 LAYERS = [
@@ -24,6 +26,7 @@ LAYERS = [
     "cam",
     "metrics",
     "attacks",
+    "regions",
     "experiments",
     "report",
     "app",
@@ -42,6 +45,8 @@ LAYER_OF = {
     "cam": "cam",
     "metrics": "metrics",
     "attacks": "attacks",
+    "saliency": "regions",
+    "regions": "regions",
     "train": "experiments",
     "experiments": "experiments",
     "report": "report",

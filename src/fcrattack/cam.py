@@ -1,9 +1,16 @@
-"""Batched, device-resident Grad-CAM (Selvaraju et al., 2017) and the FCR mask.
+"""Batched, device-resident class activation maps and the FCR mask.
 
-For images x (N, C, H, W) in [0, 1] and classes c (N,):
-  A = activations (N, K, u, v) of the chosen layer, lambda = mean_{ij} dY_c/dA (N, K),
-  L = ReLU(sum_k lambda_k A_k), upsampled bilinearly to (H, W) and min-max normalised per
-  image to [0, 1]. An all-constant map (e.g. all zero: no positive evidence) normalises to 0.
+For images x (N, C, H, W) in [0, 1] and classes c (N,), with A = activations (N, K, u, v) of
+the chosen layer and G = dY_c/dA (one backward pass for the batch), each method is a map
+L (N, u, v), upsampled bilinearly to (H, W) and min-max normalised per image to [0, 1] (an
+all-constant map, e.g. all zero: no positive evidence, normalises to 0):
+
+- ``gradcam`` (Selvaraju et al., 2017; the FCR paper's): L = ReLU(sum_k w_k A_k),
+  w_k = mean_ij G_kij;
+- ``gradcam++`` (Chattopadhay et al., 2018, closed form for an exponential score):
+  w_k = sum_ij a_kij ReLU(G_kij), a = G^2 / (2 G^2 + sum_ij A_k * G^3) (0 where G = 0);
+- ``xgradcam`` (Fu et al., 2020): w_k = sum_ij G_kij A_kij / sum_ij A_kij;
+- ``layercam`` (Jiang et al., 2021): L = ReLU(sum_k ReLU(G_k) * A_k), weights per position.
 
 The layer is a module name from ``model.named_modules()``. A module called more than once in
 one forward pass (e.g. an activation module shared by the stem and the head) is ambiguous by
@@ -172,6 +179,36 @@ def find_layer(model: nn.Module, x: torch.Tensor) -> str:
         return _auto_layer(rec, model)[0]
 
 
+def _gradcam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    return (grads.mean((2, 3), keepdim=True) * acts).sum(1)
+
+
+def _gradcam_pp(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    g2 = grads.pow(2)
+    denom = 2 * g2 + acts.sum((2, 3), keepdim=True) * grads.pow(3)
+    alpha = torch.where(grads != 0, g2 / torch.where(denom != 0, denom, 1), 0)
+    return ((alpha * F.relu(grads)).sum((2, 3), keepdim=True) * acts).sum(1)
+
+
+def _xgradcam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    total = acts.sum((2, 3), keepdim=True)
+    weights = (grads * acts).sum((2, 3), keepdim=True) / (total + 1e-7)
+    return (weights * acts).sum(1)
+
+
+def _layercam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+    return (F.relu(grads) * acts).sum(1)
+
+
+#: the CAM methods: (activations, gradients) (N, K, u, v) -> map before ReLU (N, u, v)
+CAM_METHODS = {
+    "gradcam": _gradcam,
+    "gradcam++": _gradcam_pp,
+    "xgradcam": _xgradcam,
+    "layercam": _layercam,
+}
+
+
 def gradcam(
     model: nn.Module,
     x: torch.Tensor,
@@ -179,14 +216,24 @@ def gradcam(
     *,
     layer: str | None = None,
     normalize: bool = True,
+    method: str = "gradcam",
 ) -> torch.Tensor:
-    """Grad-CAM maps (N, H, W) in [0, 1] for classes ``y`` (N,) (None: predicted class).
+    """Class activation maps (N, H, W) in [0, 1] for classes ``y`` (N,) (None: predicted
+    class): Grad-CAM by default.
 
-    ``layer``: a module name from ``model.named_modules()``, ``"name@k"`` for the k-th call of
-    a module called several times, or None: the layer ``model.info`` names (models of
-    :func:`fcrattack.load_model`), else the automatic choice (module docstring).
-    ``normalize=False`` returns the raw ReLU map (>= 0).
+    Args:
+        model: a classifier of images x (N, C, H, W) in [0, 1] to logits (N, classes).
+        x: the images (N, C, H, W), float in [0, 1].
+        y: the classes (N,) whose evidence is mapped; None: each image's predicted class.
+        layer: a module name from ``model.named_modules()``, ``"name@k"`` for the k-th call of
+            a module called several times, or None: the layer ``model.info`` names (models of
+            :func:`fcrattack.load_model`), else the automatic choice (module docstring).
+        normalize: min-max normalise each map to [0, 1]; False returns the raw ReLU map (>= 0).
+        method: ``"gradcam"``, ``"gradcam++"``, ``"xgradcam"`` or ``"layercam"`` (module
+            docstring); all share one forward and one backward pass.
     """
+    if method not in CAM_METHODS:
+        raise ValueError(f"unknown CAM method {method!r}; choose one of {list(CAM_METHODS)}")
     check_model(model)
     check_images(x)
     layer = layer or info_layer(model)
@@ -205,8 +252,7 @@ def gradcam(
             cls = y.to(logits.device).long().clone()  # a normal tensor even in inference mode
             score = logits.gather(1, cls[:, None]).sum()
             (grads,) = torch.autograd.grad(score, acts)
-        weights = grads.mean((2, 3), keepdim=True)
-        cam = F.relu((weights * acts.detach()).sum(1, keepdim=True))
+        cam = F.relu(CAM_METHODS[method](acts.detach(), grads)).unsqueeze(1)
         cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
     return normalize_maps(cam) if normalize else cam
 

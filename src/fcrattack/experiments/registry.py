@@ -6,6 +6,7 @@ from . import (
     comparison,
     fcr_importance,
     masked_fgsm,
+    region_controls,
     region_tradeoff,
     sweep_steps_temperature,
     sweep_threshold,
@@ -29,6 +30,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         visual,
         region_tradeoff,
         transfer_equal_l2,
+        region_controls,
     )
 }
 

@@ -24,6 +24,7 @@ from ..attacks import Attack, AttackResult, build
 from ..cam import fcr_region, gradcam
 from ..data import Dataset
 from ..distributed import Context
+from ..regions import EqualAreaRegions
 from ..store import ResultStore, record_key
 from .loaders import load_part_data, load_spec_model, update_json
 from .preflight import preflight
@@ -53,6 +54,7 @@ class ExperimentRunner:
             "version": cfg.version,
             "parts": {},
         }
+        self._regions: dict[tuple[str, str], EqualAreaRegions] = {}
 
     # --- shared steps ---------------------------------------------------------------------
     def _predict(self, model: nn.Module, x: torch.Tensor, bs: int) -> torch.Tensor:
@@ -71,6 +73,26 @@ class ExperimentRunner:
             dataset=part.data.dataset,
             **{**run.params, **extra, "seed": self.cfg.seed},
         )
+
+    def _masks(
+        self, part: Part, name: str, model: nn.Module, run: AttackRun, data: Dataset
+    ) -> torch.Tensor | None:
+        """The masks (N, 1, H, W) of ``run``'s region for every image of ``data`` (the part's
+        eligible images, so that a shuffled source pairs the same images on resume), or None
+        for an unrestricted run. Maps are computed once per (part, model)."""
+        if run.mask_t is None:
+            return None
+        key = (part.name, name)
+        if key not in self._regions:
+            self._regions[key] = EqualAreaRegions(
+                model,
+                data.images.to(self.device),
+                data.labels.to(self.device),
+                ids=data.ids,
+                seed=self.cfg.seed,
+                batch_size=part.data.batch_size,
+            )
+        return self._regions[key].mask(run.mask_source, run.mask_t)
 
     def _key(self, part: Part, model: str, attack: str, setting: str, image_id: str) -> str:
         return record_key(self.cfg.name, part.name, model, attack, setting, image_id)
@@ -190,7 +212,7 @@ class ExperimentRunner:
         """Attack the images of ``data`` that have no record yet for (model, run), batch by
         batch, appending each batch's records; with ``targets``, also record whether each
         adversarial image fools each target model (transfer). A run with ``mask_t`` is
-        restricted to ``model``'s FCR mask of each image (true class, threshold ``mask_t``)."""
+        restricted to its region (:meth:`_masks`)."""
         setting = run.setting()
         keys = [self._key(part, name, run.key, setting, i) for i in data.ids]
         todo = [j for j, k in enumerate(keys) if k not in self.store]
@@ -213,6 +235,7 @@ class ExperimentRunner:
             todo = [j for j in todo if data.ids[j] in ref]
             budget = torch.tensor([ref.get(i, 0.0) for i in data.ids], dtype=torch.float32)
         todo = self.dist.shard(todo)
+        masks = self._masks(part, name, model, run, data) if todo else None
         for chunk in self._batches(
             todo, part.data.batch_size, f"{self.cfg.name}/{part.name}/{name}/{run.key}"
         ):
@@ -221,12 +244,7 @@ class ExperimentRunner:
             ids = [data.ids[j] for j in chunk]
             x, y = data.images[chunk], data.labels[chunk]
             t0 = time.perf_counter()
-            mask = (
-                None
-                if run.mask_t is None
-                else fcr_region(model, x.to(self.device), y.to(self.device), t=run.mask_t).cpu()
-            )
-            res = attack.run(x, y, mask=mask, ids=ids)
+            res = attack.run(x, y, mask=None if masks is None else masks[chunk], ids=ids)
             dt = (time.perf_counter() - t0) / len(chunk)
             fooled: dict[str, list[bool]] = {}
             if targets:

