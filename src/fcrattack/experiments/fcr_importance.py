@@ -8,11 +8,11 @@ from pathlib import Path
 from ..viz import figures
 from ..viz.document import Block, Table, fmt, rate
 from .results import Results, model_label
-from .spec import DEFAULT, R20, R32, Experiment, Part, Scale, cifar
+from .spec import R20, R32, VGG11, Experiment, Part, Scale, cifar
 
 
 def parts(s: Scale) -> list[Part]:
-    return [Part(cifar(s), [R20, R32, DEFAULT], [])]
+    return [Part(cifar(s), [R20, R32, VGG11], [])]
 
 
 def section(res: Results, exp: str, figdir: Path) -> list[Block]:

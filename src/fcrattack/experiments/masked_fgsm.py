@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..viz.document import Block, Table, diff, fmt
 from .results import Results, ci, mean_cell, model_label, val
-from .spec import DEFAULT, R20, AttackRun, Experiment, Part, Scale, cifar, stand_in
+from .spec import R20, VGG11, AttackRun, Experiment, Part, Scale, cifar
 
 GRID = (
     (0.03, 0.0),
@@ -30,7 +30,7 @@ def parts(s: Scale) -> list[Part]:
         )
         for e1, e2 in GRID
     ]
-    return [Part(cifar(s), [stand_in(DEFAULT, "VGG-11"), R20], runs)]
+    return [Part(cifar(s), [VGG11, R20], runs)]
 
 
 def section(res: Results, exp: str, figdir: Path) -> list[Block]:

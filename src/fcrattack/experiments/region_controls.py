@@ -282,13 +282,15 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
         png = figures.panels_plot(
             figdir / f"{exp}-{pname}.png",
             f"region DDN: mean L2 against region area, one line per source ({pname})",
-            "region area (mean % of pixels; the FCR's at t = 0.7, 0.5, 0.2)",
+            "region area (mean % of pixels)",
             panels,
         )
         blocks.append(
             Block(
                 "img",
-                f"Mean L2 of region DDN against the region's area, per source ({pname})",
+                f"Mean L2 of region DDN (successful images) against the region's area, per "
+                f"source ({pname}); the areas are the FCR's at t = "
+                f"{', '.join(map(str, reversed(areas)))}, left to right",
                 src=f"{figdir.name}/{png.name}",
             )
         )

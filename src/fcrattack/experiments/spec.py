@@ -221,7 +221,6 @@ R20 = ModelSpec(
 R32 = ModelSpec(
     "resnet32-akamaster", f"{AKA}/resnet32-*.th", "ResNet-32 (akamaster)", "ResNet-34", "resnet32"
 )
-DEFAULT = ModelSpec("default", "default", "ResNet-20 (fcrattack default, JPEG-trained)", "VGG-11")
 EFFNET = ModelSpec("efficientnet-lite0", "efficientnet-lite0", "EfficientNet-Lite0", "VGG-19")
 LITE1 = ModelSpec("efficientnet-lite1", "efficientnet-lite1", "EfficientNet-Lite1", "ResNet-50")
 LITE2 = ModelSpec("efficientnet-lite2", "efficientnet-lite2", "EfficientNet-Lite2", "ResNet-101")

@@ -8,9 +8,9 @@ from pathlib import Path
 from ..viz.document import Block, Table, diff, fmt, rate_interval
 from .results import Results
 from .spec import (
-    DEFAULT,
     R20,
     R32,
+    VGG11,
     AttackRun,
     Experiment,
     Part,
@@ -20,7 +20,6 @@ from .spec import (
     fcr_run,
     pgd_run,
     region_ddn_run,
-    stand_in,
 )
 
 
@@ -32,7 +31,7 @@ def parts(s: Scale) -> list[Part]:
         fcr_run(),
         region_ddn_run(s),
     ]
-    return [Part(cifar(s), [stand_in(DEFAULT, "VGG-11"), R20, R32], runs)]
+    return [Part(cifar(s), [VGG11, R20, R32], runs)]
 
 
 def section(res: Results, exp: str, figdir: Path) -> list[Block]:

@@ -11,7 +11,7 @@ from typing import Any
 from ..viz import figures
 from ..viz.document import Block, Table, fmt, rate
 from .results import Results, mean, mean_of
-from .spec import DEFAULT, R20, R32, AttackRun, Experiment, Part, Scale, cifar, stand_in
+from .spec import R20, R32, VGG11, AttackRun, Experiment, Part, Scale, cifar
 
 BUDGETS = (0.25, 0.5, 1.0)
 
@@ -40,7 +40,7 @@ def parts(s: Scale) -> list[Part]:
         )
         for t in (0.2, 0.0)
     ]
-    return [Part(cifar(s, s.n_beyond), [stand_in(DEFAULT, "VGG-11"), R20, R32], runs)]
+    return [Part(cifar(s, s.n_beyond), [VGG11, R20, R32], runs)]
 
 
 def _fooled(recs: list[dict[str, Any]], target: str) -> int:

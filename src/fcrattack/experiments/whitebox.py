@@ -8,9 +8,9 @@ from pathlib import Path
 from ..viz.document import Block, Table, diff, fmt, rate, rate_interval
 from .results import Results, ci, mean_cell, model_label, val
 from .spec import (
-    DEFAULT,
     EFFNET,
     R20,
+    VGG11,
     Experiment,
     Part,
     Scale,
@@ -26,7 +26,7 @@ from .spec import (
 def parts(s: Scale) -> list[Part]:
     runs = [fcr_run(), *same_l2_runs(s), region_ddn_run(s)]
     return [
-        Part(cifar(s), [stand_in(DEFAULT, "VGG-11"), R20], runs),
+        Part(cifar(s), [VGG11, R20], runs),
         Part(imagenet(s), [stand_in(EFFNET, "ResNet-34")], runs),
     ]
 
