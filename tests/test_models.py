@@ -90,7 +90,7 @@ def test_akamaster_accuracy_on_jpeg_test_split(
 
 def test_shipped_vgg11_weights_hash_strict_load_and_accuracy() -> None:
     """The VGG-11 of the repository's weight package: the file its README names (sha256),
-    loaded strictly, 444 of the 500 images of the seed-0 JPEG test subset (88.8 %; 87.07 % on
+    loaded strictly, 444 (+-2) of the 500 images of the seed-0 JPEG test subset (88.8 %; 87.07 % on
     all 10,000, measured for the README)."""
     import hashlib
 
@@ -110,7 +110,7 @@ def test_shipped_vgg11_weights_hash_strict_load_and_accuracy() -> None:
             int((model(data.images[i : i + 100]).argmax(1) == data.labels[i : i + 100]).sum())
             for i in range(0, 500, 100)
         )
-    assert correct == 444
+    assert abs(correct - 444) <= 2  # 444 here; float order may flip a borderline image
 
 
 def test_shipped_weights_without_their_package(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -144,9 +144,13 @@ def test_sources_are_the_regions_they_name(regions):
     fcr, cam = regions.mask("fcr", t), gradcam(regions.model, regions.x, regions.y)
     small = regions.area(t) <= 512  # at most half the image: the lowest pixels are elsewhere
     assert ((regions.mask("lowest-cam", t) * fcr).flatten(1).sum(1)[small] == 0).all()
-    # another image's map: image i takes image i + 1's Grad-CAM at its own area
-    shuffled = top_area_mask(cam.roll(-1, 0), regions.area(t))
-    assert torch.equal(regions.mask("shuffled-fcr", t), shuffled)
+    # another image's map: image i takes image i + 1's Grad-CAM at its own area, i.e. no
+    # pixel outside the region has a higher value of that map than one inside
+    shuffled, other = regions.mask("shuffled-fcr", t)[:, 0], cam.roll(-1, 0)
+    low_in = torch.where(shuffled == 1, other, math.inf).flatten(1).amin(1)
+    high_out = torch.where(shuffled == 0, other, -math.inf).flatten(1).amax(1)
+    assert (low_in >= high_out).all()
+    assert not torch.equal(shuffled, fcr[:, 0])
     disc = regions.mask("centred-disc", t)
     assert (disc[:, 0, 15:17, 15:17] == 1).all()  # the centre is always inside
     rows, cols = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
@@ -167,6 +171,55 @@ def test_sources_are_the_regions_they_name(regions):
         assert (diff < (1e-2 if source == "smoothgrad" else 1e-5)).all(), (source, diff)
 
 
+def test_ties_at_the_cut_are_broken_at_random_not_by_position(regions):
+    """The lowest-CAM region of a small area cuts inside the zeros of the ReLU map: its
+    pixels must spread over the zeros, not fill them from the top rows."""
+    cam = regions.map("fcr")
+    t = 0.7
+    lowest = regions.mask("lowest-cam", t)[:, 0]
+    tied = (cam == 0).flatten(1).sum(1) > regions.area(t)  # more zeros than the area
+    assert tied.sum() >= 4
+    rows = torch.arange(32.0)[None, :, None].expand_as(lowest)
+    mean_row = (rows * lowest).flatten(1).sum(1) / lowest.flatten(1).sum(1)
+    zero_row = (rows * (cam == 0)).flatten(1).sum(1) / (cam == 0).flatten(1).sum(1)
+    assert (mean_row[tied] - zero_row[tied]).abs().mean() < 2  # row-major order: 3.7 here
+    assert ((lowest == 1) <= (cam == 0))[tied].all()  # still the lowest pixels
+    ranking = torch.zeros(2, 4, 4)
+    keys = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(0))
+    mask = top_area_mask(ranking, torch.tensor([3, 5]), keys)[:, 0]
+    for i, k in enumerate((3, 5)):  # the k highest keys win among equal ranks
+        assert torch.equal(
+            mask[i].flatten().nonzero()[:, 0].sort().values,
+            keys[i].flatten().topk(k).indices.sort().values,
+        )
+    with pytest.raises(ValueError, match="tiebreak must have the shape"):
+        top_area_mask(ranking, torch.tensor([1, 1]), keys[:, :2])
+
+
+def test_an_image_without_grad_cam_evidence_counts_the_whole_image():
+    class Blind(nn.Module):  # the last map is constant: Grad-CAM is all zero
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 3, padding=1)
+            self.fc = nn.Linear(2, 3)
+
+        def forward(self, x):
+            return self.fc(self.conv(x * 0).mean((2, 3)))
+
+    x, y = torch.rand(2, 3, 8, 8), torch.tensor([0, 1])
+    regions = EqualAreaRegions(Blind(), x, y, ids=["a", "b"])
+    assert regions.area(0.5).tolist() == [64, 64]
+    assert (regions.mask("random-disc", 0.5) == 1).all()
+
+
+def test_smoothgrad_and_regions_work_in_inference_mode(resnet20, correct_batch):
+    x, y = correct_batch
+    with torch.inference_mode():
+        sg = smoothgrad(resnet20, x[:2], y[:2], samples=2)
+        mask = EqualAreaRegions(resnet20, x[:2], y[:2]).mask("layercam", 0.5)
+    assert sg.shape == (2, 32, 32) and mask.shape == (2, 1, 32, 32)
+
+
 def test_regions_reject_bad_arguments(regions):
     with pytest.raises(ValueError, match="unknown region source 'middle'"):
         regions.mask("middle", 0.2)
@@ -174,6 +227,10 @@ def test_regions_reject_bad_arguments(regions):
         regions.area(1.5)
     with pytest.raises(ValueError, match="batch_size"):
         EqualAreaRegions(regions.model, regions.x, regions.y, batch_size=0)
+    with pytest.raises(ValueError, match="ids has 1 entries for 16 images"):
+        EqualAreaRegions(regions.model, regions.x, regions.y, ids=["a"])
+    with pytest.raises(ValueError, match="ids has 1 entries for 16 images"):
+        smoothgrad(regions.model, regions.x, regions.y, ids=["a"])
 
 
 # --- paired ratio -----------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 For images x (N, C, H, W) in [0, 1] and classes c (N,): the map is the mean over ``samples``
 noisy copies x + e, e ~ N(0, sigma^2) per value, of max_channel |dY_c/dx|, min-max normalised
-per image to [0, 1] (the saliency of Simonyan et al., 2014, smoothed). Each image's noise is
+per image to [0, 1] (the saliency of Simonyan et al., 2014, smoothed). The absolute value is
+taken per noisy copy, before the mean (as Captum's NoiseTunnel on ``Saliency`` does; the
+SmoothGrad paper's code averages signed gradients first). Each image's noise is
 drawn from its own generator, seeded from (seed, image id), so a map does not depend on the
 batch it was computed in; the global RNG is not touched.
 """
@@ -48,8 +50,9 @@ def smoothgrad(
         raise ValueError(f"samples must be >= 1, got {samples}")
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
+    if ids is not None and len(ids) != len(x):
+        raise ValueError(f"ids has {len(ids)} entries for {len(x)} images")
     gens = [torch.Generator().manual_seed(s) for s in image_seeds(x, seed, ids)]
-    total = torch.zeros_like(x[:, 0])
     y = y.to(x.device).long()
 
     def score(logits: torch.Tensor) -> torch.Tensor:
@@ -57,7 +60,8 @@ def smoothgrad(
         return logits.gather(1, y[:, None])[:, 0]
 
     with torch.inference_mode(False), eval_mode(model, warn=False):
-        y = y.clone()  # a normal tensor even when called in inference mode
+        y = y.clone()  # normal tensors even when called in inference mode
+        total = torch.zeros_like(x[:, 0])
         for _ in range(samples):
             noise = per_image_rand(x.shape[1:], gens, x.device, "normal")
             _, grad = input_grad(model, x.detach().clone() + sigma * noise, score)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..regions import SOURCES
-from ..stats import paired_ratio_interval
+from ..stats import bootstrap_mean_interval, paired_ratio_interval
 from ..viz import figures
 from ..viz.document import Block, Table, fmt, rate
 from .results import Results, mean, mean_cell
@@ -94,14 +94,30 @@ def _by_id(res: Results, exp: str, part: str, model: str, key: str) -> dict[str,
     return {r["id"]: r for r in res.get(exp, part, model, key)}
 
 
-def _paired(
-    control: dict[str, dict[str, Any]], fcr: dict[str, dict[str, Any]]
-) -> tuple[float, float, float, int]:
-    """(ratio, lo, hi, pairs): mean L2 of the control over the FCR's on the images both
-    attacks fooled."""
+#: fewer pairs than this leave a cell undecided (a bootstrap over 1-9 images is too narrow)
+MIN_PAIRS = 10
+
+
+class Cell(NamedTuple):
+    """One (model, area) comparison of a control with the FCR on the same images."""
+
+    ratio: float  # mean L2 of the control / the FCR's, over the images both fooled
+    lo: float
+    hi: float
+    pairs: int
+    fooled: int  # images the control fooled
+    fooled_fcr: int  # images the FCR fooled
+
+    @property
+    def decided(self) -> bool:
+        return self.pairs >= MIN_PAIRS and not math.isnan(self.ratio)
+
+
+def _paired(control: dict[str, dict[str, Any]], fcr: dict[str, dict[str, Any]]) -> Cell:
     ids = [i for i in fcr if fcr[i]["success"] and control.get(i, {}).get("success")]
     r, lo, hi = paired_ratio_interval([control[i]["l2"] for i in ids], [fcr[i]["l2"] for i in ids])
-    return r, lo, hi, len(ids)
+    fooled = sum(bool(c["success"]) for c in control.values())
+    return Cell(r, lo, hi, len(ids), fooled, sum(bool(f["success"]) for f in fcr.values()))
 
 
 def _median_l2(recs: dict[str, dict[str, Any]]) -> float | None:
@@ -109,34 +125,51 @@ def _median_l2(recs: dict[str, dict[str, Any]]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def _verdict(label: str, cells: list[tuple[float, float, float, int]]) -> str:
+def _verdict(label: str, cells: list[Cell]) -> str:
     """One sentence: how the control's L2 compares with the FCR's over the (model, area)
-    cells, a cell counting as a difference only when its interval excludes 1."""
-    cells = [c for c in cells if not math.isnan(c[0])]
-    if not cells:
-        return f"**{label}**: no pair of successful attacks to compare."
-    worse = sum(c[1] > 1 for c in cells)  # the control needs more L2: the FCR is better
-    better = sum(c[2] < 1 for c in cells)
-    lo, hi = min(c[0] for c in cells), max(c[0] for c in cells)
-    if worse == len(cells):
-        verdict = "the FCR beats it in every cell"
-    elif better == len(cells):
-        verdict = "it beats the FCR in every cell"
+    cells; a cell is a difference only when it has at least ``MIN_PAIRS`` pairs and its
+    interval excludes 1."""
+    decided = [c for c in cells if c.decided]
+    few = len(cells) - len(decided)
+    if not decided:
+        return (
+            f"**{label}**: undecided: no cell has {MIN_PAIRS} or more images both attacks fooled."
+        )
+    worse = sum(c.lo > 1 for c in decided)  # the control needs more L2: the FCR is better
+    better = sum(c.hi < 1 for c in decided)
+    n = len(decided)
+    if worse == n:
+        verdict = f"the FCR is better in all {n} cells"
+    elif better == n:
+        verdict = f"the control is better than the FCR in all {n} cells"
     elif not worse and not better:
-        verdict = f"no cell differs ({len(cells)} cells)"
-    elif worse and not better:
-        verdict = f"the FCR is better in {worse} of {len(cells)} cells, no cell the other way"
-    elif better and not worse:
-        verdict = f"it is better than the FCR in {better} of {len(cells)} cells, none the other way"
+        verdict = f"no cell differs ({n} cells)"
     else:
         verdict = (
-            f"mixed: the FCR is better in {worse}, worse in {better}, undecided in "
-            f"{len(cells) - worse - better} of {len(cells)} cells"
+            f"the FCR is better in {worse}, the control in {better}, neither in "
+            f"{n - worse - better} of {n} cells"
         )
-    return (
-        f"**{label}**: needs {fmt(lo)}-{fmt(hi)}x the FCR's L2 (paired ratio of means over the "
-        f"images both fooled, per model and area); {verdict}."
-    )
+    lo, hi = min(c.ratio for c in decided), max(c.ratio for c in decided)
+    text = f"**{label}**: needs {fmt(lo)}-{fmt(hi)}x the FCR's L2; {verdict}"
+    if few:
+        text += f" ({few} cell(s) with under {MIN_PAIRS} pairs left out)"
+    lower = sum(c.fooled < c.fooled_fcr for c in cells)
+    if lower:
+        text += f"; its ASR is below the FCR's in {lower} of {len(cells)} cells"
+    return text + "."
+
+
+def _transfer_cell(
+    fcr: list[dict[str, Any]], control: list[dict[str, Any]], target: str
+) -> tuple[float, float, float, int]:
+    """(mean, lo, hi, n): the paired difference in points (FCR fooled the target minus the
+    control fooled it) over the images both runs attacked, with its bootstrap interval."""
+    ctrl = {r["id"]: r["transfer"][target] for r in control}
+    d = [100.0 * (r["transfer"][target] - ctrl[r["id"]]) for r in fcr if r["id"] in ctrl]
+    if not d:
+        return math.nan, math.nan, math.nan, 0
+    lo, hi = bootstrap_mean_interval(d)
+    return sum(d) / len(d), lo, hi, len(d)
 
 
 def _transfer(res: Results, exp: str, part: dict[str, Any]) -> list[Block]:
@@ -145,43 +178,45 @@ def _transfer(res: Results, exp: str, part: dict[str, Any]) -> list[Block]:
         (r["mask_source"], r["params"]["eps"]): r for r in part["runs"] if r["attack"] == "pgdl2"
     }
     rows: list[list[str]] = []
-    diffs: dict[str, list[float]] = {}
+    diffs: dict[str, list[tuple[float, float, float, int]]] = {}
     order = sorted(runs, key=lambda k: (k[1], TRANSFER_SOURCES.index(k[0])))
     for src, eps in order:
-        run = runs[(src, eps)]
+        ref = runs.get(("fcr", eps))
         for m in models:
-            recs = res.get(exp, pname, m["name"], run["key"])
+            recs = res.get(exp, pname, m["name"], runs[(src, eps)]["key"])
             if not recs:
                 continue
-            row = [fmt(eps), m["label"], LABELS[src]]
+            row = [fmt(eps), m["label"], LABELS[src], fmt(mean(recs, "l2"), 3)]
+            fcr = res.get(exp, pname, m["name"], ref["key"]) if ref and src != "fcr" else []
             for target in models:
                 k = sum(r["transfer"][target["name"]] for r in recs)
                 row.append(rate(k, len(recs)))
-                ref = runs.get(("fcr", eps))
-                if src != "fcr" and ref and target["name"] != m["name"]:
-                    fcr = res.get(exp, pname, m["name"], ref["key"])
-                    if fcr:
-                        k_fcr = sum(r["transfer"][target["name"]] for r in fcr)
-                        diffs.setdefault(src, []).append(100 * (k_fcr / len(fcr) - k / len(recs)))
+                if fcr and target["name"] != m["name"]:
+                    diffs.setdefault(src, []).append(_transfer_cell(fcr, recs, target["name"]))
             rows.append(row)
     if not rows:
         return []
     sentences = []
-    for src, d in diffs.items():
-        if d:
-            hi, lo = sum(x > 0 for x in d), sum(x < 0 for x in d)
-            sentences.append(
-                f"FCR vs {LABELS[src]} at equal L2: the FCR's perturbations transfer more often "
-                f"in {hi} of {len(d)} (source, target, budget) cells, less often in {lo}; mean "
-                f"difference {sum(d) / len(d):+.1f} points."
-            )
+    for src, cells in diffs.items():
+        decided = [c for c in cells if c[3] >= MIN_PAIRS]
+        more = sum(c[1] > 0 for c in decided)
+        less = sum(c[2] < 0 for c in decided)
+        mean_diff = sum(c[0] for c in cells) / len(cells)
+        sentences.append(
+            f"**FCR vs {LABELS[src]} at equal L2 budgets**: over {len(cells)} (source, target, "
+            f"budget) cells the FCR's perturbations fool the other model {mean_diff:+.1f} "
+            f"points more often on average (paired over images); the paired interval excludes "
+            f"0 in favour of the FCR in {more} and against it in {less} of {len(decided)} cells "
+            f"with {MIN_PAIRS} or more images."
+        )
     table = Table(
-        ["eps (L2)", "crafted on", "region"] + [f"fools {m['label']}" for m in models],
+        ["eps (L2)", "crafted on", "region", "mean L2 used"]
+        + [f"fools {m['label']}" for m in models],
         rows,
         [
-            f"PGD-L2, 20 steps, at equal L2 budgets inside regions of the area of the FCR at t = "
+            "PGD-L2, 20 steps, at equal L2 budgets inside regions of the area of the FCR at t = "
             f"{TRANSFER_T}; the diagonal is white-box. Rates over the images every model "
-            "classifies correctly, with Wilson intervals."
+            "classifies correctly, with Wilson intervals; 'mean L2 used': over all images."
         ],
     )
     return [
@@ -201,7 +236,7 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
         areas = sorted({t for _, t in ddn})
         sources = [s for s in SOURCES if any((s, t) in ddn for t in areas)]
         rows: list[list[str]] = []
-        cells: dict[str, list[tuple[float, float, float, int]]] = {s: [] for s in sources[1:]}
+        cells: dict[str, list[Cell]] = {s: [] for s in sources if s != "fcr"}
         panels: list[figures.Panel] = []
         for m in models:
             series: dict[str, tuple[list[float], list[float]]] = {s: ([], []) for s in sources}
@@ -228,8 +263,8 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                             mean_cell(a, "l0", 0),
                             "1 (reference)"
                             if paired is None
-                            else f"{fmt(paired[0])} [{fmt(paired[1])}, {fmt(paired[2])}] "
-                            f"(n = {paired[3]})",
+                            else f"{fmt(paired.ratio)} [{fmt(paired.lo)}, {fmt(paired.hi)}] "
+                            f"(n = {paired.pairs})",
                         ]
                     )
                     if a is not None and area is not None:
@@ -274,8 +309,13 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
             Block(
                 "p",
                 f"Answers ({pname}, n = {n} images per model, {len(models)} models x "
-                f"{len(areas)} areas; a cell is a difference only when its interval excludes "
-                "1):",
+                f"{len(areas)} areas = {len(models) * len(areas)} cells per control). Ratios "
+                "are paired ratios of mean L2 over the images both attacks fooled; a cell is "
+                f"a difference only when it has at least {MIN_PAIRS} such images and its 95 % "
+                "interval excludes 1. The intervals are per cell and not corrected for the "
+                f"{len(models) * len(areas) * len(cells)} comparisons (about 1 in 20 may "
+                "differ by chance), so read a single cell as exploratory and a control that "
+                "differs in every cell as an answer:",
             )
         )
         blocks += [Block("p", _verdict(LABELS[s], c)) for s, c in cells.items()]
@@ -308,6 +348,7 @@ EXPERIMENT = Experiment(
     section,
     notes="Every model sees the images at the data set's size (ImageNet: 224 px, also for "
     "Lite1 and Lite2, whose native sizes are 240 and 260 px). XGrad-CAM equals Grad-CAM on "
-    "networks whose last convolutional map is only average-pooled before a linear layer "
-    "(the ResNets here), since the gradient is then constant over positions.",
+    "networks whose last feature map is only average-pooled before a linear layer (the "
+    "ResNets and EfficientNet-Lites here, not VGG-11, whose map is max-pooled): the gradient "
+    "is then constant over positions.",
 )

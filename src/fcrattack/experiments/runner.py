@@ -24,7 +24,7 @@ from ..attacks import Attack, AttackResult, build
 from ..cam import fcr_region, gradcam
 from ..data import Dataset
 from ..distributed import Context
-from ..regions import EqualAreaRegions
+from ..regions import EqualAreaRegions, shuffle_partners
 from ..store import ResultStore, record_key
 from .loaders import load_part_data, load_spec_model, update_json
 from .preflight import preflight
@@ -54,7 +54,7 @@ class ExperimentRunner:
             "version": cfg.version,
             "parts": {},
         }
-        self._regions: dict[tuple[str, str], EqualAreaRegions] = {}
+        self._regions: dict[str, EqualAreaRegions] = {}  # per model, for the current part
 
     # --- shared steps ---------------------------------------------------------------------
     def _predict(self, model: nn.Module, x: torch.Tensor, bs: int) -> torch.Tensor:
@@ -82,17 +82,38 @@ class ExperimentRunner:
         for an unrestricted run. Maps are computed once per (part, model)."""
         if run.mask_t is None:
             return None
-        key = (part.name, name)
-        if key not in self._regions:
-            self._regions[key] = EqualAreaRegions(
+        if name not in self._regions:  # cleared when the part ends
+            self._regions[name] = EqualAreaRegions(
                 model,
-                data.images.to(self.device),
-                data.labels.to(self.device),
+                data.images,
+                data.labels,
                 ids=data.ids,
                 seed=self.cfg.seed,
                 batch_size=part.data.batch_size,
+                device=self.device,
             )
-        return self._regions[key].mask(run.mask_source, run.mask_t)
+        return self._regions[name].mask(run.mask_source, run.mask_t)
+
+    def _check_partners(self, part: Part, name: str, run: AttackRun, data: Dataset) -> None:
+        """Refuse to resume ``shuffled-fcr`` records made with other image pairs (the pairing
+        depends on the set of eligible images, which the record keys do not name)."""
+        if run.mask_source != "shuffled-fcr":
+            return
+        partner = self._partners(data)
+        for r in self.store.select(
+            experiment=self.cfg.name, part=part.name, model=name, attack=run.key
+        ):
+            if r["id"] in partner and r.get("mask_partner") != partner[r["id"]]:
+                raise ValueError(
+                    f"{self.store.dir}: {run.key} records of {name} pair image {r['id']} with "
+                    f"{r.get('mask_partner')}, this run with {partner[r['id']]}: the eligible "
+                    "images changed (another n or model list). Choose another output folder"
+                )
+
+    @staticmethod
+    def _partners(data: Dataset) -> dict[str, str]:
+        """image id -> the id of the image whose Grad-CAM its shuffled region borrows."""
+        return {data.ids[i]: data.ids[j] for i, j in enumerate(shuffle_partners(len(data)))}
 
     def _key(self, part: Part, model: str, attack: str, setting: str, image_id: str) -> str:
         return record_key(self.cfg.name, part.name, model, attack, setting, image_id)
@@ -145,6 +166,7 @@ class ExperimentRunner:
                 )
                 continue
             getattr(self, f"_run_{self.cfg.kind}")(part, models, sub)
+            self._regions.clear()
         return self.status
 
     def _batches(self, todo: list[int], bs: int, desc: str) -> Iterator[list[int]]:
@@ -234,8 +256,10 @@ class ExperimentRunner:
                 )
             todo = [j for j in todo if data.ids[j] in ref]
             budget = torch.tensor([ref.get(i, 0.0) for i in data.ids], dtype=torch.float32)
+        self._check_partners(part, name, run, data)
         todo = self.dist.shard(todo)
         masks = self._masks(part, name, model, run, data) if todo else None
+        partner = self._partners(data) if run.mask_source == "shuffled-fcr" else None
         for chunk in self._batches(
             todo, part.data.batch_size, f"{self.cfg.name}/{part.name}/{name}/{run.key}"
         ):
@@ -252,9 +276,11 @@ class ExperimentRunner:
                     with torch.no_grad():
                         pred = tmodel(res.x_adv.to(self.device)).argmax(1).cpu()
                     fooled[tname] = (pred != y).tolist()
-            self.store.append(
-                self._rows(part, name, run, keys, chunk, ids, res, dt, budget, fooled)
-            )
+            rows = self._rows(part, name, run, keys, chunk, ids, res, dt, budget, fooled)
+            if partner is not None:
+                for row in rows:
+                    row["mask_partner"] = partner[row["id"]]
+            self.store.append(rows)
 
     def _rows(
         self,

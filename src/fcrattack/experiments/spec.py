@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..regions import SOURCES
+
 if TYPE_CHECKING:
     from ..viz.document import Block
     from .results import Results
@@ -73,6 +75,12 @@ class AttackRun:
     mask_t: float | None = None
     paper_row: str | None = None
     mask_source: str = "fcr"
+
+    def __post_init__(self) -> None:
+        if self.mask_source not in SOURCES:
+            raise ValueError(f"{self.key}: unknown mask_source {self.mask_source!r}")
+        if self.mask_source != "fcr" and self.mask_t is None:
+            raise ValueError(f"{self.key}: mask_source needs mask_t (the area's threshold)")
 
     def setting(self) -> str:
         """Canonical text of the settings (part of every record key)."""
