@@ -20,21 +20,9 @@ from ..regions import SOURCES
 from ..stats import bootstrap_mean_interval, paired_ratio_interval
 from ..viz import figures
 from ..viz.document import Block, Table, fmt, rate
+from . import spec
 from .results import Results, mean, mean_cell
-from .spec import (
-    EFFNET,
-    LITE1,
-    LITE2,
-    R20,
-    R32,
-    VGG11,
-    AttackRun,
-    Experiment,
-    Part,
-    Scale,
-    cifar,
-    imagenet,
-)
+from .spec import AttackRun, Experiment, Part, Scale
 
 AREAS = (0.2, 0.5, 0.7)
 TRANSFER_SOURCES = ("fcr", "shuffled-fcr", "centred-disc")
@@ -54,38 +42,38 @@ LABELS = {
 }
 
 
-def _ddn(source: str, t: float, steps: int) -> AttackRun:
-    return AttackRun(
-        f"ddn-{source}-t{t}",
-        "region-ddn",
-        f"region DDN in {LABELS[source]}, area of FCR t={t}",
-        {"steps": steps},
-        mask_t=t,
-        mask_source=source,
-    )
-
-
-def _pgd(source: str, eps: float) -> AttackRun:
-    return AttackRun(
-        f"pgdl2-{source}-eps{eps}",
-        "pgdl2",
-        f"PGD-L2 eps={eps} in {LABELS[source]}, area of FCR t={TRANSFER_T}",
-        {"eps": eps, "steps": 20},
-        mask_t=TRANSFER_T,
-        mask_source=source,
-    )
+def _region_run(
+    attack: str, key: str, what: str, params: dict[str, Any], t: float, source: str
+) -> AttackRun:
+    label = f"{what} in {LABELS[source]}, area of FCR t={t}"
+    return AttackRun(key, attack, label, params, mask_t=t, mask_source=source)
 
 
 def parts(s: Scale) -> list[Part]:
     out = []
     sides = (
-        (cifar, "cifar10", [R20, R32, VGG11]),
-        (imagenet, "imagenet", [EFFNET, LITE1, LITE2]),
+        (spec.cifar, "cifar10", [spec.R20, spec.R32, spec.VGG11]),
+        (spec.imagenet, "imagenet", [spec.EFFNET, spec.LITE1, spec.LITE2]),
     )
     for data, name, models in sides:
         n, steps = s.controls[name]
-        runs = [_ddn(src, t, steps) for t in AREAS for src in SOURCES]
-        runs += [_pgd(src, eps) for eps in BUDGETS[name] for src in TRANSFER_SOURCES]
+        runs = [
+            _region_run("region-ddn", f"ddn-{src}-t{t}", "region DDN", {"steps": steps}, t, src)
+            for t in AREAS
+            for src in SOURCES
+        ]
+        runs += [
+            _region_run(
+                "pgdl2",
+                f"pgdl2-{src}-eps{eps}",
+                f"PGD-L2 eps={eps}",
+                {"eps": eps, "steps": 20},
+                TRANSFER_T,
+                src,
+            )
+            for eps in BUDGETS[name]
+            for src in TRANSFER_SOURCES
+        ]
         out.append(Part(data(s, n), models, runs))
     return out
 
