@@ -24,10 +24,10 @@ from ..attacks import Attack, AttackResult, build
 from ..cam import fcr_region, gradcam
 from ..data import Dataset
 from ..distributed import Context
-from ..regions import EqualAreaRegions, shuffle_partners
 from ..store import ResultStore, record_key
 from .loaders import load_part_data, load_spec_model, update_json
 from .preflight import preflight
+from .region_masks import PartRegions, check_partners, partners
 from .spec import AttackRun, ExperimentConfig, Part
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class ExperimentRunner:
             "version": cfg.version,
             "parts": {},
         }
-        self._regions: dict[str, EqualAreaRegions] = {}  # per model, for the current part
+        self._regions = PartRegions(cfg.seed, device)  # the masked runs' regions, per part
 
     # --- shared steps ---------------------------------------------------------------------
     def _predict(self, model: nn.Module, x: torch.Tensor, bs: int) -> torch.Tensor:
@@ -73,47 +73,6 @@ class ExperimentRunner:
             dataset=part.data.dataset,
             **{**run.params, **extra, "seed": self.cfg.seed},
         )
-
-    def _masks(
-        self, part: Part, name: str, model: nn.Module, run: AttackRun, data: Dataset
-    ) -> torch.Tensor | None:
-        """The masks (N, 1, H, W) of ``run``'s region for every image of ``data`` (the part's
-        eligible images, so that a shuffled source pairs the same images on resume), or None
-        for an unrestricted run. Maps are computed once per (part, model)."""
-        if run.mask_t is None:
-            return None
-        if name not in self._regions:  # cleared when the part ends
-            self._regions[name] = EqualAreaRegions(
-                model,
-                data.images,
-                data.labels,
-                ids=data.ids,
-                seed=self.cfg.seed,
-                batch_size=part.data.batch_size,
-                device=self.device,
-            )
-        return self._regions[name].mask(run.mask_source, run.mask_t)
-
-    def _check_partners(self, part: Part, name: str, run: AttackRun, data: Dataset) -> None:
-        """Refuse to resume ``shuffled-fcr`` records made with other image pairs (the pairing
-        depends on the set of eligible images, which the record keys do not name)."""
-        if run.mask_source != "shuffled-fcr":
-            return
-        partner = self._partners(data)
-        for r in self.store.select(
-            experiment=self.cfg.name, part=part.name, model=name, attack=run.key
-        ):
-            if r["id"] in partner and r.get("mask_partner") != partner[r["id"]]:
-                raise ValueError(
-                    f"{self.store.dir}: {run.key} records of {name} pair image {r['id']} with "
-                    f"{r.get('mask_partner')}, this run with {partner[r['id']]}: the eligible "
-                    "images changed (another n or model list). Choose another output folder"
-                )
-
-    @staticmethod
-    def _partners(data: Dataset) -> dict[str, str]:
-        """image id -> the id of the image whose Grad-CAM its shuffled region borrows."""
-        return {data.ids[i]: data.ids[j] for i, j in enumerate(shuffle_partners(len(data)))}
 
     def _key(self, part: Part, model: str, attack: str, setting: str, image_id: str) -> str:
         return record_key(self.cfg.name, part.name, model, attack, setting, image_id)
@@ -234,7 +193,7 @@ class ExperimentRunner:
         """Attack the images of ``data`` that have no record yet for (model, run), batch by
         batch, appending each batch's records; with ``targets``, also record whether each
         adversarial image fools each target model (transfer). A run with ``mask_t`` is
-        restricted to its region (:meth:`_masks`)."""
+        restricted to its region (:class:`.region_masks.PartRegions`)."""
         setting = run.setting()
         keys = [self._key(part, name, run.key, setting, i) for i in data.ids]
         todo = [j for j, k in enumerate(keys) if k not in self.store]
@@ -256,10 +215,10 @@ class ExperimentRunner:
                 )
             todo = [j for j in todo if data.ids[j] in ref]
             budget = torch.tensor([ref.get(i, 0.0) for i in data.ids], dtype=torch.float32)
-        self._check_partners(part, name, run, data)
+        check_partners(self.store, self.cfg.name, part.name, name, run, data)
         todo = self.dist.shard(todo)
-        masks = self._masks(part, name, model, run, data) if todo else None
-        partner = self._partners(data) if run.mask_source == "shuffled-fcr" else None
+        masks = self._regions.masks(part, name, model, run, data) if todo else None
+        partner = partners(data) if run.mask_source == "shuffled-fcr" else None
         for chunk in self._batches(
             todo, part.data.batch_size, f"{self.cfg.name}/{part.name}/{name}/{run.key}"
         ):
