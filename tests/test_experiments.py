@@ -374,3 +374,19 @@ def test_attack_run_refuses_unknown_or_unanchored_mask_sources():
         AttackRun("k", "pgd", "label", mask_t=0.2, mask_source="middle")
     with pytest.raises(ValueError, match="needs mask_t"):
         AttackRun("k", "pgd", "label", mask_source="centred-disc")
+
+
+def test_transfer_records_of_another_model_list_are_refused_not_mixed(tmp_path):
+    """Regression: resuming a transfer experiment after its model list changed reused records
+    evaluated on the old models, and the report then failed with a KeyError."""
+    root = _need(SHARED)
+    cfg = get_config("transfer", "cpu", n=4)
+    part = cfg.parts[0]
+    part.runs = [r for r in part.runs if r.attack == "pgd"][:1]
+    part.runs[0].params["steps"] = 2
+    models = list(part.models)
+    part.models = models[:2]
+    run(cfg, out_dir=tmp_path, root=root)
+    part.models = models
+    with pytest.raises(ValueError, match="the model list changed"):
+        run(cfg, out_dir=tmp_path, root=root)

@@ -197,6 +197,8 @@ class ExperimentRunner:
         setting = run.setting()
         keys = [self._key(part, name, run.key, setting, i) for i in data.ids]
         todo = [j for j, k in enumerate(keys) if k not in self.store]
+        if targets:
+            self._check_targets(run, keys, set(targets))
         budget = None
         if run.budget_from:
             ref = {
@@ -240,6 +242,18 @@ class ExperimentRunner:
                 for row in rows:
                     row["mask_partner"] = partner[row["id"]]
             self.store.append(rows)
+
+    def _check_targets(self, run: AttackRun, keys: list[str], targets: set[str]) -> None:
+        """Refuse to resume transfer records evaluated on other models: record keys do not
+        name the target models, so a changed model list would leave cells without them."""
+        for k in keys:
+            rec = self.store.records.get(k)
+            if rec is not None and set(rec.get("transfer", {})) != targets:
+                raise ValueError(
+                    f"{self.store.dir}: {run.key} record {rec['id']} of {rec['model']} was "
+                    f"evaluated on {sorted(rec.get('transfer', {}))}, this run's models are "
+                    f"{sorted(targets)}: the model list changed. Choose another output folder"
+                )
 
     def _rows(
         self,
