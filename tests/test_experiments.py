@@ -357,14 +357,14 @@ def test_region_controls_verdicts_count_only_decided_cells():
     )
     few = Cell(3.0, 2.9, 3.1, 3, 3, 30)  # a narrow interval over 3 images decides nothing
     text = _verdict("X", [better, few])
-    assert "better in all 1 cells" in text and "1 cell(s) with under 10 pairs left out" in text
+    assert "better in all 1 cells; 1 cell(s) with under 10 pairs left out;" in text
     assert "its ASR is below the FCR's in 1 of 2 cells" in text
     assert "undecided" in _verdict("X", [few])
     mixed = [better, Cell(0.8, 0.7, 0.9, 20, 20, 20), Cell(1.0, 0.9, 1.1, 20, 20, 20)]
     assert "the FCR is better in 1, the control in 1, neither in 1 of 3 cells" in _verdict(
         "X", mixed
     )
-    assert "no cell differs (1 cells)" in _verdict("X", [Cell(1.0, 1.0, 1.0, 20, 20, 20)])
+    assert "no cell of 1 differs" in _verdict("X", [Cell(1.0, 1.0, 1.0, 20, 20, 20)])
 
 
 def test_attack_run_refuses_unknown_or_unanchored_mask_sources():

@@ -131,7 +131,7 @@ def _verdict(label: str, cells: list[Cell]) -> str:
     elif better == n:
         verdict = f"the control is better than the FCR in all {n} cells"
     elif not worse and not better:
-        verdict = f"no cell differs ({n} cells)"
+        verdict = f"no cell of {n} differs"
     else:
         verdict = (
             f"the FCR is better in {worse}, the control in {better}, neither in "
@@ -140,7 +140,7 @@ def _verdict(label: str, cells: list[Cell]) -> str:
     lo, hi = min(c.ratio for c in decided), max(c.ratio for c in decided)
     text = f"**{label}**: needs {fmt(lo)}-{fmt(hi)}x the FCR's L2; {verdict}"
     if few:
-        text += f" ({few} cell(s) with under {MIN_PAIRS} pairs left out)"
+        text += f"; {few} cell(s) with under {MIN_PAIRS} pairs left out"
     lower = sum(c.fooled < c.fooled_fcr for c in cells)
     if lower:
         text += f"; its ASR is below the FCR's in {lower} of {len(cells)} cells"
