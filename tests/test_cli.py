@@ -158,6 +158,16 @@ def test_attack_and_cam_on_the_jpeg_test_split(tmp_path, capsys):
     assert "Grad-CAM layer: model.layer3" in capsys.readouterr().out
 
 
+def test_fcr_attack_and_cam_on_the_shipped_vgg11_through_the_cli(tmp_path, capsys):
+    data = ["--model", "vgg11-cifar10", "--data", str(CIFAR_JPEG), "--n", "4", "--threads", "1"]
+    argv = ["-q", "attack", *data, "--attack", "fcr", "--preset", "paper"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    rows = _rows(tmp_path / "a" / "results.jsonl")
+    assert len(rows) == 4 and any(r["success"] for r in rows)
+    assert main(["-q", "cam", *data, "--out", str(tmp_path / "c")]) == 0
+    assert "Grad-CAM layer: model.features.27" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv",
     [

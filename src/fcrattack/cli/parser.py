@@ -68,7 +68,8 @@ def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
     model.add_argument(
         "--model",
         default="default",
-        help="'default' (embedded CIFAR-10 ResNet-20), 'efficientnet-lite0|1|2', a checkpoint "
+        help="'default' (embedded CIFAR-10 ResNet-20), 'vgg11-cifar10' (VGG-11 trained here), "
+        "'efficientnet-lite0|1|2', a checkpoint "
         "file, torchvision:NAME[:WEIGHTS], timm:NAME, torchscript:PATH, export:PATH or "
         "py:package.module:callable[?key=value&...] (default: %(default)s; weights are "
         "never downloaded)",
