@@ -185,7 +185,10 @@ def _transfer(res: Results, exp: str, part: dict[str, Any]) -> list[Block]:
     if not rows:
         return []
     sentences = []
-    for src, cells in diffs.items():
+    for src, all_cells in diffs.items():
+        cells = [c for c in all_cells if c[3]]  # cells with at least one paired image
+        if not cells:
+            continue
         decided = [c for c in cells if c[3] >= MIN_PAIRS]
         more = sum(c[1] > 0 for c in decided)
         less = sum(c[2] < 0 for c in decided)
