@@ -7,10 +7,17 @@ crash or kill can leave at most one partial last line. The reader drops that lin
 writer truncates it away before appending), so a rerun simply redoes the images it named.
 Every record carries a ``key`` = ``experiment/part/model/attack/setting/image id``; a rerun
 skips keys already present and never writes one twice.
+
+Packed records: :meth:`ResultStore.pack` moves every record into ``records.jsonl.gz``
+(replaced atomically; gzip without a timestamp, so the same records give the same bytes),
+small enough to commit with the code, and a store opened on a folder reads the packed records
+first, then the plain file, each key once. A run whose records are committed this way resumes
+on a fresh clone and attacks only what is missing.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import math
@@ -22,6 +29,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 RECORDS = "records.jsonl"
+PACKED = RECORDS + ".gz"
 
 
 def output_dir(path: str | Path) -> Path:
@@ -78,12 +86,13 @@ def record_key(
 
 
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Complete records of a JSONL file, in order; a partial or corrupt line is skipped with
-    a warning (only the last line can be partial after a crash)."""
+    """Complete records of a JSONL file (``.gz``: gzip-compressed), in order; a partial or
+    corrupt line is skipped with a warning (only the last line can be partial after a crash)."""
     path = Path(path)
     if not path.is_file():
         return
-    with path.open("rb") as f:
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
         for number, line in enumerate(f, 1):
             if not line.endswith(b"\n"):
                 log.warning("%s: dropping partial last line %d (interrupted write)", path, number)
@@ -103,8 +112,9 @@ class ResultStore:
         self.path = self.dir / filename  # another name: a rank's part, see .distributed
         self._truncate_partial_tail()
         self.records: dict[str, dict[str, Any]] = {}
-        for rec in read_records(self.path):
-            self.records.setdefault(rec["key"], rec)
+        for path in (self.dir / PACKED, self.path):
+            for rec in read_records(path):
+                self.records.setdefault(rec["key"], rec)
 
     def _truncate_partial_tail(self) -> None:
         """Cut a partial last line off the file so appended lines start on a fresh line."""
@@ -141,6 +151,33 @@ class ResultStore:
         for r in new:
             self.records[r["key"]] = r
         return len(new)
+
+    @staticmethod
+    def records_of(out_dir: str | Path) -> list[dict[str, Any]]:
+        """The records of a folder (packed, then plain; each key once) without opening it
+        for writing."""
+        seen: dict[str, dict[str, Any]] = {}
+        for path in (Path(out_dir) / PACKED, Path(out_dir) / RECORDS):
+            for rec in read_records(path):
+                seen.setdefault(rec["key"], rec)
+        return list(seen.values())
+
+    def pack(self) -> Path:
+        """Write every record to ``records.jsonl.gz`` (atomically, reproducible bytes) and
+        empty the plain file: the records then live in the packed file alone."""
+        packed = self.dir / PACKED
+        tmp = packed.with_name(packed.name + ".tmp")
+        text = "".join(dumps(r) + "\n" for r in self.records.values()).encode("utf-8")
+        with tmp.open("wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+                gz.write(text)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, packed)
+        if self.path.is_file():  # its records are in the packed file now (read first)
+            with self.path.open("r+b") as f:
+                f.truncate(0)
+        return packed
 
     def select(self, **fields: Any) -> list[dict[str, Any]]:
         """Records whose fields equal ``fields`` (e.g. experiment="whitebox", model="...")."""

@@ -28,13 +28,19 @@ def load_spec_model(spec: ModelSpec, root: Path, device: torch.device) -> nn.Mod
     return model.to(device).eval()
 
 
-def load_part_data(part: Part, root: Path) -> Dataset:
-    """The seeded image subset of a part."""
+def load_part_data(part: Part, root: Path, size: int | None = None) -> Dataset:
+    """The seeded image subset of a part; ImageNet images at ``size`` px (None: 224), resized
+    by 256/224 of it and centre-cropped (the same files for every size)."""
     d = part.data
     if d.dataset == "cifar10":
+        if size not in (None, 32):
+            raise ValueError(f"CIFAR-10 images are 32 px, a model asks for {size}")
         return cifar10(root / d.root, d.split, n=d.n, seed=d.seed)
     if d.dataset == "imagenet":
-        return imagenet_folder(root / d.root, n=d.n, seed=d.seed)
+        size = size or 224
+        return imagenet_folder(
+            root / d.root, n=d.n, seed=d.seed, size=size, resize=round(size * 256 / 224)
+        )
     raise ValueError(f"unknown dataset {d.dataset!r}")
 
 

@@ -7,6 +7,7 @@ from . import (
     fcr_importance,
     masked_fgsm,
     region_controls,
+    region_thesis,
     region_tradeoff,
     sweep_steps_temperature,
     sweep_threshold,
@@ -31,6 +32,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         region_tradeoff,
         transfer_equal_l2,
         region_controls,
+        region_thesis,
     )
 }
 

@@ -116,7 +116,7 @@ def run(
     already there. ``root``: the shared data/models folder (default:
     :func:`fcrattack.data.shared_root`). Returns the wall time (s) per experiment."""
     if name_or_all == "all":
-        items: list[str | ExperimentConfig] = list(EXPERIMENTS)
+        items: list[str | ExperimentConfig] = [k for k, e in EXPERIMENTS.items() if e.in_all]
     elif isinstance(name_or_all, (str, ExperimentConfig)):
         items = [name_or_all]
     else:

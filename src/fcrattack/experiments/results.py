@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..metrics import summarize
-from ..store import read_records
+from ..store import ResultStore
 from ..viz.document import fmt_interval, rate
 from .spec import AttackRun
 
@@ -96,7 +96,7 @@ class Results:
         self.env = self._json("env.json")
         self.paper = paper_numbers()
         self.groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        for r in read_records(self.dir / "records.jsonl"):
+        for r in ResultStore.records_of(self.dir):
             self.groups[(r["experiment"], r["part"], r["model"], r["attack"])].append(r)
 
     def _json(self, name: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ..data import Dataset
 from ..distributed import Context
 from ..store import ResultStore, record_key
 from .loaders import load_part_data, load_spec_model, update_json
+from .paired import PairedRuns
 from .preflight import preflight
 from .region_masks import PartRegions, check_partners, partners
 from .spec import AttackRun, ExperimentConfig, Part
@@ -49,14 +50,9 @@ class ExperimentRunner:
         self.cfg, self.store, self.device, self.root = cfg, store, device, root
         self.dist = dist or Context()  # data-parallel rank and world, see .distributed
         self.status_path = store.dir / "status.json"
-        self.status: dict[str, Any] = {
-            "scale": cfg.scale,
-            "version": cfg.version,
-            "parts": {},
-        }
+        self.status: dict[str, Any] = {"scale": cfg.scale, "version": cfg.version, "parts": {}}
         self._regions = PartRegions(cfg.seed, device)  # the masked runs' regions, per part
 
-    # --- shared steps ---------------------------------------------------------------------
     def _predict(self, model: nn.Module, x: torch.Tensor, bs: int) -> torch.Tensor:
         with torch.no_grad():
             return torch.cat(
@@ -79,20 +75,22 @@ class ExperimentRunner:
 
     def run(self) -> dict[str, Any]:
         for part in self.cfg.parts:
-            data = load_part_data(part, self.root)
+            by_size = {s: load_part_data(part, self.root, s) for s in {m.size for m in part.models}}
+            datas = {m.name: by_size[m.size] for m in part.models}  # each at its model's size
+            data = datas[part.models[0].name]
             models = {m.name: load_spec_model(m, self.root, self.device) for m in part.models}
             bs = part.data.batch_size
             info: dict[str, Any] = {"n_drawn": len(data), "models": {}}
             correct = torch.ones(len(data), dtype=torch.bool)
             for spec in part.models:
-                model = models[spec.name]
+                model, mdata = models[spec.name], datas[spec.name]
                 warn = preflight(
                     model,
-                    data.images[:PREFLIGHT_IMAGES],
-                    data.labels[:PREFLIGHT_IMAGES],
+                    mdata.images[:PREFLIGHT_IMAGES],
+                    mdata.labels[:PREFLIGHT_IMAGES],
                     name=spec.name,
                 )
-                ok = self._predict(model, data.images, bs) == data.labels
+                ok = self._predict(model, mdata.images, bs) == mdata.labels
                 correct &= ok
                 info["models"][spec.name] = {
                     "label": spec.label,
@@ -124,7 +122,11 @@ class ExperimentRunner:
                     part.name,
                 )
                 continue
-            getattr(self, f"_run_{self.cfg.kind}")(part, models, sub)
+            if self.cfg.kind == "paired":  # each model on its own data (its input size)
+                subs = {name: d.subset(idx) for name, d in datas.items()}
+                PairedRuns(self, part, models, subs, on_stage=self.store.pack).run()
+            else:
+                getattr(self, f"_run_{self.cfg.kind}")(part, models, sub)
             self._regions.clear()
         return self.status
 
@@ -145,7 +147,6 @@ class ExperimentRunner:
         finally:
             bar.close()
 
-    # --- kinds ----------------------------------------------------------------------------
     def _run_importance(self, part: Part, models: dict[str, nn.Module], data: Dataset) -> None:
         setting = f"t={self.cfg.t}"
         for name, model in models.items():

@@ -35,13 +35,17 @@ VERSION = 4
 class ModelSpec:
     """A model: ``source`` is ``default``, ``efficientnet-lite0`` or a checkpoint path relative
     to the shared root (a glob such as ``resnet20-*.th`` is allowed); ``stands_for`` names the
-    paper's model it substitutes for."""
+    paper's model it substitutes for. ``size``: the model's own input size (ImageNet: images
+    are read at it, resized by 256/224 of it and centre-cropped; None: the part's size);
+    ``max_images``: at most this many of the part's eligible images are attacked on it."""
 
     name: str
     source: str
     label: str
     stands_for: str
     arch: str | None = None
+    size: int | None = None
+    max_images: int | None = None
 
 
 @dataclass
@@ -65,7 +69,11 @@ class AttackRun:
     ``mask_t`` restricts the attack to a region of the attacked model's FCR area at threshold
     ``mask_t`` (Grad-CAM of the true class >= ``mask_t``), passed to ``run(mask=)``: the FCR
     itself, or with ``mask_source`` another source of :data:`fcrattack.regions.SOURCES` with
-    the same per-image area; ``paper_row`` is the row of the paper's table it reproduces."""
+    the same per-image area; ``paper_row`` is the row of the paper's table it reproduces.
+    Staged experiments (kind "paired"): ``first`` attacks only the first that many eligible
+    images, ``phase`` orders the runs (all of phase 0 before phase 1, ...), and
+    ``budget_rule`` "median" makes ``eps`` the median L2 of ``budget_from`` over the images
+    it fooled (one budget per model) instead of each image's own."""
 
     key: str
     attack: str
@@ -75,18 +83,24 @@ class AttackRun:
     mask_t: float | None = None
     paper_row: str | None = None
     mask_source: str = "fcr"
+    first: int | None = None
+    phase: int = 0
+    budget_rule: str = "per-image"
 
     def __post_init__(self) -> None:
         if self.mask_source not in SOURCES:
             raise ValueError(f"{self.key}: unknown mask_source {self.mask_source!r}")
         if self.mask_source != "fcr" and self.mask_t is None:
             raise ValueError(f"{self.key}: mask_source needs mask_t (the area's threshold)")
+        if self.budget_rule not in ("per-image", "median"):
+            raise ValueError(f"{self.key}: budget_rule must be 'per-image' or 'median'")
 
     def setting(self) -> str:
         """Canonical text of the settings (part of every record key)."""
         items = sorted(self.params.items())
         if self.budget_from:
-            items.append(("eps", f"l2({self.budget_from})"))
+            rule = "" if self.budget_rule == "per-image" else "median "
+            items.append(("eps", f"{rule}l2({self.budget_from})"))
         if self.mask_t is not None:
             region = f"t={self.mask_t}"
             if self.mask_source != "fcr":
@@ -98,11 +112,15 @@ class AttackRun:
 @dataclass
 class Part:
     """The experiment on one data set: models, data and attack runs. The first model is the
-    white-box target of single-model experiments."""
+    white-box target of single-model experiments. ``stages`` (kind "paired"): cumulative image
+    counts at which a phase's work is cut into stages (e.g. (32, 64, 100): the first 32 images
+    of every run of the phase, then the next 32, ...), so that an interrupted run leaves
+    complete pairs on the first images."""
 
     data: DataSpec
     models: list[ModelSpec]
     runs: list[AttackRun]
+    stages: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -113,7 +131,8 @@ class Part:
 class ExperimentConfig:
     """A paper table or figure at one scale: ``kind`` is "importance", "attack" (white-box,
     per model and run), "transfer" (craft on each source, evaluate on every model) or "visual"
-    (panels)."""
+    (panels) or "paired" (staged, image-major: every run of a phase on the same images, the
+    regions of one image batched together)."""
 
     name: str
     version: int
@@ -186,7 +205,7 @@ Section = Callable[["Results", str, Path], list["Block"]]
 @dataclass(frozen=True)
 class Experiment:
     """One experiment: its config at any scale (``parts``) and its report section, defined
-    together in one module of this package."""
+    together in one module of this package; ``in_all``: part of ``reproduce all``."""
 
     name: str
     title: str
@@ -195,6 +214,7 @@ class Experiment:
     parts: Callable[[Scale], list[Part]]
     section: Section
     notes: str = ""
+    in_all: bool = True
 
     def config(self, scale: str = "cpu", *, n: int | None = None) -> ExperimentConfig:
         """The config at ``scale``; ``n`` overrides the number of images of every part."""

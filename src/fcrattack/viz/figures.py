@@ -115,3 +115,27 @@ def panel(path: Path, artifact: dict, title: str) -> Path:
                 ax.set_title(textwrap.fill(cols[j], 14), fontsize=8)
     fig.suptitle(title, fontsize=8)
     return _save(fig, path)
+
+
+def forest_plot(
+    path: Path,
+    title: str,
+    rows: list[tuple[str, float, float, float, bool]],
+    band: float | None = None,
+) -> Path:
+    """Ratios with intervals on a log axis, one row each: (label, ratio, lo, hi, filled); a
+    line at 1 and, with ``band``, the shaded equivalence band [1 / band, band]."""
+    fig, ax = plt.subplots(figsize=(7, 0.25 * len(rows) + 1.2))
+    for k, (_, r, lo, hi, filled) in enumerate(rows):
+        y = len(rows) - 1 - k
+        ax.plot([lo, hi], [y, y], color="C0", lw=1)
+        ax.plot([r], [y], "o", color="C0", mfc="C0" if filled else "white")
+    if band:
+        ax.axvspan(1 / band, band, color="0.85", zorder=0)
+    ax.axvline(1, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(rows)), [label for label, *_ in reversed(rows)], fontsize=6)
+    ax.set(xlabel="L2 control / L2 FCR (log scale)")
+    ax.set_title(title, fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, path)

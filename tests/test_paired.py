@@ -1,0 +1,188 @@
+"""The staged region experiment: paired log-ratio statistics, packed records that resume on a
+fresh clone, image-major stages and the report regenerated from committed records alone."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+
+import pytest
+import torch
+
+from conftest import SHARED, _need
+from fcrattack.experiments import ResultStore, get_config, run
+from fcrattack.experiments.paired_stats import MIN_PAIRS, Cell, answer, verdicts
+from fcrattack.experiments.region_thesis import EXPERIMENT, PRIMARY, SECONDARY
+from fcrattack.report import render
+from fcrattack.stats import holm, log_ratio_test, sign_test, t_sf
+
+
+# --- statistics -----------------------------------------------------------------------------
+def test_t_tail_matches_scipy():
+    stats = pytest.importorskip("scipy.stats", reason="scipy (test extra) gives the reference")
+    for t, df in [(0.5, 3), (2.1, 29), (-1.3, 99), (4.0, 5), (0.0, 10), (10.0, 2), (-7.5, 1)]:
+        assert t_sf(t, df) == pytest.approx(stats.t.sf(t, df), rel=1e-9, abs=1e-15)
+
+
+def test_holm_by_hand():
+    # sorted 0.005 (x4), 0.01 (x3), 0.03 (x2), 0.04 (x1), kept monotone; NaN is no test
+    assert holm([0.01, 0.04, 0.03, math.nan, 0.005]) == pytest.approx(
+        [0.03, 0.06, 0.06, math.nan, 0.02], nan_ok=True
+    )
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_log_ratio_test_is_the_geometric_mean_and_tests_both_ways():
+    num, den = [2.0, 8.0, 1.0, 4.0], [1.0, 2.0, 1.0, 1.0]  # ratios 2, 4, 1, 4
+    r = log_ratio_test(num, den)
+    assert r.n == 4 and r.ratio == pytest.approx((2 * 4 * 1 * 4) ** 0.25)
+    assert r.lo <= r.ratio <= r.hi
+    d = [math.log(2), math.log(4), 0.0, math.log(4)]
+    m, sd = statistics.mean(d), statistics.stdev(d)
+    assert r.p == pytest.approx(2 * t_sf(m / (sd / 2), 3))
+    # identical L2 up to +-1 %: equivalent within 5 %, not different
+    rng = torch.Generator().manual_seed(0)
+    base = torch.rand(60, generator=rng) + 0.5
+    near = base * (1 + 0.02 * (torch.rand(60, generator=rng) - 0.5))
+    eq = log_ratio_test(near, base)
+    assert eq.p_equivalent < 0.001 and eq.p > 0.05
+    # a 20 % difference is not equivalent and is different
+    far = log_ratio_test(base * 1.2 * (1 + 0.02 * torch.rand(60, generator=rng)), base)
+    assert far.p < 1e-6 and far.p_equivalent > 0.5
+    # non-positive or non-finite pairs are left out; too few pairs give NaN
+    assert log_ratio_test([1.0, math.nan, -1.0], [1.0, 1.0, 1.0]).n == 1
+    assert math.isnan(log_ratio_test([1.0], [2.0]).p)
+    with pytest.raises(ValueError, match="pair up"):
+        log_ratio_test([1.0, 2.0], [1.0])
+
+
+def test_sign_test_by_hand():
+    assert sign_test(0, 0) == 1.0
+    assert sign_test(5, 0) == pytest.approx(2 / 32)
+    assert sign_test(1, 4) == pytest.approx(2 * 6 / 32)
+    assert sign_test(3, 3) == 1.0
+
+
+def _cell(ratio_spread: float, shift: float, n: int, control: str = "centred-disc") -> Cell:
+    gen = torch.Generator().manual_seed(n)
+    den = torch.rand(n, generator=gen) + 0.5
+    num = den * shift * (1 + ratio_spread * (torch.rand(n, generator=gen) - 0.5))
+    return Cell("m", 0.5, control, log_ratio_test(num, den), n, n, n)
+
+
+def test_verdicts_follow_holm_and_tost_and_need_enough_pairs():
+    cells = [
+        _cell(0.02, 1.3, 40),  # clearly more L2 in the control
+        _cell(0.02, 0.8, 40, "shuffled-fcr"),  # clearly less
+        _cell(0.01, 1.0, 40),  # equal within 1 %
+        _cell(1.5, 1.05, 40),  # noisy: neither
+        _cell(0.02, 1.3, MIN_PAIRS - 1),  # too few pairs: not a test
+    ]
+    v = verdicts(cells)
+    assert v == [
+        "FCR needs less",
+        "control needs less",
+        "equivalent (+-5 %)",
+        "not shown different",
+        "too few pairs",
+    ]
+    text = answer("cifar10", cells, v)
+    assert "from 4 Holm-corrected tests" in text and "against centred disc, of 4 cells" in text
+
+
+# --- the staged run -------------------------------------------------------------------------
+def _tiny(n: int):
+    """The CIFAR-10 part of the experiment, 3 steps, one model, stages of 2 images."""
+    cfg = get_config("region-thesis", n=n)
+    part = next(p for p in cfg.parts if p.name == "cifar10")
+    part.models = part.models[:1]
+    part.runs = [r for r in part.runs if r.mask_t == 0.5]
+    for r in part.runs:
+        r.params["steps"] = 3
+        if r.first:
+            r.first = 3
+    part.stages = (2, 4)
+    cfg.parts = [part]
+    return cfg
+
+
+def test_thesis_config_names_primary_secondary_and_is_not_in_all():
+    assert not EXPERIMENT.in_all and EXPERIMENT.kind == "paired"
+    cfg = get_config("region-thesis")
+    sides = {p.name: p for p in cfg.parts}
+    lite0, lite2 = sides["imagenet"].models
+    assert (lite0.size, lite0.max_images, lite2.size, lite2.max_images) == (224, 100, 260, 64)
+    for part in cfg.parts:
+        sources = {r.mask_source for r in part.runs if r.phase == 0}
+        assert sources == {"fcr", *PRIMARY}
+        assert {r.mask_source for r in part.runs if r.phase == 2} == set(SECONDARY)
+        for r in part.runs:
+            if r.attack == "pgdl2":
+                assert r.budget_rule == "median" and r.budget_from.startswith("ddn")
+
+
+def test_staged_run_pairs_early_packs_and_resumes_from_the_packed_file(tmp_path, monkeypatch):
+    root = _need(SHARED)
+    cfg = _tiny(8)
+    out = tmp_path / "run"
+    # interrupt after the first stage: every run of phase 0 has the same first 2 images
+    from fcrattack.experiments import paired
+
+    stages = []
+
+    def stop_after_first(self):
+        stages.append(len(self.runner.store))
+        if len(stages) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(paired.PairedRuns, "_stage_done", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, out_dir=out, root=root)
+    first = ResultStore.records_of(out)
+    phase0 = [r for r in cfg.parts[0].runs if r.phase == 0]
+    ids = {r["id"] for r in first}
+    assert len(ids) == 2 and len(first) == 2 * len(phase0)
+    monkeypatch.undo()
+    run(cfg, out_dir=out, root=root)
+    recs = ResultStore.records_of(out)
+    n = json.loads((out / "status.json").read_text())["region-thesis"]["parts"]["cifar10"][
+        "n_eligible"
+    ]
+    runs = cfg.parts[0].runs
+    expect = sum(min(n, r.first or n) for r in runs)
+    assert len(recs) == expect and len({r["key"] for r in recs}) == expect
+    # every region of an image has the FCR's pixel count
+    areas: dict[str, set[float]] = {}
+    for r in recs:
+        if r["attack_class"] == "region-ddn":
+            areas.setdefault(r["id"], set()).add(r["mask_fraction"])
+    assert all(len(a) == 1 for a in areas.values())
+    # PGD-L2's one budget per model: the median L2 of the FCR's successful region DDN
+    fcr = [r["l2"] for r in recs if r["attack"] == "ddn100-fcr-t0.5" and r["success"]]
+    pgd = [r for r in recs if r["attack_class"] == "pgdl2"]
+    assert pgd and len({r["budget_l2"] for r in pgd}) == 1
+    assert pgd[0]["budget_l2"] == pytest.approx(statistics.median(fcr))
+    assert all(r["l2"] <= r["budget_l2"] * (1 + 1e-4) for r in pgd)
+    # only the packed file holds records; its bytes do not depend on the time
+    assert (out / "records.jsonl").stat().st_size == 0
+    packed = (out / "records.jsonl.gz").read_bytes()
+    # a fresh clone: the committed files only; a rerun attacks nothing
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("records.jsonl.gz", "config.json", "status.json", "env.json"):
+        shutil.copy(out / name, clone / name)
+    from fcrattack.attacks import base
+
+    calls = []
+    monkeypatch.setattr(base.Attack, "run", lambda *a, **k: calls.append(1))
+    run(cfg, out_dir=clone, root=root)
+    assert not calls and (clone / "records.jsonl.gz").read_bytes() == packed
+    monkeypatch.undo()
+    # the report is regenerated from the committed records alone
+    text = render(clone)[0].read_text()
+    assert "### Design (cifar10)" in text and "Primary controls (named before the results)" in text
+    assert "**Answer (cifar10)**" in text and "too few pairs" in text
+    assert "### Second view: PGD-L2 at a fixed budget (cifar10)" in text
+    assert "s per image-region-step" in text
