@@ -11,7 +11,6 @@ from torch import nn
 from fcrattack.cam import CAM_METHODS, fcr_region, gradcam
 from fcrattack.regions import SOURCES, EqualAreaRegions, top_area_mask
 from fcrattack.saliency import smoothgrad
-from fcrattack.stats import paired_ratio_interval
 
 # --- the CAM formulas, by hand on one 2 x 2 map ---------------------------------------------
 A = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)
@@ -234,12 +233,3 @@ def test_regions_reject_bad_arguments(regions):
 
 
 # --- paired ratio -----------------------------------------------------------------------------
-def test_paired_ratio_interval():
-    num, den = [2.0, 4.0, 6.0, 8.0], [1.0, 2.0, 3.0, 4.0]
-    assert paired_ratio_interval(num, den) == (2.0, 2.0, 2.0)  # every pair: exactly 2
-    r, lo, hi = paired_ratio_interval([1.0, 3.0, 2.0, 5.0], den)
-    assert r == pytest.approx(11 / 10) and lo <= r <= hi
-    assert (r, lo, hi) == paired_ratio_interval([1.0, 3.0, 2.0, 5.0], den)  # seeded
-    assert all(math.isnan(v) for v in paired_ratio_interval([], []))
-    with pytest.raises(ValueError, match="pair up"):
-        paired_ratio_interval([1.0], [1.0, 2.0])

@@ -1,6 +1,9 @@
-"""Confidence intervals for the numbers fcrattack reports: Wilson intervals for rates and
-percentile-bootstrap intervals for means (both 95 % by default). Pure functions, no global
-random state: the bootstrap draws from its own seeded generator, so a report is reproducible.
+"""Intervals and tests for the numbers fcrattack reports: Wilson intervals for rates,
+percentile-bootstrap intervals for means (both 95 % by default), the paired log-ratio test of
+two attacks' per-image norms (geometric-mean ratio, t-test, TOST equivalence), Holm's
+correction and the exact sign test. Pure functions, no global random state: the bootstrap
+draws from its own seeded generator, so a report is reproducible; Student's t tail is computed
+here (regularised incomplete beta), so the core package needs no SciPy.
 """
 
 from __future__ import annotations
@@ -70,47 +73,6 @@ def bootstrap_mean_interval(
     alpha = (1 - level) / 2
     lo, hi = torch.quantile(means, torch.tensor([alpha, 1 - alpha], dtype=torch.float64))
     return float(lo), float(hi)
-
-
-def paired_ratio_interval(
-    num: torch.Tensor | Sequence[float],
-    den: torch.Tensor | Sequence[float],
-    *,
-    level: float = 0.95,
-    resamples: int = 2000,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """(ratio, lo, hi): the ratio of means sum(num) / sum(den) of paired values (one pair per
-    image, e.g. the L2 two attacks needed on the same image) with its percentile-bootstrap
-    interval, resampling the pairs together; (nan, nan, nan) without a pair.
-
-    Args:
-        num: the numerator's value per image (1-D).
-        den: the denominator's value per image (1-D, same length; positive).
-        level: the coverage of the interval, in (0, 1).
-        resamples: the number of bootstrap resamples.
-        seed: the seed of the generator the resamples are drawn from (the global RNG is not
-            touched).
-    """
-    a = torch.as_tensor(num, dtype=torch.float64).flatten().cpu()
-    b = torch.as_tensor(den, dtype=torch.float64).flatten().cpu()
-    if a.shape != b.shape:
-        raise ValueError(f"num and den must pair up, got {a.numel()} and {b.numel()} values")
-    keep = torch.isfinite(a) & torch.isfinite(b)
-    a, b = a[keep], b[keep]
-    if a.numel() == 0 or b.sum() <= 0:
-        return math.nan, math.nan, math.nan
-    gen = torch.Generator().manual_seed(seed)
-    chunk = max(1, 2**22 // a.numel())
-    ratios = []
-    for i in range(0, resamples, chunk):
-        idx = torch.randint(a.numel(), (min(chunk, resamples - i), a.numel()), generator=gen)
-        ratios.append(a[idx].sum(1) / b[idx].sum(1))
-    alpha = (1 - level) / 2
-    lo, hi = torch.quantile(
-        torch.cat(ratios), torch.tensor([alpha, 1 - alpha], dtype=torch.float64)
-    )
-    return float(a.sum() / b.sum()), float(lo), float(hi)
 
 
 def _betacf(a: float, b: float, x: float) -> float:

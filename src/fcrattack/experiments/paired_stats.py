@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from ..stats import LogRatioTest, holm, log_ratio_test
 from ..viz.document import Table, fmt, rate
-from .region_controls import LABELS
+from .region_masks import LABELS
 from .results import Results
 
 MIN_PAIRS = 30

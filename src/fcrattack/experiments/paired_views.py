@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ..stats import holm, sign_test
 from ..viz.document import Block, Table, fmt, rate
 from .paired_stats import MIN_PAIRS, View
-from .region_controls import LABELS
+from .region_masks import LABELS
 
 
 def pgd_view(v: View) -> list[Block]:

@@ -12,6 +12,20 @@ from ..regions import EqualAreaRegions, shuffle_partners
 from ..store import ResultStore
 from .spec import AttackRun, Part
 
+#: the report label of each region source
+LABELS = {
+    "fcr": "FCR (own Grad-CAM)",
+    "lowest-cam": "lowest Grad-CAM pixels",
+    "shuffled-fcr": "another image's FCR",
+    "centred-disc": "centred disc",
+    "random-disc": "random disc",
+    "random-pixels": "random pixels",
+    "gradcam++": "Grad-CAM++",
+    "xgradcam": "XGrad-CAM",
+    "layercam": "LayerCAM",
+    "smoothgrad": "SmoothGrad saliency",
+}
+
 
 class PartRegions:
     """The :class:`~fcrattack.regions.EqualAreaRegions` of each model for the current part

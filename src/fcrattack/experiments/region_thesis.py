@@ -34,7 +34,7 @@ from ..viz.document import Block
 from . import spec
 from .paired_stats import MARGIN, MIN_PAIRS, answer, cell_table, cells, verdicts, view
 from .paired_views import convergence_view, cost_note, pgd_view
-from .region_controls import LABELS
+from .region_masks import LABELS
 from .results import Results
 from .spec import AttackRun, DataSpec, Experiment, Part, Scale
 
