@@ -186,3 +186,15 @@ def test_staged_run_pairs_early_packs_and_resumes_from_the_packed_file(tmp_path,
     assert "**Answer (cifar10)**" in text and "too few pairs" in text
     assert "### Second view: PGD-L2 at a fixed budget (cifar10)" in text
     assert "s per image-region-step" in text
+
+
+def test_staged_run_refuses_another_image_set(tmp_path):
+    root = _need(SHARED)
+    cfg = _tiny(6)
+    cfg.parts[0].runs = cfg.parts[0].runs[:1]
+    run(cfg, out_dir=tmp_path, root=root)
+    again = _tiny(9)
+    again.parts[0].runs = again.parts[0].runs[:1]
+    with pytest.raises(ValueError, match="other ones .*stages would mix them"):
+        run(again, out_dir=tmp_path, root=root)
+    run(cfg, out_dir=tmp_path, root=root)  # the same images resume

@@ -13,10 +13,12 @@ eligible images a model and a run attack.
 
 from __future__ import annotations
 
+import json
 import logging
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -24,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data import Dataset
+from ..store import ResultStore
 from .region_masks import check_partners, partners
 from .spec import AttackRun, ModelSpec, Part
 
@@ -61,6 +64,24 @@ def median_budget(runner: ExperimentRunner, part: Part, model: str, run: AttackR
             "L2 budget from (its phase must run first)"
         )
     return statistics.median(values)
+
+
+def check_same_images(
+    status: Path, exp: str, part: str, info: dict[str, Any], store: ResultStore
+) -> None:
+    """Refuse to resume a staged part whose eligible images (and so its first images of every
+    stage) differ from those of the records already written (another n, seed, data or model
+    list)."""
+    old = json.loads(status.read_text()) if status.is_file() else {}
+    before = old.get(exp, {}).get("parts", {}).get(part, {}).get("eligible_ids")
+    if before is None or before == info["eligible_ids"]:
+        return
+    if store.select(experiment=exp, part=part):
+        raise ValueError(
+            f"{store.dir}: the {exp}/{part} records were made on {len(before)} eligible images, "
+            f"this run has {len(info['eligible_ids'])} other ones (another n, seed, data or "
+            "model list): its stages would mix them. Choose another output folder"
+        )
 
 
 class PairedRuns:

@@ -26,7 +26,7 @@ from ..data import Dataset
 from ..distributed import Context
 from ..store import ResultStore, record_key
 from .loaders import load_part_data, load_spec_model, update_json
-from .paired import PairedRuns
+from .paired import PairedRuns, check_same_images
 from .preflight import preflight
 from .region_masks import PartRegions, check_partners, partners
 from .spec import AttackRun, ExperimentConfig, Part
@@ -103,6 +103,8 @@ class ExperimentRunner:
             idx = correct.nonzero()[:, 0]
             info["n_eligible"] = len(idx)
             info["eligible_ids"] = [data.ids[i] for i in idx.tolist()]
+            if self.cfg.kind == "paired":  # its stages take the first images: keep them
+                check_same_images(self.status_path, self.cfg.name, part.name, info, self.store)
             self.status["parts"][part.name] = info
             if self.dist.is_main:
                 update_json(self.status_path, self.cfg.name, self.status)  # report mid-run
