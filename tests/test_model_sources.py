@@ -5,9 +5,12 @@ packages put on ``sys.path`` here (and for real where the packages and cached we
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import pickle
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -328,3 +331,126 @@ def test_timm_for_real() -> None:  # pragma: no cover - only where timm and its 
         pytest.skip(f"no cached weights: {exc}")
     assert model.info is not None and model.info.dataset == "imagenet"
     assert model.info.input_size is not None and model.info.classes is not None
+
+
+# --- files that would run code, and files that do not load -----------------------------------
+
+
+class _Opens:
+    """Unpickling it opens (creates) a file: what a hostile pickle could do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.path, "w"))
+
+
+def _export(tmp_path: Path) -> Path:
+    path = tmp_path / "model.pt2"
+    torch.export.save(torch.export.export(load_model("default"), (X[:2],)), str(path))
+    return path
+
+
+def _replace_entry(src: Path, dest: Path, suffix: str, data: bytes) -> None:
+    """A copy of the zip archive src with the entry ending in ``suffix`` replaced by data."""
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dest, "w") as b:
+        names = [i.filename for i in a.infolist()]
+        assert any(n.endswith(suffix) for n in names), names
+        for info in a.infolist():
+            b.writestr(info, data if info.filename.endswith(suffix) else a.read(info))
+
+
+def _torch_saved(obj: object) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def test_export_file_with_a_pickled_payload_is_refused_before_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _export(tmp_path)
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt2"
+    # torch.export.load retries a failed weights_only load of the sample inputs in full
+    _replace_entry(good, evil, "sample_inputs/model.pt", _torch_saved({"x": _Opens(marker)}))
+    with pytest.raises(ValueError, match="refused") as exc:
+        load_model(f"export:{evil}")
+    assert not marker.exists()
+    assert str(evil) in str(exc.value) and "\n" not in str(exc.value)
+    # a plain pickle anywhere in the archive (torch unpickles opaque constants with pickle)
+    plain = tmp_path / "plain.pt2"
+    _replace_entry(good, plain, "byteorder", pickle.dumps(_Opens(marker)))
+    with pytest.raises(ValueError, match="imports code"):
+        load_model(f"export:{plain}")
+    assert not marker.exists()
+    # through the command line: one line, exit 2, nothing created
+    from fcrattack.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "attack", "--model", f"export:{evil}", "--n", "2", "--out", "o"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused" in err[0], err
+    assert not marker.exists() and not (tmp_path / "o").exists()
+
+
+def test_export_file_with_code_in_a_shape_expression_is_refused(tmp_path: Path) -> None:
+    model = load_model("default")
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(model, (X[:2],), dynamic_shapes=({0: batch},))
+    good = tmp_path / "dyn.pt2"
+    torch.export.save(program, str(good))
+    with zipfile.ZipFile(good) as z:
+        name = next(n for n in z.namelist() if n.endswith("models/model.json"))
+        text = z.read(name).decode()
+    assert '"expr_str"' in text  # torch evaluates these with sympy
+    marker = tmp_path / "ran"
+    hostile = text.replace("Symbol(", f"open('{marker}', 'w') or Symbol(", 1)
+    evil = tmp_path / "evil.pt2"
+    _replace_entry(good, evil, "models/model.json", hostile.encode())
+    with pytest.raises(ValueError, match="not arithmetic"):
+        load_model(f"export:{evil}")
+    assert not marker.exists()
+    _same_predictions(load_model(f"export:{good}"), model)  # the genuine file still loads
+
+
+def test_checkpoint_with_pickled_code_is_refused_without_unsafe_advice(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    path.write_bytes(_torch_saved({"arch": "resnet20", "x": _Opens(marker)}))
+    with pytest.raises(ValueError, match="weights_only=True") as exc:
+        load_model(str(path))
+    message = str(exc.value)
+    assert not marker.exists() and "\n" not in message
+    assert "weights_only=False" not in message and "trust" not in message
+    assert "safe_globals" not in message
+
+
+@pytest.mark.parametrize("form", ["torchscript", "export"])
+def test_model_files_that_do_not_load_are_one_line_errors(tmp_path: Path, form: str) -> None:
+    good = _export(tmp_path)
+    truncated = tmp_path / "truncated"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model\n")
+    expected = "TorchScript" if form == "torchscript" else "torch.export"
+    for path in (truncated, text):
+        with pytest.raises(ValueError, match=expected) as exc:
+            load_model(f"{form}:{path}")
+        assert str(exc.value).startswith(f"{form}:{path}: ") and "\n" not in str(exc.value)
+
+
+def test_archives_of_another_form_are_pointed_to_their_prefix(tmp_path: Path) -> None:
+    scripted = tmp_path / "scripted.pt"
+    torch.jit.trace(load_model("default"), X[:1]).save(str(scripted))
+    exported = _export(tmp_path)
+    with pytest.raises(ValueError, match=f"use torchscript:{scripted} .runs code") as exc:
+        load_model(str(scripted))  # a plain path is read as a checkpoint
+    assert "trusted files only" in str(exc.value)
+    with pytest.raises(ValueError, match=f"use torchscript:{scripted}"):
+        load_model(f"export:{scripted}")
+    with pytest.raises(ValueError, match=f"use export:{exported}"):
+        load_model(str(exported))
+    with pytest.raises(ValueError, match=f"use export:{exported}"):
+        load_model(f"torchscript:{exported}")

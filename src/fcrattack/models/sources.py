@@ -9,15 +9,17 @@ Specs (the same on the command line, ``--model SPEC``, and in Python):
 ``PATH`` (a checkpoint file)              fcrattack/akamaster/bare state dicts (``arch=``)
 ``torchvision:NAME[:WEIGHTS]``            a torchvision model, weights from the local cache
 ``timm:NAME``                             a timm model, weights from the local Hugging Face cache
-``torchscript:PATH``                      ``torch.jit.load`` (no Grad-CAM: not hookable)
-``export:PATH``                           ``torch.export.load`` of a ``.pt2`` file
-``py:package.module:callable[?k=v&...]``  any importable factory returning an ``nn.Module``
+``torchscript:PATH``                      ``torch.jit.load`` (runs code: trusted files only)
+``export:PATH``                           ``torch.export.load`` of a ``.pt2`` file, checked first
+``py:package.module:callable[?k=v&...]``  an importable factory (runs code: trusted only)
 ========================================  ================================================
 
 Nothing is ever downloaded: torchvision and timm weights must already be in their caches
 (``$TORCH_HOME/hub/checkpoints``, ``$HF_HOME/hub``), else the error names the file it looked for.
 Every model comes back wrapped in :class:`~fcrattack.models.normalize.Normalized` (takes [0, 1]
 images), in eval mode, with :class:`~fcrattack.models.info.ModelInfo` as ``model.info``.
+Only ``torchscript:`` and ``py:`` run code from their source (:mod:`.archives`); every other form
+loads weights only.
 """
 
 from __future__ import annotations
@@ -35,10 +37,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from .archives import load_export, load_torchscript
 from .efficientnet import efficientnet_lite
 from .info import ModelInfo, imagenet_classes, read_class_names
 from .normalize import Normalized
-from .registry import _read_checkpoint, default_model, load_checkpoint
+from .registry import default_model, load_checkpoint, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ def _torchvision(name: str, weights: str | None) -> Normalized:
             "never downloads: put the file there (or set TORCH_HOME)"
         )
     net = models.get_model(name, weights=None)
-    state = _read_checkpoint(cached)
+    state = read_checkpoint(cached)
     if not isinstance(state, Mapping):
         raise ValueError(f"{cached} does not hold a state dict")
     net.load_state_dict(state, strict=True)
@@ -133,7 +136,7 @@ def _timm(name: str) -> Normalized:
     if files[0].endswith(".safetensors"):
         state = _package("safetensors.torch", f"timm:{name}").load_file(files[0])
     else:
-        state = _read_checkpoint(files[0])  # weights_only: timm's own loader may unpickle
+        state = read_checkpoint(files[0])  # weights_only: timm's own loader may unpickle
     if not isinstance(state, Mapping):
         raise ValueError(f"{files[0]} does not hold a state dict")
     net.load_state_dict(state, strict=True)
@@ -189,10 +192,7 @@ def _factory(target: str) -> nn.Module:
 def _file(prefix: str, path: str) -> nn.Module:
     if not Path(path).is_file():
         raise FileNotFoundError(f"{prefix}: file not found: {path}")
-    if prefix == "torchscript":
-        return torch.jit.load(path, map_location="cpu")
-    # unflatten keeps the module tree, so Grad-CAM can hook layers and eval() works
-    return torch.export.unflatten(torch.export.load(path))
+    return load_torchscript(path) if prefix == "torchscript" else load_export(path)
 
 
 def _wrap(
