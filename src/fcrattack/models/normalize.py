@@ -7,11 +7,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..validation import check_floating
 from .info import ModelInfo
 
 
 class Normalized(nn.Module):
-    """``model((x - mean) / std)`` for x in [0, 1] of shape (N, C, H, W).
+    """``model((x - mean) / std)`` for x in [0, 1] of shape (N, C, H, W); the output must be
+    floating point (:func:`~fcrattack.validation.check_floating`).
 
     The wrapped network stays reachable as ``.model`` so that layer names read
     ``model.<name>`` (e.g. ``model.layer3``) when a Grad-CAM layer is chosen by name.
@@ -52,4 +54,6 @@ class Normalized(nn.Module):
                 f"(N, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}; convert "
                 "grey images with x.expand(-1, 3, -1, -1)"
             )
-        return self.model((x - self.mean) / self.std)
+        out = self.model((x - self.mean) / self.std)
+        check_floating(out)  # where the output of every loaded model is first seen
+        return out
