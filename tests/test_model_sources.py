@@ -11,6 +11,7 @@ import pickle
 import sys
 import textwrap
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,63 @@ def test_overrides_size_and_classes(tmp_path: Path) -> None:
     assert model.info is not None and model.info.input_size == 48
     assert model.info.resize_size is None
     assert model.info.classes == tuple(f"c{i}" for i in range(10))
-    imagenet = load_model("default", classes="imagenet")
+    _write_module(tmp_path, "thousand", THOUSAND)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        imagenet = load_model("py:thousand:make", classes="imagenet")
+    finally:
+        sys.path.remove(str(tmp_path))
     assert imagenet.info is not None and imagenet.info.wnids == imagenet_classes()[0]
+
+
+THOUSAND = """
+import torch
+
+def make():
+    return torch.nn.Sequential(
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 1000)
+    )
+"""
+
+
+@pytest.mark.parametrize(
+    ("classes", "match"),
+    [
+        (["cat", "dog", "bird"], "3 class names for a model with 10 outputs"),
+        (("a",) * 11, "11 class names for a model with 10 outputs"),
+        ("imagenet", "1000 class names for a model with 10 outputs"),
+        ([], "gives no class names"),
+        (["a", ""], "non-empty strings, got ''"),
+        ([1] * 10, "non-empty strings, got 1"),
+    ],
+)
+def test_class_names_must_name_every_output(classes: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_model("default", classes=classes)  # type: ignore[arg-type]
+
+
+def test_class_names_of_another_count_are_caught_at_the_output_too() -> None:
+    model = load_model("default")
+    model.info = replace(model.info, classes=("a", "b"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="returns 10 scores per image but has 2 class names"):
+        model(X[:1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"size": 0}, "size must be a positive number of pixels, got 0"),
+        ({"size": -32}, "size must be a positive"),
+        ({"size": True}, "size must be a positive"),
+        ({"mean": (0.5, 0.5), "std": (0.5, 0.5)}, "mean has 2 values: give one per input channel"),
+        ({"mean": (0.5,) * 3, "std": (0.5,)}, "mean has 3 values but std has 1"),
+    ],
+)
+def test_bad_overrides_are_refused_naming_them(kwargs: dict, match: str) -> None:
+    spec = str(_need(AKAMASTER / "resnet20-12fca82f.th")) if "mean" in kwargs else "default"
+    extra = {"arch": "resnet20"} if "mean" in kwargs else {}
+    with pytest.raises(ValueError, match=match):
+        load_model(spec, **extra, **kwargs)
 
 
 def _write_module(root: Path, name: str, source: str) -> None:

@@ -198,7 +198,7 @@ def test_normalized_matches_hand_computation() -> None:
     assert set(dict(model.named_buffers())) == {"mean", "std"}
     with pytest.raises(ValueError, match="positive"):
         Normalized(nn.Identity(), (0.5,), (0.0,))
-    with pytest.raises(ValueError, match="entries"):
+    with pytest.raises(ValueError, match="one per input channel"):
         Normalized(nn.Identity(), (0.5, 0.5), (1.0,))
 
 

@@ -39,7 +39,10 @@ class Normalized(nn.Module):
     ) -> None:
         super().__init__()
         if len(mean) != len(std):
-            raise ValueError(f"mean has {len(mean)} entries but std has {len(std)}")
+            raise ValueError(
+                f"mean has {len(mean)} values but std has {len(std)}: give one per input "
+                "channel for both"
+            )
         if any(s <= 0 for s in std):
             raise ValueError(f"std must be positive, got {tuple(std)}")
         self.model = model
@@ -56,4 +59,10 @@ class Normalized(nn.Module):
             )
         out = self.model((x - self.mean) / self.std)
         check_floating(out)  # where the output of every loaded model is first seen
+        names = self.info.classes if self.info is not None else None
+        if names is not None and out.dim() == 2 and out.shape[1] != len(names):
+            raise ValueError(
+                f"the model returns {out.shape[1]} scores per image but has {len(names)} "
+                "class names: give one name per output"
+            )
         return out
