@@ -510,3 +510,23 @@ def test_archives_of_another_form_are_pointed_to_their_prefix(tmp_path: Path) ->
         load_model(str(exported))
     with pytest.raises(ValueError, match=f"use export:{exported}"):
         load_model(f"torchscript:{exported}")
+
+
+def test_py_factory_errors_tell_a_bad_call_from_a_failure_inside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_module(
+        tmp_path,
+        "factories_b",
+        """
+        def net(width=8):
+            return len(width)  # a TypeError of the factory's own
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"arguments do not fit net\(width=8\):.*'depth'"):
+        load_model("py:factories_b:net?depth=3")
+    with pytest.raises(ValueError, match="factories_b.net raised TypeError: object of type") as exc:
+        load_model("py:factories_b:net?width=3")
+    assert "do not fit" not in str(exc.value)
+    assert isinstance(exc.value.__cause__, TypeError)  # the traceback is kept (-v shows it)

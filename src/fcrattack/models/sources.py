@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import logging
 import os
 import sys
@@ -181,9 +182,22 @@ def _factory(target: str) -> nn.Module:
     if not callable(fn):
         raise ValueError(f"py:{target}: {module_name}.{attr} is not callable")
     try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without one: the call tells
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**kwargs)
+        except TypeError as exc:  # arguments that do not fit the factory
+            raise ValueError(
+                f"py:{target}: arguments do not fit {attr}{signature}: {exc}"
+            ) from None
+    try:
         made = fn(**kwargs)
-    except TypeError as exc:  # arguments that do not fit the factory
-        raise ValueError(f"py:{target}: {exc}") from exc
+    except Exception as exc:  # the factory's own failure: its real cause (-v: traceback)
+        raise ValueError(
+            f"py:{target}: {module_name}.{attr} raised {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(made, nn.Module):
         raise ValueError(f"py:{target} returned a {type(made).__name__}, not a torch.nn.Module")
     return made
