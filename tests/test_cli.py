@@ -181,6 +181,9 @@ def test_fcr_attack_and_cam_on_the_shipped_vgg11_through_the_cli(tmp_path, capsy
         ["attack", "--dataset", "bogus", "--out", "x"],
         ["train", "--arch", "resnet99", "--data", "/no/such", "--out", "x"],
         ["train", "--data", "/no/such", "--out", "x"],
+        ["train", "--data", "/no/such", "--lr", "nan", "--out", "x"],
+        ["attack", "--classes", "imagenet", "--out", "x"],
+        ["attack", "--model", f"torchscript:{__file__}", "--out", "x"],
         ["no-such-command"],
     ],
 )
@@ -189,6 +192,16 @@ def test_user_errors_exit_2_with_one_line(argv, tmp_path, capsys):
     assert main(["-q", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("fcrattack: error: ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_class_names_of_another_count_name_both_numbers(tmp_path, capsys):
+    names = tmp_path / "names.txt"
+    names.write_text("cat\ndog\nbird\n")
+    argv = ["-q", "cam", "--classes", str(names), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "3 class names for a model with 10 outputs" in err[0], err
     assert not (tmp_path / "out").exists()
 
 

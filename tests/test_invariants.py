@@ -160,11 +160,11 @@ def test_no_non_finite_pixel_even_from_a_nan_gradient(name, resnet20, batch):
 
 def _sample_values(kind) -> tuple[list, list]:
     """(accepted, rejected) example values of a kind: ints where floats are meant, whole
-    floats for counts; NaN, inf and 2.5 for counts."""
+    floats for counts; NaN, inf, ints beyond any float and 2.5 for counts."""
     inner = kind.inner if isinstance(kind, Optional) else kind
     if isinstance(inner, Int):
         lo = inner.min if inner.min is not None else 0
-        return [float(lo + 1), lo + 1], [lo + 1.5, math.nan, math.inf, "3", True]
+        return [float(lo + 1), lo + 1], [lo + 1.5, math.nan, math.inf, 10**400, "3", True]
     if isinstance(inner, Float):
         ok = [
             v
@@ -176,7 +176,7 @@ def _sample_values(kind) -> tuple[list, list]:
             for v in ok
             if inner.max is None or v < inner.max or (v == inner.max and not inner.max_open)
         ]
-        return ok, [math.nan, math.inf, -math.inf, "1"]
+        return ok, [math.nan, math.inf, -math.inf, 10**400, -(10**400), "1"]
     if isinstance(inner, Bool):
         return [True, False], ["yes", 2.0]
     return [], []

@@ -5,9 +5,13 @@ packages put on ``sys.path`` here (and for real where the packages and cached we
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import pickle
 import sys
 import textwrap
+import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -54,8 +58,63 @@ def test_overrides_size_and_classes(tmp_path: Path) -> None:
     assert model.info is not None and model.info.input_size == 48
     assert model.info.resize_size is None
     assert model.info.classes == tuple(f"c{i}" for i in range(10))
-    imagenet = load_model("default", classes="imagenet")
+    _write_module(tmp_path, "thousand", THOUSAND)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        imagenet = load_model("py:thousand:make", classes="imagenet")
+    finally:
+        sys.path.remove(str(tmp_path))
     assert imagenet.info is not None and imagenet.info.wnids == imagenet_classes()[0]
+
+
+THOUSAND = """
+import torch
+
+def make():
+    return torch.nn.Sequential(
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 1000)
+    )
+"""
+
+
+@pytest.mark.parametrize(
+    ("classes", "match"),
+    [
+        (["cat", "dog", "bird"], "3 class names for a model with 10 outputs"),
+        (("a",) * 11, "11 class names for a model with 10 outputs"),
+        ("imagenet", "1000 class names for a model with 10 outputs"),
+        ([], "gives no class names"),
+        (["a", ""], "non-empty strings, got ''"),
+        ([1] * 10, "non-empty strings, got 1"),
+    ],
+)
+def test_class_names_must_name_every_output(classes: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_model("default", classes=classes)  # type: ignore[arg-type]
+
+
+def test_class_names_of_another_count_are_caught_at_the_output_too() -> None:
+    model = load_model("default")
+    model.info = replace(model.info, classes=("a", "b"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="returns 10 scores per image but has 2 class names"):
+        model(X[:1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"size": 0}, "size must be a positive number of pixels, got 0"),
+        ({"size": -32}, "size must be a positive"),
+        ({"size": True}, "size must be a positive"),
+        ({"mean": (0.5, 0.5), "std": (0.5, 0.5)}, "mean has 2 values: give one per input channel"),
+        ({"mean": (0.5,) * 3, "std": (0.5,)}, "mean has 3 values but std has 1"),
+    ],
+)
+def test_bad_overrides_are_refused_naming_them(kwargs: dict, match: str) -> None:
+    spec = str(_need(AKAMASTER / "resnet20-12fca82f.th")) if "mean" in kwargs else "default"
+    extra = {"arch": "resnet20"} if "mean" in kwargs else {}
+    with pytest.raises(ValueError, match=match):
+        load_model(spec, **extra, **kwargs)
 
 
 def _write_module(root: Path, name: str, source: str) -> None:
@@ -328,3 +387,146 @@ def test_timm_for_real() -> None:  # pragma: no cover - only where timm and its 
         pytest.skip(f"no cached weights: {exc}")
     assert model.info is not None and model.info.dataset == "imagenet"
     assert model.info.input_size is not None and model.info.classes is not None
+
+
+# --- files that would run code, and files that do not load -----------------------------------
+
+
+class _Opens:
+    """Unpickling it opens (creates) a file: what a hostile pickle could do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple:
+        return (open, (self.path, "w"))
+
+
+def _export(tmp_path: Path) -> Path:
+    path = tmp_path / "model.pt2"
+    torch.export.save(torch.export.export(load_model("default"), (X[:2],)), str(path))
+    return path
+
+
+def _replace_entry(src: Path, dest: Path, suffix: str, data: bytes) -> None:
+    """A copy of the zip archive src with the entry ending in ``suffix`` replaced by data."""
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dest, "w") as b:
+        names = [i.filename for i in a.infolist()]
+        assert any(n.endswith(suffix) for n in names), names
+        for info in a.infolist():
+            b.writestr(info, data if info.filename.endswith(suffix) else a.read(info))
+
+
+def _torch_saved(obj: object) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def test_export_file_with_a_pickled_payload_is_refused_before_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = _export(tmp_path)
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt2"
+    # torch.export.load retries a failed weights_only load of the sample inputs in full
+    _replace_entry(good, evil, "sample_inputs/model.pt", _torch_saved({"x": _Opens(marker)}))
+    with pytest.raises(ValueError, match="refused") as exc:
+        load_model(f"export:{evil}")
+    assert not marker.exists()
+    assert str(evil) in str(exc.value) and "\n" not in str(exc.value)
+    # a plain pickle anywhere in the archive (torch unpickles opaque constants with pickle)
+    plain = tmp_path / "plain.pt2"
+    _replace_entry(good, plain, "byteorder", pickle.dumps(_Opens(marker)))
+    with pytest.raises(ValueError, match="imports code"):
+        load_model(f"export:{plain}")
+    assert not marker.exists()
+    # through the command line: one line, exit 2, nothing created
+    from fcrattack.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "attack", "--model", f"export:{evil}", "--n", "2", "--out", "o"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused" in err[0], err
+    assert not marker.exists() and not (tmp_path / "o").exists()
+
+
+def test_export_file_with_code_in_a_shape_expression_is_refused(tmp_path: Path) -> None:
+    model = load_model("default")
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(model, (X[:2],), dynamic_shapes=({0: batch},))
+    good = tmp_path / "dyn.pt2"
+    torch.export.save(program, str(good))
+    with zipfile.ZipFile(good) as z:
+        name = next(n for n in z.namelist() if n.endswith("models/model.json"))
+        text = z.read(name).decode()
+    assert '"expr_str"' in text  # torch evaluates these with sympy
+    marker = tmp_path / "ran"
+    hostile = text.replace("Symbol(", f"open('{marker}', 'w') or Symbol(", 1)
+    evil = tmp_path / "evil.pt2"
+    _replace_entry(good, evil, "models/model.json", hostile.encode())
+    with pytest.raises(ValueError, match="not arithmetic"):
+        load_model(f"export:{evil}")
+    assert not marker.exists()
+    _same_predictions(load_model(f"export:{good}"), model)  # the genuine file still loads
+
+
+def test_checkpoint_with_pickled_code_is_refused_without_unsafe_advice(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    path.write_bytes(_torch_saved({"arch": "resnet20", "x": _Opens(marker)}))
+    with pytest.raises(ValueError, match="weights_only=True") as exc:
+        load_model(str(path))
+    message = str(exc.value)
+    assert not marker.exists() and "\n" not in message
+    assert "weights_only=False" not in message and "trust" not in message
+    assert "safe_globals" not in message
+
+
+@pytest.mark.parametrize("form", ["torchscript", "export"])
+def test_model_files_that_do_not_load_are_one_line_errors(tmp_path: Path, form: str) -> None:
+    good = _export(tmp_path)
+    truncated = tmp_path / "truncated"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    text = tmp_path / "notes.txt"
+    text.write_text("not a model\n")
+    expected = "TorchScript" if form == "torchscript" else "torch.export"
+    for path in (truncated, text):
+        with pytest.raises(ValueError, match=expected) as exc:
+            load_model(f"{form}:{path}")
+        assert str(exc.value).startswith(f"{form}:{path}: ") and "\n" not in str(exc.value)
+
+
+def test_archives_of_another_form_are_pointed_to_their_prefix(tmp_path: Path) -> None:
+    scripted = tmp_path / "scripted.pt"
+    torch.jit.trace(load_model("default"), X[:1]).save(str(scripted))
+    exported = _export(tmp_path)
+    with pytest.raises(ValueError, match=f"use torchscript:{scripted} .runs code") as exc:
+        load_model(str(scripted))  # a plain path is read as a checkpoint
+    assert "trusted files only" in str(exc.value)
+    with pytest.raises(ValueError, match=f"use torchscript:{scripted}"):
+        load_model(f"export:{scripted}")
+    with pytest.raises(ValueError, match=f"use export:{exported}"):
+        load_model(str(exported))
+    with pytest.raises(ValueError, match=f"use export:{exported}"):
+        load_model(f"torchscript:{exported}")
+
+
+def test_py_factory_errors_tell_a_bad_call_from_a_failure_inside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write_module(
+        tmp_path,
+        "factories_b",
+        """
+        def net(width=8):
+            return len(width)  # a TypeError of the factory's own
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match=r"arguments do not fit net\(width=8\):.*'depth'"):
+        load_model("py:factories_b:net?depth=3")
+    with pytest.raises(ValueError, match="factories_b.net raised TypeError: object of type") as exc:
+        load_model("py:factories_b:net?width=3")
+    assert "do not fit" not in str(exc.value)
+    assert isinstance(exc.value.__cause__, TypeError)  # the traceback is kept (-v shows it)

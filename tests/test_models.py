@@ -198,7 +198,7 @@ def test_normalized_matches_hand_computation() -> None:
     assert set(dict(model.named_buffers())) == {"mean", "std"}
     with pytest.raises(ValueError, match="positive"):
         Normalized(nn.Identity(), (0.5,), (0.0,))
-    with pytest.raises(ValueError, match="entries"):
+    with pytest.raises(ValueError, match="one per input channel"):
         Normalized(nn.Identity(), (0.5, 0.5), (1.0,))
 
 
@@ -328,3 +328,62 @@ def test_eval_mode_quiet_for_eval_models(caplog: pytest.LogCaptureFixture) -> No
         pass
     assert not caplog.records
     assert not any(_modes(model))
+
+
+# ---------------------------------------------------------------- what a model returns
+
+
+class _IntegerLogits(nn.Module):
+    """A classifier whose scores come out rounded to integers (no gradient through them)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.net(x) * 100).round().long()
+
+
+INT_FACTORY = """
+from fcrattack.models import default_model
+from test_models import _IntegerLogits
+
+def make():
+    return _IntegerLogits(default_model())
+"""
+
+
+def test_integer_logits_are_one_clear_error_at_every_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fcrattack
+    import fcrattack.demo
+    from fcrattack.cli import main
+    from fcrattack.data import samples
+    from fcrattack.models import default_model
+
+    data = samples(4)
+    raw = _IntegerLogits(default_model())
+    message = "floating-point logits, got torch.int64"
+    for name in ("pgd", "fcr", "cw", "onepixel"):  # the Python API, an unwrapped module
+        with pytest.raises(ValueError, match=message):
+            fcrattack.build(name, raw).run(data.images, data.labels)
+    with pytest.raises(ValueError, match=message):
+        fcrattack.gradcam(raw, data.images, data.labels)
+    wrapped = Normalized(_IntegerLogits(default_model().model), CIFAR10_MEAN, CIFAR10_STD)
+    with pytest.raises(ValueError, match=message):
+        wrapped(data.images)  # every model of load_model is wrapped: checked at its output
+    (tmp_path / "int_factory.py").write_text(INT_FACTORY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.setattr(fcrattack.demo, "default_model", lambda: wrapped)
+    runs = [
+        ["attack", "--model", "py:int_factory:make", "--n", "4", "--out", str(tmp_path / "a")],
+        ["cam", "--model", "py:int_factory:make", "--n", "4", "--out", str(tmp_path / "c")],
+        ["demo", "--n", "2", "--out", str(tmp_path / "d")],
+    ]
+    capsys.readouterr()  # what the API calls logged
+    for argv in runs:
+        assert main(["-q", *argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (argv, err)

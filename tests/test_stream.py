@@ -25,7 +25,7 @@ from PIL import Image
 
 from conftest import CIFAR_JPEG, IMAGENET_SAMPLES, _need
 from fcrattack import build, default_model
-from fcrattack.attack_batch import batch_labels
+from fcrattack.attack_batch import accuracy_checked, batch_labels, low_accuracy
 from fcrattack.attack_output import summary_from_records
 from fcrattack.attack_run import attack_dataset, write_cams
 from fcrattack.attacks import FCR, FGSM
@@ -381,6 +381,48 @@ def test_low_clean_accuracy_warns_with_the_reason(model, cifar, tmp_path, caplog
         attack_dataset(build("fgsm", model), wrong, tmp_path / "out", batch_size=8, quiet=True)
     assert caplog.text.count("clean accuracy on the first 16 labelled images is 0 %") == 1
     assert "class-folder names" in caplog.text and "--size" in caplog.text
+
+
+class _Constant(torch.nn.Module):
+    """Always the same logits, favouring class 3 (a collapsed model)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.arange(10.0) == 3, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bias.float().expand(x.shape[0], 10) + 0 * x.mean((1, 2, 3))[:, None]
+
+
+def _given(labels: list[int], preds: list[int]) -> list[dict]:
+    return [
+        {"label": y, "pred_clean": p, "clean_correct": y == p, "success": False}
+        | {"label_source": "given"}
+        for y, p in zip(labels, preds, strict=True)
+    ]
+
+
+def test_low_accuracy_is_judged_against_chance(tmp_path, caplog):
+    assert low_accuracy(10) == pytest.approx(0.2) and low_accuracy(1000) == pytest.approx(0.2)
+    assert low_accuracy(5) == pytest.approx(0.4) and low_accuracy(2) == pytest.approx(0.75)
+    labels = [i % 5 for i in range(20)]
+    at_chance = _given(labels, [y if i < 4 else (y + 1) % 5 for i, y in enumerate(labels)])
+    with caplog.at_level(logging.WARNING, logger="fcrattack"):
+        assert accuracy_checked(at_chance)  # 4 of 20 on 5 classes: exactly chance
+    assert "is 20 % (4 correct; chance is about 20 %)" in caplog.text
+    caplog.clear()
+    good = _given(labels, labels)
+    with caplog.at_level(logging.WARNING, logger="fcrattack"):
+        assert accuracy_checked(good)
+    assert caplog.text == ""
+    # a constant model on images half of which are of its class: 50 %, still warned
+    full = list_class_folders(_need(CIFAR_JPEG / "test"), classes=CIFAR10_CLASSES)
+    picked = [i for i, y in enumerate(full.labels) if y == 3][:8]
+    picked += [i for i, y in enumerate(full.labels) if y != 3][:8]
+    data = full.subset(picked)
+    with caplog.at_level(logging.WARNING, logger="fcrattack"):
+        attack_dataset(build("fgsm", _Constant()), data, tmp_path / "const", quiet=True)
+    assert "is 50 % (8 correct, class 3 predicted for every image" in caplog.text
 
 
 def test_summary_from_records_equals_the_results_summary(model, cifar):

@@ -188,26 +188,41 @@ class Committer:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def low_accuracy(num_classes: int) -> float:
+    """The clean accuracy below which the labels probably do not match the model: twice
+    chance (``2 / num_classes``), but at least :data:`LOW_ACCURACY` and at most halfway from
+    chance to 100 % (75 % for two classes), so that a model at chance always warns."""
+    chance = 1 / max(num_classes, 1)
+    return max(LOW_ACCURACY, min(2 * chance, (1 + chance) / 2))
+
+
 def accuracy_checked(rows: list[dict[str, Any]]) -> bool:
     """Check the clean accuracy on the given labels of ``rows`` (the records so far, from the
     first batch on) once they hold :data:`MIN_CHECKED` attacked images with given labels: log
-    a warning when it is below :data:`LOW_ACCURACY`. Returns whether the check was made (fewer
-    images tell too little: 0 of 2 happens to a good model)."""
-    given = [
-        r["clean_correct"] for r in rows if r.get("label_source") == "given" and "success" in r
-    ]
+    a warning when it is below :func:`low_accuracy` of the classes seen (the largest label or
+    prediction + 1), or when the model predicts one class for images of several. Returns
+    whether the check was made (fewer images tell too little: 0 of 2 happens to a good
+    model)."""
+    given = [r for r in rows if r.get("label_source") == "given" and "success" in r]
     if len(given) < MIN_CHECKED:
         return False
-    if sum(given) < LOW_ACCURACY * len(given):
+    correct = sum(bool(r["clean_correct"]) for r in given)
+    classes = max(max(int(r["label"]), int(r["pred_clean"])) for r in given) + 1
+    predicted = {int(r["pred_clean"]) for r in given}
+    constant = len(predicted) == 1 and len({int(r["label"]) for r in given}) > 1
+    if correct < low_accuracy(classes) * len(given) or constant:
         log.warning(
-            "clean accuracy on the first %d labelled images is %.0f %% (%d correct): the labels "
-            "probably do not match the model. Untargeted success rates count only correctly "
-            "classified images, so the results would mean little. Check that the class-folder "
-            "names (or --labels) name the model's classes, and the preprocessing: image size "
-            "(--size) and normalisation (the model must take [0, 1] images)",
+            "clean accuracy on the first %d labelled images is %.0f %% (%d correct%s; chance "
+            "is about %.0f %%): the labels probably do not match the model. Untargeted "
+            "success rates count only correctly classified images, so the results would mean "
+            "little. Check that the class-folder names (or --labels) name the model's classes, "
+            "and the preprocessing: image size (--size) and normalisation (the model must take "
+            "[0, 1] images)",
             len(given),
-            100 * sum(given) / len(given),
-            sum(given),
+            100 * correct / len(given),
+            correct,
+            f", class {predicted.pop()} predicted for every image" if constant else "",
+            100 / max(classes, 2),
         )
     return True
 

@@ -111,8 +111,18 @@ def check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-def check_logits(out: torch.Tensor, n: int) -> None:
-    """The model must return logits of shape (N, K)."""
+def check_logits(out: Any, n: int) -> None:
+    """The model must return floating-point logits of shape (N, K) for a batch of n images."""
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != n:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"the model must return logits of shape ({n}, num_classes), got {shape}")
+    check_floating(out)
+
+
+def check_floating(out: torch.Tensor) -> None:
+    """The model's output must be floating point (integer scores have no gradient)."""
+    if not out.is_floating_point():
+        raise ValueError(
+            f"the model must return floating-point logits, got {out.dtype}: attacks and "
+            "Grad-CAM differentiate them (return the scores before any rounding or argmax)"
+        )

@@ -15,7 +15,7 @@ from ..attacks import ATTACKS, build, describe, parse_options
 from ..data import CIFAR10_CLASSES, cifar10, class_folder
 from ..demo import run_demo
 from ..distributed import Context, is_main
-from ..models import ARCHITECTURES, ModelInfo
+from ..models import ModelInfo
 from ..report import summary_markdown
 from ..train import TrainConfig, export_weights, train
 from ..validation import resolve_device
@@ -136,10 +136,17 @@ def cmd_cam(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a CIFAR architecture on <data>/train (uint8 in memory), evaluate on <data>/test."""
-    if args.arch not in ARCHITECTURES:
-        raise CLIError(
-            f"unknown architecture {args.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}"
+    try:  # every setting checked before any data is read
+        cfg = TrainConfig(
+            arch=args.arch,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            init=args.init,
         )
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"train: {exc}") from exc
     root = Path(args.data)
     if not (root / "train").is_dir():
         raise CLIError(f"no train/ folder under {root} (expected <data>/train/<class>/*.jpg)")
@@ -155,15 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         len(test_data) if test_data is not None else "no",
         device,
     )
-    cfg = TrainConfig(
-        arch=args.arch,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        init=args.init,
-    )
-    train(cfg, train_data, test_data, args.out, device)
+    train(cfg, train_data, test_data, args.out, device, quiet=args.quiet)
     checkpoint = Path(args.out) / "last.pt"
     print(f"checkpoint: {checkpoint}")
     if args.export:

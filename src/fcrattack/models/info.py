@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -58,6 +59,23 @@ class ModelInfo:
         """An ImageNet-1k model with the standard class order."""
         wnids, names = imagenet_classes()
         return cls(source, input_size, resize_size, names, wnids, cam_layer, "imagenet")
+
+
+def class_names(classes: str | Sequence[str]) -> tuple[str, ...]:
+    """Class names from :func:`read_class_names`'s specs, or a sequence of names; none, or
+    anything but non-empty strings, is refused."""
+    if isinstance(classes, str):
+        names = read_class_names(classes)
+    elif isinstance(classes, Sequence):
+        names = tuple(classes)
+    else:
+        raise ValueError(f"classes must be names or a spec, got {type(classes).__name__}")
+    if not names:
+        raise ValueError(f"classes: {classes!r} gives no class names")
+    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    if bad:
+        raise ValueError(f"classes must be non-empty strings, got {bad[0]!r}")
+    return names
 
 
 def read_class_names(spec: str) -> tuple[str, ...]:

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..validation import check_floating
 from .info import ModelInfo
 
 
 class Normalized(nn.Module):
-    """``model((x - mean) / std)`` for x in [0, 1] of shape (N, C, H, W).
+    """``model((x - mean) / std)`` for x in [0, 1] of shape (N, C, H, W); the output must be
+    floating point (:func:`~fcrattack.validation.check_floating`).
 
     The wrapped network stays reachable as ``.model`` so that layer names read
     ``model.<name>`` (e.g. ``model.layer3``) when a Grad-CAM layer is chosen by name.
@@ -37,7 +39,10 @@ class Normalized(nn.Module):
     ) -> None:
         super().__init__()
         if len(mean) != len(std):
-            raise ValueError(f"mean has {len(mean)} entries but std has {len(std)}")
+            raise ValueError(
+                f"mean has {len(mean)} values but std has {len(std)}: give one per input "
+                "channel for both"
+            )
         if any(s <= 0 for s in std):
             raise ValueError(f"std must be positive, got {tuple(std)}")
         self.model = model
@@ -52,4 +57,12 @@ class Normalized(nn.Module):
                 f"(N, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}; convert "
                 "grey images with x.expand(-1, 3, -1, -1)"
             )
-        return self.model((x - self.mean) / self.std)
+        out = self.model((x - self.mean) / self.std)
+        check_floating(out)  # where the output of every loaded model is first seen
+        names = self.info.classes if self.info is not None else None
+        if names is not None and out.dim() == 2 and out.shape[1] != len(names):
+            raise ValueError(
+                f"the model returns {out.shape[1]} scores per image but has {len(names)} "
+                "class names: give one name per output"
+            )
+        return out

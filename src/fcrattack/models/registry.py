@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .archives import redirect, torch_reason
 from .cifar_resnet import CifarResNet
 from .cifar_resnet18 import CifarResNetB
 from .cifar_vgg import CifarVGG, cam_layer_name
@@ -72,17 +73,24 @@ def create_model(
     return Normalized(ARCHITECTURES[arch].build(num_classes), mean, std)
 
 
-def _read_checkpoint(path: str | Path) -> Any:
+def read_checkpoint(path: str | Path) -> Any:
+    """The content of the ``torch.save`` file ``path``, read with ``weights_only=True``
+    (tensors and plain containers only: no pickled code runs); a TorchScript or
+    ``torch.export`` archive is pointed to its own spec prefix."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    hint = redirect(path, "checkpoint")
+    if hint is not None:
+        raise ValueError(f"{hint}, not a checkpoint")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        reason = torch_reason(exc).rstrip(".")
         raise ValueError(
-            f"cannot read checkpoint {path} safely (weights_only=True): {exc}. fcrattack never "
-            "unpickles code from checkpoints; re-save it as a plain state_dict."
-        ) from exc
+            f"cannot read checkpoint {path} safely (weights_only=True): {reason}. "
+            "fcrattack never unpickles code from checkpoints; re-save it as a plain state_dict."
+        ) from None
 
 
 def _strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -106,7 +114,7 @@ def load_checkpoint(
     network (ImageNet normalisation unless ``mean``/``std`` are given) or of a model from
     :func:`create_model` (``model.*`` keys plus its ``mean``/``std`` buffers).
     """
-    ckpt = _read_checkpoint(path)
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, Mapping):
         raise ValueError(f"checkpoint {path} holds a {type(ckpt).__name__}, not a dict")
     # metadata only comes from a wrapper dict: a bare state dict's "mean"/"std" are tensors

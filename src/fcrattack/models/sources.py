@@ -9,21 +9,24 @@ Specs (the same on the command line, ``--model SPEC``, and in Python):
 ``PATH`` (a checkpoint file)              fcrattack/akamaster/bare state dicts (``arch=``)
 ``torchvision:NAME[:WEIGHTS]``            a torchvision model, weights from the local cache
 ``timm:NAME``                             a timm model, weights from the local Hugging Face cache
-``torchscript:PATH``                      ``torch.jit.load`` (no Grad-CAM: not hookable)
-``export:PATH``                           ``torch.export.load`` of a ``.pt2`` file
-``py:package.module:callable[?k=v&...]``  any importable factory returning an ``nn.Module``
+``torchscript:PATH``                      ``torch.jit.load`` (runs code: trusted files only)
+``export:PATH``                           ``torch.export.load`` of a ``.pt2`` file, checked first
+``py:package.module:callable[?k=v&...]``  an importable factory (runs code: trusted only)
 ========================================  ================================================
 
 Nothing is ever downloaded: torchvision and timm weights must already be in their caches
 (``$TORCH_HOME/hub/checkpoints``, ``$HF_HOME/hub``), else the error names the file it looked for.
 Every model comes back wrapped in :class:`~fcrattack.models.normalize.Normalized` (takes [0, 1]
 images), in eval mode, with :class:`~fcrattack.models.info.ModelInfo` as ``model.info``.
+Only ``torchscript:`` and ``py:`` run code from their source (:mod:`.archives`); every other form
+loads weights only.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import logging
 import os
 import sys
@@ -35,10 +38,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from .archives import load_export, load_torchscript
 from .efficientnet import efficientnet_lite
-from .info import ModelInfo, imagenet_classes, read_class_names
+from .info import ModelInfo, class_names, imagenet_classes
 from .normalize import Normalized
-from .registry import _read_checkpoint, default_model, load_checkpoint
+from .registry import default_model, load_checkpoint, read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +98,7 @@ def _torchvision(name: str, weights: str | None) -> Normalized:
             "never downloads: put the file there (or set TORCH_HOME)"
         )
     net = models.get_model(name, weights=None)
-    state = _read_checkpoint(cached)
+    state = read_checkpoint(cached)
     if not isinstance(state, Mapping):
         raise ValueError(f"{cached} does not hold a state dict")
     net.load_state_dict(state, strict=True)
@@ -133,7 +137,7 @@ def _timm(name: str) -> Normalized:
     if files[0].endswith(".safetensors"):
         state = _package("safetensors.torch", f"timm:{name}").load_file(files[0])
     else:
-        state = _read_checkpoint(files[0])  # weights_only: timm's own loader may unpickle
+        state = read_checkpoint(files[0])  # weights_only: timm's own loader may unpickle
     if not isinstance(state, Mapping):
         raise ValueError(f"{files[0]} does not hold a state dict")
     net.load_state_dict(state, strict=True)
@@ -178,9 +182,22 @@ def _factory(target: str) -> nn.Module:
     if not callable(fn):
         raise ValueError(f"py:{target}: {module_name}.{attr} is not callable")
     try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without one: the call tells
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**kwargs)
+        except TypeError as exc:  # arguments that do not fit the factory
+            raise ValueError(
+                f"py:{target}: arguments do not fit {attr}{signature}: {exc}"
+            ) from None
+    try:
         made = fn(**kwargs)
-    except TypeError as exc:  # arguments that do not fit the factory
-        raise ValueError(f"py:{target}: {exc}") from exc
+    except Exception as exc:  # the factory's own failure: its real cause (-v: traceback)
+        raise ValueError(
+            f"py:{target}: {module_name}.{attr} raised {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(made, nn.Module):
         raise ValueError(f"py:{target} returned a {type(made).__name__}, not a torch.nn.Module")
     return made
@@ -189,10 +206,7 @@ def _factory(target: str) -> nn.Module:
 def _file(prefix: str, path: str) -> nn.Module:
     if not Path(path).is_file():
         raise FileNotFoundError(f"{prefix}: file not found: {path}")
-    if prefix == "torchscript":
-        return torch.jit.load(path, map_location="cpu")
-    # unflatten keeps the module tree, so Grad-CAM can hook layers and eval() works
-    return torch.export.unflatten(torch.export.load(path))
+    return load_torchscript(path) if prefix == "torchscript" else load_export(path)
 
 
 def _wrap(
@@ -231,6 +245,8 @@ def load_model(
         classes: class names, overriding the model's: a sequence of names, ``"cifar10"``,
             ``"imagenet"`` or a file (JSON list, or one name per line).
     """
+    _check_overrides(mean, std, size)
+    names = None if classes is None else class_names(classes)
     prefix, sep, rest = spec.partition(":")
     given_norm = mean is not None or std is not None
     checkpoint = False
@@ -268,8 +284,13 @@ def load_model(
     info = model.info or ModelInfo(spec)
     if size is not None:
         info = replace(info, input_size=size, resize_size=None)
-    if classes is not None:
-        names = read_class_names(classes) if isinstance(classes, str) else tuple(classes)
+    if names is not None:
+        outputs = _outputs(model.eval(), info)
+        if outputs is not None and outputs != len(names):
+            raise ValueError(
+                f"{len(names)} class names for a model with {outputs} outputs ({spec}): give "
+                "one name per output"
+            )
         wnids = imagenet_classes()[0] if names == imagenet_classes()[1] else None
         info = replace(info, classes=names, wnids=wnids)
     model.info = info
@@ -278,3 +299,35 @@ def load_model(
 
 def _tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
     return None if values is None else tuple(values)
+
+
+def _check_overrides(
+    mean: Sequence[float] | None, std: Sequence[float] | None, size: int | None
+) -> None:
+    """mean and std: one value per input channel (3 for RGB, 1 for grey); size: positive."""
+    for name, values in (("mean", mean), ("std", std)):
+        if values is not None and len(values) not in (1, 3):
+            raise ValueError(
+                f"{name} has {len(values)} values: give one per input channel (3 for RGB "
+                "images, 1 for a grey model)"
+            )
+    if mean is not None and std is not None and len(mean) != len(std):
+        raise ValueError(
+            f"mean has {len(mean)} values but std has {len(std)}: give one per input channel "
+            "for both"
+        )
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
+
+
+def _outputs(model: Normalized, info: ModelInfo) -> int | None:
+    """The number of outputs of ``model``, from one forward pass of a black image of its input
+    size (32 px when unknown; None when that pass fails: the images will tell)."""
+    side = info.input_size or 32
+    x = torch.zeros(1, model.mean.shape[1], side, side, device=model.mean.device)
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except Exception:  # a model of fixed other sizes: checked at its first forward pass
+        return None
+    return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None

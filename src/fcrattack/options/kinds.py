@@ -43,7 +43,16 @@ def _number(name: str, value: Any, what: str) -> float:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise OptionError(f"option {name} must be {what}, got {type(value).__name__} {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int (or Fraction) beyond any float
+        raise OptionError(f"option {name} is too large, got {_digits(value)}") from None
+
+
+def _digits(value: Any) -> str:
+    """A huge number, shortened for a message."""
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:8]}... ({len(text)} digits)"
 
 
 def _parse_number(name: str, text: str) -> float:

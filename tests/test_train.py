@@ -1,0 +1,134 @@
+"""``fcrattack train`` and :func:`fcrattack.train.train` on the bundled samples: settings
+checked like attack options, resume only with the same settings, a diverging run stopped with
+its last good checkpoint, and quiet runs without progress bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import fcrattack.train as training
+from fcrattack.cli import main
+from fcrattack.data import CIFAR10_CLASSES, samples
+from fcrattack.models import load_model
+from fcrattack.train import TrainConfig, TrainingDiverged, train
+from fcrattack.viz import save_png
+
+
+@pytest.fixture(scope="module")
+def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 training and 10 test images of the bundled samples as CIFAR-10 class folders."""
+    root = tmp_path_factory.mktemp("cifar")
+    data = samples()
+    for i, (image_id, x, y) in enumerate(zip(data.ids, data.images, data.labels, strict=True)):
+        split = "train" if i < 30 else "test"  # round-robin order: every class in both
+        save_png(x, root / split / CIFAR10_CLASSES[int(y)] / image_id)
+    return root
+
+
+def _argv(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["-q", "--threads", "1", "train", "--data", str(root), "--out", str(out), *extra]
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fcrattack: error: "), err
+    return err[0]
+
+
+def test_quiet_training_shows_no_progress_bars(
+    cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_argv(cifar_root, tmp_path / "run", "--epochs", "1", "--batch-size", "16")) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no tqdm bar, no log below WARNING
+    assert "checkpoint:" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "shown"),
+    [
+        ("--lr", "0.5", "lr 0.1 -> 0.5"),
+        ("--batch-size", "8", "batch_size 16 -> 8"),
+        ("--seed", "3", "seed 0 -> 3"),
+        ("--epochs", "3", "epochs 1 -> 3"),
+        ("--arch", "vgg11", "arch 'resnet20' -> 'vgg11'"),
+    ],
+)
+def test_resume_with_other_settings_is_refused_naming_them(
+    cifar_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    value: str,
+    shown: str,
+) -> None:
+    out = tmp_path / "run"
+    base = ["--epochs", "1", "--batch-size", "16"]
+    assert main(_argv(cifar_root, out, *base)) == 0
+    before = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    changed = [*base]
+    if flag in changed:
+        changed[changed.index(flag) + 1] = value
+    else:
+        changed += [flag, value]
+    assert main(_argv(cifar_root, out, *changed)) == 2
+    line = _one_line_error(capsys)
+    assert shown in line and "another --out" in line
+    assert (out / "last.pt").read_bytes() == before  # the checkpoint still says what was used
+    assert main(_argv(cifar_root, out, *base)) == 0  # the same settings still resume
+
+
+def test_last_pt_that_is_no_training_checkpoint_is_a_one_line_error(
+    cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save(load_model("default").state_dict(), out / "last.pt")
+    assert main(_argv(cifar_root, out, "--epochs", "1")) == 2
+    assert "not a checkpoint of fcrattack train" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("lr", ["nan", "inf", "-0.1", "0"])
+def test_bad_learning_rate_is_refused_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lr: str
+) -> None:
+    assert main(_argv(tmp_path / "no-data", tmp_path / "run", "--lr", lr)) == 2
+    assert "option lr must be" in _one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_config_is_checked_like_attack_options() -> None:
+    with pytest.raises(ValueError, match="option momentum must be"):
+        TrainConfig(momentum=1.5)
+    with pytest.raises(ValueError, match="option lr is too large"):
+        TrainConfig(lr=10**400)
+    with pytest.raises(ValueError, match="option arch must be one of"):
+        TrainConfig(arch="resnet99")
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = samples(32)
+    cfg = TrainConfig(epochs=3, batch_size=16)
+    calls = {"n": 0}
+    real = training.augment
+
+    def poisoned(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        calls["n"] += 1  # 2 steps per epoch: NaN images from the second epoch on
+        return real(x, gen) * (float("nan") if calls["n"] > 2 else 1.0)
+
+    monkeypatch.setattr(training, "augment", poisoned)
+    with pytest.raises(TrainingDiverged, match="epoch 2 .*keeps epoch 1"):
+        train(cfg, data, None, tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    weights = [v for v in state["state_dict"].values() if v.is_floating_point()]
+    assert all(torch.isfinite(v).all() for v in weights)
+    with pytest.raises(TrainingDiverged, match="no checkpoint was written"):
+        train(TrainConfig(epochs=1, batch_size=16, lr=1e30), data, None, tmp_path / "new")
+    assert not (tmp_path / "new" / "last.pt").exists()
