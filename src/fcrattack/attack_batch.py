@@ -1,9 +1,9 @@
-"""One batch of a data-set attack (:func:`fcrattack.attack_run.attack_dataset`): its labels
-and target classes, the attack, its records and PNG writes (:func:`attack_batch`), the
-background writer that commits records once their PNGs are on disk (:class:`Committer`), and
+"""One batch of a data-set attack (``fcrattack.attack_run.attack_dataset``): its labels
+and target classes, the attack, its records and PNG writes (``attack_batch``), the
+background writer that commits records once their PNGs are on disk (``Committer``), and
 the low-accuracy warning.
 
-- Labels: a label of :data:`~fcrattack.data.PREDICTED` (-1, an unlabelled image) becomes the
+- Labels: a label of ``PREDICTED`` (-1, an unlabelled image) becomes the
   class the model predicts for the clean image (one forward pass, only when such labels occur):
   the attack then moves the image away from (or, targeted, towards a class other than) the
   model's own decision.
@@ -47,7 +47,7 @@ MIN_CHECKED = 16
 #: the target rules besides a fixed class index
 TARGET_RULES = ("least-likely", "random")
 
-#: what ``target=`` takes: None, a class index, or one of :data:`TARGET_RULES`
+#: what ``target=`` takes: None, a class index, or one of ``TARGET_RULES``
 Target = int | str | None
 
 
@@ -113,9 +113,9 @@ def batch_labels(
     Args:
         model: the attacked model (its device is used; run in eval mode, no gradients).
         x: (B, 3, H, W) float images in [0, 1], on any device.
-        labels: (B,) int64 class indices, or :data:`~fcrattack.data.PREDICTED`.
+        labels: (B,) int64 class indices, or ``PREDICTED``.
         ids: (B,) image ids (the random targets' key).
-        target: None, a class index or a rule (see :func:`check_target`).
+        target: None, a class index or a rule (see ``check_target``).
         seed: the random targets' seed (the attack's ``seed``).
     """
     labels = labels.cpu()
@@ -190,8 +190,8 @@ class Committer:
 
 def accuracy_checked(rows: list[dict[str, Any]]) -> bool:
     """Check the clean accuracy on the given labels of ``rows`` (the records so far, from the
-    first batch on) once they hold :data:`MIN_CHECKED` attacked images with given labels: log
-    a warning when it is below :data:`LOW_ACCURACY`. Returns whether the check was made (fewer
+    first batch on) once they hold ``MIN_CHECKED`` attacked images with given labels: log
+    a warning when it is below ``LOW_ACCURACY``. Returns whether the check was made (fewer
     images tell too little: 0 of 2 happens to a good model)."""
     given = [
         r["clean_correct"] for r in rows if r.get("label_source") == "given" and "success" in r

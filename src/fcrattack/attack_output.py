@@ -1,10 +1,10 @@
-"""The output folder of :func:`fcrattack.attack_run.attack_dataset`: its settings, refusal
+"""The output folder of ``fcrattack.attack_run.attack_dataset``: its settings, refusal
 and resume, the merge of data-parallel parts, the summary computed from the per-image records,
 and the page's per-image state.
 
 Resume. ``run.json`` holds the run's settings (attack, options, target, a fingerprint of the
 model's weights, of the data's ids, labels and first decoded image, and the caller's ``info``).
-``results.jsonl`` is a :class:`fcrattack.store.ResultStore` keyed by image id, appended (and
+``results.jsonl`` is a ``fcrattack.store.ResultStore`` keyed by image id, appended (and
 fsync'ed) batch by batch once the batch's PNGs are written. Rerunning into a folder whose
 ``run.json`` equals the new settings continues with the images that have no record; other
 settings are refused, naming the differences; a finished run (``summary.json`` written) is
@@ -39,7 +39,7 @@ RUN = "run.json"
 PART_GLOB = "results.rank*.jsonl"
 #: every output of a run (deleted by ``overwrite``)
 OUTPUTS = ("adv", "cam", "mask", "img", "page", RESULTS, "summary.json", "index.html", RUN)
-#: the per-image norms every record carries (those of :func:`perturbation_norms`)
+#: the per-image norms every record carries (those of ``perturbation_norms``)
 NORMS = tuple(perturbation_norms(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1)))
 
 
@@ -135,7 +135,7 @@ def prepare_output(out: str | Path, settings: dict[str, Any], overwrite: bool) -
 
 def merge_parts(out: Path) -> ResultStore:
     """Append the records of every rank's part whose key is new to ``results.jsonl`` (one
-    fsync'ed write, :meth:`ResultStore.append`), then delete the parts; returns the store."""
+    fsync'ed write, ``ResultStore.append``), then delete the parts; returns the store."""
     store = ResultStore(out, RESULTS)
     parts = sorted(out.glob(PART_GLOB))
     store.append(rec for p in parts for rec in read_records(p))
@@ -145,7 +145,7 @@ def merge_parts(out: Path) -> ResultStore:
 
 
 def summary_from_records(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """:meth:`AttackResult.summary` computed from the per-image records of the attacked
+    """``AttackResult.summary`` computed from the per-image records of the attacked
     images (records with ``skipped`` are left out), so that no image needs to stay in memory:
     ASR over the clean-correct images (untargeted) or all (targeted), mean norms over the
     successful ones with 95 % intervals, the uint8 re-check count, and the mean mask
@@ -195,7 +195,7 @@ class Page(NamedTuple):
 
 
 def load_page(out: Path, ids: Sequence[str], k: int) -> Page | None:
-    """The kept page items (:func:`save_page_item`) among the first ``k`` positions of the
+    """The kept page items (``save_page_item``) among the first ``k`` positions of the
     data (``ids``: every image's id, by position), in order; None when there is none."""
     items = [
         (i, torch.load(p, weights_only=True))

@@ -1,9 +1,9 @@
 """Attack a data set and write what ``fcrattack attack`` promises: adversarial PNGs, Grad-CAM
 overlays and masks, per-image JSONL, a summary and an HTML page of the first images; and
 write the Grad-CAM overlays and masks of ``fcrattack cam``. The command line only parses its
-arguments and calls :func:`attack_dataset` or :func:`write_cams`.
+arguments and calls ``attack_dataset`` or ``write_cams``.
 
-Output folder of :func:`attack_dataset`::
+Output folder of ``attack_dataset``::
 
     adv/<id>.png      the adversarial images, 8-bit (``success_uint8`` is their re-check)
     cam/<id>.png      Grad-CAM overlays (region attacks only), mask/<id>.png the masks
@@ -14,24 +14,24 @@ Output folder of :func:`attack_dataset`::
     run.json, page/   the run's settings and the page's images, for resuming
 
 ``<id>`` is the image's path relative to the data root, named by
-:func:`fcrattack.viz.images.png_names` (``cat/x.jpg`` -> ``cat/x.jpg.png``, so ``x.png`` and
+``fcrattack.viz.images.png_names`` (``cat/x.jpg`` -> ``cat/x.jpg.png``, so ``x.png`` and
 ``x.jpg`` never collide).
 
-Streaming. Images are read batch by batch (:func:`fcrattack.data.batches`: decoded in threads
-ahead of the model for an :class:`~fcrattack.data.ImageList`), each batch is attacked, its
+Streaming. Images are read batch by batch (``fcrattack.data.batches``: decoded in threads
+ahead of the model for an ``ImageList``), each batch is attacked, its
 PNGs are written in background threads and its records appended to ``results.jsonl`` as soon
 as they are on disk; only the records and the page's images stay in memory, so memory does
 not grow with the number of images beyond the records (about 2 KB each). The summary is
-computed from the records (:func:`fcrattack.attack_output.summary_from_records`).
+computed from the records (``fcrattack.attack_output.summary_from_records``).
 
-Records: the fields of :meth:`AttackResult.records`, plus ``key`` (= ``id``), ``index`` (the
+Records: the fields of ``AttackResult.records``, plus ``key`` (= ``id``), ``index`` (the
 image's position in the data), ``label_source`` ("given", or "predicted": the image had no
 label and the model's clean prediction was attacked), ``adv_png``, ``mask_fraction`` (region
 attacks). An image that was not attacked has a record with ``skipped``: "unreadable file", or
 "label equals the target class" (a fixed ``target`` class that already is the image's label);
 such records are left out of the summary and counted in ``summary.json``.
 
-Resume and refusal: see :mod:`fcrattack.attack_output` (same settings: continue; other
+Resume and refusal: see ``fcrattack.attack_output`` (same settings: continue; other
 settings or a finished run: refused, naming the difference, unless ``overwrite=True``).
 
 Under ``torchrun`` each rank attacks ``todo[rank::world]`` of the images without a record
@@ -144,13 +144,13 @@ def attack_dataset(
     Args:
         attack: the attack (its model, device, options and ``seed``); built with
             ``targeted=True`` exactly when ``target`` is given.
-        data: an in-memory :class:`Dataset` (float images (N, 3, H, W) in [0, 1]) or an
-            :class:`ImageList` of files, streamed (decoded ``prefetch`` batches ahead in
-            ``workers`` threads). Labels of :data:`~fcrattack.data.PREDICTED` (-1) are
+        data: an in-memory ``Dataset`` (float images (N, 3, H, W) in [0, 1]) or an
+            ``ImageList`` of files, streamed (decoded ``prefetch`` batches ahead in
+            ``workers`` threads). Labels of ``PREDICTED`` (-1) are
             replaced by the model's clean prediction; ids must be unique.
         out: the output folder (created). A folder holding a run with the same settings
             is resumed, other settings or a finished run are refused
-            (:mod:`fcrattack.attack_output`).
+            (``fcrattack.attack_output``).
         batch_size: images per batch (>= 1): what is read, attacked and written at once.
         target: None (untargeted); a class index (images already of that class are skipped);
             "least-likely" (the clean logits' smallest class other than the label); or
@@ -165,7 +165,7 @@ def attack_dataset(
         prefetch: batches decoded ahead (>= 1); memory holds about ``prefetch + 3`` batches.
         workers: decoding threads, and as many PNG-writing threads (>= 1).
 
-    Returns the summary (:func:`~fcrattack.attack_output.summary_from_records`; None on
+    Returns the summary (``summary_from_records``; None on
     ranks other than 0). After the first batch (or the first 16 images with given labels, if
     the batch holds fewer), a clean accuracy below 20 % on given labels is logged as a
     warning (a label-space or preprocessing mismatch); fewer images are not judged.
@@ -299,8 +299,8 @@ def write_cams(
     workers: int = WORKERS,
 ) -> tuple[str, float]:
     """Grad-CAM overlays and FCR masks (threshold ``t`` in [0, 1]) of ``data`` as PNGs under
-    ``out/cam`` and ``out/mask``, batch by batch (``batch_size``; an :class:`ImageList` is
-    streamed with ``prefetch`` and ``workers`` as in :func:`attack_dataset`). ``layer``: the
+    ``out/cam`` and ``out/mask``, batch by batch (``batch_size``; an ``ImageList`` is
+    streamed with ``prefetch`` and ``workers`` as in ``attack_dataset``). ``layer``: the
     Grad-CAM layer (None: automatic); ``use_labels``: the maps of the labels (PREDICTED
     labels: the predicted class) or, False, of the predicted classes; ``quiet``: no progress
     bar. Returns (the Grad-CAM layer used, the mean mask area over the images written)."""

@@ -60,7 +60,7 @@ class _Call:
 
 @contextmanager
 def _record_calls(model: nn.Module, names: set[str] | None) -> Iterator[list[_Call]]:
-    """Forward hooks that append a :class:`_Call` for the modules ``names`` (None = every
+    """Forward hooks that append a ``_Call`` for the modules ``names`` (None = every
     module) in the order their calls finish; all hooks are removed on exit."""
     records: list[_Call] = []
     counts: dict[str, int] = {}
@@ -156,7 +156,7 @@ def _named_layer(records: list[_Call], layer: str) -> torch.Tensor:
 
 def info_layer(model: nn.Module) -> str | None:
     """The Grad-CAM layer a loaded model names in its ``.info``
-    (:class:`fcrattack.models.ModelInfo`), or None."""
+    (``fcrattack.models.ModelInfo``), or None."""
     info = getattr(model, "info", None)
     return info.cam_layer if isinstance(info, ModelInfo) else None
 
@@ -227,7 +227,7 @@ def gradcam(
         y: the classes (N,) whose evidence is mapped; None: each image's predicted class.
         layer: a module name from ``model.named_modules()``, ``"name@k"`` for the k-th call of
             a module called several times, or None: the layer ``model.info`` names (models of
-            :func:`fcrattack.load_model`), else the automatic choice (module docstring).
+            ``fcrattack.load_model``), else the automatic choice (module docstring).
         normalize: min-max normalise each map to [0, 1]; False returns the raw ReLU map (>= 0).
         method: ``"gradcam"``, ``"gradcam++"``, ``"xgradcam"`` or ``"layercam"`` (module
             docstring); all share one forward and one backward pass.

@@ -1,14 +1,14 @@
 """The attack template every fcrattack attack builds on.
 
 ``Attack.run(x, y)`` validates the input, moves it to the model's device, splits it into
-batches (:class:`~fcrattack.attacks.execution.Execution`), switches the model to eval mode
+batches (``Execution``), switches the model to eval mode
 (restoring every module's mode after), calls the subclass's ``perturb`` on each batch,
 re-checks success with a fresh forward pass and returns an
-:class:`~fcrattack.attacks.result.AttackResult`. ``Attack.__call__(x, y)`` returns only the
+``AttackResult``. ``Attack.__call__(x, y)`` returns only the
 adversarial images (the torchattacks convention).
 
-Options are declared once per attack (:mod:`fcrattack.options`); ``PAPER`` holds the FCR
-paper's settings per data set and :meth:`Attack.paper` builds them.
+Options are declared once per attack (``fcrattack.options``); ``PAPER`` holds the FCR
+paper's settings per data set and ``Attack.paper`` builds them.
 
 Randomness: each image gets its own ``torch.Generator`` seeded from ``(seed, image id)``; the
 id defaults to a hash of the image's content, so a batch gives the same result as its images
@@ -107,12 +107,12 @@ def input_grad(
 
 class Attack(Configurable):
     """Base class of every attack. Subclasses declare their options and implement
-    :meth:`perturb` on one batch on the attack device."""
+    ``perturb`` on one batch on the attack device."""
 
     _positional = ("model",)
     name: ClassVar[str] = "attack"
     #: the FCR paper's settings per data set ("cifar10", "imagenet"); {} when the paper does
-    #: not use the attack (then :meth:`paper` gives the defaults)
+    #: not use the attack (then ``paper`` gives the defaults)
     PAPER: ClassVar[dict[str, dict[str, Any]]] = {}
     #: whether the perturbation is confined to the mask (False for attacks such as masked FGSM
     #: that treat the mask as two regions with different budgets)
@@ -199,7 +199,7 @@ class Attack(Configurable):
         ids: Sequence[int | str] | None = None,
     ) -> AttackResult:
         """Attack x (N, C, H, W) in [0, 1] with labels y (N,); see
-        :class:`~fcrattack.attacks.result.AttackResult`.
+        ``AttackResult``.
 
         ``target`` (N,): the classes of a targeted attack (built with ``targeted=True``; each
         must differ from y). ``mask`` (N, 1, H, W) (or (N, C, H, W), (N, H, W); a tensor or

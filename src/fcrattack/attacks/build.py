@@ -1,6 +1,6 @@
 """The one attack factory: ``ATTACKS`` (name -> class), the old names kept as aliases, and
-:func:`build` (name + model + options, with the paper's settings on request), used by the
-command line and the experiments alike. :func:`parse_options` reads command-line text
+``build`` (name + model + options, with the paper's settings on request), used by the
+command line and the experiments alike. ``parse_options`` reads command-line text
 through the attacks' declared options."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def build(
 
 def parse_options(name: str, texts: Mapping[str, str]) -> dict[str, Any]:
     """Typed options of attack ``name`` from command-line text (``{"steps": "20"}``); the
-    fields of :class:`~fcrattack.attacks.execution.Execution` (``batch_size``,
+    fields of ``Execution`` (``batch_size``,
     ``channels_last``, ``autocast``, ``compile``) are gathered into ``execution``."""
     declared = attack_class(name).options()
     run_opts = Execution.options()

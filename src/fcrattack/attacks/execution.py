@@ -1,4 +1,4 @@
-"""How an attack runs, as one value object: :class:`Execution` (batch size, channels_last,
+"""How an attack runs, as one value object: ``Execution`` (batch size, channels_last,
 autocast, torch.compile), and the machinery behind it.
 
 They change only how the model runs during the attack iterations (``perturb``): the clean
@@ -127,7 +127,7 @@ class ExecutionState:
         return parts
 
     def model_for(self, model: nn.Module, settings: Execution) -> nn.Module:
-        """The model as the iterations see it: ``model`` itself, or a :class:`FastForward`."""
+        """The model as the iterations see it: ``model`` itself, or a ``FastForward``."""
         if not settings.fast:
             return model
         inner: Any = model

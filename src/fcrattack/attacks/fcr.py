@@ -12,7 +12,7 @@ submission), Algorithm 1, batched.
 The paper's hyper-parameters differ per data set: ``FCR.paper(model, "cifar10" | "imagenet")``.
 
 Open points of the paper, as options: ``jt`` (the J_T reading, see
-:func:`~fcrattack.attacks.losses.inverse_temperature`), ``init_scale`` (initial delta),
+``inverse_temperature``), ``init_scale`` (initial delta),
 ``select`` ("last": the algorithm's last iterate; "best": per image the smallest-L2
 successful iterate), ``scale`` (the units delta, its norm and the step live in: 1 for [0, 1]
 pixels, 255 for [0, 255], or one factor per channel, e.g. 1/std for the model's normalised

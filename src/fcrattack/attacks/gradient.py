@@ -7,8 +7,8 @@
         delta = clip(x + delta, 0, 1) - x
     return x + delta
 
-Hooks a subclass may override: :meth:`loss`, :meth:`random_init`, :meth:`init_state`,
-:meth:`transform`, :meth:`gradient`, :meth:`normalize`, :meth:`project`. ``norm`` is "linf"
+Hooks a subclass may override: ``loss``, ``random_init``, ``init_state``,
+``transform``, ``gradient``, ``normalize``, ``project``. ``norm`` is "linf"
 (sign steps, clamp to the eps box) or "l2" (steps along grad / ||grad||_2, projection on the
 eps ball), per image. Images are (B, C, H, W) in [0, 1]; eps and step_size are on that scale.
 

@@ -1,6 +1,6 @@
 """The argparse parser of the ``fcrattack`` command; -v/-q/--threads go before or after
 COMMAND. Attack options (``--opt key=value``) are read through the attacks' declared options
-(:func:`fcrattack.attacks.parse_options`), so the command line knows every option an attack
+(``fcrattack.attacks.parse_options``), so the command line knows every option an attack
 takes, with its type; ``fcrattack attacks NAME`` lists them."""
 
 from __future__ import annotations

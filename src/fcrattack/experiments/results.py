@@ -49,7 +49,7 @@ def val(agg: dict[str, float] | None, key: str) -> float | None:
 
 
 def ci(agg: dict[str, float] | None, key: str) -> tuple[float, float] | None:
-    """The 95 % interval (lo, hi) of ``agg[key]`` (see :func:`aggregate`), or None."""
+    """The 95 % interval (lo, hi) of ``agg[key]`` (see ``aggregate``), or None."""
     if agg is None or f"{key}_lo" not in agg:
         return None
     return agg[f"{key}_lo"], agg[f"{key}_hi"]
@@ -68,7 +68,7 @@ def ratio(num: float | None, den: float | None) -> float | None:
 
 
 def aggregate(records: list[dict[str, Any]]) -> dict[str, float]:
-    """:func:`fcrattack.metrics.summarize` of records: n, n_success, ASR (in %), mean norms
+    """``fcrattack.metrics.summarize`` of records: n, n_success, ASR (in %), mean norms
     over the successful records, each with its 95 % interval (``<key>_lo``, ``<key>_hi``);
     and the mean time per image."""
     success = torch.tensor([bool(r.get("success")) for r in records], dtype=torch.bool)

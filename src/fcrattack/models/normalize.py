@@ -21,8 +21,8 @@ class Normalized(nn.Module):
         mean: per-channel mean subtracted from [0, 1] inputs (C values).
         std: per-channel standard deviation (C positive values).
         info: what the model says about itself (input size, class names, Grad-CAM layer):
-            :class:`~fcrattack.models.info.ModelInfo`, set by every loader of
-            :mod:`fcrattack.models`; None when unknown.
+            ``ModelInfo``, set by every loader of
+            ``fcrattack.models``; None when unknown.
     """
 
     mean: torch.Tensor

@@ -1,4 +1,4 @@
-"""One place that turns a model spec into a model: :func:`load_model`.
+"""One place that turns a model spec into a model: ``load_model``.
 
 Specs (the same on the command line, ``--model SPEC``, and in Python):
 
@@ -16,8 +16,8 @@ Specs (the same on the command line, ``--model SPEC``, and in Python):
 
 Nothing is ever downloaded: torchvision and timm weights must already be in their caches
 (``$TORCH_HOME/hub/checkpoints``, ``$HF_HOME/hub``), else the error names the file it looked for.
-Every model comes back wrapped in :class:`~fcrattack.models.normalize.Normalized` (takes [0, 1]
-images), in eval mode, with :class:`~fcrattack.models.info.ModelInfo` as ``model.info``.
+Every model comes back wrapped in ``Normalized`` (takes [0, 1]
+images), in eval mode, with ``ModelInfo`` as ``model.info``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from .registry import _read_checkpoint, default_model, load_checkpoint
 
 log = logging.getLogger(__name__)
 
-#: the spec prefixes :func:`load_model` understands, besides names and checkpoint paths
+#: the spec prefixes ``load_model`` understands, besides names and checkpoint paths
 PREFIXES = ("torchvision", "timm", "torchscript", "export", "py")
 #: CIFAR-10 models trained by fcrattack, shipped in the repository's weight package
 SHIPPED = {"vgg11-cifar10": "fcrattack_weights_cifar10_vgg"}

@@ -114,7 +114,7 @@ def write_page(
     images: Table,
 ) -> Path:
     """Write the page: title, intro, summary table, then the image table from
-    :func:`image_table` (whose images already lie beside ``path``)."""
+    ``image_table`` (whose images already lie beside ``path``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blocks = [
