@@ -30,6 +30,7 @@ from .attacks import (
 )
 from .cam import fcr_mask, find_layer, gradcam
 from .models import default_model, load_model
+from .warn import FcrattackWarning
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -45,6 +46,7 @@ __all__ = [
     "Attack",
     "AttackResult",
     "Execution",
+    "FcrattackWarning",
     "MaskedFGSM",
     "OnePixel",
     "RegionDDN",

@@ -17,7 +17,6 @@ the low-accuracy warning.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,8 +35,7 @@ from .cam import gradcam
 from .data import PREDICTED, Dataset
 from .models.mode import eval_mode
 from .viz.images import cam_overlay, display_factor, mask_image, save_png
-
-log = logging.getLogger(__name__)
+from .warn import warn
 
 #: clean accuracy on the first batch below which the labels are probably wrong
 LOW_ACCURACY = 0.2
@@ -199,15 +197,14 @@ def accuracy_checked(rows: list[dict[str, Any]]) -> bool:
     if len(given) < MIN_CHECKED:
         return False
     if sum(given) < LOW_ACCURACY * len(given):
-        log.warning(
-            "clean accuracy on the first %d labelled images is %.0f %% (%d correct): the labels "
-            "probably do not match the model. Untargeted success rates count only correctly "
-            "classified images, so the results would mean little. Check that the class-folder "
-            "names (or --labels) name the model's classes, and the preprocessing: image size "
-            "(--size) and normalisation (the model must take [0, 1] images)",
-            len(given),
-            100 * sum(given) / len(given),
-            sum(given),
+        warn(
+            f"clean accuracy on the first {len(given)} labelled images is "
+            f"{100 * sum(given) / len(given):.0f} % ({sum(given)} correct): the labels probably "
+            "do not match the model. Untargeted success rates count only correctly classified "
+            "images, so the results would mean little. Check that the class-folder names (or "
+            "--labels) name the model's classes, and the preprocessing: image size (--size) "
+            "and normalisation (the model must take [0, 1] images)",
+            stacklevel=2,
         )
     return True
 
@@ -282,6 +279,8 @@ def attack_batch(
             region = (x[r], cams[r], result.mask[r], out / "cam" / rel, out / "mask" / rel, scale)
             jobs.append(partial(write_region, *region))
         if pos < page:
-            save_page_item(out, pos, x[r], cams[r], result.subset([r]))
+            cam = None if result.mask is None else cams[r]
+            predicted = bool(lab.predicted[keep[r]])
+            save_page_item(out, pos, x[r], cam, result.subset([r]), predicted)
         rows.append(row)
     return jobs, rows

@@ -118,11 +118,15 @@ def match_classes(
     return out
 
 
+def visible(folder: Path) -> list[Path]:
+    """The entries of ``folder`` whose names do not start with a dot (hidden files and
+    folders, e.g. ``.DS_Store`` or ``._photo.jpg``, are never read), sorted."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def list_images(folder: Path) -> list[Path]:
-    """The image files directly inside ``folder`` (by extension), sorted."""
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    """The visible image files directly inside ``folder`` (by extension), sorted."""
+    return [p for p in visible(folder) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
 def list_class_folders(
@@ -137,7 +141,7 @@ def list_class_folders(
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder not found: {root}")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    folders = [p.name for p in visible(root) if p.is_dir()]
     if not folders:
         raise ValueError(f"no class folders in {root}")
     if classes is None:
@@ -203,7 +207,7 @@ def list_flat_folder(
         raise FileNotFoundError(f"image folder not found: {root}")
     paths = list_images(root)
     if not paths:
-        folders = any(p.is_dir() for p in root.iterdir())
+        folders = any(p.is_dir() for p in visible(root))
         raise ValueError(
             f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {root}"
             + (

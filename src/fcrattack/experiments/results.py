@@ -16,7 +16,7 @@ import torch
 from ..metrics import summarize
 from ..store import read_records
 from ..viz.document import fmt_interval, rate
-from .spec import AttackRun
+from .spec import UNNAMED, AttackRun
 
 NORMS = ("l2", "l2_255", "linf", "linf_255", "l0", "l0_pixels", "psnr", "psnr_255")
 
@@ -164,4 +164,7 @@ class Results:
 
 
 def model_label(spec: dict[str, Any]) -> str:
+    """ "ResNet-20 for ResNet-20", or the model alone where the paper names none."""
+    if spec["stands_for"] == UNNAMED:
+        return f"{spec['label']} (the paper does not name its model)"
     return f"{spec['label']} for {spec['stands_for']}"

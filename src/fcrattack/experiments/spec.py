@@ -235,6 +235,10 @@ LITE2 = ModelSpec("efficientnet-lite2", "efficientnet-lite2", "EfficientNet-Lite
 VGG11 = ModelSpec("vgg11-cifar10", "vgg11-cifar10", "VGG-11 (trained by fcrattack)", "VGG-11")
 
 
+#: ``stands_for`` of a model standing in for one the paper does not name
+UNNAMED = "unknown (not stated)"
+
+
 def stand_in(model: ModelSpec, stands_for: str) -> ModelSpec:
     """``model`` standing in for the paper's ``stands_for``."""
     return dataclasses.replace(model, stands_for=stands_for)

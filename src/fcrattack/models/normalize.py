@@ -1,7 +1,5 @@
 """Normalisation wrapper: every model fcrattack hands out takes images in [0, 1]."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 
 import torch
@@ -49,7 +47,7 @@ class Normalized(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
             raise ValueError(
                 f"the model takes ({self.mean.shape[1]}-channel) images of shape "
-                f"(N, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}; convert "
+                f"(N, {self.mean.shape[1]}, H, W), got {list(x.shape)}; convert "
                 "grey images with x.expand(-1, 3, -1, -1)"
             )
         return self.model((x - self.mean) / self.std)

@@ -50,10 +50,25 @@ NAMED = ("default", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-li
 
 
 def _package(name: str, what: str) -> Any:
+    """Import module ``name`` for ``what`` (a model spec), naming the package that is really
+    missing (timm needs torchvision, so a missing torchvision is not "timm is not installed")
+    or that is installed but does not import (e.g. a torchvision built for another torch)."""
     try:
         return importlib.import_module(name)
-    except ImportError as exc:
-        raise ImportError(f"{what} needs the package {name!r}, which is not installed") from exc
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or name).split(".")[0]
+        raise ImportError(
+            f"{what} needs the package {missing!r}, which is not installed "
+            f"(pip install {missing}; see docs/models-and-data.md for versions that fit torch "
+            f"{torch.__version__})"
+        ) from exc
+    except Exception as exc:  # installed but broken: its import raises something else
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ImportError(
+            f"{what}: the package {name.split('.')[0]!r} is installed but fails to import "
+            f"({type(exc).__name__}: {first}); install a build that matches torch "
+            f"{torch.__version__} (docs/models-and-data.md)"
+        ) from exc
 
 
 def _shipped(name: str) -> Normalized:
