@@ -178,7 +178,7 @@ def summary_from_records(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
 def png_not_adversarial(rows: Sequence[Mapping[str, Any]], what: str) -> dict[str, Any]:
     """The attacked images whose float result succeeds but whose saved 8-bit PNG does not
     (``success`` and not ``success_uint8``) among the records ``rows`` of run ``what``:
-    ``{"count": n, "ids": [...]}``, with a :class:`~fcrattack.FcrattackWarning` naming the
+    ``{"count": n, "ids": [...]}``, with a ``fcrattack.FcrattackWarning`` naming the
     first five when there are any."""
     done = [r for r in rows if "skipped" not in r]
     ids = [r["id"] for r in done if r["success"] and not r["success_uint8"]]
@@ -214,7 +214,7 @@ def save_page_item(
     """Keep what the page shows of the image at ``position`` (x (3, H, W), cam (H, W) of a
     region attack or None, the one-image ``result``, whether the label is the model's
     prediction) in ``page/<position>.pt``, so a resumed run can still show it; the folder is
-    removed once the page is written (:func:`remove_page_items`)."""
+    removed once the page is written (``remove_page_items``)."""
     path = out / PAGE / f"{position:08d}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
@@ -237,7 +237,7 @@ class Page(NamedTuple):
 
 
 def load_page(out: Path, ids: Sequence[str], k: int) -> Page | None:
-    """The kept page items (:func:`save_page_item`) among the first ``k`` positions of the
+    """The kept page items (``save_page_item``) among the first ``k`` positions of the
     data (``ids``: every image's id, by position), in order; None when there is none."""
     items = [
         (i, torch.load(p, weights_only=True))

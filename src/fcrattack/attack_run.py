@@ -1,7 +1,7 @@
 """Attack a data set and write what ``fcrattack attack`` promises: adversarial PNGs, Grad-CAM
 overlays and masks, per-image JSONL, a summary and an HTML page of the first images. The
-command line only parses its arguments and calls :func:`attack_dataset` (and, for
-``fcrattack cam``, :func:`fcrattack.cam_run.write_cams`).
+command line only parses its arguments and calls ``attack_dataset`` (and, for
+``fcrattack cam``, ``fcrattack.cam_run.write_cams``).
 
 Output folder of ``attack_dataset``::
 
@@ -16,9 +16,9 @@ Output folder of ``attack_dataset``::
 
 Saved PNGs. Every image is saved as an 8-bit PNG; ``success_uint8`` re-checks the PNG's
 pixels. Images whose float result succeeds but whose PNG does not are named in a
-:class:`~fcrattack.FcrattackWarning`, in ``summary.json`` (``png_not_adversarial``: count and
+``fcrattack.FcrattackWarning``, in ``summary.json`` (``png_not_adversarial``: count and
 ids) and on the page. Attacks with a ``quantize`` option avoid them by optimising on the 8-bit
-grid (:mod:`fcrattack.attacks.grid`; the command line turns it on). Floats in ``summary.json``
+grid (``fcrattack.attacks.grid``; the command line turns it on). Floats in ``summary.json``
 are rounded to 6 significant digits.
 
 ``<id>`` is the image's path relative to the data root, named by

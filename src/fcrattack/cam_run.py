@@ -1,7 +1,7 @@
 """What ``fcrattack cam`` writes: the Grad-CAM overlays and FCR masks of a data set as PNGs
-(``cam/<id>.png``, ``mask/<id>.png``, named as :func:`fcrattack.attack_run.attack_dataset`
+(``cam/<id>.png``, ``mask/<id>.png``, named as ``fcrattack.attack_run.attack_dataset``
 names them) and an ``index.html`` page of the first images, written by the same page writer
-as the attack pages (:mod:`fcrattack.report.pages`); and :func:`compute_cams`, the maps of an
+as the attack pages (``fcrattack.report.pages``); and ``compute_cams``, the maps of an
 in-memory data set (the demo's)."""
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def write_cams(
 
     Args:
         model: the classifier (its device is used).
-        data: an in-memory :class:`Dataset` or an :class:`ImageList`, streamed with
-            ``prefetch`` and ``workers`` as in :func:`fcrattack.attack_run.attack_dataset`.
+        data: an in-memory ``Dataset`` or an ``ImageList``, streamed with
+            ``prefetch`` and ``workers`` as in ``fcrattack.attack_run.attack_dataset``.
         out: the output folder (created).
         t: the mask threshold in [0, 1].
         layer: the Grad-CAM layer (None: automatic).

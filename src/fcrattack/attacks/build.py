@@ -48,16 +48,13 @@ def attack_class(name: str) -> type[Attack]:
 
 def uses_cam(cls: type[Attack]) -> bool:
     """Whether attack class ``cls`` computes its region by Grad-CAM (FCR, region DDN, masked
-    FGSM), so its model must be hookable (:func:`fcrattack.cam.check_hookable`)."""
+    FGSM), so its model must be hookable (``fcrattack.cam.check_hookable``)."""
     return issubclass(cls, RegionMixin)
 
 
 def _plain(text: str) -> str:
-    """reStructuredText roles and literals as plain text: ``:class:`~a.B``` -> ``B``,
-    ````x```` -> ``x``, ``*x*`` -> ``x``."""
-    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
-    text = re.sub(r"``([^`]+)``", r"\1", text)
-    return re.sub(r"(?<!\w)\*([^*\s][^*]*)\*(?!\w)", r"\1", text)
+    """Docstring markup as plain text: double-backtick literals lose their backticks."""
+    return re.sub(r"``([^`]+)``", r"\1", text)
 
 
 def summary(name: str) -> str:
