@@ -6,6 +6,10 @@
 >>> x_adv = atk(x, y)                             # (N, 3, 32, 32) in [0, 1]
 >>> result = atk.run(x, y); result.summary()
 >>> fcrattack.build("pgd", model, preset="paper")  # any attack by name
+
+What needs the caller's attention (a model left in training mode, saved PNGs that are not
+adversarial, ...) is a ``fcrattack.FcrattackWarning`` (``warnings.warn``); progress and
+details go to the ``fcrattack`` loggers, silent unless configured.
 """
 
 import logging

@@ -141,7 +141,9 @@ def attack_dataset(
         out: the output folder (created). A folder holding a run with the same settings
             is resumed, other settings or a finished run are refused
             (``fcrattack.attack_output``).
-        batch_size: images per batch (>= 1): what is read, attacked and written at once.
+        batch_size: images per batch (>= 1): what is read, attacked and written at once;
+            at most the attack's own ``execution.batch_size`` when that is a number, so
+            the progress bar moves once per attacked batch.
         target: None (untargeted); a class index (images already of that class are skipped);
             "least-likely" (the clean logits' smallest class other than the label); or
             "random" (another class, seeded by the attack's seed and the image id).

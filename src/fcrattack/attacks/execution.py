@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..options import Bool, Choice, Configurable, Int, Kind, Option, Optional
+from ..warn import warn
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class ExecutionState:
                 try:
                     self._compiled = (model, torch.compile(model))
                 except Exception as e:
-                    log.warning("torch.compile unavailable (%s); running eagerly", e)
+                    warn(f"torch.compile unavailable ({e}); running eagerly")
                     self._compiled = (model, model)
             inner = self._compiled[1]
         return FastForward(inner, model, settings, self)
@@ -172,11 +173,8 @@ class FastForward(nn.Module):
         except Exception as e:
             if isinstance(e, RuntimeError) and is_oom(e):
                 raise
-            log.warning(
-                "torch.compile failed (%s: %s); running eagerly",
-                type(e).__name__,
-                str(e).splitlines()[0] if str(e) else "",
-            )
+            first = str(e).splitlines()[0] if str(e) else ""
+            warn(f"torch.compile failed ({type(e).__name__}: {first}); running eagerly")
             self.state[0]._compiled = (self.eager, self.eager)
             self.inner = self.eager
             return self.eager(x)
