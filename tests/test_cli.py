@@ -82,19 +82,23 @@ def test_demo_writes_a_page_with_images_and_predictions(tmp_path, capsys):
     assert len(srcs) == 8 * 9  # clean, CAM, mask, and perturbation + adversarial per run
     assert all((out / s).is_file() for s in srcs)
     rows = _rows(out / "results.jsonl")
-    runs = {
-        "FCR paper, select=last",
-        "FCR paper, select=best",
-        "region DDN (t=0.2, 100 steps, 8-bit)",
-    }
-    assert len(rows) == 24 and {r["run"] for r in rows} == runs
-    ddn = [r for r in rows if r["run"].startswith("region DDN") and r["clean_correct"]]
-    assert all(r["success_uint8"] for r in ddn)  # the 8-bit variant survives PNG rounding
+    runs = [
+        "region-ddn (FCR region attack (recommended))",
+        "fcr (the paper's Algorithm 1 (literal)), select=last",
+        "fcr (the paper's Algorithm 1 (literal)), select=best",
+    ]
+    assert len(rows) == 24 and list(dict.fromkeys(r["run"] for r in rows)) == runs
+    ddn = [r for r in rows if r["run"].startswith("region-ddn") and r["clean_correct"]]
+    assert all(r["success_uint8"] for r in ddn)  # optimised on the 8-bit grid
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["summaries"]) == set(runs)
+    assert summary["summaries"][runs[0]]["l2"] < 0.5 < summary["summaries"][runs[1]]["l2"]
     for r in rows:
         assert f"pred: {CIFAR10_CLASSES[r['pred_adv']]}" in page
         assert f"pred: {CIFAR10_CLASSES[r['pred_clean']]}" in page
     stdout = capsys.readouterr().out
-    assert "| FCR paper, select=best |" in stdout and "index.html" in stdout
+    assert "| fcr (the paper's Algorithm 1 (literal)), select=best |" in stdout
+    assert stdout.index("| region-ddn") < stdout.index("| fcr") and "index.html" in stdout
 
 
 def test_attack_outputs_match_a_recheck_of_the_saved_pngs(tmp_path, capsys):
@@ -141,7 +145,7 @@ def test_attack_outputs_match_a_recheck_of_the_saved_pngs(tmp_path, capsys):
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["n_images"] == 6 and summary["options"]["steps"] == 3
     assert summary["summary"]["n"] == sum(r["clean_correct"] for r in rows)
-    assert "| fcr |" in capsys.readouterr().out
+    assert "| region-ddn |" in capsys.readouterr().out  # the default attack
 
 
 @pytest.mark.skipif(not CIFAR_JPEG.is_dir(), reason="real data not found")

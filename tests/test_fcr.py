@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import fcrattack
-from fcrattack import FCR, Execution, MaskedFGSM
+from fcrattack import FCR, Execution, FcrattackWarning, MaskedFGSM
 from fcrattack.metrics import quantize_uint8
 
 
@@ -124,14 +124,13 @@ def test_user_mask_replaces_the_gradcam_mask(resnet20, correct_batch):
     assert ((r.x_adv - x) * (1 - mask)).abs().max() == 0
 
 
-def test_model_mode_restored_and_warned(resnet20, correct_batch, caplog):
+def test_model_mode_restored_and_warned(resnet20, correct_batch):
     x, y = correct_batch[0][:2], correct_batch[1][:2]
     resnet20.train()
     try:
-        with caplog.at_level("WARNING"):
+        with pytest.warns(FcrattackWarning, match="training mode"):
             FCR(resnet20, steps=1).run(x, y)
         assert resnet20.training and all(m.training for m in resnet20.modules())
-        assert "training mode" in caplog.text
     finally:
         resnet20.eval()
 

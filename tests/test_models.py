@@ -3,8 +3,8 @@ normalisation wrapper, safe checkpoint loading and the eval-mode context manager
 
 from __future__ import annotations
 
-import logging
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from conftest import CIFAR_JPEG, _need, akamaster_weights
+from fcrattack import FcrattackWarning
 from fcrattack.data import cifar10
 from fcrattack.models import (
     ARCHITECTURES,
@@ -298,19 +299,18 @@ def _modes(model: nn.Module) -> list[bool]:
     return [m.training for m in model.modules()]
 
 
-def test_eval_mode_restores_mixed_modes(caplog: pytest.LogCaptureFixture) -> None:
+def test_eval_mode_restores_mixed_modes() -> None:
     model = _net().train()
     model[3].eval()  # a sub-block frozen in eval mode inside a training model
     model[2].eval()
     before = _modes(model)
     assert True in before and False in before
-    with caplog.at_level(logging.WARNING, logger="fcrattack"), eval_mode(model) as m:
+    with pytest.warns(FcrattackWarning, match="training mode"), eval_mode(model) as m:
         assert m is model
         assert not any(_modes(model))
         x = torch.rand(2, 3, 8, 8)
         assert torch.equal(model(x), model(x))  # deterministic inside
     assert _modes(model) == before
-    assert any("training mode" in r.getMessage() for r in caplog.records)
 
     # the reverse mix, and restoration after an exception
     model = _net().eval()
@@ -322,11 +322,12 @@ def test_eval_mode_restores_mixed_modes(caplog: pytest.LogCaptureFixture) -> Non
     assert _modes(model) == before
 
 
-def test_eval_mode_quiet_for_eval_models(caplog: pytest.LogCaptureFixture) -> None:
+def test_eval_mode_quiet_for_eval_models() -> None:
     model = _net().eval()
-    with caplog.at_level(logging.WARNING, logger="fcrattack"), eval_mode(model):
-        pass
-    assert not caplog.records
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FcrattackWarning)
+        with eval_mode(model):
+            pass
     assert not any(_modes(model))
 
 

@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "fcrattack"
 #: ("regions": the equal-area region sources and SmoothGrad, which use the attacks' seeding);
 #: "base" holds
 #: utilities that import nothing above themselves (options, validation, store, distributed,
-#: viz, the version); "app" the library functions the CLI calls (attack a data set, demo)
+#: viz, warn, the version); "app" the library functions the CLI calls (attack a data set, demo)
 LAYERS = [
     "base",
     "data",
@@ -34,6 +34,7 @@ LAYERS = [
 ]
 LAYER_OF = {
     "_version": "base",
+    "warn": "base",
     "options": "base",
     "validation": "base",
     "store": "base",
@@ -53,6 +54,7 @@ LAYER_OF = {
     "attack_run": "app",
     "attack_batch": "app",
     "attack_output": "app",
+    "cam_run": "app",
     "demo": "app",
     "cli": "cli",
     "__main__": "cli",

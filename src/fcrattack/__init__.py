@@ -6,6 +6,10 @@
 >>> x_adv = atk(x, y)                             # (N, 3, 32, 32) in [0, 1]
 >>> result = atk.run(x, y); result.summary()
 >>> fcrattack.build("pgd", model, preset="paper")  # any attack by name
+
+What needs the caller's attention (a model left in training mode, saved PNGs that are not
+adversarial, ...) is a ``fcrattack.FcrattackWarning`` (``warnings.warn``); progress and
+details go to the ``fcrattack`` loggers, silent unless configured.
 """
 
 import logging
@@ -30,6 +34,7 @@ from .attacks import (
 )
 from .cam import fcr_mask, find_layer, gradcam
 from .models import default_model, load_model
+from .warn import FcrattackWarning
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -45,6 +50,7 @@ __all__ = [
     "Attack",
     "AttackResult",
     "Execution",
+    "FcrattackWarning",
     "MaskedFGSM",
     "OnePixel",
     "RegionDDN",

@@ -1,9 +1,9 @@
-"""One batch of a data-set attack (:func:`fcrattack.attack_run.attack_dataset`): its labels
-and target classes, the attack, its records and PNG writes (:func:`attack_batch`), the
-background writer that commits records once their PNGs are on disk (:class:`Committer`), and
+"""One batch of a data-set attack (``fcrattack.attack_run.attack_dataset``): its labels
+and target classes, the attack, its records and PNG writes (``attack_batch``), the
+background writer that commits records once their PNGs are on disk (``Committer``), and
 the low-accuracy warning.
 
-- Labels: a label of :data:`~fcrattack.data.PREDICTED` (-1, an unlabelled image) becomes the
+- Labels: a label of ``PREDICTED`` (-1, an unlabelled image) becomes the
   class the model predicts for the clean image (one forward pass, only when such labels occur):
   the attack then moves the image away from (or, targeted, towards a class other than) the
   model's own decision.
@@ -17,7 +17,6 @@ the low-accuracy warning.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,8 +35,7 @@ from .cam import gradcam
 from .data import PREDICTED, Dataset
 from .models.mode import eval_mode
 from .viz.images import cam_overlay, display_factor, mask_image, save_png
-
-log = logging.getLogger(__name__)
+from .warn import warn
 
 #: clean accuracy on the first batch below which the labels are probably wrong
 LOW_ACCURACY = 0.2
@@ -47,7 +45,7 @@ MIN_CHECKED = 16
 #: the target rules besides a fixed class index
 TARGET_RULES = ("least-likely", "random")
 
-#: what ``target=`` takes: None, a class index, or one of :data:`TARGET_RULES`
+#: what ``target=`` takes: None, a class index, or one of ``TARGET_RULES``
 Target = int | str | None
 
 
@@ -113,9 +111,9 @@ def batch_labels(
     Args:
         model: the attacked model (its device is used; run in eval mode, no gradients).
         x: (B, 3, H, W) float images in [0, 1], on any device.
-        labels: (B,) int64 class indices, or :data:`~fcrattack.data.PREDICTED`.
+        labels: (B,) int64 class indices, or ``PREDICTED``.
         ids: (B,) image ids (the random targets' key).
-        target: None, a class index or a rule (see :func:`check_target`).
+        target: None, a class index or a rule (see ``check_target``).
         seed: the random targets' seed (the attack's ``seed``).
     """
     labels = labels.cpu()
@@ -190,7 +188,7 @@ class Committer:
 
 def low_accuracy(num_classes: int) -> float:
     """The clean accuracy below which the labels probably do not match the model: twice
-    chance (``2 / num_classes``), but at least :data:`LOW_ACCURACY` and at most halfway from
+    chance (``2 / num_classes``), but at least ``LOW_ACCURACY`` and at most halfway from
     chance to 100 % (75 % for two classes), so that a model at chance always warns."""
     chance = 1 / max(num_classes, 1)
     return max(LOW_ACCURACY, min(2 * chance, (1 + chance) / 2))
@@ -198,8 +196,8 @@ def low_accuracy(num_classes: int) -> float:
 
 def accuracy_checked(rows: list[dict[str, Any]]) -> bool:
     """Check the clean accuracy on the given labels of ``rows`` (the records so far, from the
-    first batch on) once they hold :data:`MIN_CHECKED` attacked images with given labels: log
-    a warning when it is below :func:`low_accuracy` of the classes seen (the largest label or
+    first batch on) once they hold ``MIN_CHECKED`` attacked images with given labels: issue
+    a warning when it is below ``low_accuracy`` of the classes seen (the largest label or
     prediction + 1), or when the model predicts one class for images of several. Returns
     whether the check was made (fewer images tell too little: 0 of 2 happens to a good
     model)."""
@@ -211,18 +209,16 @@ def accuracy_checked(rows: list[dict[str, Any]]) -> bool:
     predicted = {int(r["pred_clean"]) for r in given}
     constant = len(predicted) == 1 and len({int(r["label"]) for r in given}) > 1
     if correct < low_accuracy(classes) * len(given) or constant:
-        log.warning(
-            "clean accuracy on the first %d labelled images is %.0f %% (%d correct%s; chance "
-            "is about %.0f %%): the labels probably do not match the model. Untargeted "
-            "success rates count only correctly classified images, so the results would mean "
-            "little. Check that the class-folder names (or --labels) name the model's classes, "
-            "and the preprocessing: image size (--size) and normalisation (the model must take "
-            "[0, 1] images)",
-            len(given),
-            100 * correct / len(given),
-            correct,
-            f", class {predicted.pop()} predicted for every image" if constant else "",
-            100 / max(classes, 2),
+        n = len(given)
+        one = f", class {predicted.pop()} predicted for every image" if constant else ""
+        warn(
+            f"clean accuracy on the first {n} labelled images is {100 * correct / n:.0f} % "
+            f"({correct} correct{one}; chance is about {100 / max(classes, 2):.0f} %): the "
+            "labels probably do not match the model. Untargeted success rates count only "
+            "correctly classified images, so the results would mean little. Check that the "
+            "class-folder names (or --labels) name the model's classes, and the preprocessing: "
+            "image size (--size) and normalisation (the model must take [0, 1] images)",
+            stacklevel=2,
         )
     return True
 
@@ -297,6 +293,8 @@ def attack_batch(
             region = (x[r], cams[r], result.mask[r], out / "cam" / rel, out / "mask" / rel, scale)
             jobs.append(partial(write_region, *region))
         if pos < page:
-            save_page_item(out, pos, x[r], cams[r], result.subset([r]))
+            cam = None if result.mask is None else cams[r]
+            predicted = bool(lab.predicted[keep[r]])
+            save_page_item(out, pos, x[r], cam, result.subset([r]), predicted)
         rows.append(row)
     return jobs, rows

@@ -1,10 +1,10 @@
-"""The output folder of :func:`fcrattack.attack_run.attack_dataset`: its settings, refusal
+"""The output folder of ``fcrattack.attack_run.attack_dataset``: its settings, refusal
 and resume, the merge of data-parallel parts, the summary computed from the per-image records,
 and the page's per-image state.
 
 Resume. ``run.json`` holds the run's settings (attack, options, target, a fingerprint of the
 model's weights, of the data's ids, labels and first decoded image, and the caller's ``info``).
-``results.jsonl`` is a :class:`fcrattack.store.ResultStore` keyed by image id, appended (and
+``results.jsonl`` is a ``fcrattack.store.ResultStore`` keyed by image id, appended (and
 fsync'ed) batch by batch once the batch's PNGs are written. Rerunning into a folder whose
 ``run.json`` equals the new settings continues with the images that have no record; other
 settings are refused, naming the differences; a finished run (``summary.json`` written) is
@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,15 +32,18 @@ from .data import Dataset, ImageList
 from .data.decode import decode
 from .metrics import perturbation_norms, summarize
 from .store import ResultStore, dumps, output_dir, read_records, write_json
+from .warn import warn
 
 log = logging.getLogger(__name__)
 
 RESULTS = "results.jsonl"
 RUN = "run.json"
+#: the page's per-image state, kept while a run may be resumed
+PAGE = "page"
 PART_GLOB = "results.rank*.jsonl"
 #: every output of a run (deleted by ``overwrite``)
-OUTPUTS = ("adv", "cam", "mask", "img", "page", RESULTS, "summary.json", "index.html", RUN)
-#: the per-image norms every record carries (those of :func:`perturbation_norms`)
+OUTPUTS = ("adv", "cam", "mask", "img", PAGE, RESULTS, "summary.json", "index.html", RUN)
+#: the per-image norms every record carries (those of ``perturbation_norms``)
 NORMS = tuple(perturbation_norms(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1)))
 
 
@@ -135,7 +139,7 @@ def prepare_output(out: str | Path, settings: dict[str, Any], overwrite: bool) -
 
 def merge_parts(out: Path) -> ResultStore:
     """Append the records of every rank's part whose key is new to ``results.jsonl`` (one
-    fsync'ed write, :meth:`ResultStore.append`), then delete the parts; returns the store."""
+    fsync'ed write, ``ResultStore.append``), then delete the parts; returns the store."""
     store = ResultStore(out, RESULTS)
     parts = sorted(out.glob(PART_GLOB))
     store.append(rec for p in parts for rec in read_records(p))
@@ -145,7 +149,7 @@ def merge_parts(out: Path) -> ResultStore:
 
 
 def summary_from_records(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """:meth:`AttackResult.summary` computed from the per-image records of the attacked
+    """``AttackResult.summary`` computed from the per-image records of the attacked
     images (records with ``skipped`` are left out), so that no image needs to stay in memory:
     ASR over the clean-correct images (untargeted) or all (targeted), mean norms over the
     successful ones with 95 % intervals, the uint8 re-check count, and the mean mask
@@ -171,42 +175,87 @@ def summary_from_records(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
+def png_not_adversarial(rows: Sequence[Mapping[str, Any]], what: str) -> dict[str, Any]:
+    """The attacked images whose float result succeeds but whose saved 8-bit PNG does not
+    (``success`` and not ``success_uint8``) among the records ``rows`` of run ``what``:
+    ``{"count": n, "ids": [...]}``, with a ``fcrattack.FcrattackWarning`` naming the
+    first five when there are any."""
+    done = [r for r in rows if "skipped" not in r]
+    ids = [r["id"] for r in done if r["success"] and not r["success_uint8"]]
+    if ids:
+        names = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+        warn(
+            f"{what}: {len(ids)} of {len(done)} saved adversarial PNGs are not adversarial "
+            f"(they succeed only in float, before 8-bit rounding): {names}"
+        )
+    return {"count": len(ids), "ids": ids}
+
+
+def rounded(value: Any, digits: int = 6) -> Any:
+    """``value`` (JSON: dicts, lists, numbers) with every float rounded to ``digits``
+    significant digits, so that summaries show 0.972973, not float32 noise."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
 def save_page_item(
-    out: Path, position: int, x: torch.Tensor, cam: torch.Tensor, result: AttackResult
+    out: Path,
+    position: int,
+    x: torch.Tensor,
+    cam: torch.Tensor | None,
+    result: AttackResult,
+    predicted: bool,
 ) -> None:
-    """Keep what the page shows of the image at ``position`` (x (3, H, W), cam (H, W), the
-    one-image ``result``) in ``page/<position>.pt``, so a resumed run can still show it."""
-    path = out / "page" / f"{position:08d}.pt"
+    """Keep what the page shows of the image at ``position`` (x (3, H, W), cam (H, W) of a
+    region attack or None, the one-image ``result``, whether the label is the model's
+    prediction) in ``page/<position>.pt``, so a resumed run can still show it; the folder is
+    removed once the page is written (``remove_page_items``)."""
+    path = out / PAGE / f"{position:08d}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
     tmp = path.with_suffix(".tmp")
-    torch.save({"x": x.clone(), "cam": cam.clone(), "result": fields}, tmp)
+    item = {"x": x.clone(), "cam": None if cam is None else cam.clone(), "result": fields}
+    torch.save({**item, "predicted": predicted}, tmp)
     tmp.replace(path)
 
 
 class Page(NamedTuple):
-    """The page's images: x (n, 3, H, W) in [0, 1], ids (n), cams (n, H, W) in [0, 1] and
-    their one AttackResult (labels in ``result.y``)."""
+    """The page's images: x (n, 3, H, W) in [0, 1], ids (n), cams (n, H, W) in [0, 1] (None
+    for attacks without a region), their one AttackResult (labels in ``result.y``) and, per
+    image, whether its label is the model's prediction."""
 
     x: torch.Tensor
     ids: list[str]
-    cams: torch.Tensor
+    cams: torch.Tensor | None
     result: AttackResult
+    predicted: list[bool]
 
 
 def load_page(out: Path, ids: Sequence[str], k: int) -> Page | None:
-    """The kept page items (:func:`save_page_item`) among the first ``k`` positions of the
+    """The kept page items (``save_page_item``) among the first ``k`` positions of the
     data (``ids``: every image's id, by position), in order; None when there is none."""
     items = [
         (i, torch.load(p, weights_only=True))
         for i in range(min(k, len(ids)))
-        if (p := out / "page" / f"{i:08d}.pt").is_file()
+        if (p := out / PAGE / f"{i:08d}.pt").is_file()
     ]
     if not items:
         return None
+    cams = [item["cam"] for _, item in items]
     return Page(
         torch.stack([item["x"] for _, item in items]),
         [ids[i] for i, _ in items],
-        torch.stack([item["cam"] for _, item in items]),
+        None if any(c is None for c in cams) else torch.stack(cams),
         AttackResult.concat([AttackResult(**item["result"]) for _, item in items]),
+        [bool(item["predicted"]) for _, item in items],
     )
+
+
+def remove_page_items(out: Path) -> None:
+    """Delete the kept page items (``page/``) of a finished run."""
+    shutil.rmtree(out / PAGE, ignore_errors=True)

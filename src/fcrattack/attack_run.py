@@ -1,9 +1,9 @@
 """Attack a data set and write what ``fcrattack attack`` promises: adversarial PNGs, Grad-CAM
-overlays and masks, per-image JSONL, a summary and an HTML page of the first images; and
-write the Grad-CAM overlays and masks of ``fcrattack cam``. The command line only parses its
-arguments and calls :func:`attack_dataset` or :func:`write_cams`.
+overlays and masks, per-image JSONL, a summary and an HTML page of the first images. The
+command line only parses its arguments and calls ``attack_dataset`` (and, for
+``fcrattack cam``, ``fcrattack.cam_run.write_cams``).
 
-Output folder of :func:`attack_dataset`::
+Output folder of ``attack_dataset``::
 
     adv/<id>.png      the adversarial images, 8-bit (``success_uint8`` is their re-check)
     cam/<id>.png      Grad-CAM overlays (region attacks only), mask/<id>.png the masks
@@ -11,27 +11,35 @@ Output folder of :func:`attack_dataset`::
                       numbers are null)
     summary.json      attack, options, data, timing and the summary of the records
     index.html, img/  a page with the first ``page`` images
-    run.json, page/   the run's settings and the page's images, for resuming
+    run.json          the run's settings, for resuming (and page/, the page's images, until
+                      the page is written)
+
+Saved PNGs. Every image is saved as an 8-bit PNG; ``success_uint8`` re-checks the PNG's
+pixels. Images whose float result succeeds but whose PNG does not are named in a
+``fcrattack.FcrattackWarning``, in ``summary.json`` (``png_not_adversarial``: count and
+ids) and on the page. Attacks with a ``quantize`` option avoid them by optimising on the 8-bit
+grid (``fcrattack.attacks.grid``; the command line turns it on). Floats in ``summary.json``
+are rounded to 6 significant digits.
 
 ``<id>`` is the image's path relative to the data root, named by
-:func:`fcrattack.viz.images.png_names` (``cat/x.jpg`` -> ``cat/x.jpg.png``, so ``x.png`` and
+``fcrattack.viz.images.png_names`` (``cat/x.jpg`` -> ``cat/x.jpg.png``, so ``x.png`` and
 ``x.jpg`` never collide).
 
-Streaming. Images are read batch by batch (:func:`fcrattack.data.batches`: decoded in threads
-ahead of the model for an :class:`~fcrattack.data.ImageList`), each batch is attacked, its
+Streaming. Images are read batch by batch (``fcrattack.data.batches``: decoded in threads
+ahead of the model for an ``ImageList``), each batch is attacked, its
 PNGs are written in background threads and its records appended to ``results.jsonl`` as soon
 as they are on disk; only the records and the page's images stay in memory, so memory does
 not grow with the number of images beyond the records (about 2 KB each). The summary is
-computed from the records (:func:`fcrattack.attack_output.summary_from_records`).
+computed from the records (``fcrattack.attack_output.summary_from_records``).
 
-Records: the fields of :meth:`AttackResult.records`, plus ``key`` (= ``id``), ``index`` (the
+Records: the fields of ``AttackResult.records``, plus ``key`` (= ``id``), ``index`` (the
 image's position in the data), ``label_source`` ("given", or "predicted": the image had no
 label and the model's clean prediction was attacked), ``adv_png``, ``mask_fraction`` (region
 attacks). An image that was not attacked has a record with ``skipped``: "unreadable file", or
 "label equals the target class" (a fixed ``target`` class that already is the image's label);
 such records are left out of the summary and counted in ``summary.json``.
 
-Resume and refusal: see :mod:`fcrattack.attack_output` (same settings: continue; other
+Resume and refusal: see ``fcrattack.attack_output`` (same settings: continue; other
 settings or a finished run: refused, naming the difference, unless ``overwrite=True``).
 
 Under ``torchrun`` each rank attacks ``todo[rank::world]`` of the images without a record
@@ -45,8 +53,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +66,7 @@ from .attack_batch import (
     Target,
     accuracy_checked,
     attack_batch,
-    batch_labels,
     check_target,
-    write_region,
 )
 from .attack_output import (
     RESULTS,
@@ -70,17 +75,19 @@ from .attack_output import (
     merge_parts,
     model_fingerprint,
     part_name,
+    png_not_adversarial,
     prepare_output,
+    remove_page_items,
+    rounded,
     summary_from_records,
 )
 from .attacks import Attack
-from .cam import fcr_mask, find_layer, gradcam
 from .data import Dataset, ImageList, batches
 from .distributed import Context
 from .metrics import CONVENTIONS
 from .report import image_table, write_page
-from .store import ResultStore, output_dir, read_records, write_json, write_jsonl
-from .viz.images import display_factor, png_names
+from .store import ResultStore, read_records, write_json, write_jsonl
+from .viz.images import png_names
 
 log = logging.getLogger(__name__)
 
@@ -88,26 +95,9 @@ log = logging.getLogger(__name__)
 WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 4)
 
 
-def _bar(iterable: Iterable[Any] | None, quiet: bool, **kwargs: Any) -> Any:
+def progress_bar(iterable: Iterable[Any] | None, quiet: bool, **kwargs: Any) -> Any:
+    """A tqdm bar over ``iterable`` (or updated by hand), off when ``quiet``."""
     return tqdm(iterable, disable=True if quiet else None, **kwargs)
-
-
-def compute_cams(
-    model: torch.nn.Module,
-    data: Dataset,
-    device: torch.device,
-    batch_size: int,
-    layer: str | None,
-    use_labels: bool,
-    quiet: bool = True,
-) -> torch.Tensor:
-    """Normalised Grad-CAM maps (N, H, W) on the CPU, for the true (or predicted) class."""
-    maps = []
-    for i in _bar(range(0, len(data), batch_size), quiet, desc="grad-cam", unit="batch"):
-        x = data.images[i : i + batch_size].to(device)
-        y = data.labels[i : i + batch_size].to(device) if use_labels else None
-        maps.append(gradcam(model, x, y, layer=layer).cpu())
-    return torch.cat(maps)
 
 
 def _options_json(attack: Attack) -> dict[str, Any]:
@@ -144,14 +134,16 @@ def attack_dataset(
     Args:
         attack: the attack (its model, device, options and ``seed``); built with
             ``targeted=True`` exactly when ``target`` is given.
-        data: an in-memory :class:`Dataset` (float images (N, 3, H, W) in [0, 1]) or an
-            :class:`ImageList` of files, streamed (decoded ``prefetch`` batches ahead in
-            ``workers`` threads). Labels of :data:`~fcrattack.data.PREDICTED` (-1) are
+        data: an in-memory ``Dataset`` (float images (N, 3, H, W) in [0, 1]) or an
+            ``ImageList`` of files, streamed (decoded ``prefetch`` batches ahead in
+            ``workers`` threads). Labels of ``PREDICTED`` (-1) are
             replaced by the model's clean prediction; ids must be unique.
         out: the output folder (created). A folder holding a run with the same settings
             is resumed, other settings or a finished run are refused
-            (:mod:`fcrattack.attack_output`).
-        batch_size: images per batch (>= 1): what is read, attacked and written at once.
+            (``fcrattack.attack_output``).
+        batch_size: images per batch (>= 1): what is read, attacked and written at once;
+            at most the attack's own ``execution.batch_size`` when that is a number, so
+            the progress bar moves once per attacked batch.
         target: None (untargeted); a class index (images already of that class are skipped);
             "least-likely" (the clean logits' smallest class other than the label); or
             "random" (another class, seeded by the attack's seed and the image id).
@@ -165,7 +157,7 @@ def attack_dataset(
         prefetch: batches decoded ahead (>= 1); memory holds about ``prefetch + 3`` batches.
         workers: decoding threads, and as many PNG-writing threads (>= 1).
 
-    Returns the summary (:func:`~fcrattack.attack_output.summary_from_records`; None on
+    Returns the summary (``summary_from_records``; None on
     ranks other than 0). After the first batch (or the first 16 images with given labels, if
     the batch holds fewer), a clean accuracy below 20 % on given labels is logged as a
     warning (a label-space or preprocessing mismatch); fewer images are not judged.
@@ -200,8 +192,13 @@ def attack_dataset(
     by_id = {k: i for i, k in enumerate(data.ids)}
     by_path = {str(p): i for i, p in enumerate(data.paths)} if isinstance(data, ImageList) else {}
     store = ResultStore(out, part_name(ctx.rank) if ctx.active else RESULTS)
+    inner = attack.execution.batch_size
+    if isinstance(inner, int):  # the attack's own batches: read no more at once, so the
+        batch_size = min(batch_size, inner)  # progress bar moves once per attacked batch
     t0 = time.perf_counter()
-    bar = _bar(None, quiet or not ctx.is_main, total=len(mine), desc=attack.name, unit="img")
+    bar = progress_bar(
+        None, quiet or not ctx.is_main, total=len(mine), desc=attack.name, unit="img"
+    )
     with (
         batches(data, batch_size, index=mine, prefetch=prefetch, workers=workers) as stream,
         Committer(store.append, workers) as committer,
@@ -233,6 +230,7 @@ def attack_dataset(
     records = sorted(merge_parts(out).records.values(), key=lambda r: int(r["index"]))
     write_jsonl(out / RESULTS, records)
     summary = summary_from_records(records)
+    lost = png_not_adversarial(records, attack.name)
     shown = load_page(out, data.ids, page) if page else None
     if shown is not None:
         table = image_table(
@@ -241,40 +239,46 @@ def attack_dataset(
             shown.result.y,
             shown.ids,
             data.classes,
-            shown.cams,
             {attack.name: shown.result},
+            cams=shown.cams,
+            predicted=shown.predicted,
         )
+        label = f" ({attack.label})" if attack.label else ""
         write_page(
             out / "index.html",
-            f"fcrattack attack: {attack.name}",
-            f"{attack!r} on {len(data)} images; the first {len(shown.ids)} attacked are "
-            f"shown. fcrattack {__version__}.",
+            f"fcrattack attack: {attack.name}{label}",
+            f"{attack.caveat + ' ' if attack.caveat else ''}{attack!r} on {len(data)} images; "
+            f"the first {len(shown.ids)} attacked are shown. fcrattack {__version__}.",
             {attack.name: summary},
             table,
         )
+    remove_page_items(out)
     skipped = [r for r in records if "skipped" in r]
     write_json(  # last: a folder with summary.json holds a finished run
         out / "summary.json",
-        {
-            "attack": attack.name,
-            "options": _options_json(attack),
-            "target": target,
-            **(info or {}),
-            "n_images": len(data),
-            "n_attacked": len(records) - len(skipped),
-            "not_attacked": {
-                reason: sum(r["skipped"] == reason for r in skipped)
-                for reason in sorted({r["skipped"] for r in skipped})
-            },
-            "unreadable": [r["id"] for r in skipped if r["skipped"] == "unreadable file"]
-            + (data.skipped if isinstance(data, Dataset) else []),
-            "resumed_after": resumed,
-            "seconds": elapsed,
-            "processes": ctx.world,
-            "fcrattack": __version__,
-            "summary": summary,
-            "conventions": CONVENTIONS,
-        },
+        rounded(
+            {
+                "attack": attack.name,
+                "options": _options_json(attack),
+                "target": target,
+                **(info or {}),
+                "n_images": len(data),
+                "n_attacked": len(records) - len(skipped),
+                "not_attacked": {
+                    reason: sum(r["skipped"] == reason for r in skipped)
+                    for reason in sorted({r["skipped"] for r in skipped})
+                },
+                "unreadable": [r["id"] for r in skipped if r["skipped"] == "unreadable file"]
+                + (data.skipped if isinstance(data, Dataset) else []),
+                "resumed_after": resumed,
+                "seconds": elapsed,
+                "processes": ctx.world,
+                "fcrattack": __version__,
+                "summary": summary,
+                "png_not_adversarial": lost,
+                "conventions": CONVENTIONS,
+            }
+        ),
     )
     log.info(
         "wrote %s (adv/, results.jsonl, summary.json%s%s)",
@@ -283,53 +287,3 @@ def attack_dataset(
         ", index.html" if shown is not None else "",
     )
     return summary
-
-
-def write_cams(
-    model: torch.nn.Module,
-    data: Dataset | ImageList,
-    out: str | Path,
-    *,
-    t: float = 0.2,
-    layer: str | None = None,
-    use_labels: bool = True,
-    batch_size: int = 128,
-    quiet: bool = False,
-    prefetch: int = 2,
-    workers: int = WORKERS,
-) -> tuple[str, float]:
-    """Grad-CAM overlays and FCR masks (threshold ``t`` in [0, 1]) of ``data`` as PNGs under
-    ``out/cam`` and ``out/mask``, batch by batch (``batch_size``; an :class:`ImageList` is
-    streamed with ``prefetch`` and ``workers`` as in :func:`attack_dataset`). ``layer``: the
-    Grad-CAM layer (None: automatic); ``use_labels``: the maps of the labels (PREDICTED
-    labels: the predicted class) or, False, of the predicted classes; ``quiet``: no progress
-    bar. Returns (the Grad-CAM layer used, the mean mask area over the images written)."""
-    out = output_dir(out)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    names = png_names(data.ids)
-    by_id = {k: i for i, k in enumerate(data.ids)}
-    area, pixels = 0.0, 0
-    with (
-        batches(data, batch_size, prefetch=prefetch, workers=workers) as stream,
-        Committer(lambda rows: None, workers) as committer,
-        _bar(None, quiet, total=len(data), desc="grad-cam", unit="img") as bar,
-    ):
-        for batch in stream:
-            bar.update(len(batch) + len(batch.skipped if isinstance(data, ImageList) else []))
-            if not len(batch):
-                continue
-            x = batch.images.to(device)
-            layer = layer or find_layer(model, x[:1])
-            y = batch_labels(model, x, batch.labels, batch.ids, None, 0).y if use_labels else None
-            cams = gradcam(model, x, None if y is None else y.to(device), layer=layer).cpu()
-            masks = fcr_mask(cams, t)
-            area, pixels = area + float(masks.sum()), pixels + masks.numel()
-            scale = display_factor(x.shape[-1])
-            jobs: list[Callable[[], Any]] = []
-            for j, rel in enumerate(names[by_id[k]] for k in batch.ids):
-                region = (batch.images[j], cams[j], masks[j], out / "cam" / rel, out / "mask" / rel)
-                jobs.append(partial(write_region, *region, scale))
-            committer.submit(jobs, [])
-    if layer is None:
-        raise ValueError("none of the images could be read")
-    return layer, area / max(pixels, 1)

@@ -26,7 +26,6 @@ Works when the model's parameters are frozen, inside ``torch.no_grad()`` and ins
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,8 +37,7 @@ from torch import nn
 from .models.info import ModelInfo
 from .models.mode import eval_mode
 from .validation import check_images, check_labels, check_logits, check_model
-
-log = logging.getLogger(__name__)
+from .warn import warn
 
 _POOLS = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
@@ -60,7 +58,7 @@ class _Call:
 
 @contextmanager
 def _record_calls(model: nn.Module, names: set[str] | None) -> Iterator[list[_Call]]:
-    """Forward hooks that append a :class:`_Call` for the modules ``names`` (None = every
+    """Forward hooks that append a ``_Call`` for the modules ``names`` (None = every
     module) in the order their calls finish; all hooks are removed on exit."""
     records: list[_Call] = []
     counts: dict[str, int] = {}
@@ -91,17 +89,21 @@ def _call_counts(records: list[_Call]) -> dict[str, int]:
     return counts
 
 
-def _scripted(model: nn.Module) -> str:
-    """Advice when ``model`` holds TorchScript modules, whose layers Grad-CAM cannot hook."""
-    if not any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
-        return ""
-    return (
-        "; the model is TorchScript, whose layers cannot be hooked: Grad-CAM needs an eager "
-        "model (save it with torch.export and load it as export:PATH, or load it as py:...)"
-    )
+#: why Grad-CAM refuses a TorchScript model, and what to do instead
+SCRIPTED = (
+    "Grad-CAM cannot hook the layers of a TorchScript model (its forward pass runs inside "
+    "TorchScript, past Python's hooks): save the model with torch.export and load it as "
+    "export:PATH, or load it as py:package.module:factory"
+)
 
 
-def _auto_layer(records: list[_Call], model: nn.Module) -> tuple[str, torch.Tensor]:
+def check_hookable(model: nn.Module) -> None:
+    """Refuse a model holding TorchScript modules, whose layers Grad-CAM cannot hook."""
+    if any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
+        raise ValueError(SCRIPTED)
+
+
+def _auto_layer(records: list[_Call]) -> tuple[str, torch.Tensor]:
     """The deepest 4-D feature map with spatial size > 1 that is not a pooling output."""
     pooled = {id(r.output) for r in records if isinstance(r.module, _POOLS)}
     counts = _call_counts(records)
@@ -117,7 +119,7 @@ def _auto_layer(records: list[_Call], model: nn.Module) -> tuple[str, torch.Tens
             return r.label(counts), out
     raise ValueError(
         "the model has no convolutional feature map with spatial size > 1 for "
-        "Grad-CAM (no 4-D module output found); pass layer= explicitly" + _scripted(model)
+        "Grad-CAM (no 4-D module output found); pass layer= explicitly"
     )
 
 
@@ -156,7 +158,7 @@ def _named_layer(records: list[_Call], layer: str) -> torch.Tensor:
 
 def info_layer(model: nn.Module) -> str | None:
     """The Grad-CAM layer a loaded model names in its ``.info``
-    (:class:`fcrattack.models.ModelInfo`), or None."""
+    (``fcrattack.models.ModelInfo``), or None."""
     info = getattr(model, "info", None)
     return info.cam_layer if isinstance(info, ModelInfo) else None
 
@@ -166,6 +168,7 @@ def find_layer(model: nn.Module, x: torch.Tensor) -> str:
     (``name@k`` for a module called several times): the one ``model.info`` names, else the
     automatic choice."""
     check_model(model)
+    check_hookable(model)
     named = info_layer(model)
     if named is not None:
         return named
@@ -176,7 +179,7 @@ def find_layer(model: nn.Module, x: torch.Tensor) -> str:
         _record_calls(model, None) as rec,
     ):
         model(x[:1].detach().clone().requires_grad_(True))
-        return _auto_layer(rec, model)[0]
+        return _auto_layer(rec)[0]
 
 
 def _gradcam(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
@@ -227,7 +230,7 @@ def gradcam(
         y: the classes (N,) whose evidence is mapped; None: each image's predicted class.
         layer: a module name from ``model.named_modules()``, ``"name@k"`` for the k-th call of
             a module called several times, or None: the layer ``model.info`` names (models of
-            :func:`fcrattack.load_model`), else the automatic choice (module docstring).
+            ``fcrattack.load_model``), else the automatic choice (module docstring).
         normalize: min-max normalise each map to [0, 1]; False returns the raw ReLU map (>= 0).
         method: ``"gradcam"``, ``"gradcam++"``, ``"xgradcam"`` or ``"layercam"`` (module
             docstring); all share one forward and one backward pass.
@@ -235,17 +238,18 @@ def gradcam(
     if method not in CAM_METHODS:
         raise ValueError(f"unknown CAM method {method!r}; choose one of {list(CAM_METHODS)}")
     check_model(model)
+    check_hookable(model)
     check_images(x)
     layer = layer or info_layer(model)
     if layer is not None and _split_layer(layer)[0] not in dict(model.named_modules()):
-        raise ValueError(f"model has no layer named {_split_layer(layer)[0]!r}{_scripted(model)}")
+        raise ValueError(f"model has no layer named {_split_layer(layer)[0]!r}")
     names = None if layer is None else {_split_layer(layer)[0]}
     with torch.inference_mode(False):
         xin = x.detach().clone().requires_grad_(True)  # a graph even with frozen params
         with eval_mode(model, warn=False), torch.enable_grad(), _record_calls(model, names) as rec:
             logits = model(xin)
             check_logits(logits, x.shape[0])
-            acts = _auto_layer(rec, model)[1] if layer is None else _named_layer(rec, layer)
+            acts = _auto_layer(rec)[1] if layer is None else _named_layer(rec, layer)
             if y is None:
                 y = logits.argmax(1)
             check_labels(y, x.shape[0], logits.shape[1])
@@ -283,9 +287,9 @@ def fcr_mask(cam: torch.Tensor, t: float = 0.2, *, empty: str = "full") -> torch
     if empty == "full":
         is_empty = mask.flatten(1).amax(1) == 0
         if is_empty.any():
-            log.warning(
-                "%d empty FCR mask(s) (all-zero Grad-CAM); using the whole image there",
-                int(is_empty.sum()),
+            warn(
+                f"{int(is_empty.sum())} empty FCR mask(s) (all-zero Grad-CAM); using the "
+                "whole image there (empty='keep' keeps them empty)"
             )
             mask = torch.where(is_empty[:, None, None, None], torch.ones_like(mask), mask)
     return mask

@@ -1,4 +1,4 @@
-"""Data-parallel ``fcrattack reproduce`` on :mod:`torch.distributed`, launched by ``torchrun``.
+"""Data-parallel ``fcrattack reproduce`` on ``torch.distributed``, launched by ``torchrun``.
 
 Single node, 8 GPUs (or 2 CPU processes with gloo: add ``--device cpu``)::
 
@@ -27,14 +27,14 @@ noise of different batch compositions, and the ``time_s`` field).
 
 Store: ``records.jsonl`` stays the one result file, written by rank 0 only. Each rank appends
 its records of the job to its own part ``records.rank{r}.jsonl`` (same append/fsync/partial
-line rules as :class:`~.store.ResultStore`). At the end of every job all ranks meet at a
+line rules as ``ResultStore``). At the end of every job all ranks meet at a
 barrier, rank 0 appends the parts' records whose key is new to ``records.jsonl`` (fsync'ed)
 and only then deletes the parts, and after a second barrier every rank re-reads
 ``records.jsonl`` (so a later job, e.g. one with ``budget_from``, sees every rank's records).
 A crash loses at most a partial last line; a leftover part (from a crash, with any world
 size) is merged by rank 0 when the next run starts, so a rerun with the same or another
 world size, or without torchrun, skips finished work (single-process runs merge leftover parts
-too — see :func:`merge_parts`) and never writes a key twice.
+too — see ``merge_parts``) and never writes a key twice.
 
 Only rank 0 writes ``config.json``, ``env.json``, ``status.json``, the visual experiment's
 artifacts (rank 0 does that small experiment alone) and the report. Backend: ``nccl`` on
@@ -148,9 +148,9 @@ class Context:
         return box[0]
 
     def store(self, out_dir: str | Path) -> ResultStore:
-        """The store of this rank: the plain :class:`ResultStore` in a world of 1 (after
+        """The store of this rank: the plain ``ResultStore`` in a world of 1 (after
         merging leftover parts of an interrupted data-parallel run), else a
-        :class:`RankStore`."""
+        ``RankStore``."""
         if not self.active:
             merge_parts(out_dir)
             return ResultStore(out_dir)
@@ -164,7 +164,7 @@ class Context:
 
 class RankStore(ResultStore):
     """A rank's view of the store: reads ``records.jsonl`` (plus its own unmerged records),
-    appends to ``records.rank{r}.jsonl``; :meth:`sync` merges (collective)."""
+    appends to ``records.rank{r}.jsonl``; ``sync`` merges (collective)."""
 
     def __init__(self, out_dir: str | Path, ctx: Context) -> None:
         self.ctx = ctx

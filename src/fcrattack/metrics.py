@@ -83,10 +83,10 @@ def summarize(
     """Aggregate: ASR over ``valid`` images, and mean norms over the *successful* valid ones
     (the usual convention: failed attempts have no meaningful adversarial norm), each with its
     95 % interval: ``asr_lo``/``asr_hi`` (Wilson) and ``<norm>_lo``/``<norm>_hi`` (percentile
-    bootstrap over the images, seeded: see :mod:`fcrattack.stats`).
+    bootstrap over the images, seeded: see ``fcrattack.stats``).
 
     Args:
-        norms: name -> per-image values (N,), e.g. from :func:`perturbation_norms`.
+        norms: name -> per-image values (N,), e.g. from ``perturbation_norms``.
         success: (N,) bool, the attack succeeded on the image.
         valid: (N,) bool, the images that count (default: all).
     """

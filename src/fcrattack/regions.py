@@ -7,16 +7,16 @@ every source covers exactly the same number of pixels of each image, and the ``"
 at the area of t *is* the FCR mask at t. Ties at the cut (the zeros of a ReLU map, the flat
 patches of a coarse map upsampled) are broken at random, per image, never by position.
 
-Sources (:data:`SOURCES`):
+Sources (``SOURCES``):
 
 - ``fcr``: the image's own Grad-CAM of its class; ``lowest-cam``: its lowest Grad-CAM pixels;
 - ``shuffled-fcr``: the Grad-CAM of another image (image i takes image i + 1's map, the last
-  the first's; :func:`shuffle_partners`): the same shapes and positions on the wrong
+  the first's; ``shuffle_partners``): the same shapes and positions on the wrong
   image. The pairing depends on the set of images, so change the set and it changes;
 - ``centred-disc``: the pixels nearest the image centre; ``random-disc``: the pixels nearest a
   uniformly drawn point (a disc, clipped by the border near it); ``random-pixels``: uniform;
 - ``gradcam++``, ``xgradcam``, ``layercam``: the other CAM methods of
-  :func:`fcrattack.cam.gradcam`; ``smoothgrad``: :func:`fcrattack.saliency.smoothgrad`.
+  ``fcrattack.cam.gradcam``; ``smoothgrad``: ``fcrattack.saliency.smoothgrad``.
 
 Random sources draw from per-image generators seeded from (seed, image id).
 """
@@ -106,7 +106,7 @@ class EqualAreaRegions:
             tie-breaking (default: hashes of the images' contents).
         seed: the seed combined with each id.
         batch_size: images per forward/backward pass when computing maps.
-        layer: the CAM layer (None: as :func:`fcrattack.cam.gradcam` chooses).
+        layer: the CAM layer (None: as ``fcrattack.cam.gradcam`` chooses).
         device: where the maps are computed (None: the images' device).
     """
 
@@ -178,7 +178,7 @@ class EqualAreaRegions:
 
     def area(self, t: float) -> torch.Tensor:
         """Pixel counts (N,) of the FCR at threshold ``t`` in [0, 1]; an image whose Grad-CAM
-        is all zero counts the whole image (as :func:`fcrattack.cam.fcr_mask` does)."""
+        is all zero counts the whole image (as ``fcrattack.cam.fcr_mask`` does)."""
         if not 0 <= t <= 1:
             raise ValueError(f"threshold t must lie in [0, 1], got {t}")
         cam = self.map("fcr")

@@ -138,7 +138,7 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 class LogRatioTest(NamedTuple):
-    """The paired comparison of two attacks' per-image values (see :func:`log_ratio_test`)."""
+    """The paired comparison of two attacks' per-image values (see ``log_ratio_test``)."""
 
     ratio: float  #: geometric mean of num / den over the pairs
     lo: float  #: its percentile-bootstrap interval (level of the call)

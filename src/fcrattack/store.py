@@ -8,7 +8,7 @@ writer truncates it away before appending), so a rerun simply redoes the images 
 Every record carries a ``key`` = ``experiment/part/model/attack/setting/image id``; a rerun
 skips keys already present and never writes one twice.
 
-Packed records: :meth:`ResultStore.pack` moves every record into ``records.jsonl.gz``
+Packed records: ``ResultStore.pack`` moves every record into ``records.jsonl.gz``
 (replaced atomically; gzip without a timestamp, so the same records give the same bytes),
 small enough to commit with the code, and a store opened on a folder reads the packed records
 first, then the plain file, each key once. A run whose records are committed this way resumes

@@ -2,10 +2,10 @@
 momentum, one-cycle schedule, a checkpoint per epoch and resume.
 
 Augmentation runs batched on the training device (no per-image Python loop). The settings are
-declared options (:class:`TrainConfig`), checked like an attack's. A run restarted into the same
+declared options (``TrainConfig``), checked like an attack's. A run restarted into the same
 folder resumes from ``last.pt`` only with the same settings and training set size (the
 optimiser state and the one-cycle schedule belong to them): anything else is refused, naming
-the difference. A loss that becomes NaN or infinite stops the run (:class:`TrainingDiverged`),
+the difference. A loss that becomes NaN or infinite stops the run (``TrainingDiverged``),
 leaving the checkpoint of the last finished epoch.
 """
 

@@ -2,13 +2,24 @@
 ``gradient.py``); ``build.py`` holds the one factory (``ATTACKS``, ``build``)."""
 
 from .base import Attack, BatchContext
-from .build import ALIASES, ATTACKS, attack_class, build, describe, parse_options
+from .build import (
+    ALIASES,
+    ATTACKS,
+    DEFAULT_ATTACK,
+    attack_class,
+    build,
+    describe,
+    parse_options,
+    summary,
+    uses_cam,
+)
 from .cw import CW
 from .execution import Execution
 from .fcr import FCR
 from .fgsm import FGSM
 from .fgsm_masked import MaskedFGSM
 from .gradient import GradientAttack
+from .grid import GridMixin, supports_grid, to_grid
 from .jsma import JSMA
 from .mifgsm import MIFGSM
 from .onepixel import OnePixel
@@ -20,6 +31,7 @@ __all__ = [
     "ALIASES",
     "ATTACKS",
     "CW",
+    "DEFAULT_ATTACK",
     "FCR",
     "FGSM",
     "JSMA",
@@ -32,6 +44,7 @@ __all__ = [
     "BestIterate",
     "Execution",
     "GradientAttack",
+    "GridMixin",
     "MaskedFGSM",
     "OnePixel",
     "RegionDDN",
@@ -39,4 +52,8 @@ __all__ = [
     "build",
     "describe",
     "parse_options",
+    "summary",
+    "supports_grid",
+    "to_grid",
+    "uses_cam",
 ]

@@ -1,14 +1,14 @@
 """The attack template every fcrattack attack builds on.
 
 ``Attack.run(x, y)`` validates the input, moves it to the model's device, splits it into
-batches (:class:`~fcrattack.attacks.execution.Execution`), switches the model to eval mode
+batches (``Execution``), switches the model to eval mode
 (restoring every module's mode after), calls the subclass's ``perturb`` on each batch,
 re-checks success with a fresh forward pass and returns an
-:class:`~fcrattack.attacks.result.AttackResult`. ``Attack.__call__(x, y)`` returns only the
+``AttackResult``. ``Attack.__call__(x, y)`` returns only the
 adversarial images (the torchattacks convention).
 
-Options are declared once per attack (:mod:`fcrattack.options`); ``PAPER`` holds the FCR
-paper's settings per data set and :meth:`Attack.paper` builds them.
+Options are declared once per attack (``fcrattack.options``); ``PAPER`` holds the FCR
+paper's settings per data set and ``Attack.paper`` builds them.
 
 Randomness: each image gets its own ``torch.Generator`` seeded from ``(seed, image id)``; the
 id defaults to a hash of the image's content, so a batch gives the same result as its images
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import logging
 import sys
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -33,10 +32,9 @@ from ..metrics import attack_success, perturbation_norms, quantize_uint8
 from ..models.mode import eval_mode
 from ..options import Bool, Configurable, Instance, Int, Option
 from ..validation import check_images, check_labels, check_logits, check_mask, check_model
+from ..warn import warn
 from .execution import Execution, ExecutionState
 from .result import AttackResult
-
-log = logging.getLogger(__name__)
 
 #: the data sets the FCR paper gives settings for
 PAPER_DATASETS = ("cifar10", "imagenet")
@@ -107,12 +105,16 @@ def input_grad(
 
 class Attack(Configurable):
     """Base class of every attack. Subclasses declare their options and implement
-    :meth:`perturb` on one batch on the attack device."""
+    ``perturb`` on one batch on the attack device."""
 
     _positional = ("model",)
     name: ClassVar[str] = "attack"
+    #: how listings and result pages label the attack ("": by its name alone)
+    label: ClassVar[str] = ""
+    #: one sentence to read with the attack's results ("": none)
+    caveat: ClassVar[str] = ""
     #: the FCR paper's settings per data set ("cifar10", "imagenet"); {} when the paper does
-    #: not use the attack (then :meth:`paper` gives the defaults)
+    #: not use the attack (then ``paper`` gives the defaults)
     PAPER: ClassVar[dict[str, dict[str, Any]]] = {}
     #: whether the perturbation is confined to the mask (False for attacks such as masked FGSM
     #: that treat the mask as two regions with different budgets)
@@ -189,6 +191,12 @@ class Attack(Configurable):
         region): returns (B, 1, H, W) or None."""
         return None
 
+    def attack_input(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Hook: the clean images as ``perturb`` treats them (x itself here; attacks on the
+        8-bit grid, ``GridMixin``, round what they may not
+        change)."""
+        return x
+
     def run(
         self,
         x: torch.Tensor,
@@ -199,7 +207,7 @@ class Attack(Configurable):
         ids: Sequence[int | str] | None = None,
     ) -> AttackResult:
         """Attack x (N, C, H, W) in [0, 1] with labels y (N,); see
-        :class:`~fcrattack.attacks.result.AttackResult`.
+        ``AttackResult``.
 
         ``target`` (N,): the classes of a targeted attack (built with ``targeted=True``; each
         must differ from y). ``mask`` (N, 1, H, W) (or (N, C, H, W), (N, H, W); a tensor or
@@ -275,9 +283,9 @@ class Attack(Configurable):
             mask = self.prepare(x, y, target)
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         model = self.model
-        x_in = (
-            x.contiguous(memory_format=torch.channels_last) if self.execution.channels_last else x
-        )
+        x_in = self.attack_input(x, mask)
+        if self.execution.channels_last:
+            x_in = x_in.contiguous(memory_format=torch.channels_last)
         self.model = self._state.model_for(model, self.execution)
         try:
             x_adv = self.perturb(x_in, y, BatchContext(target, mask, gens, index)).detach()
@@ -286,14 +294,13 @@ class Attack(Configurable):
         x_adv = x_adv.contiguous()
         bad = ~torch.isfinite(x_adv).flatten(1).all(1)
         if bad.any():  # e.g. a model whose gradient is NaN somewhere: never return NaN images
-            log.warning(
-                "%s produced non-finite values for %d image(s); they are returned unchanged",
-                self.name,
-                int(bad.sum()),
+            warn(
+                f"{self.name} produced non-finite values for {int(bad.sum())} image(s); they "
+                "are returned unchanged"
             )
             x_adv = torch.where(bad.view(-1, 1, 1, 1), x, x_adv)
         if mask is not None and self.restrict_to_mask:  # holds by construction; make it exact
-            x_adv = x + (x_adv - x) * (mask > 0)
+            x_adv = torch.where(mask > 0, x_adv, x)
         x_adv = x_adv.clamp(0, 1)
         with torch.no_grad():  # fresh re-check of success, and after 8-bit rounding
             pred_adv = self.model(x_adv).argmax(1).cpu()

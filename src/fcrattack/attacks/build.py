@@ -1,10 +1,12 @@
 """The one attack factory: ``ATTACKS`` (name -> class), the old names kept as aliases, and
-:func:`build` (name + model + options, with the paper's settings on request), used by the
-command line and the experiments alike. :func:`parse_options` reads command-line text
+``build`` (name + model + options, with the paper's settings on request), used by the
+command line and the experiments alike. ``parse_options`` reads command-line text
 through the attacks' declared options."""
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,23 +22,48 @@ from .jsma import JSMA
 from .mifgsm import MIFGSM
 from .onepixel import OnePixel
 from .pgd import PGD, PGDL2
+from .region import RegionMixin
 from .region_ddn import RegionDDN
 
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
-    for cls in (FCR, RegionDDN, MaskedFGSM, FGSM, PGD, PGDL2, MIFGSM, CW, JSMA, OnePixel)
+    for cls in (RegionDDN, FCR, MaskedFGSM, FGSM, PGD, PGDL2, MIFGSM, CW, JSMA, OnePixel)
 }
-#: earlier names that keep working
-ALIASES = {"fcr-ddn": "region-ddn"}
+#: other names that work: earlier names, and ``fcr-paper`` for the paper's literal algorithm
+ALIASES = {"fcr-ddn": "region-ddn", "fcr-paper": "fcr"}
 PRESETS = ("paper",)
+#: the attack ``fcrattack attack`` runs by default
+DEFAULT_ATTACK = RegionDDN.name
 
 
 def attack_class(name: str) -> type[Attack]:
-    """The class registered as ``name`` (or an alias of it)."""
-    cls = ATTACKS.get(ALIASES.get(name, name))
+    """The class registered as ``name`` or an alias of it, in any case and with ``_`` or
+    ``-`` (``"PGD"``, ``"region_ddn"``)."""
+    key = name.strip().lower().replace("_", "-")
+    cls = ATTACKS.get(ALIASES.get(key, key))
     if cls is None:
         raise ValueError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")
     return cls
+
+
+def uses_cam(cls: type[Attack]) -> bool:
+    """Whether attack class ``cls`` computes its region by Grad-CAM (FCR, region DDN, masked
+    FGSM), so its model must be hookable (``fcrattack.cam.check_hookable``)."""
+    return issubclass(cls, RegionMixin)
+
+
+def _plain(text: str) -> str:
+    """Docstring markup as plain text: double-backtick literals lose their backticks."""
+    return re.sub(r"``([^`]+)``", r"\1", text)
+
+
+def summary(name: str) -> str:
+    """One line on attack ``name``: its label (e.g. "FCR region attack (recommended)"), then
+    its docstring's first paragraph as plain text, then its caveat, if any."""
+    cls = attack_class(name)
+    paragraph = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
+    text = _plain(" ".join(paragraph.split()))
+    return " ".join(part for part in (cls.label and f"{cls.label}.", text, cls.caveat) if part)
 
 
 def build(
@@ -62,7 +89,7 @@ def build(
 
 def parse_options(name: str, texts: Mapping[str, str]) -> dict[str, Any]:
     """Typed options of attack ``name`` from command-line text (``{"steps": "20"}``); the
-    fields of :class:`~fcrattack.attacks.execution.Execution` (``batch_size``,
+    fields of ``Execution`` (``batch_size``,
     ``channels_last``, ``autocast``, ``compile``) are gathered into ``execution``."""
     declared = attack_class(name).options()
     run_opts = Execution.options()
@@ -82,7 +109,7 @@ def parse_options(name: str, texts: Mapping[str, str]) -> dict[str, Any]:
 def describe(name: str) -> str:
     """Every option of attack ``name``: type, default, paper settings and meaning."""
     cls = attack_class(name)
-    lines = [f"{cls.name}: {(cls.__doc__ or '').strip().splitlines()[0]}", "", "options:"]
+    lines = [f"{cls.name}: {summary(name)}", "", "options:"]
     for key, opt in cls.options().items():
         paper = {d: cls.PAPER[d][key] for d in PAPER_DATASETS if key in cls.PAPER.get(d, {})}
         extra = f"; paper: {paper}" if paper else ""

@@ -18,7 +18,9 @@ every steps // 10 steps;
 per image, unlike their whole-batch rule, so a batch gives its images' one-by-one results) and
 drops it from the batch; this costs one host sync per check. Success is read from each step's
 forward pass, as torchattacks does. Images (N, C, H, W) in [0, 1];
-``mask`` of run() restricts the change (w moves only where the mask is non-zero).
+``mask`` of run() restricts the change (w moves only where the mask is non-zero). With
+``quantize`` each iterate is rounded to the 8-bit grid (w's gradient passing straight
+through), so the kept iterate is adversarial as a saved PNG.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from ..metrics import attack_success
 from ..options import Bool, Budget, Float, Int, Option, Optional
 from .base import Attack, BatchContext
 from .gradient import batch_budget
+from .grid import GridMixin
 from .losses import margin
 from .result import BestIterate
 
 _PAPER = {"c": 1.0, "kappa": 0.0, "lr": 0.01, "steps": 1000, "binary_search_steps": 1}
 
 
-class CW(Attack):
+class CW(GridMixin, Attack):
     """Carlini-Wagner L2 attack (minimum-norm, with an optional L2 budget ``eps``)."""
 
     name = "cw"
@@ -113,7 +116,7 @@ class CW(Attack):
                 change = (torch.tanh(w) + 1) / 2 - t["img0"]
                 if t["mask"] is not None:
                     change = change * t["mask"]
-                x_adv = (t["x"] + change).clamp(0, 1)
+                x_adv = self.straight_through(t["x"], (t["x"] + change).clamp(0, 1))
                 l2 = (x_adv - t["x"]).flatten(1).pow(2).sum(1)
                 logits = self.model(x_adv)
                 marg = margin(logits, t["y"], t["target"])

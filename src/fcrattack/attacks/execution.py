@@ -1,4 +1,4 @@
-"""How an attack runs, as one value object: :class:`Execution` (batch size, channels_last,
+"""How an attack runs, as one value object: ``Execution`` (batch size, channels_last,
 autocast, torch.compile), and the machinery behind it.
 
 They change only how the model runs during the attack iterations (``perturb``): the clean
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..options import Bool, Choice, Configurable, Int, Kind, Option, Optional
+from ..warn import warn
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class ExecutionState:
         return parts
 
     def model_for(self, model: nn.Module, settings: Execution) -> nn.Module:
-        """The model as the iterations see it: ``model`` itself, or a :class:`FastForward`."""
+        """The model as the iterations see it: ``model`` itself, or a ``FastForward``."""
         if not settings.fast:
             return model
         inner: Any = model
@@ -136,7 +137,7 @@ class ExecutionState:
                 try:
                     self._compiled = (model, torch.compile(model))
                 except Exception as e:
-                    log.warning("torch.compile unavailable (%s); running eagerly", e)
+                    warn(f"torch.compile unavailable ({e}); running eagerly")
                     self._compiled = (model, model)
             inner = self._compiled[1]
         return FastForward(inner, model, settings, self)
@@ -172,11 +173,8 @@ class FastForward(nn.Module):
         except Exception as e:
             if isinstance(e, RuntimeError) and is_oom(e):
                 raise
-            log.warning(
-                "torch.compile failed (%s: %s); running eagerly",
-                type(e).__name__,
-                str(e).splitlines()[0] if str(e) else "",
-            )
+            first = str(e).splitlines()[0] if str(e) else ""
+            warn(f"torch.compile failed ({type(e).__name__}: {first}); running eagerly")
             self.state[0]._compiled = (self.eager, self.eager)
             self.inner = self.eager
             return self.eager(x)

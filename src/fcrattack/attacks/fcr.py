@@ -12,12 +12,14 @@ submission), Algorithm 1, batched.
 The paper's hyper-parameters differ per data set: ``FCR.paper(model, "cifar10" | "imagenet")``.
 
 Open points of the paper, as options: ``jt`` (the J_T reading, see
-:func:`~fcrattack.attacks.losses.inverse_temperature`), ``init_scale`` (initial delta),
+``inverse_temperature``), ``init_scale`` (initial delta),
 ``select`` ("last": the algorithm's last iterate; "best": per image the smallest-L2
 successful iterate), ``scale`` (the units delta, its norm and the step live in: 1 for [0, 1]
 pixels, 255 for [0, 255], or one factor per channel, e.g. 1/std for the model's normalised
-input space; the image is always clipped to [0, 1] pixels), ``targeted``. On [0, 1] images the
-literal algorithm is numerically degenerate (docs/reproduction.md).
+input space; the image is always clipped to [0, 1] pixels), ``targeted``, ``quantize`` (the
+image the model sees is rounded to the 8-bit grid, delta's gradient passing straight
+through). On [0, 1] images the literal algorithm is numerically degenerate
+(docs/reproduction.md).
 """
 
 from __future__ import annotations
@@ -26,15 +28,22 @@ import torch
 
 from ..options import Choice, Float, Floats, Int, Option
 from .base import Attack, BatchContext, per_image_rand
+from .grid import GridMixin
 from .losses import JT_READINGS, inverse_temperature
 from .region import RegionMixin
 from .result import BestIterate
 
 
-class FCR(RegionMixin, Attack):
+class FCR(GridMixin, RegionMixin, Attack):
     """FCR attack. x (N, 3, H, W) in [0, 1] -> x_adv, changed only inside the FCR mask."""
 
     name = "fcr"
+    label = "the paper's Algorithm 1 (literal)"
+    caveat = (
+        "Its perturbations are large: on [0, 1] images the first step of its descent on 1/F "
+        "flips the tiny initial delta and scales it to a norm of about lr / beta = 10, where "
+        "it stays (docs/reproduction.md); region-ddn is the well-posed region attack."
+    )
     PAPER = {
         "cifar10": {"t": 0.2, "T": 0.03, "lr": 10.0, "steps": 20, "beta": 1.0},
         "imagenet": {"t": 0.2, "T": 0.05, "lr": 20.0, "steps": 20, "beta": 1.0},
@@ -74,7 +83,7 @@ class FCR(RegionMixin, Attack):
         for _ in range(self.steps):
             delta.requires_grad_(True)
             with torch.enable_grad():
-                x_cur = (x + delta / scale).clamp(0, 1)
+                x_cur = self.straight_through(x, (x + delta / scale).clamp(0, 1))
                 logits = self.model(x_cur)
                 norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
                 jt = inverse_temperature(logits, y, ctx.target, self.T, self.jt)
@@ -86,7 +95,7 @@ class FCR(RegionMixin, Attack):
                     x_cur, (x_cur - x).flatten(1).norm(dim=1), logits.detach(), y, ctx.target
                 )
             delta = (delta.detach() - self.lr * grad) * mask
-        x_last = (x + delta / scale).clamp(0, 1)
+        x_last = self.on_grid(x, (x + delta / scale).clamp(0, 1))
         if self.select == "last":
             return x_last
         with torch.no_grad():

@@ -4,7 +4,7 @@
     x' = clip(x + eps * sign(grad_x J(x, y)), 0, 1)
 
 (``norm="l2"``: the fast gradient method, x + eps * g / ||g||_2.) One gradient step of the
-:class:`~fcrattack.attacks.gradient.GradientAttack` template. Defaults: eps = 8/255 (on [0, 1]
+``GradientAttack`` template. Defaults: eps = 8/255 (on [0, 1]
 images), norm "linf"; eps may be a float >= 0 or a per-image tensor (N,). Targeted mode descends
 the target's cross-entropy. Images x (N, C, H, W) in [0, 1]; ``mask`` (N, 1, H, W) of run()
 restricts the change.

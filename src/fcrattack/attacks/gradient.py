@@ -4,11 +4,11 @@
     repeat steps times:
         g     = d loss(model(transform(x + delta)), y) / d x      (loss to maximise, (B,))
         delta = project(delta + step_size * mask * normalize(mask * g), eps)
-        delta = clip(x + delta, 0, 1) - x
+        delta = clip(x + delta, 0, 1) - x          (on the 8-bit grid with ``quantize``)
     return x + delta
 
-Hooks a subclass may override: :meth:`loss`, :meth:`random_init`, :meth:`init_state`,
-:meth:`transform`, :meth:`gradient`, :meth:`normalize`, :meth:`project`. ``norm`` is "linf"
+Hooks a subclass may override: ``loss``, ``random_init``, ``init_state``,
+``transform``, ``gradient``, ``normalize``, ``project``. ``norm`` is "linf"
 (sign steps, clamp to the eps box) or "l2" (steps along grad / ||grad||_2, projection on the
 eps ball), per image. Images are (B, C, H, W) in [0, 1]; eps and step_size are on that scale.
 
@@ -24,6 +24,7 @@ import torch
 
 from ..options import Bool, Budget, Choice, Int, Option, Optional
 from .base import Attack, BatchContext, input_grad, per_image_rand
+from .grid import GridMixin
 from .losses import cross_entropy
 
 NORMS = ("linf", "l2")
@@ -41,7 +42,7 @@ def batch_budget(value: float | torch.Tensor, x: torch.Tensor, ctx: BatchContext
     return torch.full((x.shape[0], 1, 1, 1), value, device=x.device, dtype=x.dtype)
 
 
-class GradientAttack(Attack):
+class GradientAttack(GridMixin, Attack):
     """Projected iterative gradient attack; see the module docstring."""
 
     name = "gradient"
@@ -130,6 +131,7 @@ class GradientAttack(Attack):
         if self.random_start:
             init = self.random_init(x, eps, ctx)
             x_adv = self.project(init if mask is None else init * mask, eps).add_(x).clamp_(0, 1)
+            x_adv = self.on_grid(x, x_adv)
         else:
             x_adv = x.clone()
         state = self.init_state(x, ctx)
@@ -137,5 +139,5 @@ class GradientAttack(Attack):
             grad = self.gradient(x_adv, y, ctx, state, step)
             direction = self.normalize(grad if mask is None else grad * mask)
             delta = x_adv.sub_(x).addcmul_(step_size, direction)  # in place: x_adv holds delta
-            x_adv = self.project(delta, eps).add_(x).clamp_(0, 1)
+            x_adv = self.on_grid(x, self.project(delta, eps).add_(x).clamp_(0, 1))
         return x_adv

@@ -1,6 +1,6 @@
 """M-DI2-FGSM: momentum (Dong et al., "Boosting Adversarial Attacks with Momentum", CVPR 2018)
 plus input diversity (Xie et al., "Improving Transferability of Adversarial Examples with Input
-Diversity", CVPR 2019), batched, on the :class:`~fcrattack.attacks.gradient.GradientAttack`
+Diversity", CVPR 2019), batched, on the ``GradientAttack``
 template:
 
     g_k     = grad_x J(D(x_k), y)                (D: random resize-and-pad with probability p)

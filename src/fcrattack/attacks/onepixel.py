@@ -175,7 +175,7 @@ class OnePixel(Attack):
         rows: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fitness and success (both (M,)) of candidates cand (M, pixels, 2 + C) applied to
-        images x[rows], evaluated in chunks of :meth:`eval_chunk` candidates."""
+        images x[rows], evaluated in chunks of ``eval_chunk`` candidates."""
         fit, win = [], []
         chunk = self.eval_chunk(x)
         for s in range(0, cand.shape[0], chunk):

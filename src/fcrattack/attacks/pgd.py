@@ -1,9 +1,9 @@
 """PGD: Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks" (ICLR
-2018), batched, on the :class:`~fcrattack.attacks.gradient.GradientAttack` template:
+2018), batched, on the ``GradientAttack`` template:
 
     x_0 = x + U(-eps, eps) (``random_start``), x_{k+1} = clip(Proj_eps(x_k + a * dir_k), 0, 1)
 
-with dir = sign(grad) (:class:`PGD`, Linf) or grad / ||grad||_2 (:class:`PGDL2`).
+with dir = sign(grad) (``PGD``, Linf) or grad / ||grad||_2 (``PGDL2``).
 
 PGD's defaults are the FCR paper's settings (random start as in torchattacks); PGDL2's step
 size defaults to 2.5 * eps / steps and its random start is at radius U(0, 1) * eps.
@@ -21,7 +21,7 @@ _PAPER = {"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "random_start": Tr
 
 
 class PGD(GradientAttack):
-    """Projected gradient descent, Linf by default (``norm="l2"``: see :class:`PGDL2`)."""
+    """Projected gradient descent, Linf by default (``norm="l2"``: see ``PGDL2``)."""
 
     name = "pgd"
     PAPER = {"cifar10": _PAPER, "imagenet": _PAPER}

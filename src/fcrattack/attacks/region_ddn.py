@@ -49,9 +49,10 @@ import math
 
 import torch
 
-from ..metrics import attack_success, quantize_uint8
-from ..options import Bool, Choice, Float, Int, Option
+from ..metrics import attack_success
+from ..options import Choice, Float, Int, Option
 from .base import Attack, BatchContext, per_image_rand
+from .grid import GridMixin
 from .losses import cross_entropy, margin
 from .region import RegionMixin
 from .result import BestIterate
@@ -70,11 +71,12 @@ def _col(t: torch.Tensor) -> torch.Tensor:
     return t.view(-1, 1, 1, 1)
 
 
-class RegionDDN(RegionMixin, Attack):
-    """Minimum-L2 attack inside the FCR mask. x (N, 3, H, W) in [0, 1] -> x_adv, changed only
+class RegionDDN(GridMixin, RegionMixin, Attack):
+    """Minimum-L2 attack (DDN) inside the FCR mask. x (N, 3, H, W) in [0, 1] -> x_adv, changed only
     inside the mask (Grad-CAM >= t; the whole image at t = 0, or run()'s ``mask``)."""
 
     name = "region-ddn"
+    label = "FCR region attack (recommended)"
 
     steps = Option(Int(min=0), 100, "iterations (one forward and backward pass each)")
     radius = Option(
@@ -103,7 +105,6 @@ class RegionDDN(RegionMixin, Attack):
     loss = Option(
         Choice(*LOSSES), "margin-ce", "loss maximised: margin until first success, then CE"
     )
-    quantize = Option(Bool(), False, "round x + delta to the 8-bit grid inside the mask each step")
     select = Option(
         Choice("last", "best"),
         "best",
@@ -135,15 +136,9 @@ class RegionDDN(RegionMixin, Attack):
         ce = cross_entropy(logits, y, target)
         return (ce if self.loss == "ce" else torch.where(found, ce, -marg)), marg
 
-    def _image(
-        self, x: torch.Tensor, delta: torch.Tensor, mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        """x + delta clipped to [0, 1] (and on the 8-bit grid inside the mask with
-        ``quantize``)."""
-        x_adv = (x + delta).clamp_(0, 1)
-        if self.quantize and mask is not None:
-            x_adv = x + (quantize_uint8(x_adv) - x) * mask
-        return x_adv
+    def _image(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """x + delta clipped to [0, 1] (and on the 8-bit grid with ``quantize``)."""
+        return self.on_grid(x, (x + delta).clamp_(0, 1))
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         mask = ctx.region
@@ -186,7 +181,7 @@ class RegionDDN(RegionMixin, Attack):
             eps = eps.minimum(cap)
             delta = delta.add_(g, alpha=self._cosine(k, self.step_size, self.min_step_size))
             delta = delta.mul_((_col(eps) / _unit(delta)[1].clamp_min(1e-12)).clamp_(max=1))
-            delta = self._image(x, delta, mask) - x
+            delta = self._image(x, delta) - x
         if self.select == "last":
             return x + delta
         with torch.no_grad():
@@ -229,7 +224,7 @@ class RegionDDN(RegionMixin, Attack):
         for _ in range(self.init_search):
             mid = (lo * hi).sqrt()
             with torch.no_grad():
-                logits = self.model(self._image(x, mid * g, ctx.mask))
+                logits = self.model(self._image(x, mid * g))
             hit = _col(attack_success(logits.argmax(1), y, ctx.target))
             hi, lo = torch.where(hit, mid, hi), torch.where(hit, lo, mid)
         return hi  # moved only where a radius was adversarial: eps elsewhere

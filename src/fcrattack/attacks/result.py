@@ -1,5 +1,5 @@
-"""What an attack returns (:class:`AttackResult`, concatenated across batches, shards and
-chunks in one place) and the one bookkeeping of minimisation attacks: :class:`BestIterate`,
+"""What an attack returns (``AttackResult``, concatenated across batches, shards and
+chunks in one place) and the one bookkeeping of minimisation attacks: ``BestIterate``,
 the smallest successful iterate per image (FCR with ``select="best"``, C&W, region DDN)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class AttackResult:
     pred_clean / pred_adv (N,) predicted classes before and after; success (N,) bool from a
     fresh forward pass on x_adv; success_uint8 (N,) bool after rounding x_adv to 8 bits (what
     a saved PNG gives); clean_correct (N,) bool; norms: per-image metrics (N,) each (see
-    :func:`fcrattack.metrics.perturbation_norms`); mask (N, 1, H, W) or None: the region the
+    ``fcrattack.metrics.perturbation_norms``); mask (N, 1, H, W) or None: the region the
     attack was allowed to change.
     """
 
@@ -113,9 +113,9 @@ class AttackResult:
 class BestIterate:
     """Per image, the successful iterate with the smallest norm seen so far.
 
-    ``x`` (B, C, H, W) starts as the clean images and ``norm`` (B,) as inf; :meth:`update`
+    ``x`` (B, C, H, W) starts as the clean images and ``norm`` (B,) as inf; ``update``
     records, in place, the iterates that succeed with a smaller norm (for the images ``rows``
-    of the batch, default all); :attr:`found` tells which images have one.
+    of the batch, default all); ``found`` tells which images have one.
     """
 
     def __init__(self, x: torch.Tensor) -> None:
@@ -147,7 +147,7 @@ class BestIterate:
         y: torch.Tensor,
         target: torch.Tensor | None,
     ) -> torch.Tensor:
-        """:meth:`update` with success read from the iterate's logits (B, K); returns it (B,)."""
+        """``update`` with success read from the iterate's logits (B, K); returns it (B,)."""
         success = attack_success(logits.argmax(1), y, target)
         self.update(x_cur, success, norm)
         return success

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any, TextIO
 
 import torch
 
+from ..warn import FcrattackWarning
 from .commands import USER_ERRORS, CLIError, parse_opts
 from .parser import build_parser
 
@@ -32,6 +35,25 @@ def _setup_logging(verbosity: int) -> None:
     logger.setLevel({-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG))
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """fcrattack's warnings as one line, ``fcrattack: warning: ...``; others as Python shows
+    them."""
+    if issubclass(category, FcrattackWarning):
+        print(f"fcrattack: warning: {message}", file=file or sys.stderr)
+    else:
+        _default_show(message, category, filename, lineno, file, line)
+
+
+_default_show: Any = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 user error)."""
     parser = build_parser()
@@ -48,7 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threads:
         torch.set_num_threads(threads)
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            warnings.simplefilter("always", FcrattackWarning)
+            return int(args.func(args))
     except (CLIError, *USER_ERRORS) as exc:
         log.debug("error details", exc_info=True)
         print(f"fcrattack: error: {exc}", file=sys.stderr)

@@ -10,8 +10,20 @@ import time
 from pathlib import Path
 
 from .. import experiments, report
-from ..attack_run import attack_dataset, write_cams
-from ..attacks import ATTACKS, build, describe, parse_options
+from ..attack_run import attack_dataset
+from ..attacks import (
+    ALIASES,
+    ATTACKS,
+    attack_class,
+    build,
+    describe,
+    parse_options,
+    summary,
+    supports_grid,
+    uses_cam,
+)
+from ..cam import SCRIPTED
+from ..cam_run import write_cams
 from ..data import CIFAR10_CLASSES, cifar10, class_folder
 from ..demo import run_demo
 from ..distributed import Context, is_main
@@ -38,6 +50,16 @@ def parse_opts(items: list[str]) -> dict[str, str]:
     return opts
 
 
+def refuse_scripted(spec: str, what: str) -> None:
+    """Refuse a ``torchscript:`` model for ``what`` (a command or attack that needs
+    Grad-CAM) before any model or data is loaded."""
+    if spec.startswith("torchscript:"):
+        raise CLIError(
+            f"{what} needs Grad-CAM, and {SCRIPTED}; or use an attack without a region on it "
+            "(e.g. --attack pgd)"
+        )
+
+
 def paper_dataset(kind: str, info: ModelInfo) -> str:
     """The data set whose paper settings ``--preset paper`` uses: the model's label space when
     known, else the kind of data (imagenet, or cifar10 for everything else)."""
@@ -45,11 +67,18 @@ def paper_dataset(kind: str, info: ModelInfo) -> str:
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
-    """Attack a data set; write adversarial PNGs, CAM overlays, JSONL, summary and a page."""
+    """Attack a data set; write adversarial PNGs, CAM overlays, JSONL, summary and a page.
+    Attacks that can optimise on the 8-bit grid do so unless ``--opt quantize=false``: the
+    PNGs are what the summary counts."""
     try:  # every option error before any data or model is loaded
+        cls = attack_class(args.attack)
         options = {"seed": args.seed, **parse_options(args.attack, parse_opts(args.opt))}
     except (TypeError, ValueError) as exc:
         raise CLIError(f"attack {args.attack!r}: {exc}") from exc
+    if supports_grid(cls):
+        options.setdefault("quantize", True)
+    if uses_cam(cls):
+        refuse_scripted(args.model, f"--attack {cls.name} (a region attack)")
     if options.get("targeted") and args.target is None:
         raise CLIError("--opt targeted=true needs --target CLASS|least-likely|random")
     if args.target is not None:
@@ -105,8 +134,10 @@ def cmd_attacks(args: argparse.Namespace) -> int:
     if args.name:
         print(describe(args.name))
         return 0
-    for name, cls in ATTACKS.items():
-        print(f"{name:12s} {(cls.__doc__ or '').strip().splitlines()[0]}")
+    for name in ATTACKS:
+        print(f"{name:12s} {summary(name)}")
+    for alias, name in ALIASES.items():
+        print(f"{alias:12s} = {name}")
     return 0
 
 
@@ -114,6 +145,7 @@ def cmd_cam(args: argparse.Namespace) -> int:
     """Grad-CAM heat-map overlays and FCR masks for a data set."""
     if not 0 <= args.t <= 1:
         raise CLIError(f"--t must lie in [0, 1], got {args.t}")
+    refuse_scripted(args.model, "fcrattack cam")
     model = load_cli_model(args, resolve_device(args.device))
     data, _ = load_data(args, model.info or ModelInfo(args.model))
     layer, area = write_cams(
@@ -124,12 +156,14 @@ def cmd_cam(args: argparse.Namespace) -> int:
         layer=args.layer,
         use_labels=args.cam_class == "true",
         batch_size=args.batch_size,
+        page=args.page,
         quiet=args.quiet,
     )
+    out = Path(args.out)
     print(f"Grad-CAM layer: {layer}")
     print(
         f"{len(data)} images, mean mask area {100 * area:.1f} % at t = {args.t}; wrote "
-        f"{Path(args.out) / 'cam'} and {Path(args.out) / 'mask'}"
+        f"{out / 'cam'} and {out / 'mask'}" + (f", page {out / 'index.html'}" if args.page else "")
     )
     return 0
 

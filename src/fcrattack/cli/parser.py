@@ -1,6 +1,6 @@
 """The argparse parser of the ``fcrattack`` command; -v/-q/--threads go before or after
 COMMAND. Attack options (``--opt key=value``) are read through the attacks' declared options
-(:func:`fcrattack.attacks.parse_options`), so the command line knows every option an attack
+(``fcrattack.attacks.parse_options``), so the command line knows every option an attack
 takes, with its type; ``fcrattack attacks NAME`` lists them."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 from typing import Any, NoReturn
 
 from .._version import __version__
-from ..attacks import ALIASES, ATTACKS
+from ..attacks import ALIASES, ATTACKS, DEFAULT_ATTACK, FCR, RegionDDN
 from ..data import POLICIES
 from ..experiments import EXPERIMENTS, SCALES
 from ..models import ARCHITECTURES
@@ -158,7 +158,12 @@ def _attack_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
         epilog="`fcrattack attacks NAME` lists an attack's options.",
     )
     _common(p)
-    p.add_argument("--attack", default="fcr", help=f"one of {names} (default: %(default)s)")
+    p.add_argument(
+        "--attack",
+        default=DEFAULT_ATTACK,
+        help=f"one of {names} (default: %(default)s, the {RegionDDN.label}; fcr is "
+        f"{FCR.label}, with large perturbations: see `fcrattack attacks fcr`)",
+    )
     p.add_argument(
         "--preset",
         choices=["paper"],
@@ -177,7 +182,8 @@ def _attack_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="attack option, repeatable, e.g. --opt steps=20 --opt eps=16/255 "
-        "--opt autocast=bf16 (types from the attack's declared options)",
+        "--opt autocast=bf16 (types from the attack's declared options); attacks with a "
+        "quantize option optimise for the saved 8-bit PNGs unless --opt quantize=false",
     )
     p.add_argument(
         "--page",
@@ -203,6 +209,13 @@ def _attack_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
         "module called several times (default: auto, printed)",
     )
     p.add_argument("--t", type=float, default=0.2, help="mask threshold (default 0.2)")
+    p.add_argument(
+        "--page",
+        type=_count,
+        default=20,
+        metavar="N",
+        help="show the first N images on index.html (0: no page; default 20)",
+    )
     p.add_argument(
         "--cam-class",
         choices=["true", "pred"],

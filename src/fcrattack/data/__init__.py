@@ -1,4 +1,4 @@
-"""Data loaders. All return a :class:`Dataset` of float images in [0, 1], (N, 3, H, W), and
+"""Data loaders. All return a ``Dataset`` of float images in [0, 1], (N, 3, H, W), and
 int64 labels."""
 
 from .cifar10 import CIFAR10_CLASSES, cifar10, cifar10_pickle

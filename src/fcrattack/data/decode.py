@@ -35,7 +35,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 
 def decode(path: Path, transform: Transform | None) -> np.ndarray | None:
-    """One file as an RGB uint8 array (H, W, 3) after ``transform`` (see :func:`_to_rgb` for
+    """One file as an RGB uint8 array (H, W, 3) after ``transform`` (see ``_to_rgb`` for
     orientation and bit depth); None (and a warning) when it cannot be read, or is larger than
     PIL's decompression-bomb limit."""
     try:

@@ -1,7 +1,7 @@
 """Image-folder readers into memory: ``<root>/<class>/*`` class folders and flat folders.
 
 Both return float32 images in [0, 1] (or uint8) of shape (N, 3, H, W) and int64 labels (N,),
-through the lazy :class:`~fcrattack.data.listing.ImageList` (which the streaming reader reads
+through the lazy ``ImageList`` (which the streaming reader reads
 batch by batch instead). Corrupt or unreadable files are skipped with a warning and listed in
 ``Dataset.skipped``.
 """
@@ -27,7 +27,7 @@ def class_folder(
     uint8: bool = False,
 ) -> Dataset:
     """Read ``root/<class>/*``; each folder is matched to ``classes`` (names, ``wnids`` or
-    indices, see :func:`~fcrattack.data.listing.match_classes`), or labelled by sorted folder
+    indices, see ``match_classes``), or labelled by sorted folder
     order when ``classes`` is None. ``n``/``seed`` select the first n images (seed None) or a
     seeded random subset of n (in the original order)."""
     listing = list_class_folders(root, classes=classes, wnids=wnids, transform=transform)

@@ -20,8 +20,8 @@ def list_imagenet(
     wnids: Sequence[str] | None = None,
 ) -> ImageList:
     """The files of ``root`` (the ``val`` folder or its parent), each image through
-    ``transform`` (e.g. :func:`resize_center_crop`). Folders are matched to ``classes`` /
-    ``wnids`` (a model's, see :func:`~fcrattack.data.listing.match_classes`) when given, else to
+    ``transform`` (e.g. ``resize_center_crop``). Folders are matched to ``classes`` /
+    ``wnids`` (a model's, see ``match_classes``) when given, else to
     a ``classes.json`` beside ``val`` (a list of {index, wnid, name}), else labelled in sorted
     WordNet-id order (ImageNet's class order when every class is there)."""
     root = Path(root)
@@ -42,7 +42,7 @@ def imagenet_folder(
     size: int = 224,
     resize: int = 256,
 ) -> Dataset:
-    """:func:`list_imagenet` read into memory: ``n``/``seed`` select the first n images (seed
+    """``list_imagenet`` read into memory: ``n``/``seed`` select the first n images (seed
     None) or a seeded random subset of n."""
     listing = list_imagenet(root, transform=resize_center_crop(size, resize))
     return listing.select(n, seed).read()

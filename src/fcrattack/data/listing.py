@@ -1,14 +1,14 @@
-"""What a folder of images holds, labelled, before anything is decoded: :class:`ImageList`.
+"""What a folder of images holds, labelled, before anything is decoded: ``ImageList``.
 
 Three layouts are understood:
 
 - class folders ``root/<class>/*``: each folder is matched to the model's class names
-  (:func:`match_classes`: the name, a WordNet id, or an index; case, ``_`` and ``-`` ignored),
+  (``match_classes``: the name, a WordNet id, or an index; case, ``_`` and ``-`` ignored),
   or labelled by sorted folder order when no class names are known;
 - a flat folder with a label file (``labels=FILE``: CSV ``file,label`` or JSON ``{file: label}``
   / ``[{"file": ..., "label": ...}]``, labels as class indices or names);
 - a flat folder without labels (``labels="pred"``): every label is -1, "the model's own
-  prediction", resolved by whoever runs the model (:func:`fcrattack.attack_run.attack_dataset`).
+  prediction", resolved by whoever runs the model (``fcrattack.attack_run.attack_dataset``).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ PREDICTED = -1
 @dataclass(frozen=True)
 class ImageList:
     """Image files to be read: ``paths`` (N) with ``labels`` (N, class indices, or
-    :data:`PREDICTED`), ``ids`` (N, paths relative to the data root, used as output names),
+    ``PREDICTED``), ``ids`` (N, paths relative to the data root, used as output names),
     the label space ``classes`` (names) and the ``transform`` each image gets after decoding
-    (e.g. :func:`fcrattack.data.resize_center_crop`; None: images must share one size)."""
+    (e.g. ``fcrattack.data.resize_center_crop``; None: images must share one size)."""
 
     paths: list[Path]
     labels: list[int]
@@ -118,11 +118,15 @@ def match_classes(
     return out
 
 
+def visible(folder: Path) -> list[Path]:
+    """The entries of ``folder`` whose names do not start with a dot (hidden files and
+    folders, e.g. ``.DS_Store`` or ``._photo.jpg``, are never read), sorted."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+
+
 def list_images(folder: Path) -> list[Path]:
-    """The image files directly inside ``folder`` (by extension), sorted."""
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-    )
+    """The visible image files directly inside ``folder`` (by extension), sorted."""
+    return [p for p in visible(folder) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
 def list_class_folders(
@@ -133,11 +137,11 @@ def list_class_folders(
     transform: Transform | None = None,
 ) -> ImageList:
     """``root/<class>/*``, each folder matched to ``classes`` (the model's class names, see
-    :func:`match_classes`); without ``classes``, labels follow the sorted folder names."""
+    ``match_classes``); without ``classes``, labels follow the sorted folder names."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder not found: {root}")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    folders = [p.name for p in visible(root) if p.is_dir()]
     if not folders:
         raise ValueError(f"no class folders in {root}")
     if classes is None:
@@ -195,15 +199,15 @@ def list_flat_folder(
     transform: Transform | None = None,
 ) -> ImageList:
     """The images directly inside ``root``, labelled by ``labels``: "pred" (each image is
-    attacked as the class the model predicts, label :data:`PREDICTED`) or a label file
-    (:func:`read_label_file`, keyed by file name: a folder in a key is ignored; labels matched
+    attacked as the class the model predicts, label ``PREDICTED``) or a label file
+    (``read_label_file``, keyed by file name: a folder in a key is ignored; labels matched
     to ``classes``; files it misses are an error)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
     paths = list_images(root)
     if not paths:
-        folders = any(p.is_dir() for p in root.iterdir())
+        folders = any(p.is_dir() for p in visible(root))
         raise ValueError(
             f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {root}"
             + (

@@ -14,7 +14,7 @@ from .dataset import Dataset, select
 
 
 def samples(n: int | None = None, seed: int | None = None) -> Dataset:
-    """The bundled samples as a :class:`Dataset` (float [0, 1], (N, 3, 32, 32)), ids = file names.
+    """The bundled samples as a ``Dataset`` (float [0, 1], (N, 3, 32, 32)), ids = file names.
 
     Images are listed round-robin over the classes, so the first n (``seed`` None) cover
     min(n, 10) classes; with a seed, a random subset of n is taken.

@@ -1,15 +1,15 @@
-"""Reading an :class:`~fcrattack.data.listing.ImageList` in batches while the model runs:
-:class:`ImageStream`, a bounded, prefetching reader.
+"""Reading an ``ImageList`` in batches while the model runs:
+``ImageStream``, a bounded, prefetching reader.
 
 Files are decoded in a pool of worker threads (PIL releases the GIL while it decodes, resizes
 and crops), and each batch is assembled (stacked, converted to float [0, 1]) by one more
 thread, so the consumer only waits when the reader is slower than the model. At most
 ``prefetch`` batches are decoded ahead of the one the consumer holds, so memory is bounded by
 ``prefetch + 1`` batches whatever the number of files. Batches come in the list's order, each
-an in-memory :class:`~fcrattack.data.dataset.Dataset` whose ``skipped`` lists that batch's
-unreadable files (skipped with a warning, as :func:`fcrattack.data.read_images` does).
+an in-memory ``Dataset`` whose ``skipped`` lists that batch's
+unreadable files (skipped with a warning, as ``fcrattack.data.read_images`` does).
 
-Use it as a context manager (or call :meth:`ImageStream.close`): stopping early cancels the
+Use it as a context manager (or call ``ImageStream.close``): stopping early cancels the
 batches not yet started and joins every thread::
 
     with ImageStream(images, batch_size=64) as batches:
@@ -38,23 +38,23 @@ log = logging.getLogger(__name__)
 
 
 class ImageStream:
-    """Batches of ``images`` (an :class:`ImageList`), decoded ahead in worker threads.
+    """Batches of ``images`` (an ``ImageList``), decoded ahead in worker threads.
 
     Args:
         images: the files, labels, ids and transform to read (all decoded images must have
             one size: give the list a transform such as
-            :func:`fcrattack.data.resize_center_crop` for photos of mixed sizes).
+            ``fcrattack.data.resize_center_crop`` for photos of mixed sizes).
         batch_size: images per batch (>= 1; the last batch may be smaller, and a batch with
             unreadable files holds fewer images).
         prefetch: batches decoded ahead of the one the consumer holds (>= 1); memory is
             bounded by ``prefetch + 1`` batches.
         workers: decoding threads (>= 1).
 
-    Iterating yields :class:`Dataset` batches: images (B, 3, H, W) float32 in [0, 1], labels
-    (B,) int64 (:data:`~fcrattack.data.listing.PREDICTED` where unknown), the batch's ids,
+    Iterating yields ``Dataset`` batches: images (B, 3, H, W) float32 in [0, 1], labels
+    (B,) int64 (``PREDICTED`` where unknown), the batch's ids,
     the list's classes and the batch's unreadable files in ``skipped`` (B may be 0 when every
     file of a batch is unreadable). Images of a size different from the first image's are an
-    error naming both files and the remedy (as in :func:`fcrattack.data.decode.stack`).
+    error naming both files and the remedy (as in ``fcrattack.data.decode.stack``).
     """
 
     def __init__(
@@ -175,8 +175,8 @@ def batches(
     workers: int = 4,
 ) -> Iterator[Iterator[Dataset]]:
     """Batches of ``data`` (optionally only the items at positions ``index``, in that order),
-    as a context manager: an :class:`ImageStream` for an :class:`ImageList` (``prefetch`` and
-    ``workers`` as there), consecutive slices for an in-memory :class:`Dataset`."""
+    as a context manager: an ``ImageStream`` for an ``ImageList`` (``prefetch`` and
+    ``workers`` as there), consecutive slices for an in-memory ``Dataset``."""
     if isinstance(data, ImageList):
         part = data if index is None else data.subset(index)
         with ImageStream(part, batch_size, prefetch=prefetch, workers=workers) as stream:

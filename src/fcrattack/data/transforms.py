@@ -6,7 +6,7 @@ from PIL import Image
 
 from .decode import Transform
 
-#: the policies of :func:`resize_policy`
+#: the policies of ``resize_policy``
 POLICIES = ("crop", "stretch", "none")
 
 
@@ -37,8 +37,8 @@ def stretch(size: int) -> Transform:
 
 
 def resize_policy(policy: str, size: int | None, resize: int | None = None) -> Transform | None:
-    """The transform of ``policy``: "crop" (:func:`resize_center_crop`), "stretch"
-    (:func:`stretch`) or "none" (no resizing: images must share a size). ``size`` is the side
+    """The transform of ``policy``: "crop" (``resize_center_crop``), "stretch"
+    (``stretch``) or "none" (no resizing: images must share a size). ``size`` is the side
     in pixels (None: no resizing whatever the policy)."""
     if policy not in POLICIES:
         raise ValueError(f"resize policy must be one of {POLICIES}, got {policy!r}")

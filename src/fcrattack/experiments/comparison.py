@@ -11,6 +11,7 @@ from .results import Results, ci, mean_cell, model_label, val
 from .spec import (
     EFFNET,
     R20,
+    UNNAMED,
     AttackRun,
     Experiment,
     Part,
@@ -44,7 +45,7 @@ def parts(s: Scale) -> list[Part]:
         Part(cifar(s), [R20], base + l0_runs(s, {}) + tail),
         Part(
             imagenet(s),
-            [stand_in(EFFNET, "unknown (not stated)")],
+            [stand_in(EFFNET, UNNAMED)],
             base + l0_runs(s, s.jsma_imagenet) + tail,
         ),
     ]

@@ -1,4 +1,4 @@
-"""Loading what an experiment names: its models (:class:`ModelSpec`) and data (:class:`Part`),
+"""Loading what an experiment names: its models (``ModelSpec``) and data (``Part``),
 from the shared root; and the small JSON files of an output folder."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .spec import ModelSpec, Part
 
 
 def load_spec_model(spec: ModelSpec, root: Path, device: torch.device) -> nn.Module:
-    """The model a :class:`ModelSpec` names, on ``device``, in eval mode."""
+    """The model a ``ModelSpec`` names, on ``device``, in eval mode."""
     if not any(c in spec.source for c in "/*"):  # a name of fcrattack.load_model
         model = load_model(spec.source)
     else:

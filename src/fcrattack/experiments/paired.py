@@ -85,7 +85,7 @@ def check_same_images(
 
 
 class PairedRuns:
-    """Runs the phases of one part for the models of a :class:`ExperimentRunner`."""
+    """Runs the phases of one part for the models of a ``ExperimentRunner``."""
 
     def __init__(
         self,

@@ -1,10 +1,10 @@
 """The paired cells of the staged region experiment and their verdicts.
 
 A cell is one (model, area, control): the per-image log ratio log(L2 control / L2 FCR) of
-region DDN over the images both fooled (:func:`fcrattack.stats.log_ratio_test`). Its verdict:
+region DDN over the images both fooled (``fcrattack.stats.log_ratio_test``). Its verdict:
 "FCR needs less" or "control needs less" when the (Holm-adjusted) t-test p <= ``ALPHA``,
 "equivalent (+-5 %)" when the (Holm-adjusted) TOST p <= ``ALPHA``, else "not shown
-different"; a cell with fewer than :data:`MIN_PAIRS` pairs is not tested ("too few pairs").
+different"; a cell with fewer than ``MIN_PAIRS`` pairs is not tested ("too few pairs").
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class View(NamedTuple):
 
 
 def view(res: Results, exp: str, part: dict[str, Any], primary: Sequence[str]) -> View:
-    """The :class:`View` of a part of the config."""
+    """The ``View`` of a part of the config."""
     ddn, pgd = {}, {}
     for r in part["runs"]:
         if r["attack"] == "region-ddn":

@@ -1,7 +1,7 @@
 """Beyond the paper: is the FCR a better place to perturb than other regions of the same size?
 
 Per image, region DDN (minimum L2, the same options throughout) inside regions of equal
-per-image area from every source of :mod:`fcrattack.regions` (the FCR, its complement's
+per-image area from every source of ``fcrattack.regions`` (the FCR, its complement's
 lowest pixels, another image's FCR, centred and random discs, random pixels, other CAM methods
 and SmoothGrad), at the areas of the FCR at t = 0.2, 0.5 and 0.7; each control's L2 is
 compared with the FCR's on the same images (paired bootstrap). Then PGD-L2 at equal L2 budgets

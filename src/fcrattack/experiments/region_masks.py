@@ -28,7 +28,7 @@ LABELS = {
 
 
 class PartRegions:
-    """The :class:`~fcrattack.regions.EqualAreaRegions` of each model for the current part
+    """The ``EqualAreaRegions`` of each model for the current part
     (``clear`` when the part ends). ``seed`` seeds the random sources, ``device`` computes."""
 
     def __init__(self, seed: int, device: torch.device) -> None:

@@ -1,10 +1,10 @@
 """``fcrattack reproduce``: run experiments into an output folder, resumably.
 
-Output folder: ``records.jsonl`` (per-image results, see :mod:`fcrattack.store`),
+Output folder: ``records.jsonl`` (per-image results, see ``fcrattack.store``),
 ``config.json`` (every config run, by name), ``env.json`` (versions, device, seed, git
 commit), ``status.json`` (denominators, clean accuracy, pre-flight warnings,
 wall time) and ``artifacts/`` (tensors of the visual experiment). Data-parallel under
-torchrun (see :mod:`fcrattack.distributed`).
+torchrun (see ``fcrattack.distributed``).
 """
 
 from __future__ import annotations
@@ -111,10 +111,10 @@ def run(
     n: int | None = None,
     root: str | Path | None = None,
 ) -> dict[str, float]:
-    """Run one experiment (a name or an :class:`ExperimentConfig`), a list of them, or
+    """Run one experiment (a name or an ``ExperimentConfig``), a list of them, or
     ``"all"`` at ``scale`` ("cpu" or "paper") into ``out_dir``; resumes from the records
     already there. ``root``: the shared data/models folder (default:
-    :func:`fcrattack.data.shared_root`). Returns the wall time (s) per experiment."""
+    ``fcrattack.data.shared_root``). Returns the wall time (s) per experiment."""
     if name_or_all == "all":
         items: list[str | ExperimentConfig] = [k for k, e in EXPERIMENTS.items() if e.in_all]
     elif isinstance(name_or_all, (str, ExperimentConfig)):

@@ -16,7 +16,7 @@ import torch
 from ..metrics import summarize
 from ..store import ResultStore
 from ..viz.document import fmt_interval, rate
-from .spec import AttackRun
+from .spec import UNNAMED, AttackRun
 
 NORMS = ("l2", "l2_255", "linf", "linf_255", "l0", "l0_pixels", "psnr", "psnr_255")
 
@@ -49,7 +49,7 @@ def val(agg: dict[str, float] | None, key: str) -> float | None:
 
 
 def ci(agg: dict[str, float] | None, key: str) -> tuple[float, float] | None:
-    """The 95 % interval (lo, hi) of ``agg[key]`` (see :func:`aggregate`), or None."""
+    """The 95 % interval (lo, hi) of ``agg[key]`` (see ``aggregate``), or None."""
     if agg is None or f"{key}_lo" not in agg:
         return None
     return agg[f"{key}_lo"], agg[f"{key}_hi"]
@@ -68,7 +68,7 @@ def ratio(num: float | None, den: float | None) -> float | None:
 
 
 def aggregate(records: list[dict[str, Any]]) -> dict[str, float]:
-    """:func:`fcrattack.metrics.summarize` of records: n, n_success, ASR (in %), mean norms
+    """``fcrattack.metrics.summarize`` of records: n, n_success, ASR (in %), mean norms
     over the successful records, each with its 95 % interval (``<key>_lo``, ``<key>_hi``);
     and the mean time per image."""
     success = torch.tensor([bool(r.get("success")) for r in records], dtype=torch.bool)
@@ -164,4 +164,7 @@ class Results:
 
 
 def model_label(spec: dict[str, Any]) -> str:
+    """ "ResNet-20 for ResNet-20", or the model alone where the paper names none."""
+    if spec["stands_for"] == UNNAMED:
+        return f"{spec['label']} (the paper does not name its model)"
     return f"{spec['label']} for {spec['stands_for']}"

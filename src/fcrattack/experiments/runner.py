@@ -3,7 +3,7 @@
 Protocol (RobustBench / AutoAttack style): per part (data set), every model classifies the
 drawn images; only the images that *every* model of the experiment classifies correctly are
 attacked, and that count is the denominator of every rate (saved in ``status.json``). Before
-any attack each model passes :func:`~fcrattack.experiments.preflight.preflight`. Attack seeds
+any attack each model passes ``preflight``. Attack seeds
 are per image: each attack gets ``seed=config.seed`` and ``ids=`` the image ids, so a resumed
 run attacks an image exactly as an uninterrupted one.
 """
@@ -37,7 +37,7 @@ PREFLIGHT_IMAGES = 8
 
 
 class ExperimentRunner:
-    """Runs one :class:`ExperimentConfig` into a :class:`ResultStore`."""
+    """Runs one ``ExperimentConfig`` into a ``ResultStore``."""
 
     def __init__(
         self,
@@ -196,7 +196,7 @@ class ExperimentRunner:
         """Attack the images of ``data`` that have no record yet for (model, run), batch by
         batch, appending each batch's records; with ``targets``, also record whether each
         adversarial image fools each target model (transfer). A run with ``mask_t`` is
-        restricted to its region (:class:`.region_masks.PartRegions`)."""
+        restricted to its region (``.region_masks.PartRegions``)."""
         setting = run.setting()
         keys = [self._key(part, name, run.key, setting, i) for i in data.ids]
         todo = [j for j, k in enumerate(keys) if k not in self.store]

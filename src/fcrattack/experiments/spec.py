@@ -1,13 +1,13 @@
 """What an experiment is made of: models, data, attack runs, parts, the scale they run at, and
-the :class:`Experiment` registry entry that ties one module's config to its report section.
+the ``Experiment`` registry entry that ties one module's config to its report section.
 
 Two scales: ``paper`` (the paper's scale: 1,000 images and its hyper-parameters; meant for a
 GPU) and ``cpu`` (shrunk so that all experiments together finish in about half an hour on a
 2-core CPU). Paths of data and model files are relative to the shared root
-(:func:`fcrattack.data.shared_root`).
+(``fcrattack.data.shared_root``).
 
 The paper's models (CIFAR-10 VGG-11/13/16, ResNet-18/34; ImageNet VGG-16/19, ResNet-34/50/101)
-are not available here; each :class:`ModelSpec` names the real model used and the paper model
+are not available here; each ``ModelSpec`` names the real model used and the paper model
 it stands for, and every table prints both.
 """
 
@@ -68,7 +68,7 @@ class AttackRun:
     ``budget_from`` (a key of an earlier run) makes ``eps`` the per-image L2 that run reached;
     ``mask_t`` restricts the attack to a region of the attacked model's FCR area at threshold
     ``mask_t`` (Grad-CAM of the true class >= ``mask_t``), passed to ``run(mask=)``: the FCR
-    itself, or with ``mask_source`` another source of :data:`fcrattack.regions.SOURCES` with
+    itself, or with ``mask_source`` another source of ``fcrattack.regions.SOURCES`` with
     the same per-image area; ``paper_row`` is the row of the paper's table it reproduces.
     Staged experiments (kind "paired"): ``first`` attacks only the first that many eligible
     images, ``phase`` orders the runs (all of phase 0 before phase 1, ...), and
@@ -253,6 +253,10 @@ EFFNET = ModelSpec("efficientnet-lite0", "efficientnet-lite0", "EfficientNet-Lit
 LITE1 = ModelSpec("efficientnet-lite1", "efficientnet-lite1", "EfficientNet-Lite1", "ResNet-50")
 LITE2 = ModelSpec("efficientnet-lite2", "efficientnet-lite2", "EfficientNet-Lite2", "ResNet-101")
 VGG11 = ModelSpec("vgg11-cifar10", "vgg11-cifar10", "VGG-11 (trained by fcrattack)", "VGG-11")
+
+
+#: ``stands_for`` of a model standing in for one the paper does not name
+UNNAMED = "unknown (not stated)"
 
 
 def stand_in(model: ModelSpec, stands_for: str) -> ModelSpec:

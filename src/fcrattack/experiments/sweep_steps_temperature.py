@@ -1,5 +1,5 @@
 """Fig. 4: the FCR attack's ASR against the number of steps N and the inverse temperature T;
-:func:`sweep_rows` is shared with the threshold sweep (Fig. 5)."""
+``sweep_rows`` is shared with the threshold sweep (Fig. 5)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Models: CIFAR architectures, normalisation wrapper, checkpoints, the default model, and
-:func:`load_model`, which resolves every model spec (names, checkpoints, ``torchvision:``,
+``load_model``, which resolves every model spec (names, checkpoints, ``torchvision:``,
 ``timm:``, ``torchscript:``, ``export:``, ``py:``)."""
 
 from .efficientnet import (

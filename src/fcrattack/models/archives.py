@@ -39,7 +39,7 @@ _TOKEN = re.compile(
 )
 _SYMBOL = re.compile(r"[a-z]+\d+")
 #: names an expression may use besides shape symbols (s0, u1, ...) and torch's sympy
-#: functions (:func:`_names`): sympy's, and Symbol's assumptions
+#: functions (``_names``): sympy's, and Symbol's assumptions
 SYMPY_NAMES = frozenset(
     {
         "Symbol",
@@ -86,7 +86,7 @@ SYMPY_NAMES = frozenset(
 
 @functools.cache
 def _names() -> frozenset[str]:
-    """:data:`SYMPY_NAMES` and the classes of torch's sympy functions (FloorDiv, ...)."""
+    """``SYMPY_NAMES`` and the classes of torch's sympy functions (FloorDiv, ...)."""
     functions = importlib.import_module("torch.utils._sympy.functions")  # imports sympy
     own = {n for n, v in vars(functions).items() if not n.startswith("_") and isinstance(v, type)}
     return SYMPY_NAMES | own

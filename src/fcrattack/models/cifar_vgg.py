@@ -1,7 +1,7 @@
 """VGG-11/13/16/19 for 32x32 CIFAR inputs (with BatchNorm), as used by the FCR paper.
 
 ``features`` ends with a max-pool (the "VGG trap" for Grad-CAM): the last convolution's
-activation is ``features[-2]`` (the ReLU after the last conv+BN, :func:`cam_layer_name`);
+activation is ``features[-2]`` (the ReLU after the last conv+BN, ``cam_layer_name``);
 ``fcrattack.cam`` picks it.
 Input: normalised (N, 3, 32, 32); output: logits (N, num_classes).
 """

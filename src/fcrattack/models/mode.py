@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from torch import nn
 
-log = logging.getLogger(__name__)
+from .. import warn as notices
 
 
 @contextmanager
@@ -18,9 +17,10 @@ def eval_mode(model: nn.Module, *, warn: bool = True) -> Iterator[nn.Module]:
     because BatchNorm/Dropout in train mode would make attacks non-deterministic."""
     modes = [(m, m.training) for m in model.modules()]
     if warn and model.training:
-        log.warning(
+        notices.warn(
             "model was in training mode; switching to eval mode for the attack "
-            "(its mode is restored afterwards)"
+            "(its mode is restored afterwards)",
+            stacklevel=4,
         )
     model.eval()
     try:

@@ -1,7 +1,5 @@
 """Normalisation wrapper: every model fcrattack hands out takes images in [0, 1]."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 
 import torch
@@ -13,7 +11,7 @@ from .info import ModelInfo
 
 class Normalized(nn.Module):
     """``model((x - mean) / std)`` for x in [0, 1] of shape (N, C, H, W); the output must be
-    floating point (:func:`~fcrattack.validation.check_floating`).
+    floating point (``check_floating``).
 
     The wrapped network stays reachable as ``.model`` so that layer names read
     ``model.<name>`` (e.g. ``model.layer3``) when a Grad-CAM layer is chosen by name.
@@ -23,8 +21,8 @@ class Normalized(nn.Module):
         mean: per-channel mean subtracted from [0, 1] inputs (C values).
         std: per-channel standard deviation (C positive values).
         info: what the model says about itself (input size, class names, Grad-CAM layer):
-            :class:`~fcrattack.models.info.ModelInfo`, set by every loader of
-            :mod:`fcrattack.models`; None when unknown.
+            ``ModelInfo``, set by every loader of
+            ``fcrattack.models``; None when unknown.
     """
 
     mean: torch.Tensor
@@ -54,7 +52,7 @@ class Normalized(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
             raise ValueError(
                 f"the model takes ({self.mean.shape[1]}-channel) images of shape "
-                f"(N, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}; convert "
+                f"(N, {self.mean.shape[1]}, H, W), got {list(x.shape)}; convert "
                 "grey images with x.expand(-1, 3, -1, -1)"
             )
         out = self.model((x - self.mean) / self.std)

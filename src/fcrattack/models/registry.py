@@ -1,6 +1,6 @@
 """Architecture registry, checkpoint loading and the embedded default model.
 
-Every model returned here is wrapped in :class:`~fcrattack.models.normalize.Normalized`, takes
+Every model returned here is wrapped in ``Normalized``, takes
 images in [0, 1] of shape (N, 3, H, W), returns logits, and is in eval mode.
 Checkpoints are always read with ``torch.load(weights_only=True)``: no pickled code runs.
 """
@@ -112,7 +112,7 @@ def load_checkpoint(
     written by ``fcrattack train``), akamaster's CIFAR ResNets (``{"state_dict"}`` with a
     ``module.`` prefix; ImageNet normalisation) and bare state dicts (``arch`` required): of the
     network (ImageNet normalisation unless ``mean``/``std`` are given) or of a model from
-    :func:`create_model` (``model.*`` keys plus its ``mean``/``std`` buffers).
+    ``create_model`` (``model.*`` keys plus its ``mean``/``std`` buffers).
     """
     ckpt = read_checkpoint(path)
     if not isinstance(ckpt, Mapping):

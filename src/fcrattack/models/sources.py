@@ -1,4 +1,4 @@
-"""One place that turns a model spec into a model: :func:`load_model`.
+"""One place that turns a model spec into a model: ``load_model``.
 
 Specs (the same on the command line, ``--model SPEC``, and in Python):
 
@@ -16,9 +16,9 @@ Specs (the same on the command line, ``--model SPEC``, and in Python):
 
 Nothing is ever downloaded: torchvision and timm weights must already be in their caches
 (``$TORCH_HOME/hub/checkpoints``, ``$HF_HOME/hub``), else the error names the file it looked for.
-Every model comes back wrapped in :class:`~fcrattack.models.normalize.Normalized` (takes [0, 1]
-images), in eval mode, with :class:`~fcrattack.models.info.ModelInfo` as ``model.info``.
-Only ``torchscript:`` and ``py:`` run code from their source (:mod:`.archives`); every other form
+Every model comes back wrapped in ``Normalized`` (takes [0, 1]
+images), in eval mode, with ``ModelInfo`` as ``model.info``.
+Only ``torchscript:`` and ``py:`` run code from their source (``archives``); every other form
 loads weights only.
 """
 
@@ -46,7 +46,7 @@ from .registry import default_model, load_checkpoint, read_checkpoint
 
 log = logging.getLogger(__name__)
 
-#: the spec prefixes :func:`load_model` understands, besides names and checkpoint paths
+#: the spec prefixes ``load_model`` understands, besides names and checkpoint paths
 PREFIXES = ("torchvision", "timm", "torchscript", "export", "py")
 #: CIFAR-10 models trained by fcrattack, shipped in the repository's weight package
 SHIPPED = {"vgg11-cifar10": "fcrattack_weights_cifar10_vgg"}
@@ -54,10 +54,25 @@ NAMED = ("default", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-li
 
 
 def _package(name: str, what: str) -> Any:
+    """Import module ``name`` for ``what`` (a model spec), naming the package that is really
+    missing (timm needs torchvision, so a missing torchvision is not "timm is not installed")
+    or that is installed but does not import (e.g. a torchvision built for another torch)."""
     try:
         return importlib.import_module(name)
-    except ImportError as exc:
-        raise ImportError(f"{what} needs the package {name!r}, which is not installed") from exc
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or name).split(".")[0]
+        raise ImportError(
+            f"{what} needs the package {missing!r}, which is not installed "
+            f"(pip install {missing}; see docs/models-and-data.md for versions that fit torch "
+            f"{torch.__version__})"
+        ) from exc
+    except Exception as exc:  # installed but broken: its import raises something else
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ImportError(
+            f"{what}: the package {name.split('.')[0]!r} is installed but fails to import "
+            f"({type(exc).__name__}: {first}); install a build that matches torch "
+            f"{torch.__version__} (docs/models-and-data.md)"
+        ) from exc
 
 
 def _shipped(name: str) -> Normalized:

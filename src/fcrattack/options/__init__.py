@@ -5,9 +5,9 @@ assignment), the ``Args:`` section of its docstring, and the command line's pars
     class PGD(GradientAttack):
         eps = Option(Budget(), 16 / 255, "Linf budget on [0, 1] pixels")
 
-Kinds (small and composable): :class:`Int`, :class:`Float`, :class:`Bool`, :class:`Choice`,
-:class:`Text`, :class:`Budget` (a float or a per-image tensor), :class:`Floats` (one value or
-one per channel), :class:`Optional` (None allowed), :class:`Instance`. Every kind coerces what
+Kinds (small and composable): ``Int``, ``Float``, ``Bool``, ``Choice``,
+``Text``, ``Budget`` (a float or a per-image tensor), ``Floats`` (one value or
+one per channel), ``Optional`` (None allowed), ``Instance``. Every kind coerces what
 a user naturally writes (an int where a float is meant, a whole-number float for a count,
 numpy scalars) and rejects the rest, NaN and inf included, with the option's name in the
 message.

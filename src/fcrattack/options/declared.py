@@ -1,5 +1,5 @@
-"""Declared options: :class:`Option` (a class attribute with a kind, a default and a one-line
-meaning) and :class:`Configurable` (the base that turns the declarations into a keyword-only
+"""Declared options: ``Option`` (a class attribute with a kind, a default and a one-line
+meaning) and ``Configurable`` (the base that turns the declarations into a keyword-only
 constructor, its signature and the ``Args:`` section of the docstring)."""
 
 from __future__ import annotations
@@ -65,13 +65,13 @@ class Option:
 
 
 class Configurable:
-    """Base of classes configured by declared :class:`Option` attributes.
+    """Base of classes configured by declared ``Option`` attributes.
 
     A subclass gets a constructor taking every option as a keyword (unknown keywords are an
     error listing the valid ones), an ``inspect.signature`` that shows them, an ``Args:``
-    section appended to its docstring, :meth:`options` and :meth:`option_values`. The most
+    section appended to its docstring, ``options`` and ``option_values``. The most
     derived declaration of a name wins; a plain class attribute of the same name hides an
-    inherited option (e.g. FGSM's fixed ``steps = 1``). :meth:`check` validates combinations.
+    inherited option (e.g. FGSM's fixed ``steps = 1``). ``check`` validates combinations.
     """
 
     _options: ClassVar[dict[str, Option]] = {}
@@ -110,7 +110,7 @@ class Configurable:
         self.configure(options)
 
     def configure(self, options: dict[str, Any]) -> None:
-        """Set ``options`` (name -> value), then :meth:`check` the whole configuration."""
+        """Set ``options`` (name -> value), then ``check`` the whole configuration."""
         unknown = sorted(set(options) - set(self._options))
         if unknown:
             raise OptionError(

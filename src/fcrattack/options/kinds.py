@@ -22,7 +22,7 @@ class OptionError(TypeError, ValueError):
 
 
 class Kind:
-    """What values an option takes; subclasses implement :meth:`coerce` and :meth:`describe`."""
+    """What values an option takes; subclasses implement ``coerce`` and ``describe``."""
 
     def coerce(self, name: str, value: Any) -> Any:
         """The value as stored; raises ValueError or TypeError naming ``name``."""

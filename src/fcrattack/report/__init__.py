@@ -1,6 +1,6 @@
 """What fcrattack shows: the summary table of attack runs (``tables``), the HTML page of
 attack results (``pages``) and the reproduction report (``reproduction``), all written with
-the one document model of :mod:`fcrattack.viz.document`.
+the one document model of ``fcrattack.viz.document``.
 
     >>> from fcrattack import report
     >>> report.render("runs/repro")     # -> (runs/repro/report.md, runs/repro/report.html)

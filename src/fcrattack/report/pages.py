@@ -1,6 +1,7 @@
-"""The HTML page of attack results (``fcrattack demo``, ``fcrattack attack --page``): a summary
-table, then one row per image with the clean image, its Grad-CAM heat-map and FCR mask, and
-per attack run the amplified perturbation and the adversarial image with their predictions.
+"""The HTML page of attack results (``fcrattack demo``, ``fcrattack attack --page``, and the
+Grad-CAM page of ``fcrattack cam``): a summary table, then one row per image with the clean
+image, its Grad-CAM heat-map and FCR mask where the attack used them, and per attack run the
+amplified perturbation and the adversarial image with their predictions.
 Images are written as PNG files next to the page and linked by relative path."""
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ def _verdict(res: AttackResult, i: int) -> str:
     if not res.clean_correct[i] and res.target is None:
         return "misclassified before (not counted)"
     if res.success[i]:
-        return "success" + ("" if res.success_uint8[i] else "; lost after uint8")
+        return (
+            "success"
+            if res.success_uint8[i]
+            else "success in float only: saved PNG not adversarial"
+        )
     return "failed"
 
 
@@ -41,19 +46,39 @@ def image_table(
     y: torch.Tensor,
     ids: Sequence[str],
     classes: Sequence[str],
-    cams: torch.Tensor,
     results: Mapping[str, AttackResult],
+    *,
+    cams: torch.Tensor | None = None,
+    masks: torch.Tensor | None = None,
+    predicted: Sequence[bool] | None = None,
+    pred_clean: torch.Tensor | None = None,
 ) -> Table:
     """Write the images of every row under ``out/img`` and return the table.
 
-    x (N, 3, H, W) clean images, y (N,) labels, cams (N, H, W) normalised Grad-CAM maps;
-    ``results`` maps run names to results on the same images. The mask column shows the first
-    result's mask (the whole image if it has none).
+    Args:
+        out: the page's folder.
+        x: (N, 3, H, W) clean images in [0, 1]; y (N,) their labels.
+        ids: the images' ids (first column, and the folders of their pictures).
+        classes: class names for the captions (indices beyond them are shown as numbers).
+        results: run name -> result on the same images (may be empty: Grad-CAM pages).
+        cams: (N, H, W) normalised Grad-CAM maps, shown only where given (region attacks).
+        masks: (N, 1, H, W) the FCR masks, shown only where given; default: the first
+            result's mask, if it has one.
+        predicted: per image, whether its label is the model's clean prediction (captioned
+            "label (predicted)") rather than a given label ("true").
+        pred_clean: (N,) clean predictions; default: the first result's.
     """
     scale = display_factor(x.shape[-1])
-    first = next(iter(results.values()))
-    mask = first.mask if first.mask is not None else torch.ones_like(x[:, :1])
-    headers = ["image", "clean", "Grad-CAM", "FCR mask"]
+    first = next(iter(results.values()), None)
+    if masks is None and first is not None:
+        masks = first.mask
+    if pred_clean is None:
+        if first is None:
+            raise ValueError("pred_clean is needed when there are no results")
+        pred_clean = first.pred_clean
+    headers = ["image", "clean"]
+    headers += ["Grad-CAM"] if cams is not None else []
+    headers += ["FCR mask"] if masks is not None else []
     for name in results:
         headers += [f"perturbation, {name} (amplified)", f"adversarial, {name}"]
     folders = [name.with_suffix("") for name in png_names(ids)]  # one folder per image
@@ -65,6 +90,7 @@ def image_table(
 
     rows = []
     for i, image_id in enumerate(ids):
+        label = "label (predicted)" if predicted is not None and predicted[i] else "true"
         row: list[str | Picture] = [
             image_id,
             put(
@@ -72,18 +98,16 @@ def image_table(
                 "clean",
                 x[i],
                 [
-                    f"true: {_name(classes, int(y[i]))}",
-                    f"pred: {_name(classes, int(first.pred_clean[i]))}",
+                    f"{label}: {_name(classes, int(y[i]))}",
+                    f"pred: {_name(classes, int(pred_clean[i]))}",
                 ],
             ),
-            put(i, "cam", cam_overlay(x[i], cams[i])),
-            put(
-                i,
-                "mask",
-                mask_image(mask[i]),
-                [f"{100 * float(mask[i].mean()):.0f} % of the image"],
-            ),
         ]
+        if cams is not None:
+            row.append(put(i, "cam", cam_overlay(x[i], cams[i])))
+        if masks is not None:
+            area = f"{100 * float(masks[i].mean()):.0f} % of the image"
+            row.append(put(i, "mask", mask_image(masks[i]), [area]))
         for k, res in enumerate(results.values()):
             row += [
                 put(
@@ -113,17 +137,13 @@ def write_page(
     summaries: Mapping[str, Mapping[str, float]],
     images: Table,
 ) -> Path:
-    """Write the page: title, intro, summary table, then the image table from
-    :func:`image_table` (whose images already lie beside ``path``)."""
+    """Write the page: title, intro, summary table (none when ``summaries`` is empty), then
+    the image table from ``image_table`` (whose images already lie beside ``path``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    blocks = [
-        Block("h1", title),
-        Block("p", intro),
-        Block("h2", "Summary"),
-        Block("table", table=summary_table(summaries)),
-        Block("h2", "Images"),
-        Block("table", table=images),
-    ]
+    blocks = [Block("h1", title), Block("p", intro)]
+    if summaries:
+        blocks += [Block("h2", "Summary"), Block("table", table=summary_table(summaries))]
+    blocks += [Block("h2", "Images"), Block("table", table=images)]
     path.write_text(to_html(blocks, title), encoding="utf-8")
     return path

@@ -27,7 +27,7 @@ HEADERS = [
 
 
 def summary_row(name: str, s: Mapping[str, float]) -> list[str]:
-    """One formatted row of :data:`HEADERS` from ``AttackResult.summary()``."""
+    """One formatted row of ``HEADERS`` from ``AttackResult.summary()``."""
     n = int(s["n"])
     n_ok, n_q = int(s["n_success"]), int(s["n_success_uint8"])
     mask = f"{100 * s['mask_fraction']:.1f} %" if "mask_fraction" in s else "-"
@@ -54,5 +54,5 @@ def summary_table(summaries: Mapping[str, Mapping[str, float]]) -> Table:
 
 
 def summary_markdown(summaries: Mapping[str, Mapping[str, float]]) -> str:
-    """:func:`summary_table` as Markdown (what the command line prints)."""
+    """``summary_table`` as Markdown (what the command line prints)."""
     return to_markdown([Block("table", table=summary_table(summaries))])

@@ -1,8 +1,8 @@
 """Image helpers for output only (PNG files, report panels); never used inside attack loops.
 
 Every helper takes CPU or GPU tensors and returns a (3, H, W) float tensor in [0, 1] on the
-CPU, ready for :func:`save_png`, which rounds to 8 bits exactly like
-:func:`fcrattack.metrics.quantize_uint8` (so a saved adversarial image reloads bit-exactly as
+CPU, ready for ``save_png``, which rounds to 8 bits exactly like
+``fcrattack.metrics.quantize_uint8`` (so a saved adversarial image reloads bit-exactly as
 ``quantize_uint8(x_adv)``).
 """
 
