@@ -29,10 +29,12 @@ REPLACED = ("PAPER",)
 
 
 def value_text(value: Any) -> str:
-    """A value as Markdown code, fractions of 255 written as such (``16/255``)."""
+    """A value as Markdown code; a fraction of 255 without a short decimal form written as such
+    (``16/255``, but ``0.2``, not ``51/255``)."""
     if isinstance(value, float) and not isinstance(value, bool):
         grey = value * 255
-        if 0 < abs(value) < 1 and abs(grey - round(grey)) < 1e-9 and round(grey) != 0:
+        short = len(f"{value:g}") <= 5
+        if not short and 0 < abs(value) < 1 and abs(grey - round(grey)) < 1e-9 and round(grey):
             return f"`{round(grey)}/255`"
         return f"`{value:g}`" if math.isfinite(value) else f"`{value}`"
     if isinstance(value, Configurable):
@@ -56,7 +58,7 @@ def options_table(cls: type[Configurable]) -> str:
         rows.append("| " + " | ".join(_cell(c) for c in [*cells, opt.doc]) + " |")
     if columns:
         note = (
-            f"`{cls.__name__}.paper(model, dataset)` (`build(name, model, preset=\"paper\")`, "
+            f'`{cls.__name__}.paper(model, dataset)` (`build(name, model, preset="paper")`, '
             "`--preset paper`) sets the paper's values; an empty cell keeps the default."
         )
     elif hasattr(cls, "paper"):

@@ -27,7 +27,8 @@ from conftest import CIFAR_JPEG, IMAGENET_SAMPLES, _need
 from fcrattack import build, default_model
 from fcrattack.attack_batch import accuracy_checked, batch_labels, low_accuracy
 from fcrattack.attack_output import summary_from_records
-from fcrattack.attack_run import attack_dataset, write_cams
+from fcrattack.attack_run import attack_dataset
+from fcrattack.cam_run import write_cams
 from fcrattack.attacks import FCR, FGSM
 from fcrattack.data import (
     CIFAR10_CLASSES,
