@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 import fcrattack
+from conftest import IMAGENET_SAMPLES, _need
 from fcrattack import ATTACKS, FcrattackWarning
 from fcrattack.attacks import supports_grid, to_grid
 from fcrattack.cli import main
@@ -131,3 +132,24 @@ def test_python_default_stays_float_and_quantize_makes_uint8_results() -> None:
     assert (quantize_uint8(grid.x_adv) - grid.x_adv).abs().max() < 1e-6  # on the grid
     assert torch.equal(grid.success, grid.success_uint8) and grid.success.any()
     assert (plain.success & ~plain.success_uint8).any()  # what the CLI default avoids
+
+
+def test_readme_photo_example_saves_adversarial_pngs(tmp_path: Path) -> None:
+    """The README's first command line (the default attack on sample photos with
+    EfficientNet-Lite0, the default 100 steps), on 2 photos: every PNG re-read from disk and
+    classified again is adversarial, and the perturbation is small."""
+    pytest.importorskip("efficientnet_lite_pytorch", reason="needs the imagenet extra")
+    photos = _need(IMAGENET_SAMPLES)
+    out = tmp_path / "photos"
+    argv = ["-q", "attack", "--model", "efficientnet-lite0", "--data", str(photos)]
+    assert main([*argv, "--n", "2", "--out", str(out)]) == 0
+    rows = _rows(out)
+    assert [r["attack"] for r in rows] == ["region-ddn"] * 2
+    model = fcrattack.load_model("efficientnet-lite0")
+    pngs = [np.array(Image.open(out / r["adv_png"]).convert("RGB")) for r in rows]
+    x = torch.from_numpy(np.stack(pngs)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    assert all(r["clean_correct"] for r in rows)
+    assert (pred != torch.tensor([r["label"] for r in rows])).all()
+    assert all(r["l2"] < 1.0 and r["psnr"] > 50 for r in rows)
