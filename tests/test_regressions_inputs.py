@@ -29,6 +29,26 @@ def _rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
+#: a small network with ImageNet's 1,000 outputs, for the label-space paths (``py:`` form)
+THOUSAND = """
+from torch import nn
+
+
+def make():
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1000)
+    )
+"""
+
+
+def _imagenet_model(folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``--model`` arguments of a 1,000-class model with ImageNet's class names (a module in
+    ``folder``, made importable by running from there)."""
+    (folder / "thousand.py").write_text(THOUSAND)
+    monkeypatch.chdir(folder)
+    return ["--model", "py:thousand:make", "--classes", "imagenet"]
+
+
 def _pets(root: Path, n: int = 2) -> Path:
     for name in ("cat", "dog"):
         (root / name).mkdir(parents=True)
@@ -51,7 +71,9 @@ def test_target_index_out_of_range_is_refused_before_anything_is_written(
     assert not (tmp_path / "o").exists()
 
 
-def test_partial_imagenet_val_folder_is_labelled_by_wordnet_id(tmp_path: Path) -> None:
+def test_partial_imagenet_val_folder_is_labelled_by_wordnet_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two class folders of val/ (no classes.json) were labelled 0 and 1 by sorted order."""
     wnids = ["n01443537", "n01484850"]  # goldfish = 1, great white shark = 2
     for w in wnids:
@@ -62,7 +84,8 @@ def test_partial_imagenet_val_folder_is_labelled_by_wordnet_id(tmp_path: Path) -
     )
     assert listing.labels == [1, 2]
     out = tmp_path / "o"
-    args = ["-q", "attack", "--classes", "imagenet", "--dataset", "imagenet", "--size", "32"]
+    model = _imagenet_model(tmp_path, monkeypatch)
+    args = ["-q", "attack", *model, "--dataset", "imagenet", "--size", "32"]
     assert main([*args, "--data", str(tmp_path), "--attack", "fgsm", "--out", str(out)]) == 0
     assert [r["label"] for r in _rows(out)] == [1, 2]
 
@@ -84,20 +107,22 @@ def test_test_folder_of_a_model_without_class_names_is_not_read_as_cifar10(
 
 
 def test_bundled_samples_are_refused_for_a_model_of_other_classes(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert main(["-q", "attack", "--classes", "imagenet", "--out", str(tmp_path / "a")]) == 2
+    model = _imagenet_model(tmp_path, monkeypatch)
+    assert main(["-q", "attack", *model, "--out", str(tmp_path / "a")]) == 2
     assert "bundled samples are CIFAR-10 images" in capsys.readouterr().err
     assert main(["-q", "attack", "--size", "64", "--out", str(tmp_path / "b")]) == 2
     assert "--size resizes image files" in capsys.readouterr().err
 
 
 def test_resize_none_leaves_imagenet_photos_uncropped(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for d in sorted((_need(IMAGENET_SAMPLES) / "val").iterdir())[:3]:
         shutil.copytree(d, tmp_path / "val" / d.name)
-    args = ["-q", "attack", "--classes", "imagenet", "--dataset", "imagenet", "--resize", "none"]
+    model = _imagenet_model(tmp_path, monkeypatch)
+    args = ["-q", "attack", *model, "--dataset", "imagenet", "--resize", "none"]
     assert main([*args, "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "different sizes" in capsys.readouterr().err
 

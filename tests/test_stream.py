@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -24,12 +25,12 @@ import torch
 from PIL import Image
 
 from conftest import CIFAR_JPEG, IMAGENET_SAMPLES, _need
-from fcrattack import build, default_model
+from fcrattack import FcrattackWarning, build, default_model
 from fcrattack.attack_batch import accuracy_checked, batch_labels, low_accuracy
 from fcrattack.attack_output import summary_from_records
 from fcrattack.attack_run import attack_dataset
-from fcrattack.cam_run import write_cams
 from fcrattack.attacks import FCR, FGSM
+from fcrattack.cam_run import write_cams
 from fcrattack.data import (
     CIFAR10_CLASSES,
     PREDICTED,
@@ -371,17 +372,26 @@ def test_targeted_attacks_of_a_folder(model, cifar, tmp_path):
         attack_dataset(pgd, data, tmp_path / "x")
 
 
-def test_low_clean_accuracy_warns_with_the_reason(model, cifar, tmp_path, caplog):
+def _warned(call) -> str:
+    """The ``FcrattackWarning`` messages that ``call()`` issues, one per line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FcrattackWarning)
+        call()
+    return "\n".join(str(w.message) for w in caught if w.category is FcrattackWarning)
+
+
+def test_low_clean_accuracy_warns_with_the_reason(model, cifar, tmp_path):
     wrong = dataclasses.replace(cifar, labels=[(k + 1) % 10 for k in cifar.labels])
-    with caplog.at_level(logging.WARNING, logger="fcrattack"):
-        attack_dataset(build("fgsm", model), wrong.select(4, None), tmp_path / "few", quiet=True)
-    assert "clean accuracy" not in caplog.text  # 0 of 4 tells too little
-    with caplog.at_level(
-        logging.WARNING, logger="fcrattack"
-    ):  # batches of 8: judged on the first 16 images
-        attack_dataset(build("fgsm", model), wrong, tmp_path / "out", batch_size=8, quiet=True)
-    assert caplog.text.count("clean accuracy on the first 16 labelled images is 0 %") == 1
-    assert "class-folder names" in caplog.text and "--size" in caplog.text
+    few = wrong.select(4, None)
+    text = _warned(lambda: attack_dataset(build("fgsm", model), few, tmp_path / "f", quiet=True))
+    assert "clean accuracy" not in text  # 0 of 4 tells too little
+    text = _warned(  # batches of 8: judged on the first 16 images
+        lambda: attack_dataset(
+            build("fgsm", model), wrong, tmp_path / "o", batch_size=8, quiet=True
+        )
+    )
+    assert text.count("clean accuracy on the first 16 labelled images is 0 %") == 1
+    assert "class-folder names" in text and "--size" in text
 
 
 class _Constant(torch.nn.Module):
@@ -403,27 +413,26 @@ def _given(labels: list[int], preds: list[int]) -> list[dict]:
     ]
 
 
-def test_low_accuracy_is_judged_against_chance(tmp_path, caplog):
+def test_low_accuracy_is_judged_against_chance(tmp_path):
     assert low_accuracy(10) == pytest.approx(0.2) and low_accuracy(1000) == pytest.approx(0.2)
     assert low_accuracy(5) == pytest.approx(0.4) and low_accuracy(2) == pytest.approx(0.75)
     labels = [i % 5 for i in range(20)]
     at_chance = _given(labels, [y if i < 4 else (y + 1) % 5 for i, y in enumerate(labels)])
-    with caplog.at_level(logging.WARNING, logger="fcrattack"):
-        assert accuracy_checked(at_chance)  # 4 of 20 on 5 classes: exactly chance
-    assert "is 20 % (4 correct; chance is about 20 %)" in caplog.text
-    caplog.clear()
+    # 4 of 20 on 5 classes: exactly chance
+    assert "is 20 % (4 correct; chance is about 20 %)" in _warned(
+        lambda: accuracy_checked(at_chance)
+    )
     good = _given(labels, labels)
-    with caplog.at_level(logging.WARNING, logger="fcrattack"):
-        assert accuracy_checked(good)
-    assert caplog.text == ""
+    assert _warned(lambda: accuracy_checked(good)) == ""
     # a constant model on images half of which are of its class: 50 %, still warned
     full = list_class_folders(_need(CIFAR_JPEG / "test"), classes=CIFAR10_CLASSES)
     picked = [i for i, y in enumerate(full.labels) if y == 3][:8]
     picked += [i for i, y in enumerate(full.labels) if y != 3][:8]
     data = full.subset(picked)
-    with caplog.at_level(logging.WARNING, logger="fcrattack"):
-        attack_dataset(build("fgsm", _Constant()), data, tmp_path / "const", quiet=True)
-    assert "is 50 % (8 correct, class 3 predicted for every image" in caplog.text
+    text = _warned(
+        lambda: attack_dataset(build("fgsm", _Constant()), data, tmp_path / "const", quiet=True)
+    )
+    assert "is 50 % (8 correct, class 3 predicted for every image" in text
 
 
 def test_summary_from_records_equals_the_results_summary(model, cifar):

@@ -27,6 +27,10 @@ class Normalized(nn.Module):
 
     mean: torch.Tensor
     std: torch.Tensor
+    #: the number of class names of ``info`` (-1: unknown), the one fact of ``info`` that
+    #: ``forward`` checks, kept as an int so that the wrapper stays scriptable
+    num_names: int
+    __jit_unused_properties__ = ["info"]
 
     def __init__(
         self,
@@ -57,10 +61,20 @@ class Normalized(nn.Module):
             )
         out = self.model((x - self.mean) / self.std)
         check_floating(out)  # where the output of every loaded model is first seen
-        names = self.info.classes if self.info is not None else None
-        if names is not None and out.dim() == 2 and out.shape[1] != len(names):
+        if self.num_names >= 0 and out.dim() == 2 and out.shape[1] != self.num_names:
             raise ValueError(
-                f"the model returns {out.shape[1]} scores per image but has {len(names)} "
+                f"the model returns {out.shape[1]} scores per image but has {self.num_names} "
                 "class names: give one name per output"
             )
         return out
+
+    @property
+    def info(self) -> ModelInfo | None:
+        """What the model says about itself (``ModelInfo``), or None."""
+        return self._info
+
+    @info.setter
+    def info(self, value: ModelInfo | None) -> None:
+        self._info = value
+        classes = value.classes if value is not None else None
+        self.num_names = len(classes) if classes is not None else -1
