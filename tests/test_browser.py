@@ -1,6 +1,7 @@
 """Every kind of HTML page fcrattack writes, opened in headless Chromium: the demo page, the
 pages of ``fcrattack attack`` (CIFAR-10 and, where the optional packages are installed,
-ImageNet size) and the committed reproduction report (docs/report-cpu/report.html).
+ImageNet size) and the committed reproduction report (docs/report-cpu/report.html); and the
+documentation site built by ``bash scripts/docs.sh`` (its home page and the attacks' API page).
 
 Each page is checked at a desktop (1280 px) and a narrow (800 px) viewport: every image loads,
 every relative link points to an existing file, every #anchor to an existing id, external links
@@ -34,6 +35,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WIDTHS = {"wide": 1280, "narrow": 800}
 HEIGHT = 900
 REPORT = ROOT / "docs" / "report-cpu" / "report.html"
+SITE = ROOT / "site"  # bash scripts/docs.sh builds it (.ci/run does, before the tests)
 FLAGS = [  # headless, as root, and never reaching out to Google's hosts
     "--headless",
     "--no-sandbox",
@@ -225,3 +227,61 @@ def test_attack_page_imagenet(browser, screenshots, tmp_path):
 
 def test_committed_report(browser, screenshots):
     check_page(browser, REPORT, screenshots, "report")
+
+
+def _site_page(relative: str) -> Path:
+    page = SITE / relative
+    if not page.is_file():
+        reason = f"the documentation site is not built ({page}): run bash scripts/docs.sh"
+        if os.environ.get("FCRATTACK_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return page
+
+
+def check_site_page(driver: Any, page: Path, screenshots: Path, name: str) -> str:
+    """A page of the documentation site at each width: its images load, its links within the
+    site resolve (folder links to their index.html), the console logs no error. Returns the
+    page's text."""
+    text = ""
+    for label, width in WIDTHS.items():
+        found = _open(driver, page, width)
+        _screenshot(driver, screenshots / f"{name}-{label}.png")
+        where = f"{name} at {width} px"
+        unloaded = [i["src"] for i in found["imgs"] if not (i["complete"] and i["width"] > 0)]
+        assert not unloaded, f"{where}: images not loaded: {unloaded[:5]}"
+        broken = []
+        for link in found["links"]:
+            parts = urlsplit(link)
+            if parts.scheme or parts.netloc or not parts.path:
+                continue
+            target = page.parent / unquote(parts.path)
+            if not (target.is_file() or (target / "index.html").is_file()):
+                broken.append(link)
+        assert not broken, f"{where}: broken links {broken[:5]}"
+        errors = [m["message"] for m in found["console"] if m["level"] == "SEVERE"]
+        assert not errors, f"{where}: console errors: {errors[:5]}"
+        text = driver.execute_script("return document.body.innerText")
+    return text
+
+
+def test_docs_home_shows_the_picture(browser, screenshots):
+    page = _site_page("index.html")
+    check_site_page(browser, page, screenshots, "docs-home")
+    found = _open(browser, page, WIDTHS["wide"])
+    assert any(i["src"].endswith("img/demo.png") and i["width"] > 0 for i in found["imgs"])
+
+
+def test_docs_api_page_documents_every_attack_option(browser, screenshots):
+    """The attacks' API page: each attack's real signature and a row per declared option with
+    its type, default and meaning; no raw ``Option(...)`` code or Sphinx roles."""
+    from fcrattack import ATTACKS
+
+    text = check_site_page(browser, _site_page("api/attacks/index.html"), screenshots, "docs-api")
+    assert "Option(" not in text and ":func:" not in text and ":class:" not in text
+    for cls in ATTACKS.values():
+        start = text.index(f"{cls.__name__}(\n    model,")  # the signature, one option a line
+        block = text[start : start + 20000]
+        for name, opt in cls.options().items():
+            assert f"\n{name}\t" in block, (cls.__name__, name)
+            assert opt.doc.split()[0] in block, (cls.__name__, name)
