@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from fcrattack.attack_run import attack_dataset
+from fcrattack.app.attack_dataset import attack_dataset
 from fcrattack.attacks import PGD
 from fcrattack.data import ImageList, list_class_folders, resize_center_crop, shared_root
 from fcrattack.models import efficientnet_lite0

@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from fcrattack.store import json_safe, read_records
+from fcrattack.base.store import json_safe, read_records
 
 IGNORED = {"time_s"}
 

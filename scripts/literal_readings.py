@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from fcrattack.attacks import FCR, PGD, PGDL2
-from fcrattack.attacks.base import image_seeds, per_image_rand
+from fcrattack.base.seeding import image_seeds, per_image_rand
 from fcrattack.data import cifar10, shared_root
 from fcrattack.metrics import perturbation_norms
 from fcrattack.models import load_checkpoint
@@ -213,7 +213,7 @@ def main() -> None:
     std = model.std
     scales = {"1": 1.0, "255": 255.0, "1/std": tuple(1 / s for s in std.flatten().tolist())}
     grey = {"1": 1 / 255, "255": 1.0, "1/std": 1 / (255 * float(std.mean()))}
-    mask = FCR.paper(model, "cifar10").prepare(x, y, None)
+    mask = FCR.paper(model, "cifar10").default_mask(x, y, None).mask
     out = {
         "setup": {
             **info,

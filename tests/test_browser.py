@@ -27,8 +27,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from conftest import IMAGENET_SAMPLES, ROOT
+from fcrattack.app.demo import run_demo
 from fcrattack.cli import main
-from fcrattack.demo import run_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -20,7 +20,7 @@ from fcrattack.experiments import read_records, run
 ENTRY = '''
 import dataclasses, sys
 from fcrattack.experiments import get_config, run
-from fcrattack.experiments.spec import R20
+from fcrattack.experiments.machinery.spec import R20
 
 def tiny():
     """whitebox shrunk: ResNet-20, 8 CIFAR-10 images in batches of 3, FCR and PGD-L2 at FCR's

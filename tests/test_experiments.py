@@ -22,7 +22,7 @@ from fcrattack.experiments import (
     read_records,
     run,
 )
-from fcrattack.experiments.spec import R20
+from fcrattack.experiments.machinery.spec import R20
 from fcrattack.report import render
 
 
@@ -352,7 +352,7 @@ def test_region_controls_tiny_run_pairs_equal_areas_and_answers(tmp_path):
 
 
 def test_attack_run_refuses_unknown_or_unanchored_mask_sources():
-    from fcrattack.experiments.spec import AttackRun
+    from fcrattack.experiments.machinery.spec import AttackRun
 
     with pytest.raises(ValueError, match="unknown mask_source 'middle'"):
         AttackRun("k", "pgd", "label", mask_t=0.2, mask_source="middle")

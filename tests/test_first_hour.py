@@ -18,12 +18,12 @@ import torch
 
 import fcrattack
 from fcrattack import FCR, PGD, FcrattackWarning, RegionDDN
-from fcrattack.attack_run import attack_dataset
+from fcrattack.app.attack_dataset import attack_dataset
 from fcrattack.attacks import ATTACKS, attack_class, summary
 from fcrattack.cli import build_parser, main
 from fcrattack.data import list_class_folders, list_flat_folder, samples
-from fcrattack.experiments.results import model_label
-from fcrattack.experiments.spec import UNNAMED
+from fcrattack.experiments.machinery.results import model_label
+from fcrattack.experiments.machinery.spec import UNNAMED
 
 SAMPLES = Path(fcrattack.__file__).parent / "samples"
 
@@ -145,7 +145,7 @@ def test_progress_bar_advances_per_attacked_batch(
         def update(self, n: int) -> None:
             updates.append(n)
 
-    monkeypatch.setattr("fcrattack.attack_run.progress_bar", lambda *a, **k: Bar())
+    monkeypatch.setattr("fcrattack.app.attack_dataset.progress_bar", lambda *a, **k: Bar())
     data = samples(6)
     attack = PGD(fcrattack.default_model(), steps=1, execution=fcrattack.Execution(batch_size=2))
     attack_dataset(attack, data, tmp_path / "o", batch_size=128, page=0, quiet=True)

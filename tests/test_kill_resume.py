@@ -28,7 +28,7 @@ import torch
 torch.set_num_threads(1)
 from fcrattack.attacks import ATTACKS, MaskedFGSM
 from fcrattack.experiments import get_config, run
-from fcrattack.experiments.spec import R20
+from fcrattack.experiments.machinery.spec import R20
 
 out, root, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 

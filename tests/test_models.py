@@ -358,7 +358,7 @@ def test_integer_logits_are_one_clear_error_at_every_entry_point(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import fcrattack
-    import fcrattack.demo
+    import fcrattack.app.demo
     from fcrattack.cli import main
     from fcrattack.data import samples
     from fcrattack.models import default_model
@@ -377,7 +377,7 @@ def test_integer_logits_are_one_clear_error_at_every_entry_point(
     (tmp_path / "int_factory.py").write_text(INT_FACTORY)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
-    monkeypatch.setattr(fcrattack.demo, "default_model", lambda: wrapped)
+    monkeypatch.setattr(fcrattack.app.demo, "default_model", lambda: wrapped)
     runs = [
         ["attack", "--model", "py:int_factory:make", "--n", "4", "--out", str(tmp_path / "a")],
         ["cam", "--model", "py:int_factory:make", "--n", "4", "--out", str(tmp_path / "c")],

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from conftest import SHARED, _need
+from fcrattack.base.stats import holm, log_ratio_test, sign_test, t_sf
 from fcrattack.experiments import ResultStore, get_config, run
-from fcrattack.experiments.paired_stats import MIN_PAIRS, Cell, answer, verdicts
-from fcrattack.experiments.region_thesis import EXPERIMENT, PRIMARY, SECONDARY
+from fcrattack.experiments.catalog.region_thesis import EXPERIMENT, PRIMARY, SECONDARY
+from fcrattack.experiments.machinery.paired_stats import MIN_PAIRS, Cell, answer, verdicts
 from fcrattack.report import render
-from fcrattack.stats import holm, log_ratio_test, sign_test, t_sf
 
 
 # --- statistics -----------------------------------------------------------------------------
@@ -198,3 +198,37 @@ def test_staged_run_refuses_another_image_set(tmp_path):
     with pytest.raises(ValueError, match="other ones .*stages would mix them"):
         run(again, out_dir=tmp_path, root=root)
     run(cfg, out_dir=tmp_path, root=root)  # the same images resume
+
+
+def test_whitebox_imagenet_budgets_per_image_and_attacks_only_lite0(tmp_path):
+    """Tables 1/2 at 100 photos: the same-L2 runs take each image's own FCR L2 (phase 1),
+    EfficientNet-Lite2 only selects the images, and the report shows both tables."""
+    root = _need(SHARED)
+    pytest.importorskip("efficientnet_lite_pytorch", reason="EfficientNet-Lite (test extra)")
+    cfg = get_config("whitebox-imagenet", n=5)
+    part = cfg.parts[0]
+    assert [m.max_images for m in part.models] == [100, 0]
+    part.models[0].max_images = 3
+    keep = ("fcr", "pgdl2-at-fcr-l2", "cw-at-fcr-l2", "region-ddn")
+    part.runs = [r for r in part.runs if r.key in keep]
+    for r in part.runs:
+        r.params["steps"] = 2
+    part.stages = (2,)
+    run(cfg, out_dir=tmp_path, root=root)
+    recs = ResultStore.records_of(tmp_path)
+    assert {r["model"] for r in recs} == {"efficientnet-lite0"}
+    status = json.loads((tmp_path / "status.json").read_text())["whitebox-imagenet"]
+    eligible = status["parts"]["imagenet"]["eligible_ids"]
+    by = {(r["attack"], r["id"]): r for r in recs}
+    fcr = {i: by[("fcr", i)] for i in eligible[:3]}
+    assert len(recs) == 3 * len(part.runs)
+    for i, f in fcr.items():
+        pgd = by[("pgdl2-at-fcr-l2", i)]
+        assert pgd["budget_l2"] == pytest.approx(f["l2"], rel=1e-6)
+        assert pgd["l2"] <= f["l2"] * (1 + 1e-4)
+    text = render(tmp_path)[0].read_text()
+    assert "### Table 1 rows (ImageNet)" in text and "### Table 2 rows (ImageNet)" in text
+    table1 = text.split("### Table 1 rows (ImageNet)")[1].split("### Table 2")[0]
+    rows = [line for line in table1.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == 1 and "EfficientNet-Lite0" in rows[0]  # Lite2 is not attacked
+    assert "EfficientNet-Lite2 only selects the images" in table1

@@ -83,7 +83,7 @@ def test_deterministic(resnet20, correct_batch):
 def test_t0_is_full_mask(resnet20, correct_batch):
     x, y = correct_batch
     atk = RegionDDN(resnet20, t=0.0)
-    assert torch.equal(atk.prepare(x, y, None), torch.ones(len(x), 1, 32, 32))
+    assert torch.equal(atk.default_mask(x, y, None).mask, torch.ones(len(x), 1, 32, 32))
 
 
 def test_targeted(resnet20, correct_batch):

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from fcrattack.cam import CAM_METHODS, fcr_region, gradcam
-from fcrattack.regions import SOURCES, EqualAreaRegions, top_area_mask
-from fcrattack.saliency import smoothgrad
+from fcrattack.regions import SOURCES, EqualAreaRegions, smoothgrad, top_area_mask
 
 # --- the CAM formulas, by hand on one 2 x 2 map ---------------------------------------------
 A = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
+from fcrattack.base.stats import bootstrap_mean_interval, wilson_interval
 from fcrattack.metrics import summarize
-from fcrattack.stats import bootstrap_mean_interval, wilson_interval
 from fcrattack.viz.document import diff, fmt_interval, rate
 
 Z2 = 1.959963984540054**2

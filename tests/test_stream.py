@@ -1,5 +1,5 @@
 """Streaming attacks over image files: the bounded prefetching reader
-(:class:`fcrattack.data.ImageStream`) and :func:`fcrattack.attack_run.attack_dataset` on an
+(:class:`fcrattack.data.ImageStream`) and :func:`fcrattack.app.attack_dataset.attack_dataset` on an
 :class:`~fcrattack.data.ImageList`: order and content, clean shutdown, bounded memory, resume,
 predicted labels, targets, the low-accuracy warning and the refusal of other settings. Real
 CIFAR-10 and ImageNet JPEGs from ../shared (copied or re-encoded where a test needs its own
@@ -26,11 +26,11 @@ from PIL import Image
 
 from conftest import CIFAR_JPEG, IMAGENET_SAMPLES, _need
 from fcrattack import FcrattackWarning, build, default_model
-from fcrattack.attack_batch import accuracy_checked, batch_labels, low_accuracy
-from fcrattack.attack_output import summary_from_records
-from fcrattack.attack_run import attack_dataset
+from fcrattack.app.attack_dataset import attack_dataset
+from fcrattack.app.cam_maps import write_cams
+from fcrattack.app.labels import accuracy_checked, batch_labels, low_accuracy
 from fcrattack.attacks import FCR, FGSM
-from fcrattack.cam_run import write_cams
+from fcrattack.base.store import dumps
 from fcrattack.data import (
     CIFAR10_CLASSES,
     PREDICTED,
@@ -39,7 +39,7 @@ from fcrattack.data import (
     list_class_folders,
     list_flat_folder,
 )
-from fcrattack.store import dumps
+from fcrattack.metrics import summarize_records
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ import torch
 torch.set_num_threads(1)
 from torch import nn
 from fcrattack import build
-from fcrattack.attack_run import attack_dataset
+from fcrattack.app.attack_dataset import attack_dataset
 from fcrattack.data import CIFAR10_CLASSES, list_class_folders
 
 root, out = sys.argv[1], sys.argv[2]
@@ -228,7 +228,7 @@ import sys, time
 import torch
 torch.set_num_threads(1)
 from fcrattack import default_model
-from fcrattack.attack_run import attack_dataset
+from fcrattack.app.attack_dataset import attack_dataset
 from fcrattack.attacks import FGSM
 from fcrattack.data import CIFAR10_CLASSES, list_class_folders
 
@@ -435,15 +435,15 @@ def test_low_accuracy_is_judged_against_chance(tmp_path):
     assert "is 50 % (8 correct, class 3 predicted for every image" in text
 
 
-def test_summary_from_records_equals_the_results_summary(model, cifar):
+def test_summary_of_stored_records_equals_the_results_summary(model, cifar):
     data = cifar.select(16, None).read()
     result = FCR(model, steps=3).run(data.images, data.labels, ids=data.ids)
     assert result.mask is not None
-    fractions = result.mask.flatten(1).mean(1).tolist()
-    rows = json.loads(
-        dumps([{**r, "mask_fraction": f} for r, f in zip(result.records(), fractions)])
+    rows = json.loads(dumps(result.records()))  # as stored: non-finite numbers are null
+    assert [r["mask_fraction"] for r in rows] == pytest.approx(
+        result.mask.flatten(1).mean(1).tolist()
     )
-    ours, theirs = summary_from_records(rows), result.summary()
+    ours, theirs = summarize_records(rows), result.summary()
     assert ours.keys() == theirs.keys()
     for k, v in theirs.items():
         assert ours[k] == pytest.approx(v, rel=1e-6, nan_ok=True), k

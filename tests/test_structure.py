@@ -5,6 +5,7 @@ attack documents every option in ``help()``."""
 from __future__ import annotations
 
 import ast
+import importlib
 import pydoc
 import re
 from pathlib import Path
@@ -12,21 +13,23 @@ from pathlib import Path
 import pytest
 
 from fcrattack import ATTACKS
+from fcrattack._aliases import MOVED
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "fcrattack"
-#: data -> models -> cam -> metrics -> attacks -> regions -> experiments -> report -> cli
-#: ("regions": the equal-area region sources and SmoothGrad, which use the attacks' seeding);
-#: "base" holds
-#: utilities that import nothing above themselves (options, validation, store, distributed,
-#: viz, warn, the version); "app" the library functions the CLI calls (attack a data set, demo)
+#: base -> data -> models -> cam -> regions -> metrics -> attacks -> experiments -> report
+#: -> app -> cli, one folder each ("models" includes training; "regions": the equal-area region
+#: sources and SmoothGrad, built from maps and per-image seeds, never from an attack); "base"
+#: is ``fcrattack.base`` (validation, store, stats, seeding, distributed, warn) with the
+#: declared ``options`` and the plotting/page helpers ``viz``, which import nothing above
+#: them; "app" the library functions the CLI calls (attack a data set, the demo, Grad-CAM maps)
 LAYERS = [
     "base",
     "data",
     "models",
     "cam",
+    "regions",
     "metrics",
     "attacks",
-    "regions",
     "experiments",
     "report",
     "app",
@@ -34,31 +37,42 @@ LAYERS = [
 ]
 LAYER_OF = {
     "_version": "base",
-    "warn": "base",
+    "_aliases": "base",
+    "base": "base",
     "options": "base",
-    "validation": "base",
-    "store": "base",
-    "stats": "base",
-    "distributed": "base",
     "viz": "base",
     "data": "data",
     "models": "models",
     "cam": "cam",
+    "regions": "regions",
     "metrics": "metrics",
     "attacks": "attacks",
-    "saliency": "regions",
-    "regions": "regions",
-    "train": "experiments",
     "experiments": "experiments",
     "report": "report",
-    "attack_run": "app",
-    "attack_batch": "app",
-    "attack_output": "app",
-    "cam_run": "app",
-    "demo": "app",
+    "app": "app",
     "cli": "cli",
     "__main__": "cli",
 }
+#: the only modules at the top of the package: the public names, ``python -m``, the version
+#: and the old import paths; every layer is a folder
+TOP_LEVEL = {"__init__", "__main__", "_version", "_aliases"}
+#: inside ``experiments``: the machinery below the catalogue of experiments below the registry
+#: and ``reproduce``
+EXPERIMENT_LEVELS = ["machinery", "catalog", None]
+#: inside ``app``: the steps of the data-set pipeline in the order data flows through them,
+#: then the commands built from them; a module imports only modules before it
+APP_ORDER = [
+    "progress",
+    "folder",
+    "labels",
+    "commit",
+    "page",
+    "summary",
+    "attack",
+    "attack_dataset",
+    "cam_maps",
+    "demo",
+]
 
 
 def _modules() -> list[tuple[str, Path]]:
@@ -107,6 +121,44 @@ def test_no_module_imports_from_a_layer_above_it(module, path):
         )
 
 
+def test_every_layer_is_a_folder():
+    loose = {p.stem for p in SRC.glob("*.py")}
+    assert loose <= TOP_LEVEL, f"modules at the top level: {sorted(loose - TOP_LEVEL)}"
+    for name, layer in LAYER_OF.items():
+        if name not in TOP_LEVEL:
+            assert (SRC / name / "__init__.py").is_file(), f"layer {layer}: {name} is no folder"
+
+
+def _experiment_level(module: str) -> int:
+    parts = module.split(".")
+    sub = parts[2] if len(parts) > 2 else None
+    return EXPERIMENT_LEVELS.index(sub if sub in EXPERIMENT_LEVELS else None)
+
+
+@pytest.mark.parametrize(
+    ("module", "path"),
+    [(m, p) for m, p in _modules() if m.startswith("fcrattack.experiments.")],
+    ids=lambda v: str(v),
+)
+def test_experiment_machinery_never_imports_the_catalogue(module, path):
+    own = _experiment_level(module)
+    for imported in _imports(module, path):
+        if imported.startswith("fcrattack.experiments."):
+            assert _experiment_level(imported) <= own, f"{module} imports {imported}, above it"
+
+
+def test_the_app_pipeline_flows_one_way():
+    app = SRC / "app"
+    assert {p.stem for p in app.glob("*.py")} == {"__init__", *APP_ORDER}
+    for name in APP_ORDER:
+        for imported in _imports(f"fcrattack.app.{name}", app / f"{name}.py"):
+            if imported.startswith("fcrattack.app."):
+                other = imported.split(".")[2]
+                assert APP_ORDER.index(other) < APP_ORDER.index(name), (
+                    f"app.{name} imports app.{other}, a later step"
+                )
+
+
 def test_every_module_has_a_layer_and_none_is_over_350_lines():
     for module, path in _modules():
         assert module == "fcrattack" or _layer(module), f"{module} has no layer"
@@ -135,3 +187,10 @@ def test_help_documents_every_option(name):
         assert opt.doc and f"{key} (" in text, f"{name}: option {key} undocumented"
     assert re.search(r"\b(19|20)\d\d\b", text), f"{name}: no reference (paper, year) in help"
     assert "paper" in text.lower()  # the FCR paper's settings, or that it gives none
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_old_import_paths_give_the_moved_modules(old):
+    module = importlib.import_module(old)
+    assert module is importlib.import_module(MOVED[old])
+    assert module.__spec__.name == MOVED[old]  # its own spec, not the old path's

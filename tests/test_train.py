@@ -1,4 +1,4 @@
-"""``fcrattack train`` and :func:`fcrattack.train.train` on the bundled samples: settings
+"""``fcrattack train`` and :func:`fcrattack.models.train.train` on the bundled samples: settings
 checked like attack options, resume only with the same settings, a diverging run stopped with
 its last good checkpoint, and quiet runs without progress bars."""
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import fcrattack.train as training
+import fcrattack.models.train as training
 from fcrattack.cli import main
 from fcrattack.data import CIFAR10_CLASSES, samples
 from fcrattack.models import load_model
-from fcrattack.train import TrainConfig, TrainingDiverged, train
+from fcrattack.models.train import TrainConfig, TrainingDiverged, train
 from fcrattack.viz import save_png
 
 

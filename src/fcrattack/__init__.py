@@ -14,6 +14,7 @@ details go to the ``fcrattack`` loggers, silent unless configured.
 
 import logging
 
+from . import _aliases
 from ._version import __version__
 from .attacks import (
     ATTACKS,
@@ -32,11 +33,12 @@ from .attacks import (
     RegionDDN,
     build,
 )
+from .base.warn import FcrattackWarning
 from .cam import fcr_mask, find_layer, gradcam
 from .models import default_model, load_model
-from .warn import FcrattackWarning
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+_aliases.install()
 
 __all__ = [
     "ATTACKS",

@@ -17,22 +17,23 @@ attacked one by one, and the global RNG is never touched.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import sys
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from ..base.seeding import image_seeds
+from ..base.validation import check_images, check_labels, check_logits, check_mask, check_model
+from ..base.warn import warn
+from ..cam import Region
 from ..metrics import attack_success, perturbation_norms, quantize_uint8
 from ..models.mode import eval_mode
 from ..options import Bool, Configurable, Instance, Int, Option
-from ..validation import check_images, check_labels, check_logits, check_mask, check_model
-from ..warn import warn
 from .execution import Execution, ExecutionState
 from .result import AttackResult
 
@@ -57,50 +58,6 @@ class BatchContext:
         if self.mask is None:
             raise RuntimeError("this attack needs a mask and got none")
         return self.mask
-
-
-def image_seeds(x: torch.Tensor, seed: int, ids: Sequence[int | str] | None = None) -> list[int]:
-    """One 63-bit seed per image from (seed, id); id = content hash of the image by default."""
-    if ids is None:
-        data = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        keys = [hashlib.blake2b(a.tobytes(), digest_size=8).hexdigest() for a in data]
-    else:
-        keys = [str(i) for i in ids]
-    return [
-        int.from_bytes(hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest(), "little")
-        >> 1
-        for k in keys
-    ]
-
-
-def per_image_rand(
-    shape: Sequence[int],
-    generators: list[torch.Generator],
-    device: torch.device,
-    kind: str = "uniform",
-) -> torch.Tensor:
-    """(N, *shape) random tensor, row i drawn from generators[i] (uniform in [0, 1) or normal).
-
-    Used once per attack for initialisation, never inside iterations.
-    """
-    draw = torch.rand if kind == "uniform" else torch.randn
-    return torch.stack([draw(tuple(shape), generator=g) for g in generators]).to(device)
-
-
-def input_grad(
-    model: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    loss_fn: Callable[[torch.Tensor], torch.Tensor],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss per image (B,), d sum(loss) / dx (B, C, H, W)) with x detached. ``model`` is a module
-    or any function from images to logits; its parameters get no gradient (only the input's
-    is computed)."""
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = model(x)
-        loss = loss_fn(logits)
-        (grad,) = torch.autograd.grad(loss.sum(), x)
-    return loss.detach(), grad
 
 
 class Attack(Configurable):
@@ -136,6 +93,11 @@ class Attack(Configurable):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "prepare" in cls.__dict__:  # the hook's old name: it would never be called
+            raise TypeError(
+                f"{cls.__name__}.prepare: the hook is now called default_mask and returns a "
+                "fcrattack.cam.Region (mask, cam) or None"
+            )
         for dataset, preset in cls.PAPER.items():  # paper settings are options, checked once
             if dataset not in PAPER_DATASETS:
                 raise TypeError(f"{cls.__name__}.PAPER: unknown data set {dataset!r}")
@@ -184,11 +146,12 @@ class Attack(Configurable):
     def perturb(self, x: torch.Tensor, y: torch.Tensor, ctx: BatchContext) -> torch.Tensor:
         """Adversarial images for one batch: x (B, C, H, W) in [0, 1], y (B,) -> (B, C, H, W)."""
 
-    def prepare(
+    def default_mask(
         self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
-    ) -> torch.Tensor | None:
-        """Hook for attacks that compute their own mask when the caller gives none (the FCR
-        region): returns (B, 1, H, W) or None."""
+    ) -> Region | None:
+        """Hook for attacks that compute their own region when the caller gives no mask (the
+        FCR): its mask (B, 1, H, W) and the map it came from (B, H, W), or None (no region:
+        the whole image)."""
         return None
 
     def attack_input(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -279,8 +242,9 @@ class Attack(Configurable):
         check_labels(y, x.shape[0], logits.shape[1])
         if target is not None:
             check_labels(target, x.shape[0], logits.shape[1], name="target")
-        if mask is None:
-            mask = self.prepare(x, y, target)
+        cam = None
+        if mask is None and (region := self.default_mask(x, y, target)) is not None:
+            mask, cam = region
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         model = self.model
         x_in = self.attack_input(x, mask)
@@ -321,4 +285,5 @@ class Attack(Configurable):
             clean_correct=pred_clean == y_cpu,
             norms=perturbation_norms(x.cpu(), x_adv),
             mask=None if mask is None else mask.cpu(),
+            cam=None if cam is None else cam.cpu(),
         )

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from ..base.warn import warn
 from ..options import Bool, Choice, Configurable, Int, Kind, Option, Optional
-from ..warn import warn
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import torch
 
+from ..base.seeding import per_image_rand
 from ..options import Choice, Float, Floats, Int, Option
-from .base import Attack, BatchContext, per_image_rand
+from .base import Attack, BatchContext
 from .grid import GridMixin
 from .losses import JT_READINGS, inverse_temperature
 from .region import RegionMixin

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import torch
 
+from ..models.gradient import input_grad
 from ..options import Float, Option
-from .base import Attack, BatchContext, input_grad
+from .base import Attack, BatchContext
 from .losses import cross_entropy
 from .region import RegionMixin
 

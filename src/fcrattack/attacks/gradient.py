@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import torch
 
+from ..base.seeding import per_image_rand
+from ..models.gradient import input_grad
 from ..options import Bool, Budget, Choice, Int, Option, Optional
-from .base import Attack, BatchContext, input_grad, per_image_rand
+from .base import Attack, BatchContext
 from .grid import GridMixin
 from .losses import cross_entropy
 

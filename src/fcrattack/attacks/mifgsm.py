@@ -27,8 +27,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..base.seeding import per_image_rand
 from ..options import Float, Option
-from .base import BatchContext, per_image_rand
+from .base import BatchContext
 from .gradient import GradientAttack
 
 _PAPER = {"eps": 16 / 255, "steps": 20, "step_size": 2 / 255, "decay": 1.0, "diversity_prob": 0.5}

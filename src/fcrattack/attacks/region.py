@@ -6,15 +6,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..cam import fcr_region
+from ..cam import Region, fcr_region_map
 from ..options import Choice, Float, Option, Optional, Text
 
 CAM_CLASSES = ("true", "pred", "target")
 
 
 class RegionMixin:
-    """The FCR region options and a ``prepare`` that computes the mask (B, 1, H, W) when the
-    caller passes none."""
+    """The FCR region options and a ``default_mask`` that computes the region (and keeps its
+    Grad-CAM map for the result) when the caller passes no mask."""
 
     model: nn.Module
 
@@ -36,11 +36,10 @@ class RegionMixin:
         "an all-zero Grad-CAM map: attack the whole image, or keep it empty",
     )
 
-    def prepare(
-        self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
-    ) -> torch.Tensor:
-        """The region (B, 1, H, W) of x (B, C, H, W) for labels y and optional targets."""
+    def default_mask(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> Region:
+        """The FCR of x (B, C, H, W) for labels y (B,) and optional targets: mask
+        (B, 1, H, W) and the Grad-CAM map (B, H, W) it was thresholded from."""
         if self.cam_class == "target" and target is None:
             raise ValueError("cam_class='target' needs a targeted attack with target=")
         cls = {"true": y, "pred": None, "target": target}[self.cam_class]
-        return fcr_region(self.model, x, cls, t=self.t, layer=self.layer, empty=self.empty_mask)
+        return fcr_region_map(self.model, x, cls, t=self.t, layer=self.layer, empty=self.empty_mask)

@@ -49,9 +49,10 @@ import math
 
 import torch
 
+from ..base.seeding import per_image_rand
 from ..metrics import attack_success
 from ..options import Choice, Float, Int, Option
-from .base import Attack, BatchContext, per_image_rand
+from .base import Attack, BatchContext
 from .grid import GridMixin
 from .losses import cross_entropy, margin
 from .region import RegionMixin

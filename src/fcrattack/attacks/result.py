@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..metrics import attack_success, summarize
+from ..metrics import attack_success, summarize_records
 
 
 @dataclass
@@ -23,7 +23,9 @@ class AttackResult:
     fresh forward pass on x_adv; success_uint8 (N,) bool after rounding x_adv to 8 bits (what
     a saved PNG gives); clean_correct (N,) bool; norms: per-image metrics (N,) each (see
     ``fcrattack.metrics.perturbation_norms``); mask (N, 1, H, W) or None: the region the
-    attack was allowed to change.
+    attack was allowed to change; cam (N, H, W) in [0, 1] or None: the normalised Grad-CAM
+    map the attack's own region was thresholded from (None where the caller gave the mask,
+    the region is the whole image, t = 0, or the attack has no region).
     """
 
     attack: str
@@ -37,7 +39,7 @@ class AttackResult:
     clean_correct: torch.Tensor
     norms: dict[str, torch.Tensor]
     mask: torch.Tensor | None = None
-    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    cam: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -76,21 +78,18 @@ class AttackResult:
         return type(self)(**{f.name: take(getattr(self, f.name)) for f in dataclasses.fields(self)})
 
     def summary(self) -> dict[str, float]:
-        """ASR over the images the model classified correctly before the attack (untargeted)
-        or all images (targeted); mean norms over successful ones; uint8 re-check count."""
-        valid = self.clean_correct if self.target is None else torch.ones_like(self.success)
-        out = summarize(self.norms, self.success, valid)
-        out["n_images"] = len(self)
-        out["n_success_uint8"] = int((self.success_uint8 & valid).sum())
-        if self.mask is not None:
-            out["mask_fraction"] = float(self.mask.float().mean())
-        return out
+        """The summary of ``records()`` (``fcrattack.metrics.summarize_records``): ASR over
+        the images the model classified correctly before the attack (untargeted) or all
+        images (targeted); mean norms over successful ones; uint8 re-check count; mean mask
+        fraction of region attacks."""
+        return summarize_records(self.records())
 
     def records(self, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """One JSON-serialisable dict per image (``ids``: one name per image)."""
         if ids is not None and len(ids) != len(self):
             raise ValueError(f"ids has {len(ids)} entries for {len(self)} images")
         names = [str(i) for i in (ids if ids is not None else range(len(self)))]
+        fractions = None if self.mask is None else self.mask.flatten(1).float().mean(1)
         rows = []
         for i in range(len(self)):
             row: dict[str, Any] = {
@@ -106,6 +105,8 @@ class AttackResult:
             if self.target is not None:
                 row["target"] = int(self.target[i])
             row.update({k: float(v[i]) for k, v in self.norms.items()})
+            if fractions is not None:
+                row["mask_fraction"] = float(fractions[i])
             rows.append(row)
         return rows
 

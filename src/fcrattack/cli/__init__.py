@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import torch
 
-from ..warn import FcrattackWarning
+from ..base.warn import FcrattackWarning
 from .commands import USER_ERRORS, CLIError, parse_opts
 from .parser import build_parser
 

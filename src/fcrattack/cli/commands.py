@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 from .. import experiments, report
-from ..attack_run import attack_dataset
+from ..app.attack_dataset import attack_dataset
+from ..app.cam_maps import write_cams
+from ..app.demo import run_demo
 from ..attacks import (
     ALIASES,
     ATTACKS,
@@ -22,15 +24,13 @@ from ..attacks import (
     supports_grid,
     uses_cam,
 )
+from ..base.distributed import Context, is_main
+from ..base.validation import resolve_device
 from ..cam import SCRIPTED
-from ..cam_run import write_cams
 from ..data import CIFAR10_CLASSES, cifar10, class_folder
-from ..demo import run_demo
-from ..distributed import Context, is_main
 from ..models import ModelInfo
+from ..models.train import TrainConfig, export_weights, train
 from ..report import summary_markdown
-from ..train import TrainConfig, export_weights, train
-from ..validation import resolve_device
 from .inputs import CLIError, load_cli_model, load_data, parse_target
 
 log = logging.getLogger("fcrattack.cli")

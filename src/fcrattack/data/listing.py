@@ -8,7 +8,7 @@ Three layouts are understood:
 - a flat folder with a label file (``labels=FILE``: CSV ``file,label`` or JSON ``{file: label}``
   / ``[{"file": ..., "label": ...}]``, labels as class indices or names);
 - a flat folder without labels (``labels="pred"``): every label is -1, "the model's own
-  prediction", resolved by whoever runs the model (``fcrattack.attack_run.attack_dataset``).
+  prediction", resolved by whoever runs the model (``fcrattack.app.attack_dataset.attack_dataset``).
 """
 
 from __future__ import annotations

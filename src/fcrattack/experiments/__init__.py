@@ -7,12 +7,12 @@ and model pre-flight checks.
     >>> from fcrattack import report; report.render("runs/repro")
 """
 
-from ..store import ResultStore, read_records
-from .preflight import preflight
+from ..base.store import ResultStore, read_records
+from .machinery.preflight import preflight
+from .machinery.results import Results
+from .machinery.spec import SCALES, Experiment, ExperimentConfig
 from .registry import EXPERIMENTS, get_config
 from .reproduce import run
-from .results import Results
-from .spec import SCALES, Experiment, ExperimentConfig
 
 __all__ = [
     "EXPERIMENTS",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import (
+from .catalog import (
     comparison,
     fcr_importance,
     masked_fgsm,
@@ -15,8 +15,9 @@ from . import (
     transfer_equal_l2,
     visual,
     whitebox,
+    whitebox_imagenet,
 )
-from .spec import Experiment, ExperimentConfig
+from .machinery.spec import Experiment, ExperimentConfig
 
 EXPERIMENTS: dict[str, Experiment] = {
     m.EXPERIMENT.name: m.EXPERIMENT
@@ -33,6 +34,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         transfer_equal_l2,
         region_controls,
         region_thesis,
+        whitebox_imagenet,
     )
 }
 

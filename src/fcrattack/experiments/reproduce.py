@@ -1,10 +1,10 @@
 """``fcrattack reproduce``: run experiments into an output folder, resumably.
 
-Output folder: ``records.jsonl`` (per-image results, see ``fcrattack.store``),
+Output folder: ``records.jsonl`` (per-image results, see ``fcrattack.base.store``),
 ``config.json`` (every config run, by name), ``env.json`` (versions, device, seed, git
 commit), ``status.json`` (denominators, clean accuracy, pre-flight warnings,
 wall time) and ``artifacts/`` (tensors of the visual experiment). Data-parallel under
-torchrun (see ``fcrattack.distributed``).
+torchrun (see ``fcrattack.base.distributed``).
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..base.distributed import Context
+from ..base.store import output_dir, write_json
+from ..base.validation import resolve_device
 from ..data import shared_root
-from ..distributed import Context
-from ..store import output_dir, write_json
-from ..validation import resolve_device
-from .loaders import update_json
+from .machinery.loaders import update_json
+from .machinery.runner import ExperimentRunner
+from .machinery.spec import ExperimentConfig
 from .registry import EXPERIMENTS, get_config
-from .runner import ExperimentRunner
-from .spec import ExperimentConfig
 
 log = logging.getLogger(__name__)
 

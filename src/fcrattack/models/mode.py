@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from torch import nn
 
-from .. import warn as notices
+from ..base import warn as notices
 
 
 @contextmanager

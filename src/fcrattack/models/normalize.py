@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..validation import check_floating
+from ..base.validation import check_floating
 from .info import ModelInfo
 
 

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from ..experiments import EXPERIMENTS, Results
-from ..experiments.spec import VERSION
+from ..experiments.machinery.spec import VERSION
 from ..metrics import CONVENTIONS
 from ..viz.document import Block, Table, fmt, to_html, to_markdown
 

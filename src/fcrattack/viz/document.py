@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..stats import wilson_interval
+from ..base.stats import wilson_interval
 
 
 @dataclass

@@ -1,0 +1,105 @@
+"""The page of a data-set attack (``index.html``): the per-image state of the first images,
+kept under ``page/`` while the run may be resumed, and the page written from it at the end."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from .._version import __version__
+from ..attacks import Attack, AttackResult
+from ..report import image_table, write_page
+from .folder import PAGE
+
+
+def save_page_item(
+    out: Path, position: int, x: torch.Tensor, result: AttackResult, predicted: bool
+) -> None:
+    """Keep what the page shows of the image at ``position`` (x (3, H, W), the one-image
+    ``result`` with the Grad-CAM map of a region attack, whether the label is the model's
+    prediction) in ``page/<position>.pt``, so a resumed run can still show it; the folder is
+    removed once the page is written (``remove_page_items``)."""
+    path = out / PAGE / f"{position:08d}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    tmp = path.with_suffix(".tmp")
+    item = {"x": x.clone(), "result": fields}
+    torch.save({**item, "predicted": predicted}, tmp)
+    tmp.replace(path)
+
+
+class Page(NamedTuple):
+    """The page's images: x (n, 3, H, W) in [0, 1], ids (n), their one AttackResult (labels
+    in ``result.y``, Grad-CAM maps in ``result.cam`` for region attacks) and, per image,
+    whether its label is the model's prediction."""
+
+    x: torch.Tensor
+    ids: list[str]
+    result: AttackResult
+    predicted: list[bool]
+
+
+def load_page(out: Path, ids: Sequence[str], k: int) -> Page | None:
+    """The kept page items (``save_page_item``) among the first ``k`` positions of the
+    data (``ids``: every image's id, by position), in order; None when there is none."""
+    items = [
+        (i, torch.load(p, weights_only=True))
+        for i in range(min(k, len(ids)))
+        if (p := out / PAGE / f"{i:08d}.pt").is_file()
+    ]
+    if not items:
+        return None
+    return Page(
+        torch.stack([item["x"] for _, item in items]),
+        [ids[i] for i, _ in items],
+        AttackResult.concat([AttackResult(**item["result"]) for _, item in items]),
+        [bool(item["predicted"]) for _, item in items],
+    )
+
+
+def remove_page_items(out: Path) -> None:
+    """Delete the kept page items (``page/``) of a finished run."""
+    shutil.rmtree(out / PAGE, ignore_errors=True)
+
+
+def write_attack_page(
+    out: Path,
+    attack: Attack,
+    ids: Sequence[str],
+    classes: Sequence[str],
+    summary: dict[str, Any],
+    k: int,
+) -> bool:
+    """Write ``out/index.html`` from the kept items of the first ``k`` positions (``ids``:
+    every image's id, by position; ``classes``: the data's class names) with the run's
+    ``summary``, and remove the items; returns whether a page was written (none without
+    kept items)."""
+    shown = load_page(out, ids, k) if k else None
+    if shown is not None:
+        table = image_table(
+            out,
+            shown.x,
+            shown.result.y,
+            shown.ids,
+            classes,
+            {attack.name: shown.result},
+            cams=shown.result.cam,
+            predicted=shown.predicted,
+        )
+        label = f" ({attack.label})" if attack.label else ""
+        caveat = f"{attack.caveat} " if attack.caveat else ""
+        write_page(
+            out / "index.html",
+            f"fcrattack attack: {attack.name}{label}",
+            f"{caveat}{attack!r} on {len(ids)} images; the first {len(shown.ids)} attacked "
+            f"are shown. fcrattack {__version__}.",
+            {attack.name: summary},
+            table,
+        )
+    remove_page_items(out)
+    return shown is not None

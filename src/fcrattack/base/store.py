@@ -1,0 +1,213 @@
+"""The one writer of results: JSON and JSON Lines, with one convention for non-finite
+numbers (NaN and inf are written as ``null``, so every file is standard JSON), and the
+append-only, resumable per-image store of ``fcrattack reproduce`` and ``fcrattack attack``.
+
+Why JSONL: a batch of records is appended as whole lines, then flushed and fsync'ed, so a
+crash or kill can leave at most one partial last line. The reader drops that line (and the
+writer truncates it away before appending), so a rerun simply redoes the images it named.
+Every record carries a ``key`` = ``experiment/part/model/attack/setting/image id``; a rerun
+skips keys already present and never writes one twice.
+
+Data-parallel parts: under ``torchrun`` each rank appends to its own part of a records file
+(``records.rank<r>.jsonl`` beside ``records.jsonl``, ``part_file``), and ``merge_parts``
+appends the parts' new records to the file and deletes them: the one merge of
+``fcrattack reproduce`` (``fcrattack.base.distributed``) and ``fcrattack attack``.
+
+Packed records: ``ResultStore.pack`` moves every record into ``records.jsonl.gz``
+(replaced atomically; gzip without a timestamp, so the same records give the same bytes),
+small enough to commit with the code, and a store opened on a folder reads the packed records
+first, then the plain file, each key once. A run whose records are committed this way resumes
+on a fresh clone and attacks only what is missing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RECORDS = "records.jsonl"
+PACKED = RECORDS + ".gz"
+
+
+def output_dir(path: str | Path) -> Path:
+    """``path`` as an output folder, created; an existing file or an empty name (which would
+    write into the working directory) is refused."""
+    if not str(path).strip():
+        raise ValueError("the output folder must be named, got an empty string")
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {out} is an existing file")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) replaced by None, recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def dumps(value: Any, indent: int | None = None) -> str:
+    """Standard JSON text of ``value`` (sorted keys; non-finite numbers as null)."""
+    return json.dumps(json_safe(value), sort_keys=True, allow_nan=False, indent=indent)
+
+
+def write_json(path: str | Path, value: Any) -> Path:
+    """Write ``value`` as indented JSON, atomically (a temporary file, then renamed)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(dumps(value, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """Write ``rows`` as JSON Lines, atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def record_key(
+    experiment: str, part: str, model: str, attack: str, setting: str, image_id: str
+) -> str:
+    """The unique key of one per-image result."""
+    return "/".join((experiment, part, model, attack, setting, image_id))
+
+
+def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Complete records of a JSONL file (``.gz``: gzip-compressed), in order; a partial or
+    corrupt line is skipped with a warning (only the last line can be partial after a crash)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                log.warning("%s: dropping partial last line %d (interrupted write)", path, number)
+                return
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s: skipping unreadable line %d", path, number)
+
+
+class ResultStore:
+    """The per-image records of one output folder, with resume support."""
+
+    def __init__(self, out_dir: str | Path, filename: str = RECORDS) -> None:
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / filename  # another name: a rank's part, see .distributed
+        self._truncate_partial_tail()
+        self.records: dict[str, dict[str, Any]] = {}
+        for path in (self.dir / PACKED, self.path):
+            for rec in read_records(path):
+                self.records.setdefault(rec["key"], rec)
+
+    def _truncate_partial_tail(self) -> None:
+        """Cut a partial last line off the file so appended lines start on a fresh line."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        data = self.path.read_bytes()
+        if data.endswith(b"\n"):
+            return
+        keep = data.rfind(b"\n") + 1
+        log.warning(
+            "%s: removing a partial last line (%d bytes) left by an interrupted run",
+            self.path,
+            len(data) - keep,
+        )
+        with self.path.open("r+b") as f:
+            f.truncate(keep)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def append(self, records: Iterable[dict[str, Any]]) -> int:
+        """Append the records whose key is new (one write, flush and fsync); returns how many."""
+        new = [r for r in records if r["key"] not in self.records]
+        if not new:
+            return 0
+        text = "".join(dumps(r) + "\n" for r in new)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        for r in new:
+            self.records[r["key"]] = r
+        return len(new)
+
+    @staticmethod
+    def records_of(out_dir: str | Path) -> list[dict[str, Any]]:
+        """The records of a folder (packed, then plain; each key once) without opening it
+        for writing."""
+        seen: dict[str, dict[str, Any]] = {}
+        for path in (Path(out_dir) / PACKED, Path(out_dir) / RECORDS):
+            for rec in read_records(path):
+                seen.setdefault(rec["key"], rec)
+        return list(seen.values())
+
+    def pack(self) -> Path:
+        """Write every record to ``records.jsonl.gz`` (atomically, reproducible bytes) and
+        empty the plain file: the records then live in the packed file alone."""
+        packed = self.dir / PACKED
+        tmp = packed.with_name(packed.name + ".tmp")
+        text = "".join(dumps(r) + "\n" for r in self.records.values()).encode("utf-8")
+        with tmp.open("wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+                gz.write(text)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, packed)
+        if self.path.is_file():  # its records are in the packed file now (read first)
+            with self.path.open("r+b") as f:
+                f.truncate(0)
+        return packed
+
+    def select(self, **fields: Any) -> list[dict[str, Any]]:
+        """Records whose fields equal ``fields`` (e.g. experiment="whitebox", model="...")."""
+        return [r for r in self.records.values() if all(r.get(k) == v for k, v in fields.items())]
+
+
+def part_file(filename: str, rank: int) -> str:
+    """The records file of one data-parallel rank: ``records.jsonl`` -> ``records.rank3.jsonl``."""
+    stem, dot, suffix = filename.partition(".")
+    return f"{stem}.rank{rank}{dot}{suffix}"
+
+
+def part_glob(filename: str) -> str:
+    """The glob of every rank's part of ``filename``."""
+    return part_file(filename, 0).replace(".rank0", ".rank*", 1)
+
+
+def merge_parts(out_dir: str | Path, filename: str = RECORDS) -> ResultStore:
+    """Append the records of every rank's part of ``filename`` in ``out_dir`` whose key is new
+    to ``filename`` (one fsync'ed write, ``ResultStore.append``), then delete the parts (only
+    once their records are safely in the file); returns the merged store."""
+    out = Path(out_dir)
+    store = ResultStore(out, filename)
+    parts = sorted(out.glob(part_glob(filename)), key=lambda p: (len(p.name), p.name))
+    store.append(rec for p in parts for rec in read_records(p))
+    for p in parts:
+        p.unlink()
+    return store

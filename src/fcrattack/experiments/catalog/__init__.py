@@ -1,0 +1,1 @@
+"""The experiments, one module each: its config at any scale and its report section."""

@@ -1,0 +1,26 @@
+"""Metrics: per-image perturbation norms, success and ASR, 8-bit rounding and the summary of
+a set of values (``norms``), and the one summary of per-image records (``summary``)."""
+
+from .norms import (
+    CONVENTIONS,
+    NORMS,
+    PSNR_255_OFFSET,
+    asr,
+    attack_success,
+    perturbation_norms,
+    quantize_uint8,
+    summarize,
+)
+from .summary import summarize_records
+
+__all__ = [
+    "CONVENTIONS",
+    "NORMS",
+    "PSNR_255_OFFSET",
+    "asr",
+    "attack_success",
+    "perturbation_norms",
+    "quantize_uint8",
+    "summarize",
+    "summarize_records",
+]

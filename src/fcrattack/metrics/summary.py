@@ -1,0 +1,56 @@
+"""The one summary of per-image records, for every caller: ``AttackResult.summary``, the
+summary of ``fcrattack attack`` (``summary.json``, computed from ``results.jsonl``) and the
+report's cells (``fcrattack reproduce``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from .norms import NORMS, summarize
+
+
+def _value(row: Mapping[str, Any], key: str) -> float:
+    """A record's number, NaN where it is missing, null (a non-finite number written as
+    JSON) or not finite; NaN is left out of every mean."""
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.nan
+
+
+def summarize_records(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Summary of per-image records (the fields of ``AttackResult.records``); records with
+    ``skipped`` (images not attacked) are left out.
+
+    ASR in [0, 1] over the images the model classified correctly (untargeted records, without
+    ``target``) or all images (targeted), with its Wilson interval; mean norms (``NORMS``)
+    over the successful ones with bootstrap intervals (``summarize``); ``n_images``; and,
+    where the records carry them, ``n_success_uint8`` (successful after 8-bit rounding, among
+    the images that count), the mean ``mask_fraction`` and the mean ``time_s`` per image.
+    Non-finite or missing numbers (NaN; inf, e.g. the PSNR of an unchanged image, is stored
+    as null) are left out of their mean.
+    """
+    done = [r for r in rows if "skipped" not in r]
+    if not done:
+        raise ValueError("no image was attacked")
+    success = torch.tensor([bool(r["success"]) for r in done])
+    targeted = "target" in done[0]
+    valid = (
+        torch.ones_like(success)
+        if targeted
+        else torch.tensor([bool(r.get("clean_correct", True)) for r in done])
+    )
+    norms = {k: torch.tensor([_value(r, k) for r in done], dtype=torch.float64) for k in NORMS}
+    out = summarize(norms, success, valid)
+    out["n_images"] = len(done)
+    if "success_uint8" in done[0]:
+        q = torch.tensor([bool(r["success_uint8"]) for r in done])
+        out["n_success_uint8"] = int((q & valid).sum())
+    for key in ("mask_fraction", "time_s"):
+        if key in done[0]:
+            values = torch.tensor([_value(r, key) for r in done], dtype=torch.float64)
+            values = values[torch.isfinite(values)]
+            out[key] = float(values.mean()) if values.numel() else math.nan
+    return out
