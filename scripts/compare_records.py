@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fcrattack.base.store import json_safe, read_records
+from fcrattack.experiments.machinery.spec import upgrade
 
 IGNORED = {"time_s"}
 
@@ -26,8 +27,8 @@ IGNORED = {"time_s"}
 def load(folder: Path, renames: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
     out = {}
     for rec in read_records(folder / "records.jsonl"):
-        rec = json_safe(rec)
-        for field in ("key", "attack", "attack_class"):
+        rec = json_safe(upgrade(rec))
+        for field in ("key", "attack", "attack_key"):
             if isinstance(rec.get(field), str):
                 for old, new in renames:
                     rec[field] = rec[field].replace(old, new)

@@ -187,3 +187,17 @@ def test_onepixel_vs_torchattacks(resnet20, cifar_test, torchattacks):
         np.random.set_state(state)
     ours = OnePixel(resnet20, popsize=25, steps=5).run(x, y)
     assert ours.success.float().mean() >= asr_theirs - 0.15
+
+
+def test_onepixel_old_option_name_F_still_works_with_a_warning(resnet20):
+    """``F`` was renamed ``differential_weight``: the API and ``--opt`` keep the old name."""
+    from fcrattack.attacks.build import parse_options
+    from fcrattack.options import OptionError
+
+    with pytest.warns(FutureWarning, match="F is now called differential_weight"):
+        atk = OnePixel(resnet20, F=0.7)
+    assert atk.differential_weight == 0.7
+    with pytest.warns(FutureWarning):
+        assert parse_options("onepixel", {"F": "0.3"}) == {"differential_weight": 0.3}
+    with pytest.raises(OptionError, match="not both"):
+        OnePixel(resnet20, F=0.7, differential_weight=0.5)

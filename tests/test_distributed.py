@@ -112,7 +112,7 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     finally:
         ATTACKS["pgdl2"] = original
     lost = json.loads(lines[-1])
-    assert calls == [[lost["id"]]] and lost["attack"] == "pgdl2-at-fcr-l2"
+    assert calls == [[lost["id"]]] and lost["attack_key"] == "pgdl2-at-fcr-l2"
     assert _by_key(out / "records.jsonl").keys() == a.keys()
     assert not list(out.glob("records.rank*.jsonl"))
 

@@ -22,7 +22,7 @@ from fcrattack.experiments import (
     read_records,
     run,
 )
-from fcrattack.experiments.machinery.spec import R20
+from fcrattack.experiments.machinery.spec import R20, READABLE
 from fcrattack.report import render
 
 
@@ -141,7 +141,7 @@ def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkey
     md, page = render(out)
     text = md.read_text()
     assert "33.47" in text  # paper: ResNet-18, eps1 = 0.03, eps2 = 0.00
-    recs = [r for r in read_records(path) if r["attack"] == "masked-fgsm-0.03-0.00"]
+    recs = [r for r in read_records(path) if r["attack_key"] == "masked-fgsm-0.03-0.00"]
     k = sum(r["success"] for r in recs)
     assert f"({k}/{n_elig})" in text
     assert f"n = {n_elig} classified correctly by every model" in text
@@ -153,7 +153,7 @@ def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkey
     assert json.loads((out / "env.json").read_text())["torch"] == torch.__version__
 
     # another config version (or scale) must not resume into this folder
-    older = dataclasses.replace(tiny_masked_fgsm(), version=tiny_masked_fgsm().version - 1)
+    older = dataclasses.replace(tiny_masked_fgsm(), version=min(READABLE) - 1)  # unreadable
     with pytest.raises(ValueError, match="config version .* choose another output folder"):
         run(older, out_dir=out, root=root)
     paper = dataclasses.replace(tiny_masked_fgsm(), scale="paper")
@@ -259,8 +259,8 @@ def test_transfer_equal_l2_tiny_run_restricts_to_fcr_and_compares(tmp_path):
     run(_tiny("transfer-equal-l2"), out_dir=tmp_path, root=root)
     recs = list(read_records(tmp_path / "records.jsonl"))
     models = [m.name for m in get_config("transfer-equal-l2").parts[0].models]
-    restricted = [r for r in recs if r["attack"] == "pgdl2-fcr-1.0"]
-    full = [r for r in recs if r["attack"] == "pgdl2-full-1.0"]
+    restricted = [r for r in recs if r["attack_key"] == "pgdl2-fcr-1.0"]
+    full = [r for r in recs if r["attack_key"] == "pgdl2-full-1.0"]
     assert restricted and len(restricted) == len(full)
     assert all(set(r["transfer"]) == set(models) for r in recs)
     assert any(r["mask_fraction"] < 1 for r in restricted)  # the FCR, not the whole image
@@ -325,7 +325,7 @@ def test_region_controls_tiny_run_pairs_equal_areas_and_answers(tmp_path):
     assert n >= 3 and len(recs) == 3 * (10 + 3) * n
     areas: dict[tuple[str, str], set[float]] = {}
     for r in recs:
-        if r["attack_class"] == "region-ddn":  # every source: the same area per model and image
+        if r["attack"] == "region-ddn":  # every source: the same area per model and image
             areas.setdefault((r["model"], r["id"]), set()).add(r["mask_fraction"])
         assert set(r["transfer"]) == {m.name for m in part.models}
         assert r["mask_fraction"] < 1  # restricted, never the whole image here
@@ -342,22 +342,22 @@ def test_region_controls_tiny_run_pairs_equal_areas_and_answers(tmp_path):
     assert f"/{n})" in text
     assert (tmp_path / "figures" / "region-controls-cifar10.png").is_file()
     # shuffled regions name their partner image; another image set is refused, not mixed
-    shuffled = [r for r in recs if r["attack"].startswith("ddn-shuffled-fcr")]
+    shuffled = [r for r in recs if r["attack_key"].startswith("ddn-shuffled-fcr")]
     assert all(r["mask_partner"] != r["id"] for r in shuffled)
     again = get_config("region-controls", "cpu", n=8)
     again.parts = again.parts[:1]
-    again.parts[0].runs = [r for r in again.parts[0].runs if r.key == shuffled[0]["attack"]]
+    again.parts[0].runs = [r for r in again.parts[0].runs if r.key == shuffled[0]["attack_key"]]
     with pytest.raises(ValueError, match="the eligible images changed"):
         run(again, out_dir=tmp_path, root=root)
 
 
 def test_attack_run_refuses_unknown_or_unanchored_mask_sources():
-    from fcrattack.experiments.machinery.spec import AttackRun
+    from fcrattack.experiments.machinery.spec import AttackSetting
 
     with pytest.raises(ValueError, match="unknown mask_source 'middle'"):
-        AttackRun("k", "pgd", "label", mask_t=0.2, mask_source="middle")
+        AttackSetting("k", "pgd", "label", mask_t=0.2, mask_source="middle")
     with pytest.raises(ValueError, match="needs mask_t"):
-        AttackRun("k", "pgd", "label", mask_source="centred-disc")
+        AttackSetting("k", "pgd", "label", mask_source="centred-disc")
 
 
 def test_transfer_records_of_another_model_list_are_refused_not_mixed(tmp_path):

@@ -16,6 +16,7 @@ from fcrattack.base.stats import holm, log_ratio_test, sign_test, t_sf
 from fcrattack.experiments import ResultStore, get_config, run
 from fcrattack.experiments.catalog.region_thesis import EXPERIMENT, PRIMARY, SECONDARY
 from fcrattack.experiments.machinery.paired_stats import MIN_PAIRS, Cell, answer, verdicts
+from fcrattack.experiments.machinery.spec import VERSION, upgrade
 from fcrattack.report import render
 
 
@@ -128,7 +129,7 @@ def test_staged_run_pairs_early_packs_and_resumes_from_the_packed_file(tmp_path,
     cfg = _tiny(8)
     out = tmp_path / "run"
     # interrupt after the first stage: every run of phase 0 has the same first 2 images
-    from fcrattack.experiments import paired
+    from fcrattack.experiments.machinery import paired
 
     stages = []
 
@@ -156,12 +157,12 @@ def test_staged_run_pairs_early_packs_and_resumes_from_the_packed_file(tmp_path,
     # every region of an image has the FCR's pixel count
     areas: dict[str, set[float]] = {}
     for r in recs:
-        if r["attack_class"] == "region-ddn":
+        if r["attack"] == "region-ddn":
             areas.setdefault(r["id"], set()).add(r["mask_fraction"])
     assert all(len(a) == 1 for a in areas.values())
     # PGD-L2's one budget per model: the median L2 of the FCR's successful region DDN
-    fcr = [r["l2"] for r in recs if r["attack"] == "ddn100-fcr-t0.5" and r["success"]]
-    pgd = [r for r in recs if r["attack_class"] == "pgdl2"]
+    fcr = [r["l2"] for r in recs if r["attack_key"] == "ddn100-fcr-t0.5" and r["success"]]
+    pgd = [r for r in recs if r["attack"] == "pgdl2"]
     assert pgd and len({r["budget_l2"] for r in pgd}) == 1
     assert pgd[0]["budget_l2"] == pytest.approx(statistics.median(fcr))
     assert all(r["l2"] <= r["budget_l2"] * (1 + 1e-4) for r in pgd)
@@ -186,6 +187,29 @@ def test_staged_run_pairs_early_packs_and_resumes_from_the_packed_file(tmp_path,
     assert "**Answer (cifar10)**" in text and "too few pairs" in text
     assert "### Second view: PGD-L2 at a fixed budget (cifar10)" in text
     assert "s per image-region-step" in text
+    # a folder of config version 4 (records named the setting "attack" and the attack
+    # "attack_class") is read, resumed without attacking and reported
+    old = tmp_path / "v4"
+    old.mkdir()
+    v4 = [
+        {**{k: v for k, v in r.items() if k != "attack_key"}, "attack": r["attack_key"]}
+        | {"attack_class": r["attack"]}
+        for r in recs
+    ]
+    (old / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in v4))
+    config = json.loads((out / "config.json").read_text())
+    config["region-thesis"]["version"] = 4
+    (old / "config.json").write_text(json.dumps(config))
+    shutil.copy(out / "status.json", old / "status.json")
+    assert {r["key"]: r for r in ResultStore.records_of(old, upgrade)} == {
+        r["key"]: r for r in recs
+    }
+    monkeypatch.setattr(base.Attack, "run", lambda *a, **k: calls.append(1))
+    run(cfg, out_dir=old, root=root)
+    assert not calls
+    monkeypatch.undo()
+    assert json.loads((old / "config.json").read_text())["region-thesis"]["version"] == VERSION
+    assert render(old)[0].read_text().count("### Design (cifar10)") == 1
 
 
 def test_staged_run_refuses_another_image_set(tmp_path):
@@ -219,7 +243,7 @@ def test_whitebox_imagenet_budgets_per_image_and_attacks_only_lite0(tmp_path):
     assert {r["model"] for r in recs} == {"efficientnet-lite0"}
     status = json.loads((tmp_path / "status.json").read_text())["whitebox-imagenet"]
     eligible = status["parts"]["imagenet"]["eligible_ids"]
-    by = {(r["attack"], r["id"]): r for r in recs}
+    by = {(r["attack_key"], r["id"]): r for r in recs}
     fcr = {i: by[("fcr", i)] for i in eligible[:3]}
     assert len(recs) == 3 * len(part.runs)
     for i, f in fcr.items():

@@ -138,7 +138,7 @@ def test_3_execution_options_from_the_cli(tmp_path):
         (FCR, "beta", math.inf),
         (FCR, "init_scale", math.inf),
         (JSMA, "theta", math.nan),
-        (OnePixel, "F", math.inf),
+        (OnePixel, "differential_weight", math.inf),
         (PGD, "eps", math.nan),
         (RegionDDN, "gamma", math.nan),
         (CW, "c", -math.inf),

@@ -27,10 +27,13 @@ MOVED = {
     "fcrattack.attack_output": "fcrattack.app.folder",
     "fcrattack.demo": "fcrattack.app.demo",
     "fcrattack.cam_run": "fcrattack.app.cam_maps",
+    "fcrattack.attacks.fgsm_masked": "fcrattack.attacks.masked_fgsm",
+    "fcrattack.models.cifar_resnet18": "fcrattack.models.cifar_resnet18_34",
     **{
         f"{_EXP}.{m}": f"{_EXP}.machinery.{m}"
-        for m in ("spec", "runner", "paired", "results", "loaders", "region_masks", "preflight")
+        for m in ("spec", "paired", "results", "loaders", "region_masks", "preflight")
     },
+    f"{_EXP}.runner": f"{_EXP}.machinery.driver",
     **{
         f"{_EXP}.{m}": f"{_EXP}.catalog.{m}"
         for m in (

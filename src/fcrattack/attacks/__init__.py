@@ -17,10 +17,10 @@ from .cw import CW
 from .execution import Execution
 from .fcr import FCR
 from .fgsm import FGSM
-from .fgsm_masked import MaskedFGSM
 from .gradient import GradientAttack
 from .grid import GridMixin, supports_grid, to_grid
 from .jsma import JSMA
+from .masked_fgsm import MaskedFGSM
 from .mifgsm import MIFGSM
 from .onepixel import OnePixel
 from .pgd import PGD, PGDL2

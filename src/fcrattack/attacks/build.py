@@ -17,8 +17,8 @@ from .cw import CW
 from .execution import Execution
 from .fcr import FCR
 from .fgsm import FGSM
-from .fgsm_masked import MaskedFGSM
 from .jsma import JSMA
+from .masked_fgsm import MaskedFGSM
 from .mifgsm import MIFGSM
 from .onepixel import OnePixel
 from .pgd import PGD, PGDL2
@@ -91,7 +91,9 @@ def parse_options(name: str, texts: Mapping[str, str]) -> dict[str, Any]:
     """Typed options of attack ``name`` from command-line text (``{"steps": "20"}``); the
     fields of ``Execution`` (``batch_size``,
     ``channels_last``, ``autocast``, ``compile``) are gathered into ``execution``."""
-    declared = attack_class(name).options()
+    cls = attack_class(name)
+    declared = cls.options()
+    texts = cls.current_names(dict(texts))
     run_opts = Execution.options()
     unknown = sorted(set(texts) - (set(declared) - {"execution"}) - set(run_opts))
     if unknown:

@@ -13,7 +13,8 @@ of the target (targeted).
 
 Su et al.'s scheme: population ``popsize`` (paper default 400), ``steps`` generations (100),
 coordinates initialised uniformly over the image (over the mask when one is given), channel
-values from N(0.5, 0.5) clipped to [0, 1] (their N(128, 127) on [0, 255]); F = 0.5; no
+values from N(0.5, 0.5) clipped to [0, 1] (their N(128, 127) on [0, 255]); differential
+weight F = 0.5 (``differential_weight``); no
 crossover (``crossover=1.0``; a value < 1 switches on binomial crossover with that rate); a
 child replaces its parent when its fitness is lower. Mutation (``strategy``):
 
@@ -59,11 +60,14 @@ class OnePixel(Attack):
 
     name = "onepixel"
     PAPER = {"cifar10": _PAPER, "imagenet": _PAPER}
+    RENAMED = {"F": "differential_weight"}
 
     pixels = Option(Int(min=1), 5, "pixels changed per image")
     popsize = Option(Int(min=4), 400, "population per image (DE/rand/1 needs 4)")
     steps = Option(Int(min=0), 100, "generations")
-    F = Option(Float(min=0.0, min_open=True), 0.5, "differential weight")
+    differential_weight = Option(
+        Float(min=0.0, min_open=True), 0.5, "DE's differential weight F (old name: F)"
+    )
     crossover = Option(
         Float(0.0, 1.0, min_open=True), 1.0, "binomial crossover rate (1: none, Su et al.)"
     )
@@ -129,10 +133,10 @@ class OnePixel(Attack):
             return flat.gather(1, ((i + 1 + o) % p)[..., None].expand(-1, -1, k * d))
 
         if self.strategy == "rand1":
-            child = pick(o1) + self.F * (pick(o2) - pick(o3))
+            child = pick(o1) + self.differential_weight * (pick(o2) - pick(o3))
         else:
             base = flat.gather(1, fit.argmin(1)[:, None, None].expand(-1, 1, k * d))
-            child = base + self.F * (pick(o1) - pick(o2))
+            child = base + self.differential_weight * (pick(o1) - pick(o2))
         if self.crossover < 1:
             cross = u[..., 4:] < self.crossover
             jrand = index(3, k * d)  # one parameter always from the mutant

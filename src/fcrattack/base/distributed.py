@@ -58,7 +58,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from .store import RECORDS, ResultStore, merge_parts, part_file, read_records
+from .store import RECORDS, ResultStore, Upgrade, merge_parts, part_file, read_records
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +133,15 @@ class Context:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def store(self, out_dir: str | Path, filename: str = RECORDS) -> ResultStore:
-        """The store of ``filename`` for this rank: the plain ``ResultStore`` in a world of 1
-        (after merging leftover parts of an interrupted data-parallel run), else a
-        ``RankStore``."""
+    def store(
+        self, out_dir: str | Path, filename: str = RECORDS, *, upgrade: Upgrade | None = None
+    ) -> ResultStore:
+        """The store of ``filename`` for this rank (records read by ``upgrade``): the plain
+        ``ResultStore`` in a world of 1 (after merging leftover parts of an interrupted
+        data-parallel run), else a ``RankStore``."""
         if not self.active:
-            return merge_parts(out_dir, filename)
-        return RankStore(out_dir, self, filename)
+            return merge_parts(out_dir, filename, upgrade=upgrade)
+        return RankStore(out_dir, self, filename, upgrade=upgrade)
 
     def sync(self, store: ResultStore) -> None:
         """End of a job: merge every rank's part into ``records.jsonl`` and reload it."""
@@ -151,20 +153,28 @@ class RankStore(ResultStore):
     """A rank's view of the store: reads ``records.jsonl`` (plus its own unmerged records),
     appends to ``records.rank{r}.jsonl``; ``sync`` merges (collective)."""
 
-    def __init__(self, out_dir: str | Path, ctx: Context, filename: str = RECORDS) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        ctx: Context,
+        filename: str = RECORDS,
+        *,
+        upgrade: Upgrade | None = None,
+    ) -> None:
         self.ctx, self.filename = ctx, filename
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        if ctx.is_main:
-            merge_parts(out_dir, filename)  # leftovers of an interrupted run, any world size
+        if ctx.is_main:  # leftovers of an interrupted run, any world size
+            merge_parts(out_dir, filename, upgrade=upgrade)
         ctx.barrier()
         self.merged = Path(out_dir) / filename
-        super().__init__(out_dir, filename=part_file(filename, ctx.rank))
+        super().__init__(out_dir, filename=part_file(filename, ctx.rank), upgrade=upgrade)
         self._reload()
 
     def _reload(self) -> None:
         merged: dict[str, dict[str, Any]] = {}
         for rec in read_records(self.merged):
-            merged.setdefault(rec["key"], rec)
+            if rec["key"] not in merged:
+                merged[rec["key"]] = self.upgrade(rec)
         for key, rec in self.records.items():
             merged.setdefault(key, rec)
         self.records = merged
@@ -172,6 +182,6 @@ class RankStore(ResultStore):
     def sync(self) -> None:
         self.ctx.barrier()  # every rank has written its part of the job
         if self.ctx.is_main:
-            merge_parts(self.dir, self.filename)
+            merge_parts(self.dir, self.filename, upgrade=self.upgrade)
         self.ctx.barrier()  # the merged file is complete
         self._reload()

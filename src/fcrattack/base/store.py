@@ -27,11 +27,14 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+#: a reader of older records: returns the record in the current form (see ``ResultStore``)
+Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
 
 RECORDS = "records.jsonl"
 PACKED = RECORDS + ".gz"
@@ -109,17 +112,22 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 class ResultStore:
-    """The per-image records of one output folder, with resume support."""
+    """The per-image records of one output folder, with resume support. ``upgrade`` reads
+    records written in an older form (e.g. ``fcrattack.experiments.machinery.spec.upgrade``):
+    applied to every record read, so that callers see one form."""
 
-    def __init__(self, out_dir: str | Path, filename: str = RECORDS) -> None:
+    def __init__(
+        self, out_dir: str | Path, filename: str = RECORDS, *, upgrade: Upgrade | None = None
+    ) -> None:
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / filename  # another name: a rank's part, see .distributed
+        self.upgrade = upgrade or (lambda rec: rec)
         self._truncate_partial_tail()
         self.records: dict[str, dict[str, Any]] = {}
         for path in (self.dir / PACKED, self.path):
             for rec in read_records(path):
-                self.records.setdefault(rec["key"], rec)
+                self.records.setdefault(rec["key"], self.upgrade(rec))
 
     def _truncate_partial_tail(self) -> None:
         """Cut a partial last line off the file so appended lines start on a fresh line."""
@@ -158,13 +166,14 @@ class ResultStore:
         return len(new)
 
     @staticmethod
-    def records_of(out_dir: str | Path) -> list[dict[str, Any]]:
-        """The records of a folder (packed, then plain; each key once) without opening it
-        for writing."""
+    def records_of(out_dir: str | Path, upgrade: Upgrade | None = None) -> list[dict[str, Any]]:
+        """The records of a folder (packed, then plain; each key once; read by ``upgrade``)
+        without opening it for writing."""
         seen: dict[str, dict[str, Any]] = {}
         for path in (Path(out_dir) / PACKED, Path(out_dir) / RECORDS):
             for rec in read_records(path):
-                seen.setdefault(rec["key"], rec)
+                if rec["key"] not in seen:
+                    seen[rec["key"]] = upgrade(rec) if upgrade else rec
         return list(seen.values())
 
     def pack(self) -> Path:
@@ -200,14 +209,17 @@ def part_glob(filename: str) -> str:
     return part_file(filename, 0).replace(".rank0", ".rank*", 1)
 
 
-def merge_parts(out_dir: str | Path, filename: str = RECORDS) -> ResultStore:
+def merge_parts(
+    out_dir: str | Path, filename: str = RECORDS, *, upgrade: Upgrade | None = None
+) -> ResultStore:
     """Append the records of every rank's part of ``filename`` in ``out_dir`` whose key is new
     to ``filename`` (one fsync'ed write, ``ResultStore.append``), then delete the parts (only
-    once their records are safely in the file); returns the merged store."""
+    once their records are safely in the file); returns the merged store (records read by
+    ``upgrade``)."""
     out = Path(out_dir)
-    store = ResultStore(out, filename)
+    store = ResultStore(out, filename, upgrade=upgrade)
     parts = sorted(out.glob(part_glob(filename)), key=lambda p: (len(p.name), p.name))
-    store.append(rec for p in parts for rec in read_records(p))
+    store.append(store.upgrade(rec) for p in parts for rec in read_records(p))
     for p in parts:
         p.unlink()
     return store

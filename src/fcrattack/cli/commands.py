@@ -223,7 +223,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run the experiment(s), then render the report into the same folder."""
     device = resolve_device(args.device)
-    times = experiments.run(args.name, args.scale, args.out, device, n=args.n, root=args.shared)
+    times = experiments.reproduce(
+        args.name, args.scale, args.out, device, n=args.n, root=args.shared
+    )
     for name, seconds in times.items():
         log.info("%-24s %8.1f s", name, seconds)
     if not is_main():  # under torchrun: rank 0 renders the report

@@ -1,9 +1,9 @@
 """Reproduce every table and figure of the FCR paper: one module per experiment (its config
-and its report section), a registry, a resumable runner with an append-only per-image store,
+and its report section), a registry, a resumable driver with an append-only per-image store,
 and model pre-flight checks.
 
     >>> from fcrattack import experiments
-    >>> experiments.run("whitebox", scale="cpu", out_dir="runs/repro")   # or "all"
+    >>> experiments.reproduce("whitebox", scale="cpu", out_dir="runs/repro")   # or "all"
     >>> from fcrattack import report; report.render("runs/repro")
 """
 
@@ -12,7 +12,10 @@ from .machinery.preflight import preflight
 from .machinery.results import Results
 from .machinery.spec import SCALES, Experiment, ExperimentConfig
 from .registry import EXPERIMENTS, get_config
-from .reproduce import run
+from .reproduction import reproduce
+
+#: the old name of ``reproduce``
+run = reproduce
 
 __all__ = [
     "EXPERIMENTS",
@@ -24,5 +27,6 @@ __all__ = [
     "get_config",
     "preflight",
     "read_records",
+    "reproduce",
     "run",
 ]

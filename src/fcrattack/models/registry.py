@@ -20,7 +20,7 @@ from torch import nn
 
 from .archives import redirect, torch_reason
 from .cifar_resnet import CifarResNet
-from .cifar_resnet18 import CifarResNetB
+from .cifar_resnet18_34 import CifarResNetB
 from .cifar_vgg import CifarVGG, cam_layer_name
 from .info import ModelInfo
 from .normalize import Normalized

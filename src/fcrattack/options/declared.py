@@ -5,6 +5,7 @@ constructor, its signature and the ``Args:`` section of the docstring)."""
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, ClassVar, overload
 
 from .kinds import Kind, OptionError, _short
@@ -75,6 +76,8 @@ class Configurable:
     """
 
     _options: ClassVar[dict[str, Option]] = {}
+    #: old option names still accepted (old -> new), with a ``FutureWarning``
+    RENAMED: ClassVar[dict[str, str]] = {}
     #: positional parameters of the constructor shown before the options
     _positional: ClassVar[tuple[str, ...]] = ()
 
@@ -109,8 +112,27 @@ class Configurable:
     def __init__(self, **options: Any) -> None:
         self.configure(options)
 
+    @classmethod
+    def current_names(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with old names (``RENAMED``) replaced by the current ones, warning once
+        per old name; an option given under both names is refused."""
+        out = dict(options)
+        for old, new in cls.RENAMED.items():
+            if old in out:
+                if new in out:
+                    raise OptionError(f"{cls.__name__}: give {new} or its old name {old}, not both")
+                warnings.warn(
+                    f"{cls.__name__}: option {old} is now called {new}",
+                    FutureWarning,
+                    stacklevel=4,
+                )
+                out[new] = out.pop(old)
+        return out
+
     def configure(self, options: dict[str, Any]) -> None:
-        """Set ``options`` (name -> value), then ``check`` the whole configuration."""
+        """Set ``options`` (name -> value; old names of ``RENAMED`` accepted), then ``check``
+        the whole configuration."""
+        options = self.current_names(options)
         unknown = sorted(set(options) - set(self._options))
         if unknown:
             raise OptionError(

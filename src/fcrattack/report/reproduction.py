@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from ..experiments import EXPERIMENTS, Results
-from ..experiments.machinery.spec import VERSION
+from ..experiments.machinery.spec import READABLE
 from ..metrics import CONVENTIONS
 from ..viz.document import Block, Table, fmt, to_html, to_markdown
 
@@ -115,11 +115,11 @@ def render(out_dir: str | Path) -> tuple[Path, Path]:
     res = Results(out)
     if not res.config:
         raise FileNotFoundError(f"{out} has no config.json: run an experiment into it first")
-    old = sorted(e for e, c in res.config.items() if c.get("version") != VERSION)
+    old = sorted(e for e, c in res.config.items() if c.get("version") not in READABLE)
     if old:
         raise ValueError(
-            f"{out} holds results of another config version ({', '.join(old)}); "
-            f"this fcrattack renders version {VERSION}: rerun them"
+            f"{out} holds results of a config version this fcrattack cannot read "
+            f"({', '.join(old)}; it reads versions {', '.join(map(str, READABLE))}): rerun them"
         )
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)

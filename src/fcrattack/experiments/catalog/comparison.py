@@ -12,7 +12,7 @@ from ..machinery.spec import (
     EFFNET,
     R20,
     UNNAMED,
-    AttackRun,
+    AttackSetting,
     Experiment,
     Part,
     Scale,
@@ -27,12 +27,12 @@ from ..machinery.spec import (
 )
 
 
-def l0_runs(s: Scale, jsma: dict[str, Any]) -> list[AttackRun]:
+def l0_runs(s: Scale, jsma: dict[str, Any]) -> list[AttackSetting]:
     """JSMA (options ``jsma``; a capped iteration count shows in the label) and One-Pixel."""
     label = f"JSMA (<= {jsma['steps']} iterations)" if "steps" in jsma else "JSMA"
     return [
-        AttackRun("jsma", "jsma", label, dict(jsma), paper_row="JSMA"),
-        AttackRun(
+        AttackSetting("jsma", "jsma", label, dict(jsma), paper_row="JSMA"),
+        AttackSetting(
             "onepixel", "onepixel", "One-Pixel (5 px)", dict(s.onepixel), paper_row="One-pixel"
         ),
     ]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ...viz.document import Block, Table, fmt
 from ..machinery.results import Results, asr_diff, mean_cell, model_label
-from ..machinery.spec import R20, VGG11, AttackRun, Experiment, Part, Scale, cifar
+from ..machinery.spec import R20, VGG11, AttackSetting, Experiment, Part, Scale, cifar
 
 GRID = (
     (0.03, 0.0),
@@ -22,7 +22,7 @@ GRID = (
 
 def parts(s: Scale) -> list[Part]:
     runs = [
-        AttackRun(
+        AttackSetting(
             f"masked-fgsm-{e1:.2f}-{e2:.2f}",
             "masked-fgsm",
             f"masked FGSM eps1={e1:.2f} eps2={e2:.2f}",

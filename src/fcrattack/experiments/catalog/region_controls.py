@@ -24,7 +24,7 @@ from ..machinery import spec
 from ..machinery.paired_stats import MARGIN, MIN_PAIRS, Cell, answer, verdicts
 from ..machinery.region_masks import LABELS
 from ..machinery.results import Results, mean, mean_cell
-from ..machinery.spec import AttackRun, Experiment, Part, Scale
+from ..machinery.spec import AttackSetting, Experiment, Part, Scale
 
 AREAS = (0.2, 0.5, 0.7)
 TRANSFER_SOURCES = ("fcr", "shuffled-fcr", "centred-disc")
@@ -34,9 +34,9 @@ BUDGETS = {"cifar10": (0.5, 1.0), "imagenet": (1.0, 3.0)}
 
 def _region_run(
     attack: str, key: str, what: str, params: dict[str, Any], t: float, source: str
-) -> AttackRun:
+) -> AttackSetting:
     label = f"{what} in {LABELS[source]}, area of FCR t={t}"
-    return AttackRun(key, attack, label, params, mask_t=t, mask_source=source)
+    return AttackSetting(key, attack, label, params, mask_t=t, mask_source=source)
 
 
 def parts(s: Scale) -> list[Part]:

@@ -36,7 +36,7 @@ from ..machinery.paired_stats import MARGIN, MIN_PAIRS, answer, cell_table, cell
 from ..machinery.paired_views import convergence_view, cost_note, pgd_view
 from ..machinery.region_masks import LABELS
 from ..machinery.results import Results
-from ..machinery.spec import AttackRun, DataSpec, Experiment, Part, Scale
+from ..machinery.spec import AttackSetting, DataSpec, Experiment, Part, Scale
 
 PRIMARY = ("centred-disc", "shuffled-fcr")
 SECONDARY = ("random-pixels", "lowest-cam", "smoothgrad")
@@ -48,8 +48,8 @@ SECONDARY_IMAGES = {"cifar10": 45, "imagenet": 32}
 STAGES = {"cifar10": (45, 100), "imagenet": (32, 64, 100)}
 
 
-def _ddn(name: str, steps: int, t: float, source: str, **kw: Any) -> AttackRun:
-    return AttackRun(
+def _ddn(name: str, steps: int, t: float, source: str, **kw: Any) -> AttackSetting:
+    return AttackSetting(
         f"ddn{steps}-{source}-t{t}",
         "region-ddn",
         f"region DDN, {steps} steps, in {source}, area of FCR t={t}",
@@ -60,14 +60,14 @@ def _ddn(name: str, steps: int, t: float, source: str, **kw: Any) -> AttackRun:
     )
 
 
-def runs_for(name: str) -> list[AttackRun]:
+def runs_for(name: str) -> list[AttackSetting]:
     """Every run of one data set, in phases: primary, PGD-L2 second view, secondary,
     convergence check."""
     steps, areas = DDN_STEPS[name], AREAS[name]
     primary = ("fcr", *PRIMARY)
     runs = [_ddn(name, steps, t, src) for t in areas for src in primary]
     runs += [
-        AttackRun(
+        AttackSetting(
             f"pgdl2-{src}-t{t}",
             "pgdl2",
             f"PGD-L2 at the FCR's median L2, in {src}, area of FCR t={t}",

@@ -8,7 +8,7 @@ from pathlib import Path
 from ...viz import figures
 from ...viz.document import Block, Table, fmt
 from ..machinery.results import Results, mean, mean_cell, model_label, ratio, val
-from ..machinery.spec import R20, R32, AttackRun, Experiment, Part, Scale, cifar
+from ..machinery.spec import R20, R32, AttackSetting, Experiment, Part, Scale, cifar
 
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8)
 #: C&W at the paper's settings at both scales (c = 1, lr = 0.01, 1,000 steps)
@@ -17,12 +17,12 @@ PAPER_CW_STEPS = 1000
 
 def parts(s: Scale) -> list[Part]:
     runs = [
-        AttackRun(
+        AttackSetting(
             "cw", "cw", "C&W (c=1, lr=0.01, 1000 steps)", {"steps": PAPER_CW_STEPS}, paper_row="C&W"
         )
     ]
     runs += [
-        AttackRun(
+        AttackSetting(
             f"region-ddn-t-{t:.1f}",
             "region-ddn",
             f"region DDN t={t:.1f}",

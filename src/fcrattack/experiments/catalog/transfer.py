@@ -11,7 +11,7 @@ from ..machinery.spec import (
     R20,
     R32,
     VGG11,
-    AttackRun,
+    AttackSetting,
     Experiment,
     Part,
     Scale,
@@ -26,7 +26,7 @@ from ..machinery.spec import (
 def parts(s: Scale) -> list[Part]:
     runs = [
         pgd_run(),
-        AttackRun("mifgsm", "mifgsm", "M-DI2-FGSM", paper_row="M-DI2-FGSM"),
+        AttackSetting("mifgsm", "mifgsm", "M-DI2-FGSM", paper_row="M-DI2-FGSM"),
         cw_run(s),
         fcr_run(),
         region_ddn_run(s),

@@ -11,7 +11,7 @@ from typing import Any
 from ...viz import figures
 from ...viz.document import Block, Table, fmt, rate
 from ..machinery.results import Results, mean, mean_of
-from ..machinery.spec import R20, R32, VGG11, AttackRun, Experiment, Part, Scale, cifar
+from ..machinery.spec import R20, R32, VGG11, AttackSetting, Experiment, Part, Scale, cifar
 
 BUDGETS = (0.25, 0.5, 1.0)
 
@@ -20,14 +20,14 @@ def parts(s: Scale) -> list[Part]:
     runs = []
     for eps in BUDGETS:
         runs += [
-            AttackRun(
+            AttackSetting(
                 f"pgdl2-fcr-{eps}",
                 "pgdl2",
                 f"PGD-L2 eps={eps} in the FCR (t=0.2)",
                 {"eps": eps, "steps": 20},
                 mask_t=0.2,
             ),
-            AttackRun(
+            AttackSetting(
                 f"pgdl2-full-{eps}",
                 "pgdl2",
                 f"PGD-L2 eps={eps} unrestricted",
@@ -35,7 +35,7 @@ def parts(s: Scale) -> list[Part]:
             ),
         ]
     runs += [
-        AttackRun(
+        AttackSetting(
             f"region-ddn-t-{t}", "region-ddn", f"region DDN t={t}", {"steps": s.ddn_steps, "t": t}
         )
         for t in (0.2, 0.0)

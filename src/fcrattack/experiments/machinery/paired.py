@@ -7,7 +7,7 @@ together (same image, many masks, one attack call per group of runs that share t
 attack and options). An interrupted run therefore leaves complete pairs (the FCR and its
 controls on the same images) for the images it reached, and a resumed run attacks only the
 (run, image) pairs without a record. Each model sees the images at its own input size
-(``ModelSpec.size``); ``ModelSpec.max_images`` and ``AttackRun.first`` cap how many of the
+(``ModelSpec.size``); ``ModelSpec.max_images`` and ``AttackSetting.first`` cap how many of the
 eligible images a model and a run attack (``max_images=0``: the model only decides which
 images are eligible). A run with ``budget_from`` takes its L2 budget from that run's records
 of the same model: each image's own L2 (``budget_rule`` "per-image") or their median over
@@ -31,35 +31,35 @@ from tqdm.auto import tqdm
 from ...base.store import ResultStore
 from ...data import Dataset
 from .region_masks import check_partners, partners
-from .spec import AttackRun, ModelSpec, Part
+from .spec import AttackSetting, ModelSpec, Part
 
 if TYPE_CHECKING:
-    from .runner import ExperimentRunner
+    from .driver import ExperimentDriver
 
 log = logging.getLogger(__name__)
 
-Work = list[tuple[AttackRun, int]]  # (run, index into the model's eligible images)
+Work = list[tuple[AttackSetting, int]]  # (run, index into the model's eligible images)
 
 
-def _limit(spec: ModelSpec, run: AttackRun, n: int) -> int:
+def _limit(spec: ModelSpec, run: AttackSetting, n: int) -> int:
     """How many of the n eligible images ``run`` attacks on the model of ``spec``."""
     cap = n if spec.max_images is None else spec.max_images
     return min(n, cap, run.first or n)
 
 
-def _groups(runs: list[AttackRun]) -> list[list[AttackRun]]:
+def _groups(runs: list[AttackSetting]) -> list[list[AttackSetting]]:
     """Runs that can share one attack call: the same attack, options and budget rule."""
-    out: dict[tuple[str, ...], list[AttackRun]] = {}
+    out: dict[tuple[str, ...], list[AttackSetting]] = {}
     for run in runs:
         sig = (run.attack, repr(sorted(run.params.items())), str(run.budget_from), run.budget_rule)
         out.setdefault(sig, []).append(run)
     return list(out.values())
 
 
-def median_budget(runner: ExperimentRunner, part: Part, model: str, run: AttackRun) -> float:
+def median_budget(runner: ExperimentDriver, part: Part, model: str, run: AttackSetting) -> float:
     """The median L2 of ``run.budget_from`` over the images it fooled on ``model``."""
     recs = runner.store.select(
-        experiment=runner.cfg.name, part=part.name, model=model, attack=run.budget_from
+        experiment=runner.cfg.name, part=part.name, model=model, attack_key=run.budget_from
     )
     values = [r["l2"] for r in recs if r.get("success") and isinstance(r.get("l2"), float)]
     if not values:
@@ -89,11 +89,11 @@ def check_same_images(
 
 
 class PairedRuns:
-    """Runs the phases of one part for the models of a ``ExperimentRunner``."""
+    """Runs the phases of one part for the models of a ``ExperimentDriver``."""
 
     def __init__(
         self,
-        runner: ExperimentRunner,
+        runner: ExperimentDriver,
         part: Part,
         models: dict[str, nn.Module],
         datas: dict[str, Dataset],
@@ -108,11 +108,11 @@ class PairedRuns:
         self._per_image: dict[tuple[str, str], torch.Tensor] = {}
         self._mask_cache: dict[tuple[str, str], torch.Tensor | None] = {}
 
-    def _keys(self, name: str, run: AttackRun) -> list[str]:
+    def _keys(self, name: str, run: AttackSetting) -> list[str]:
         data = self.datas[name]
         return [self.runner._key(self.part, name, run.key, run.setting(), i) for i in data.ids]
 
-    def _budgets(self, name: str, run: AttackRun) -> torch.Tensor:
+    def _budgets(self, name: str, run: AttackSetting) -> torch.Tensor:
         """The L2 budget of a run for each of the model's eligible images (N,): the median of
         ``budget_from`` (``_budget_of``) or each image's own L2 in it (NaN without a
         record: such images are not attacked); computed once per model and run, when its phase
@@ -128,7 +128,7 @@ class PairedRuns:
                 experiment=self.runner.cfg.name,
                 part=self.part.name,
                 model=name,
-                attack=run.budget_from,
+                attack_key=run.budget_from,
             )
             if isinstance(r.get("l2"), float)
         }
@@ -136,13 +136,13 @@ class PairedRuns:
         self._per_image[(name, run.key)] = budgets
         return budgets
 
-    def _budget_of(self, name: str, run: AttackRun) -> float:
+    def _budget_of(self, name: str, run: AttackSetting) -> float:
         """The median budget of a run (computed once per model and checked against the
         records already written: a changed budget is refused, not mixed)."""
         if (name, run.key) not in self._budget:
             eps = median_budget(self.runner, self.part, name, run)
             for r in self.runner.store.select(
-                experiment=self.runner.cfg.name, part=self.part.name, model=name, attack=run.key
+                experiment=self.runner.cfg.name, part=self.part.name, model=name, attack_key=run.key
             ):
                 if abs(r.get("budget_l2", eps) - eps) > 1e-6 * max(1.0, eps):
                     raise ValueError(
@@ -169,7 +169,7 @@ class PairedRuns:
         """The end of a stage: the records so far are packed (``on_stage``)."""
         self.on_stage()
 
-    def _todo(self, name: str, runs: list[AttackRun], start: int, bound: int | None) -> Work:
+    def _todo(self, name: str, runs: list[AttackSetting], start: int, bound: int | None) -> Work:
         n = len(self.datas[name])
         work: Work = []
         for run in runs:
@@ -183,7 +183,7 @@ class PairedRuns:
             work += [(run, j) for j in todo]
         return work
 
-    def _stage(self, name: str, runs: list[AttackRun], start: int, bound: int | None) -> None:
+    def _stage(self, name: str, runs: list[AttackSetting], start: int, bound: int | None) -> None:
         work = self._todo(name, runs, start, bound)
         if not work:
             return
@@ -210,7 +210,7 @@ class PairedRuns:
         for i in range(0, len(work), bs):
             yield work[i : i + bs]
 
-    def _masks(self, name: str, run: AttackRun, data: Dataset) -> torch.Tensor | None:
+    def _masks(self, name: str, run: AttackSetting, data: Dataset) -> torch.Tensor | None:
         """The run's region (bool) for the model's eligible images, computed once (SmoothGrad,
         costly, only for the images the run attacks)."""
         if (name, run.key) not in self._mask_cache:

@@ -1,4 +1,4 @@
-"""The regions of the runs restricted to a region (``AttackRun.mask_t``): computed once per
+"""The regions of the runs restricted to a region (``AttackSetting.mask_t``): computed once per
 (part, model) over the part's eligible images, so that a shuffled source pairs the same images
 on resume, and the shuffled pairs' check against the records already written."""
 
@@ -10,7 +10,7 @@ from torch import nn
 from ...base.store import ResultStore
 from ...data import Dataset
 from ...regions import EqualAreaRegions, shuffle_partners
-from .spec import AttackRun, Part
+from .spec import AttackSetting, Part
 
 #: the report label of each region source
 LABELS = {
@@ -39,7 +39,7 @@ class PartRegions:
         self._regions.clear()
 
     def masks(
-        self, part: Part, name: str, model: nn.Module, run: AttackRun, data: Dataset
+        self, part: Part, name: str, model: nn.Module, run: AttackSetting, data: Dataset
     ) -> torch.Tensor | None:
         """The masks (N, 1, H, W) of ``run``'s region for every image of ``data`` (the part's
         eligible images), or None for an unrestricted run."""
@@ -64,14 +64,14 @@ def partners(data: Dataset) -> dict[str, str]:
 
 
 def check_partners(
-    store: ResultStore, experiment: str, part: str, model: str, run: AttackRun, data: Dataset
+    store: ResultStore, experiment: str, part: str, model: str, run: AttackSetting, data: Dataset
 ) -> None:
     """Refuse to resume ``shuffled-fcr`` records made with other image pairs (the pairing
     depends on the set of eligible images, which the record keys do not name)."""
     if run.mask_source != "shuffled-fcr":
         return
     partner = partners(data)
-    for r in store.select(experiment=experiment, part=part, model=model, attack=run.key):
+    for r in store.select(experiment=experiment, part=part, model=model, attack_key=run.key):
         if r["id"] in partner and r.get("mask_partner") != partner[r["id"]]:
             raise ValueError(
                 f"{store.dir}: {run.key} records of {model} pair image {r['id']} with "

@@ -14,7 +14,7 @@ from typing import Any
 from ...base.store import ResultStore
 from ...metrics import summarize_records
 from ...viz.document import diff, fmt_interval, rate
-from .spec import UNNAMED, AttackRun
+from .spec import UNNAMED, AttackSetting, upgrade
 
 
 def paper_numbers() -> dict[str, Any]:
@@ -82,8 +82,8 @@ class Results:
         self.env = self._json("env.json")
         self.paper = paper_numbers()
         self.groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        for r in ResultStore.records_of(self.dir):
-            self.groups[(r["experiment"], r["part"], r["model"], r["attack"])].append(r)
+        for r in ResultStore.records_of(self.dir, upgrade):
+            self.groups[(r["experiment"], r["part"], r["model"], r["attack_key"])].append(r)
 
     def _json(self, name: str) -> dict[str, Any]:
         path = self.dir / name
@@ -111,8 +111,8 @@ class Results:
                 continue
             for run in p["runs"]:
                 if run["key"] == attack:
-                    return AttackRun(
-                        **{k: v for k, v in run.items() if k in AttackRun.__dataclass_fields__}
+                    return AttackSetting(
+                        **{k: v for k, v in run.items() if k in AttackSetting.__dataclass_fields__}
                     ).setting()
         return None
 

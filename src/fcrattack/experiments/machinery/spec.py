@@ -26,9 +26,23 @@ if TYPE_CHECKING:
     from .results import Results
 
 #: 3: one name per thing (region DDN's run keys, ``scale`` for the run scale); 4: region DDN's
-#: defaults (FMN's radius rule, margin then cross-entropy). Folders of another version are
-#: refused rather than mixed.
-VERSION = 4
+#: defaults (FMN's radius rule, margin then cross-entropy); 5: a record names its attack by
+#: its registry name (``attack``, as ``AttackSetting.attack``) and its setting by
+#: ``attack_key`` (``AttackSetting.key``); version 4 wrote these as ``attack_class`` and
+#: ``attack``. Folders of a version not in ``READABLE`` are refused rather than mixed.
+VERSION = 5
+#: config versions whose records ``upgrade`` reads (and whose folders resume)
+READABLE = (4, 5)
+
+
+def upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """A record in the current form (``VERSION``), from any version of ``READABLE``."""
+    if "attack_key" not in record:  # version 4
+        record = dict(record)
+        record["attack_key"] = record["attack"]
+        if "attack_class" in record:  # an attack's record (not one of fcr-importance)
+            record["attack"] = record.pop("attack_class")
+    return record
 
 
 @dataclass
@@ -63,8 +77,9 @@ class DataSpec:
 
 
 @dataclass
-class AttackRun:
-    """One attack setting. ``key`` names it in record keys; ``attack`` is an ``ATTACKS`` name
+class AttackSetting:
+    """One attack setting of an experiment. ``key`` names it (in record keys and as a record's
+    ``attack_key``); ``attack`` is an ``ATTACKS`` name
     built with the paper's settings for the part's data set, updated by ``params``;
     ``budget_from`` (a key of an earlier run) makes ``eps`` the per-image L2 that run reached;
     ``mask_t`` restricts the attack to a region of the attacked model's FCR area at threshold
@@ -110,6 +125,10 @@ class AttackRun:
         return ",".join(f"{k}={v}" for k, v in items) or "default"
 
 
+#: the old name of ``AttackSetting``
+AttackRun = AttackSetting
+
+
 @dataclass
 class Part:
     """The experiment on one data set: models, data and attack runs. The first model is the
@@ -120,7 +139,7 @@ class Part:
 
     data: DataSpec
     models: list[ModelSpec]
-    runs: list[AttackRun]
+    runs: list[AttackSetting]
     stages: tuple[int, ...] = ()
 
     @property
@@ -151,7 +170,7 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scale:
     """What a scale changes: image counts (``n_beyond``: the experiments beyond the paper),
     batch sizes, C&W and region DDN steps, One-Pixel's budget, and the JSMA options on 224-px
@@ -173,30 +192,30 @@ class Scale:
 
 SCALES = {
     "paper": Scale(
-        1000,
-        1000,
-        250,
-        25,
-        1000,
-        100,
-        {},
-        {},
-        4,
-        1000,
-        {"cifar10": (1000, 100), "imagenet": (200, 100)},
+        n_cifar=1000,
+        n_imagenet=1000,
+        batch_cifar=250,
+        batch_imagenet=25,
+        cw_steps=1000,
+        ddn_steps=100,
+        jsma_imagenet={},
+        onepixel={},
+        n_visual=4,
+        n_beyond=1000,
+        controls={"cifar10": (1000, 100), "imagenet": (200, 100)},
     ),
     "cpu": Scale(
-        100,
-        8,
-        100,
-        8,
-        100,
-        50,
-        {"steps": 200},
-        {"popsize": 50, "steps": 20},
-        3,
-        80,
-        {"cifar10": (64, 100), "imagenet": (4, 20)},
+        n_cifar=100,
+        n_imagenet=8,
+        batch_cifar=100,
+        batch_imagenet=8,
+        cw_steps=100,
+        ddn_steps=50,
+        jsma_imagenet={"steps": 200},
+        onepixel={"popsize": 50, "steps": 20},
+        n_visual=3,
+        n_beyond=80,
+        controls={"cifar10": (64, 100), "imagenet": (4, 20)},
     ),
 }
 
@@ -277,14 +296,14 @@ def imagenet(s: Scale, n: int | None = None) -> DataSpec:
     )
 
 
-def fcr_run(key: str = "fcr", label: str = "FCR", **params: Any) -> AttackRun:
+def fcr_run(key: str = "fcr", label: str = "FCR", **params: Any) -> AttackSetting:
     """The FCR attack at the paper's settings updated by ``params``."""
-    return AttackRun(key, "fcr", label, dict(params), paper_row="FCR")
+    return AttackSetting(key, "fcr", label, dict(params), paper_row="FCR")
 
 
-def region_ddn_run(s: Scale) -> AttackRun:
+def region_ddn_run(s: Scale) -> AttackSetting:
     """Region DDN at t = 0.2 with the scale's steps."""
-    return AttackRun(
+    return AttackSetting(
         "region-ddn",
         "region-ddn",
         "region DDN (fcrattack's region attack; extra)",
@@ -292,20 +311,20 @@ def region_ddn_run(s: Scale) -> AttackRun:
     )
 
 
-def cw_run(s: Scale, label: str = "C&W") -> AttackRun:
+def cw_run(s: Scale, label: str = "C&W") -> AttackSetting:
     """C&W at the paper's settings with the scale's steps."""
-    return AttackRun("cw", "cw", label, {"steps": s.cw_steps}, paper_row="C&W")
+    return AttackSetting("cw", "cw", label, {"steps": s.cw_steps}, paper_row="C&W")
 
 
-def pgd_run(label: str = "PGD") -> AttackRun:
+def pgd_run(label: str = "PGD") -> AttackSetting:
     """PGD at the paper's settings."""
-    return AttackRun("pgd", "pgd", label, paper_row="PGD")
+    return AttackSetting("pgd", "pgd", label, paper_row="PGD")
 
 
-def same_l2_runs(s: Scale) -> list[AttackRun]:
+def same_l2_runs(s: Scale) -> list[AttackSetting]:
     """PGD-L2 and C&W with the per-image L2 budget FCR reached (the paper's same-L2 rows)."""
     return [
-        AttackRun(
+        AttackSetting(
             "pgdl2-at-fcr-l2",
             "pgdl2",
             "PGD-L2 at FCR's per-image L2",
@@ -313,7 +332,7 @@ def same_l2_runs(s: Scale) -> list[AttackRun]:
             budget_from="fcr",
             paper_row="PGD",
         ),
-        AttackRun(
+        AttackSetting(
             "cw-at-fcr-l2",
             "cw",
             "C&W at FCR's per-image L2",

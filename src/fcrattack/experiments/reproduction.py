@@ -29,9 +29,9 @@ from ..base.distributed import Context
 from ..base.store import output_dir, write_json
 from ..base.validation import resolve_device
 from ..data import shared_root
+from .machinery.driver import ExperimentDriver
 from .machinery.loaders import update_json
-from .machinery.runner import ExperimentRunner
-from .machinery.spec import ExperimentConfig
+from .machinery.spec import READABLE, VERSION, ExperimentConfig, upgrade
 from .registry import EXPERIMENTS, get_config
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,8 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
 
 def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
     """Raise ValueError when ``out_dir`` holds records of one of ``configs`` written by another
-    config version or scale: record keys name explicit settings only, so resuming would mix
-    their results silently."""
+    scale or a config version whose records cannot be read (``READABLE``): record keys name
+    explicit settings only, so resuming would mix their results silently."""
     path = out_dir / "config.json"
     if not path.is_file():
         return
@@ -93,7 +93,9 @@ def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
         old = saved.get(cfg.name)
         if old is None:
             continue
-        if (old.get("version"), old.get("scale")) != (cfg.version, cfg.scale):
+        version = old.get("version")
+        readable = version == cfg.version or (version in READABLE and cfg.version == VERSION)
+        if not readable or old.get("scale") != cfg.scale:
             raise ValueError(
                 f"{out_dir} holds {cfg.name} results of config version {old.get('version')}, "
                 f"scale {old.get('scale', old.get('preset'))!r}; this run is version "
@@ -102,7 +104,7 @@ def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
             )
 
 
-def run(
+def reproduce(
     name_or_all: str | ExperimentConfig | Sequence[str | ExperimentConfig],
     scale: str = "cpu",
     out_dir: str | Path = "runs/reproduce",
@@ -129,7 +131,7 @@ def run(
     dev = resolve_device(device)
     ctx, dev = Context.from_env(dev)  # data-parallel under torchrun
     try:
-        store = ctx.store(out)
+        store = ctx.store(out, upgrade=upgrade)
         base = shared_root(root)
         if ctx.is_main:
             write_json(out / "env.json", environment(dev, configs[0].seed))
@@ -139,7 +141,7 @@ def run(
             if ctx.is_main:
                 update_json(out / "config.json", cfg.name, cfg.to_dict())
             t0 = time.perf_counter()
-            status = ExperimentRunner(cfg, store, dev, base, ctx).run()
+            status = ExperimentDriver(cfg, store, dev, base, ctx).run()
             times[cfg.name] = status["wall_s"] = time.perf_counter() - t0
             if ctx.is_main:
                 update_json(store.dir / "status.json", cfg.name, status)

@@ -29,14 +29,14 @@ from .loaders import load_part_data, load_spec_model, update_json
 from .paired import PairedRuns, check_same_images
 from .preflight import preflight
 from .region_masks import PartRegions, check_partners, partners
-from .spec import AttackRun, ExperimentConfig, Part
+from .spec import AttackSetting, ExperimentConfig, Part
 
 log = logging.getLogger(__name__)
 
 PREFLIGHT_IMAGES = 8
 
 
-class ExperimentRunner:
+class ExperimentDriver:
     """Runs one ``ExperimentConfig`` into a ``ResultStore``."""
 
     def __init__(
@@ -59,7 +59,7 @@ class ExperimentRunner:
                 [model(x[i : i + bs].to(self.device)).argmax(1).cpu() for i in range(0, len(x), bs)]
             )
 
-    def _build(self, run: AttackRun, model: nn.Module, part: Part, **extra: Any) -> Attack:
+    def _build(self, run: AttackSetting, model: nn.Module, part: Part, **extra: Any) -> Attack:
         """The attack of ``run``: the paper's settings for the part's data set, updated by the
         run's params and ``extra``, seeded with the config's seed."""
         return build(
@@ -172,6 +172,7 @@ class ExperimentRunner:
                         "part": part.name,
                         "model": name,
                         "attack": "importance",
+                        "attack_key": "importance",
                         "setting": setting,
                         "id": data.ids[j],
                         "label": int(y[r]),
@@ -189,7 +190,7 @@ class ExperimentRunner:
         part: Part,
         name: str,
         model: nn.Module,
-        run: AttackRun,
+        run: AttackSetting,
         data: Dataset,
         targets: dict[str, nn.Module] | None = None,
     ) -> None:
@@ -207,7 +208,7 @@ class ExperimentRunner:
             ref = {
                 r["id"]: r["l2"]
                 for r in self.store.select(
-                    experiment=self.cfg.name, part=part.name, model=name, attack=run.budget_from
+                    experiment=self.cfg.name, part=part.name, model=name, attack_key=run.budget_from
                 )
             }
             missing = [j for j in todo if data.ids[j] not in ref]
@@ -246,7 +247,7 @@ class ExperimentRunner:
                     row["mask_partner"] = partner[row["id"]]
             self.store.append(rows)
 
-    def _check_targets(self, run: AttackRun, keys: list[str], targets: set[str]) -> None:
+    def _check_targets(self, run: AttackSetting, keys: list[str], targets: set[str]) -> None:
         """Refuse to resume transfer records evaluated on other models: record keys do not
         name the target models, so a changed model list would leave cells without them."""
         for k in keys:
@@ -262,7 +263,7 @@ class ExperimentRunner:
         self,
         part: Part,
         name: str,
-        run: AttackRun,
+        run: AttackSetting,
         keys: list[str],
         chunk: list[int],
         ids: list[str],
@@ -279,8 +280,8 @@ class ExperimentRunner:
                 experiment=self.cfg.name,
                 part=part.name,
                 model=name,
-                attack=run.key,
-                attack_class=run.attack,
+                attack=run.attack,
+                attack_key=run.key,
                 setting=run.setting(),
                 time_s=dt,
             )
