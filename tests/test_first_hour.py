@@ -178,6 +178,30 @@ def test_readme_states_the_literal_fcr_l2_on_the_bundled_samples() -> None:
     assert round(result.summary()["l2"]) == int(stated[0])
 
 
+#: how the work on the project was organised, which README.md, docs/ and the shipped or
+#: benchmark texts never speak of
+ORGANISATION = re.compile(
+    r"\bthe issue\b|\bissue's|\bsessions?\b|was not available|we measured|\bgoals?\b",
+    re.IGNORECASE,
+)
+
+
+def test_texts_speak_of_the_project_only() -> None:
+    texts = [
+        ROOT / "README.md",
+        *(ROOT / "docs").rglob("*.md"),
+        *(ROOT / "src").rglob("*.md"),
+        *(ROOT / "benchmarks").glob("*.py"),
+    ]
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in texts
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if ORGANISATION.search(line)
+    ]
+    assert not found, "\n".join(found)
+
+
 def test_report_names_the_unnamed_model_and_cites_the_paper() -> None:
     assert model_label({"label": "EfficientNet-Lite0", "stands_for": UNNAMED}) == (
         "EfficientNet-Lite0 (the paper does not name its model)"
