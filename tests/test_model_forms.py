@@ -143,7 +143,10 @@ def test_torchscript_runs_pgd_and_refuses_region_attacks_before_loading_data(
 
 @pytest.mark.parametrize("name", ["default", "vgg11-cifar10", *sorted(ARCHITECTURES)])
 def test_shipped_models_are_scriptable(name: str) -> None:
-    model = load_model(name) if name in ("default", "vgg11-cifar10") else create_model(name).eval()
+    if name == "default":
+        model = fcrattack.default_model()
+    else:
+        model = load_model(name) if name == "vgg11-cifar10" else create_model(name).eval()
     scripted = torch.jit.script(model)
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
