@@ -16,7 +16,7 @@ next to each other, after an untimed warm-up); per attack: ASR (fresh forward pa
 median L2 over its successful images, the paired mean over the images all four attacks fooled,
 and the wall time of the call (ours: ``RegionDDN.run``, which also runs its clean and two
 re-check forward passes). A single call's time varies by 10-30 % on a shared CPU, so the time
-goal is measured separately with ``--timing``: ours and FMN called alternately, medians.
+ratio is measured separately with ``--timing``: ours and FMN called alternately, medians.
 
     pip install --no-deps adv-lib==0.2.8
     python benchmarks/minnorm_vs_advlib.py --out runs/minnorm.json     # the cpu plan
@@ -177,9 +177,10 @@ def timing(
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def goals(rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's goals per (model, steps, t): ours' ASR, ours' paired mean L2 over the best
-    of adv-lib's three, time over FMN's, and (at t = 0.2) the region cost against t = 0."""
+def ratios(rows: list[dict[str, Any]]) -> list[str]:
+    """The comparison per (model, steps, t), as a Markdown table: ours' ASR, ours' paired mean
+    L2 over the best of adv-lib's three, time over FMN's, and (at t = 0.2) the region cost
+    against t = 0."""
     by = {(r["model"], r["steps"], r["t"], r["attack"]): r for r in rows}
     lines = [
         "| model | steps | t | ours ASR | ours / best adv-lib paired mean L2 (best) "
@@ -271,7 +272,7 @@ def main() -> int:
                     flush=True,
                 )
     print()
-    print("\n".join(goals(rows)))
+    print("\n".join(ratios(rows)))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(rows, indent=1))

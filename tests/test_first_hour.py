@@ -26,6 +26,7 @@ from fcrattack.experiments.machinery.results import model_label
 from fcrattack.experiments.machinery.spec import UNNAMED
 
 SAMPLES = Path(fcrattack.__file__).parent / "samples"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_default_attack_is_the_region_attack(capsys: pytest.CaptureFixture) -> None:
@@ -163,6 +164,44 @@ def test_cam_writes_a_page(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
     assert str(out / "index.html") in capsys.readouterr().out
 
 
+def test_readme_states_the_literal_fcr_l2_on_the_bundled_samples() -> None:
+    """The README's "L2 about N on the bundled CIFAR-10 samples" for ``--attack fcr`` is what
+    the command gives: FCR with its defaults (the paper's CIFAR-10 settings), on the grid as on
+    the command line, seeded by image id, on the 40 samples ``fcrattack attack`` uses."""
+    readme = (ROOT / "README.md").read_text()
+    stated = re.findall(r"L2 about (\d+) on the bundled CIFAR-10 samples", " ".join(readme.split()))
+    assert len(stated) == 1
+    data = samples(40)
+    result = FCR(fcrattack.default_model(), quantize=True).run(
+        data.images, data.labels, ids=data.ids
+    )
+    assert round(result.summary()["l2"]) == int(stated[0])
+
+
+#: how the work on the project was organised, which README.md, docs/ and the shipped or
+#: benchmark texts never speak of
+ORGANISATION = re.compile(
+    r"\bthe issue\b|\bissue's|\bsessions?\b|was not available|we measured|\bgoals?\b",
+    re.IGNORECASE,
+)
+
+
+def test_texts_speak_of_the_project_only() -> None:
+    texts = [
+        ROOT / "README.md",
+        *(ROOT / "docs").rglob("*.md"),
+        *(ROOT / "src").rglob("*.md"),
+        *(ROOT / "benchmarks").glob("*.py"),
+    ]
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in texts
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if ORGANISATION.search(line)
+    ]
+    assert not found, "\n".join(found)
+
+
 def test_report_names_the_unnamed_model_and_cites_the_paper() -> None:
     assert model_label({"label": "EfficientNet-Lite0", "stands_for": UNNAMED}) == (
         "EfficientNet-Lite0 (the paper does not name its model)"
@@ -172,7 +211,7 @@ def test_report_names_the_unnamed_model_and_cites_the_paper() -> None:
     )
     paper = json.loads((Path(fcrattack.__file__).parent / "paperdata" / "paper.json").read_text())
     assert "shared/" not in paper["source"] and "Feature Contributive Regions" in paper["source"]
-    root = Path(__file__).resolve().parents[1] / "docs" / "report-cpu"
+    root = ROOT / "docs" / "report-cpu"
     for name in ("report.md", "report.html"):
         text = (root / name).read_text()
         assert "for unknown (not stated)" not in text and "shared/paper" not in text

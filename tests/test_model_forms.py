@@ -20,6 +20,7 @@ from conftest import IMAGENET_SAMPLES, _need, akamaster_weights
 from fcrattack.cli import main
 from fcrattack.data import CIFAR10_CLASSES
 from fcrattack.models import ARCHITECTURES, create_model, load_model
+from fcrattack.models.packages import install_advice, torchvision_command
 from test_model_sources import HUB_STANDIN, TIMM_STANDIN, _standin_torchvision
 
 #: the default attack and PGD, both short
@@ -143,7 +144,10 @@ def test_torchscript_runs_pgd_and_refuses_region_attacks_before_loading_data(
 
 @pytest.mark.parametrize("name", ["default", "vgg11-cifar10", *sorted(ARCHITECTURES)])
 def test_shipped_models_are_scriptable(name: str) -> None:
-    model = load_model(name) if name in ("default", "vgg11-cifar10") else create_model(name).eval()
+    if name == "default":
+        model = fcrattack.default_model()
+    else:
+        model = load_model(name) if name == "vgg11-cifar10" else create_model(name).eval()
     scripted = torch.jit.script(model)
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -180,3 +184,30 @@ def test_missing_and_broken_packages_are_named(
     )
     with pytest.raises(ImportError, match=r"'torchvision' is installed but fails to import"):
         load_model("torchvision:resnet50")
+
+
+def test_missing_packages_are_installed_beside_the_torch_there_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The errors give a pip command that keeps the installed torch (a plain ``pip install
+    torchvision`` fetches another torch): the torch named in the same command and the
+    torchvision of its series from its own index, or a reinstall without dependencies."""
+    monkeypatch.setattr(torch, "__version__", "2.13.0+cpu")
+    index = "--index-url https://download.pytorch.org/whl/cpu"
+    _hide(monkeypatch, "torchvision", "timm")
+    with pytest.raises(ImportError) as missing:
+        load_model("torchvision:resnet50")
+    assert str(missing.value).endswith(
+        f"not installed: pip install torch==2.13.0 'torchvision==0.28.*' {index} "
+        "(keeps torch 2.13.0+cpu; docs/models-and-data.md)"
+    )
+    with pytest.raises(ImportError, match="then pip install timm .keeps torch 2.13.0.cpu"):
+        load_model("timm:tiny")
+    assert torchvision_command("2.14.1") == "pip install torch==2.14.1 'torchvision==0.29.*'"
+    assert torchvision_command("2.9.1+cu128", reinstall=True) == (
+        "pip install --force-reinstall --no-deps 'torchvision==0.24.*' "
+        "--index-url https://download.pytorch.org/whl/cu128"
+    )
+    for unknown in ("1.13.1", "2.13.0+git1abc", "2.14.0a0+git1abc"):
+        assert torchvision_command(unknown) is None
+        assert install_advice("torchvision", unknown).startswith("install a torchvision built")

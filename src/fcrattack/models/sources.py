@@ -42,6 +42,7 @@ from .archives import load_export, load_torchscript
 from .efficientnet import efficientnet_lite
 from .info import ModelInfo, class_names, imagenet_classes
 from .normalize import Normalized
+from .packages import install_advice
 from .registry import default_model, load_checkpoint, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -62,16 +63,16 @@ def _package(name: str, what: str) -> Any:
     except ModuleNotFoundError as exc:
         missing = (exc.name or name).split(".")[0]
         raise ImportError(
-            f"{what} needs the package {missing!r}, which is not installed "
-            f"(pip install {missing}; see docs/models-and-data.md for versions that fit torch "
-            f"{torch.__version__})"
+            f"{what} needs the package {missing!r}, which is not installed: "
+            + install_advice(missing, torch.__version__)
         ) from exc
     except Exception as exc:  # installed but broken: its import raises something else
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        package = name.split(".")[0]
         raise ImportError(
-            f"{what}: the package {name.split('.')[0]!r} is installed but fails to import "
+            f"{what}: the package {package!r} is installed but fails to import "
             f"({type(exc).__name__}: {first}); install a build that matches torch "
-            f"{torch.__version__} (docs/models-and-data.md)"
+            f"{torch.__version__}: {install_advice(package, torch.__version__, broken=True)}"
         ) from exc
 
 
