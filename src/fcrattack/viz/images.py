@@ -64,15 +64,15 @@ def perturbation_image(delta: torch.Tensor) -> torch.Tensor:
     return d / peak * 0.5 + 0.5 if peak > 0 else torch.full_like(d, 0.5)
 
 
-def _own_name(image_id: str) -> Path:
-    """The PNG path an id asks for: the id's own relative path, ``.png`` appended unless it
-    ends in it (any case); an id that is absolute, climbs (``..``) or names nothing becomes
-    one file name of its safe characters."""
-    rel = Path(image_id)
-    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        flat = re.sub(r"[^\w.-]+", "_", image_id).strip(".")
-        rel = Path(flat or "image")
-    return rel if rel.suffix.lower() == ".png" else rel.with_name(rel.name + ".png")
+def _own_name(image_id: str) -> str:
+    """The PNG path an id asks for (posix): the id's own relative path, ``.png`` appended
+    unless it ends in it (any case); an id that is absolute, climbs (``..``) or names nothing
+    becomes one file name of its safe characters."""
+    parts = [p for p in image_id.split("/") if p not in ("", ".")]
+    if image_id.startswith("/") or ".." in parts or not parts:
+        parts = [re.sub(r"[^\w.-]+", "_", image_id).strip(".") or "image"]
+    name = "/".join(parts)
+    return name if name[-4:].lower() == ".png" else name + ".png"
 
 
 def png_names(ids: Sequence[str]) -> list[Path]:
@@ -86,32 +86,32 @@ def png_names(ids: Sequence[str]) -> list[Path]:
     its path flattened to one name (``a.png/b.png`` -> ``a.png_b.png``). Names that ids ask
     for are never given to another id."""
     asked = [_own_name(i) for i in ids]
-    wanted = {_fold(p) for p in asked}
-    files: set[str] = set()
+    wanted = {a.casefold() for a in asked}
+    files: set[str] = set()  # taken names and their folders, compared without case
     folders: set[str] = set()
 
-    def free(path: Path) -> bool:
-        key = _fold(path)
-        parents = [_fold(p) for p in path.parents if p.parts]
-        return key not in files and key not in folders and not any(p in files for p in parents)
+    def free(name: str) -> bool:
+        key = name.casefold()
+        return key not in files and key not in folders and not _parents(key) & files
 
     names = []
     for own in asked:
-        rel = own
-        if not free(rel):
-            if any(_fold(p) in files for p in rel.parents if p.parts):
-                rel = Path("_".join(rel.parts))
-            stem, k, candidate = rel.name[: -len(".png")], 0, rel
-            while not free(candidate) or (candidate != own and _fold(candidate) in wanted):
+        name = own
+        if not free(name):
+            if _parents(name.casefold()) & files:
+                name = name.replace("/", "_")
+            stem, k, candidate = name[: -len(".png")], 0, name
+            while not free(candidate) or (candidate != own and candidate.casefold() in wanted):
                 k += 1
-                candidate = rel.with_name(f"{stem}~{k}.png")
-            rel = candidate
-        files.add(_fold(rel))
-        folders.update(_fold(p) for p in rel.parents if p.parts)
-        names.append(rel)
+                candidate = f"{stem}~{k}.png"
+            name = candidate
+        files.add(name.casefold())
+        folders.update(_parents(name.casefold()))
+        names.append(Path(name))
     return names
 
 
-def _fold(path: Path) -> str:
-    """A path as compared where case does not count."""
-    return path.as_posix().casefold()
+def _parents(name: str) -> set[str]:
+    """The folders of a relative posix path: ``a/b/c.png`` -> {``a``, ``a/b``}."""
+    parts = name.split("/")
+    return {"/".join(parts[:i]) for i in range(1, len(parts))}
