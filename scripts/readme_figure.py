@@ -40,15 +40,15 @@ def main() -> None:
     args = parser.parse_args()
     lines = (args.demo / "results.jsonl").read_text().splitlines()
     first = json.loads(lines[0])["run"]
-    records = [json.loads(line) for line in lines]
+    records = [r for r in map(json.loads, lines) if r["run"] == first]  # one per page row
     chosen = [
-        r for r in records if r["run"] == first and r["clean_correct"] and r.get("success_uint8")
+        (row, r) for row, r in enumerate(records) if r["clean_correct"] and r.get("success_uint8")
     ][: args.rows]
     fig, axes = plt.subplots(
         len(chosen), len(COLUMNS), figsize=(2 * len(COLUMNS), 2.25 * len(chosen))
     )
-    for number, (row, record) in enumerate(zip(axes, chosen, strict=True)):
-        folder = args.demo / "img" / Path(record["id"]).stem
+    for number, (row, (position, record)) in enumerate(zip(axes, chosen, strict=True)):
+        folder = args.demo / "img" / f"{position:04d}"  # the page's pictures of that row
         for ax, (name, title) in zip(row, COLUMNS, strict=True):
             ax.imshow(Image.open(folder / name))
             ax.set_xticks([])

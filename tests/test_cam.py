@@ -167,3 +167,16 @@ def test_gradcam_validates_input(resnet20):
         gradcam(resnet20, torch.rand(1, 3, 32, 32) * 2)
     with pytest.raises(ValueError, match="class index"):
         gradcam(resnet20, torch.rand(1, 3, 32, 32), torch.tensor([10]))
+
+
+def test_a_map_holding_nan_is_refused():
+    """Regression: ``fcr_mask`` of an all-NaN map was all ones (every comparison with NaN is
+    False, so the mask was empty and then replaced by the whole image)."""
+    cam = torch.rand(3, 8, 8)
+    cam[1] = float("nan")
+    with pytest.raises(ValueError, match=r"cam holds NaN values \(image 1\)"):
+        fcr_mask(cam, 0.2)
+    cam = torch.rand(3, 8, 8)  # a single NaN too
+    cam[1, 0, 0] = cam[2, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"\(image 1, 2\)"):
+        fcr_mask(cam, 0.2)

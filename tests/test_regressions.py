@@ -205,7 +205,7 @@ def test_7_png_and_jpg_of_one_name_do_not_collide_and_reruns_are_refused(tmp_pat
     _one_line_error(argv[1:], capsys, "already holds the results of a run")
     (out / "adv" / "cat" / "stale.png").write_bytes(b"")
     assert main([*argv, "--overwrite"]) == 0
-    assert not (out / "adv" / "cat" / "stale.png").exists()
+    assert (out / "adv" / "cat" / "stale.png").exists()  # the run did not write it: kept
 
 
 # 8 -------------------------------------------------------------------------------------------

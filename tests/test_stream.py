@@ -320,7 +320,7 @@ def test_unlabelled_folder_is_attacked_as_the_models_prediction(model, cifar, tm
         pred = model(images.read().images).argmax(1).tolist()
     assert [r["label"] for r in rows] == pred
     assert summary is not None and summary["n"] == 12 and "clean accuracy" not in caplog.text
-    layer, area = write_cams(model, images, tmp_path / "cams", batch_size=5, quiet=True)
+    layer, area, _, _ = write_cams(model, images, tmp_path / "cams", batch_size=5, quiet=True)
     assert layer == "model.layer3" and 0 < area < 1
     assert len(list((tmp_path / "cams" / "mask").glob("*.png"))) == 12
 

@@ -10,9 +10,12 @@ Output folder of ``attack_dataset``::
     results.jsonl     one record per image, in the images' order (standard JSON: non-finite
                       numbers are null)
     summary.json      attack, options, data, timing and the summary of the records
-    index.html, img/  a page with the first ``page`` images
+    index.html, img/  a page with the first ``page`` images (img/<row>/*.png)
     run.json          the run's settings, for resuming (and page/, the page's images, until
                       the page is written)
+    manifest.json     what the run may write and whether it finished: an ``--overwrite``
+                      deletes those files only (``fcrattack.base.outputs``); the folder is
+                      locked while a run writes it (``.fcrattack.lock``)
 
 Saved PNGs. Every image is saved as an 8-bit PNG; ``success_uint8`` re-checks the PNG's
 pixels. Images whose float result succeeds but whose PNG does not are named in a
@@ -23,7 +26,7 @@ are rounded to 6 significant digits.
 
 ``<id>`` is the image's path relative to the data root, named by
 ``fcrattack.viz.images.png_names`` (``cat/x.jpg`` -> ``cat/x.jpg.png``, so ``x.png`` and
-``x.jpg`` never collide).
+``x.jpg`` never collide; distinct by construction, also where case does not count).
 
 The pipeline, one module per step, data flowing one way: the output folder is prepared
 (``folder``), images are read (``fcrattack.data.batches``), each batch is attacked
@@ -43,10 +46,14 @@ image's position in the data), ``label_source`` ("given", or "predicted": the im
 label and the model's clean prediction was attacked), ``adv_png``, ``mask_fraction`` (region
 attacks). An image that was not attacked has a record with ``skipped``: "unreadable file", or
 "label equals the target class" (a fixed ``target`` class that already is the image's label);
-such records are left out of the summary and counted in ``summary.json``.
+such records are left out of the summary and counted in ``summary.json``. A run in which no
+image was attacked is an error saying why.
 
 Resume and refusal: see ``fcrattack.app.folder`` (same settings: continue; other
-settings or a finished run: refused, naming the difference, unless ``overwrite=True``).
+settings or a finished run: refused, naming the difference, unless ``overwrite=True``; a run
+that attacked nothing yet is replaced). A second run into a folder being written is refused;
+an ``OSError`` of writing it (read-only, full) is one ``fcrattack.base.outputs.OutputError``
+naming the folder, the records committed before it kept.
 
 Under ``torchrun`` each rank attacks ``todo[rank::world]`` of the images without a record
 (per-image seeds and random targets come from the image ids, so the records equal a
@@ -58,13 +65,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from ..attacks import Attack
+from ..attacks import Attack, uses_cam
 from ..base.distributed import Context
-from ..base.store import write_jsonl
+from ..base.outputs import OutputFolder, writing
+from ..base.store import ResultStore, write_jsonl
 from ..data import Dataset, ImageList, batches
 from ..metrics import summarize_records
 from ..viz.images import png_names
@@ -105,7 +115,9 @@ def attack_dataset(
             replaced by the model's clean prediction; ids must be unique.
         out: the output folder (created). A folder holding a run with the same settings
             is resumed, other settings or a finished run are refused
-            (``fcrattack.app.folder``).
+            (``fcrattack.app.folder``); a folder that no fcrattack run wrote, or of another
+            command, is refused, and one that another run is writing
+            (``fcrattack.base.outputs``).
         batch_size: images per batch (>= 1): what is read, attacked and written at once;
             at most the attack's own ``execution.batch_size`` when that is a number, so
             the progress bar moves once per attacked batch.
@@ -116,7 +128,8 @@ def attack_dataset(
             settings a resumed run must match.
         page: images on the HTML page (the first ``page`` positions that were attacked;
             0: no page).
-        overwrite: delete an earlier run's outputs in ``out`` first.
+        overwrite: delete the files an earlier attack run wrote in ``out`` (those its
+            manifest lists, nothing else) first.
         quiet: no progress bar (otherwise a bar over images with img/s and ETA on rank 0).
         ctx: the data-parallel context (default: one process).
         prefetch: batches decoded ahead (>= 1); memory holds about ``prefetch + 3`` batches.
@@ -133,46 +146,41 @@ def attack_dataset(
         raise ValueError("no images to attack")
     if len(set(data.ids)) != len(data):
         raise ValueError("image ids must be unique: they name the output files and records")
-    out, resumed = _prepare(out, run_settings(attack, data, target, info), overwrite, ctx)
-    store = ctx.store(out, RESULTS)
-    mine = ctx.shard([i for i, k in enumerate(data.ids) if k not in store])
+    names = png_names(data.ids)
+    settings = run_settings(attack, data, target, info)
+    folder, resumed = _prepare(out, settings, overwrite, ctx, names, page, attack)
     inner = attack.execution.batch_size
     if isinstance(inner, int):  # the attack's own batches: read no more at once, so the
         batch_size = min(batch_size, inner)  # progress bar moves once per attacked batch
-    t0 = time.perf_counter()
-    bar = progress_bar(
-        None, quiet or not ctx.is_main, total=len(mine), desc=attack.name, unit="img"
-    )
-    with (
-        batches(data, batch_size, index=mine, prefetch=prefetch, workers=workers) as stream,
-        Committer(store.append, workers) as committer,
-        bar,
-    ):
-        step = _Step(attack, data, out, target, page, check=ctx.is_main)
-        for batch in stream:
-            committer.submit(*step(batch))
-            bar.update(len(batch) + len(batch.skipped if isinstance(data, ImageList) else []))
-    elapsed = time.perf_counter() - t0
-    ctx.sync(store)
-    if not ctx.is_main:
-        return None
-    records = sorted(store.records.values(), key=lambda r: int(r["index"]))
-    write_jsonl(out / RESULTS, records)
-    summary = summarize_records(records)
-    shown = write_attack_page(out, attack, data.ids, data.classes, summary, page)
-    write_summary(  # last: a folder with summary.json holds a finished run
-        out,
-        attack,
-        records,
-        summary,
-        target=target,
-        info=info,
-        n_images=len(data),
-        unreadable=data.skipped if isinstance(data, Dataset) else [],
-        resumed=resumed,
-        seconds=elapsed,
-        processes=ctx.world,
-    )
+    with ExitStack() as held:
+        if folder is not None:  # rank 0 holds the folder's lock until the run ends
+            held.enter_context(folder)
+        held.enter_context(writing(out))
+        t0 = time.perf_counter()
+        step = _Step(attack, data, Path(out), names, target, page, check=ctx.is_main)
+        store = _attack_all(step, batch_size, ctx, quiet, prefetch, workers)
+        elapsed = time.perf_counter() - t0
+        if folder is None:
+            return None
+        records = sorted(store.records.values(), key=lambda r: int(r["index"]))
+        write_jsonl(folder.dir / RESULTS, records)
+        _check_attacked(records, target, data.classes)
+        summary = summarize_records(records)
+        shown = write_attack_page(folder.dir, attack, data.ids, data.classes, summary, page)
+        write_summary(  # then the manifest: the run is finished
+            folder.dir,
+            attack,
+            records,
+            summary,
+            target=target,
+            info=info,
+            n_images=len(data),
+            unreadable=data.skipped if isinstance(data, Dataset) else [],
+            resumed=resumed,
+            seconds=elapsed,
+            processes=ctx.world,
+        )
+        folder.finish()
     log.info(
         "wrote %s (adv/, results.jsonl, summary.json%s%s)",
         out,
@@ -182,21 +190,79 @@ def attack_dataset(
     return summary
 
 
+def _attack_all(
+    step: _Step, batch_size: int, ctx: Context, quiet: bool, prefetch: int, workers: int
+) -> ResultStore:
+    """Attack this rank's images that have no record yet, batch by batch (``step``); returns
+    the store with every rank's records."""
+    attack, data = step.attack, step.data
+    store = ctx.store(step.out, RESULTS)
+    mine = ctx.shard([i for i, k in enumerate(data.ids) if k not in store])
+    bar = progress_bar(
+        None, quiet or not ctx.is_main, total=len(mine), desc=attack.name, unit="img"
+    )
+    with (
+        batches(data, batch_size, index=mine, prefetch=prefetch, workers=workers) as stream,
+        Committer(store.append, workers) as committer,
+        bar,
+    ):
+        for batch in stream:
+            committer.submit(*step(batch))
+            bar.update(len(batch) + len(batch.skipped if isinstance(data, ImageList) else []))
+    ctx.sync(store)
+    return store
+
+
+def _check_attacked(records: list[dict[str, Any]], target: Target, classes: list[str]) -> None:
+    """Refuse a run in which no image was attacked, saying why each was skipped."""
+    if any("skipped" not in r for r in records):
+        return
+    reasons = Counter(str(r["skipped"]) for r in records)
+    named = (
+        f" {target} ({classes[target]})"
+        if isinstance(target, int) and 0 <= target < len(classes)
+        else ""
+    )
+    said = {"label equals the target class": f"already are of the target class{named}"}
+    raise ValueError(
+        f"no image was attacked: of {len(records)} images, "
+        + ", ".join(f"{n} {said.get(why, why)}" for why, n in reasons.most_common())
+    )
+
+
 def _prepare(
-    out: str | Path, settings: dict[str, Any], overwrite: bool, ctx: Context
-) -> tuple[Path, int]:
-    """The output folder, prepared on rank 0 (``prepare_output``) and its error, if any,
-    raised on every rank."""
-    resumed, error = 0, None
+    out: str | Path,
+    settings: dict[str, Any],
+    overwrite: bool,
+    ctx: Context,
+    names: list[Path],
+    page: int,
+    attack: Attack,
+) -> tuple[OutputFolder | None, int]:
+    """The output folder, opened on rank 0 (``prepare_output``; None on the other ranks) and
+    its error, if any, raised on every rank."""
+    folder, resumed, error = None, 0, None
     if ctx.is_main:
         try:
-            out, resumed = prepare_output(out, settings, overwrite)
-        except ValueError as exc:
+            folder, resumed = prepare_output(
+                out,
+                settings,
+                overwrite,
+                names=names,
+                region=uses_cam(type(attack)),
+                page=page,
+                world=ctx.world,
+            )
+        except (ValueError, OSError) as exc:
             error = str(exc)
+            if not ctx.active:
+                raise
     error = ctx.broadcast(error)  # also the barrier: rank 0 has merged and written run.json
     if error is not None:
+        if folder is not None:
+            folder.close()
         raise ValueError(error)
-    return Path(out), resumed
+    return folder, resumed
 
 
 class _Step:
@@ -209,13 +275,14 @@ class _Step:
         attack: Attack,
         data: Dataset | ImageList,
         out: Path,
+        names: list[Path],
         target: Target,
         page: int,
         *,
         check: bool,
     ) -> None:
         self.attack, self.data, self.out, self.target, self.page = attack, data, out, target, page
-        self.names = png_names(data.ids)
+        self.names = names
         self.by_id = {k: i for i, k in enumerate(data.ids)}
         paths = data.paths if isinstance(data, ImageList) else []
         self.by_path = {str(p): i for i, p in enumerate(paths)}

@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from .._version import __version__
-from ..base.store import output_dir
+from ..base.outputs import OutputFolder
 from ..cam import fcr_mask, find_layer, gradcam
 from ..data import Dataset, ImageList, batches
 from ..models.mode import eval_mode
 from ..report import image_table, write_page
+from ..report.pages import picture_paths
 from ..viz.images import display_factor, png_names
 from .commit import Committer, write_region
 from .labels import batch_labels
@@ -43,6 +44,20 @@ def compute_cams(
     return torch.cat(maps)
 
 
+class CamRun(NamedTuple):
+    """What ``write_cams`` did: the Grad-CAM ``layer`` used, the mean mask ``area`` over the
+    images written, how many were ``written``, and the ``unreadable`` files (not written)."""
+
+    layer: str
+    area: float
+    written: int
+    unreadable: list[str]
+
+
+#: what ``fcrattack cam`` writes at the top of its folder
+CAM_OUTPUTS = ("cam", "mask", "img", "index.html")
+
+
 def write_cams(
     model: torch.nn.Module,
     data: Dataset | ImageList,
@@ -54,9 +69,10 @@ def write_cams(
     batch_size: int = 128,
     page: int = 20,
     quiet: bool = False,
+    overwrite: bool = False,
     prefetch: int = 2,
     workers: int = WORKERS,
-) -> tuple[str, float]:
+) -> CamRun:
     """Grad-CAM overlays and FCR masks of ``data`` as PNGs under ``out/cam`` and
     ``out/mask``, and ``out/index.html`` showing the first ``page`` images.
 
@@ -64,7 +80,10 @@ def write_cams(
         model: the classifier (its device is used).
         data: an in-memory ``Dataset`` or an ``ImageList``, streamed with
             ``prefetch`` and ``workers`` as in ``fcrattack.app.attack_dataset.attack_dataset``.
-        out: the output folder (created).
+        out: the output folder (created), guarded as every command's
+            (``fcrattack.base.outputs.OutputFolder``): a folder of another command, or holding
+            files no fcrattack run wrote, is refused; a finished ``cam`` run too, unless
+            ``overwrite``.
         t: the mask threshold in [0, 1].
         layer: the Grad-CAM layer (None: automatic).
         use_labels: the maps of the labels (PREDICTED labels: the predicted class) or, False,
@@ -72,14 +91,56 @@ def write_cams(
         batch_size: images per batch.
         page: images on the page (0: no page).
         quiet: no progress bar.
+        overwrite: delete the files of an earlier ``cam`` run in ``out`` first.
         prefetch, workers: batches decoded ahead, and decoding and writing threads.
 
-    Returns (the Grad-CAM layer used, the mean mask area over the images written)."""
-    out = output_dir(out)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    Returns a ``CamRun``: the layer used, the mean mask area, the images written and the
+    unreadable files."""
     names = png_names(data.ids)
+    shown = min(page, len(names))
+    with OutputFolder(out, "cam", names=CAM_OUTPUTS, overwrite=overwrite) as folder:
+        folder.record(
+            ["index.html", *picture_paths(shown, 0)],
+            (("cam", "mask"), [n.as_posix() for n in names]),
+        )
+        with folder.writing():
+            done = _write(
+                model,
+                data,
+                folder.dir,
+                names,
+                t,
+                layer,
+                use_labels,
+                batch_size,
+                page,
+                quiet,
+                prefetch,
+                workers,
+            )
+            folder.finish()
+    return done
+
+
+def _write(
+    model: torch.nn.Module,
+    data: Dataset | ImageList,
+    out: Path,
+    names: list[Path],
+    t: float,
+    layer: str | None,
+    use_labels: bool,
+    batch_size: int,
+    page: int,
+    quiet: bool,
+    prefetch: int,
+    workers: int,
+) -> CamRun:
+    """The work of ``write_cams`` in its opened folder ``out``."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     by_id = {k: i for i, k in enumerate(data.ids)}
-    area, pixels = 0.0, 0
+    area, pixels, written = 0.0, 0, 0
+    unreadable = list(data.skipped) if isinstance(data, Dataset) else []
     kept: dict[str, list[Any]] = {k: [] for k in ("x", "cam", "mask", "y", "pred", "ids", "own")}
     with (
         batches(data, batch_size, prefetch=prefetch, workers=workers) as stream,
@@ -87,9 +148,12 @@ def write_cams(
         progress_bar(None, quiet, total=len(data), desc="grad-cam", unit="img") as bar,
     ):
         for batch in stream:
-            bar.update(len(batch) + len(batch.skipped if isinstance(data, ImageList) else []))
+            lost = batch.skipped if isinstance(data, ImageList) else []
+            unreadable += lost
+            bar.update(len(batch) + len(lost))
             if not len(batch):
                 continue
+            written += len(batch)
             x = batch.images.to(device)
             layer = layer or find_layer(model, x[:1])
             lab = batch_labels(model, x, batch.labels, batch.ids, None, 0)
@@ -112,7 +176,7 @@ def write_cams(
                 jobs.append(partial(write_region, *region, scale))
             committer.submit(jobs, [])
     if layer is None:
-        raise ValueError("none of the images could be read")
+        raise ValueError(f"none of the {len(data)} images could be read")
     if kept["ids"]:
         table = image_table(
             out,
@@ -131,9 +195,10 @@ def write_cams(
             out / "index.html",
             "fcrattack cam",
             f"Grad-CAM of the {which} class (layer {layer}) and the FCR mask at t = {t} "
-            f"(mean area {100 * area / max(pixels, 1):.1f} %) on {len(data)} images; the "
-            f"first {len(kept['ids'])} are shown. fcrattack {__version__}.",
+            f"(mean area {100 * area / max(pixels, 1):.1f} %) on {written} images"
+            + (f" ({len(unreadable)} unreadable files skipped)" if unreadable else "")
+            + f"; the first {len(kept['ids'])} are shown. fcrattack {__version__}.",
             {},
             table,
         )
-    return layer, area / max(pixels, 1)
+    return CamRun(layer, area / max(pixels, 1), written, unreadable)

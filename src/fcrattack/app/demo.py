@@ -13,16 +13,23 @@ import torch
 
 from .._version import __version__
 from ..attacks import FCR, Attack, AttackResult, RegionDDN
-from ..base.store import output_dir, write_json, write_jsonl
+from ..base.outputs import OutputFolder
+from ..base.store import write_json, write_jsonl
 from ..cam import fcr_mask
 from ..data import samples
 from ..metrics import CONVENTIONS
 from ..models import default_model
 from ..report import image_table, write_page
+from ..report.pages import picture_paths
 from .cam_maps import compute_cams
 from .summary import png_not_adversarial, rounded
 
 log = logging.getLogger(__name__)
+
+#: the bundled samples
+SAMPLES = 40
+#: what the demo writes at the top of its folder
+DEMO_OUTPUTS = ("img", "index.html", "results.jsonl", "summary.json")
 
 
 def run_demo(
@@ -32,19 +39,38 @@ def run_demo(
     seed: int = 0,
     device: torch.device | None = None,
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> tuple[dict[str, dict[str, float]], Path]:
     """Run the demo into ``out``; returns (run name -> summary, the page's path).
 
     Args:
-        out: the output folder (created): index.html, img/, results.jsonl, summary.json.
-        n: the number of bundled samples, 1-40.
+        out: the output folder (created): index.html, img/, results.jsonl, summary.json;
+            guarded as every command's (``fcrattack.base.outputs.OutputFolder``): a folder
+            of another command, or holding such files that no fcrattack run wrote, is
+            refused, and a finished demo too, unless ``overwrite``.
+        n: the number of bundled samples, 1-40 (``SAMPLES``).
         seed: the attacks' seed.
         device: where to run (default: the CPU).
         quiet: no progress bar.
+        overwrite: delete the files of an earlier demo in ``out`` first.
     """
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= SAMPLES:
+        raise ValueError(f"n must be a number of bundled samples, 1-{SAMPLES}, got {n!r}")
+    with OutputFolder(out, "demo", names=DEMO_OUTPUTS, overwrite=overwrite) as folder:
+        folder.record(
+            [*DEMO_OUTPUTS[1:], *(f + ".tmp" for f in DEMO_OUTPUTS[2:]), *picture_paths(n, 3)]
+        )
+        with folder.writing():
+            done = _demo(folder.dir, n, seed, device or torch.device("cpu"), quiet)
+            folder.finish()
+    return done
+
+
+def _demo(
+    out: Path, n: int, seed: int, device: torch.device, quiet: bool
+) -> tuple[dict[str, dict[str, float]], Path]:
+    """The work of ``run_demo`` in its opened folder ``out``."""
     t0 = time.perf_counter()
-    device = device or torch.device("cpu")
-    out = output_dir(out)
     model = default_model().to(device)
     data = samples(n)
     cams = compute_cams(model, data, device, len(data), None, True, quiet)

@@ -1,14 +1,17 @@
 """The output folder of ``fcrattack.app.attack_dataset.attack_dataset``: the run's settings
-(``run.json``), refusal and resume.
+(``run.json``), refusal and resume, on the output-folder guard of every command
+(``fcrattack.base.outputs.OutputFolder``: one writer at a time, a manifest of what the run
+may write, only that replaced).
 
 Resume. ``run.json`` holds the run's settings (attack, options, target, a fingerprint of the
-model's weights, of the data's ids, labels and first decoded image, and the caller's ``info``).
-``results.jsonl`` is a ``fcrattack.base.store.ResultStore`` keyed by image id, appended (and
-fsync'ed) batch by batch once the batch's PNGs are written. Rerunning into a folder whose
-``run.json`` equals the new settings continues with the images that have no record; other
-settings are refused, naming the differences; a finished run (``summary.json`` written) is
-refused; ``overwrite=True`` deletes the outputs first. Batch size, reader threads and the
-number of processes may change between the interrupted run and its resumption.
+model's weights, of the data's ids, labels and first decoded image, the caller's ``info`` and
+the fcrattack version). ``results.jsonl`` is a ``fcrattack.base.store.ResultStore`` keyed by
+image id, appended (and fsync'ed) batch by batch once the batch's PNGs are written. Rerunning
+into a folder whose ``run.json`` equals the new settings continues with the images that have
+no record; other settings are refused, naming the differences, unless the run attacked no
+image yet (it failed on its first batch: it is replaced); a finished run is refused;
+``overwrite=True`` deletes the files the earlier run wrote first. Batch size, reader threads
+and the number of processes may change between the interrupted run and its resumption.
 """
 
 from __future__ import annotations
@@ -16,26 +19,35 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .._version import __version__
 from ..attacks import Attack
-from ..base.store import dumps, merge_parts, output_dir, part_glob, write_json
+from ..base.outputs import OutputFolder
+from ..base.store import dumps, merge_parts, part_file, part_glob, write_json
 from ..data import Dataset, ImageList
 from ..data.decode import decode
+from ..report.pages import picture_paths
 
 log = logging.getLogger(__name__)
 
 RESULTS = "results.jsonl"
 RUN = "run.json"
+SUMMARY = "summary.json"
 #: the page's per-image state, kept while a run may be resumed
 PAGE = "page"
-#: every output of a run (deleted by ``overwrite``)
-OUTPUTS = ("adv", "cam", "mask", "img", PAGE, RESULTS, "summary.json", "index.html", RUN)
+#: what a run writes at the top of its folder
+OUTPUTS = ("adv", "cam", "mask", "img", PAGE, RESULTS, SUMMARY, "index.html", RUN)
+
+
+def page_item(position: int) -> str:
+    """The page's kept state of the image at ``position`` (``fcrattack.app.page``)."""
+    return f"{PAGE}/{position:08d}.pt"
 
 
 def _digest(*chunks: bytes) -> str:
@@ -82,45 +94,78 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-def prepare_output(out: str | Path, settings: dict[str, Any], overwrite: bool) -> tuple[Path, int]:
-    """Create or check the output folder (module docstring); returns it and the number of
-    images already done. Rank 0 only: also merges the parts of an interrupted data-parallel
-    run and writes ``run.json``."""
-    out = output_dir(out)
-    settings = json.loads(dumps(settings))
-    found = [name for name in OUTPUTS if (out / name).exists()] + sorted(
-        p.name for p in out.glob(part_glob(RESULTS))
+def prepare_output(
+    out: str | Path,
+    settings: dict[str, Any],
+    overwrite: bool,
+    *,
+    names: Sequence[Path],
+    region: bool,
+    page: int,
+    world: int = 1,
+) -> tuple[OutputFolder, int]:
+    """Open, check and (for a new run) mark the output folder (module docstring); returns it,
+    locked until closed, and the number of images already done. Rank 0 only: also merges
+    the parts of an interrupted data-parallel run and writes ``run.json``.
+
+    Args:
+        out: the folder; settings: what ``run.json`` records; overwrite: replace a run.
+        names: every image's PNG name (``fcrattack.viz.images.png_names``); region: whether
+            Grad-CAM overlays and masks are written (``cam/``, ``mask/``); page: the images
+            on the page; world: the data-parallel processes (their parts of the records).
+    """
+    folder = OutputFolder(
+        out, "attack", names=(*OUTPUTS, part_glob(RESULTS)), overwrite=overwrite, resumable=True
     )
-    if found and overwrite:
-        for name in found:
-            path = out / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        found = []
-    if found:
-        advice = "choose another output folder or pass --overwrite (overwrite=True)"
-        if not (out / RUN).is_file():
-            raise ValueError(
-                f"{out} already holds the results of a run ({', '.join(found)}); {advice}"
-            )
-        diff = _differences(json.loads((out / RUN).read_text(encoding="utf-8")), settings)
-        if diff:
-            shown = "; ".join(diff[:5]) + (f"; and {len(diff) - 5} more" if len(diff) > 5 else "")
-            raise ValueError(
-                f"{out} holds a run with different settings ({shown}); rerun with the same "
-                f"settings to resume it, or {advice}"
-            )
-        if (out / "summary.json").is_file():
-            raise ValueError(
-                f"{out} already holds the results of a run with these settings, complete "
-                f"(summary.json); {advice}"
-            )
-        done = len(merge_parts(out, RESULTS))
-        log.info(
-            "resuming the run in %s: %d of %d images done", out, done, settings["data"]["n_images"]
+    try:
+        settings = json.loads(dumps(settings))
+        done = _resumable(folder, settings) if folder.resumed else 0
+        shown = min(page, len(names))
+        atomic = [RUN, RESULTS, SUMMARY, *(page_item(i) for i in range(shown))]  # + ".tmp"
+        files = [*atomic, *(f + ".tmp" for f in atomic), "index.html", *picture_paths(shown, 1)]
+        files += [part_file(RESULTS, r) for r in range(world)]
+        folder.record(
+            files, (("adv", "cam", "mask") if region else ("adv",), [n.as_posix() for n in names])
         )
-        return out, done
-    write_json(out / RUN, settings)
-    return out, 0
+        if not done:
+            with folder.writing():
+                write_json(folder.dir / RUN, settings)
+    except BaseException:
+        folder.close()
+        raise
+    return folder, done
+
+
+def _resumable(folder: OutputFolder, settings: dict[str, Any]) -> int:
+    """The images done by the unfinished run in ``folder``, which must have ``settings``; a
+    run of other settings that attacked no image yet (it failed on its first batch, or
+    skipped every image) is cleared (0), one that did is refused."""
+    out = folder.dir
+    path = out / RUN
+    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    diff = ["run.json: missing"] if old is None else _differences(old, settings)
+    with folder.writing():
+        records = merge_parts(out, RESULTS).records.values()
+    done = len(records)
+    if diff and not any("skipped" not in r for r in records):
+        log.info("%s: replacing a run that attacked no image (%s)", out, "; ".join(diff[:3]))
+        folder.clear()
+        return 0
+    advice = "choose another output folder or pass --overwrite (overwrite=True) to replace it"
+    if diff:
+        shown = "; ".join(diff[:5]) + (f"; and {len(diff) - 5} more" if len(diff) > 5 else "")
+        raise ValueError(
+            f"{out} holds a run with different settings ({shown}); rerun with the same "
+            f"settings to resume it, or {advice}"
+        )
+    if folder.finished:
+        raise ValueError(
+            f"{out} already holds the results of a run with these settings, finished; {advice}"
+        )
+    log.info(
+        "resuming the run in %s: %d of %d images done", out, done, settings["data"]["n_images"]
+    )
+    return done
 
 
 def options_json(attack: Attack) -> dict[str, Any]:
@@ -148,4 +193,5 @@ def run_settings(
         "model": model_fingerprint(attack.model),
         "data": data_fingerprint(data),
         "info": info or {},
+        "fcrattack": __version__,
     }

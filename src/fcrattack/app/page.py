@@ -13,8 +13,9 @@ import torch
 
 from .._version import __version__
 from ..attacks import Attack, AttackResult
+from ..base.store import write_torch
 from ..report import image_table, write_page
-from .folder import PAGE
+from .folder import PAGE, page_item
 
 
 def save_page_item(
@@ -24,13 +25,10 @@ def save_page_item(
     ``result`` with the Grad-CAM map of a region attack, whether the label is the model's
     prediction) in ``page/<position>.pt``, so a resumed run can still show it; the folder is
     removed once the page is written (``remove_page_items``)."""
-    path = out / PAGE / f"{position:08d}.pt"
+    path = out / page_item(position)
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
-    tmp = path.with_suffix(".tmp")
-    item = {"x": x.clone(), "result": fields}
-    torch.save({**item, "predicted": predicted}, tmp)
-    tmp.replace(path)
+    write_torch(path, {"x": x.clone(), "result": fields, "predicted": predicted})
 
 
 class Page(NamedTuple):
@@ -50,7 +48,7 @@ def load_page(out: Path, ids: Sequence[str], k: int) -> Page | None:
     items = [
         (i, torch.load(p, weights_only=True))
         for i in range(min(k, len(ids)))
-        if (p := out / PAGE / f"{i:08d}.pt").is_file()
+        if (p := out / page_item(i)).is_file()
     ]
     if not items:
         return None

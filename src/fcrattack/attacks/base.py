@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..base.seeding import image_seeds
+from ..base.seeding import MAX_SEED, image_seeds
 from ..base.validation import check_images, check_labels, check_logits, check_mask, check_model
 from ..base.warn import warn
 from ..cam import Region
@@ -78,7 +78,7 @@ class Attack(Configurable):
     restrict_to_mask: ClassVar[bool] = True
 
     targeted = Option(Bool(), False, "aim at run()'s target= classes instead of away from y")
-    seed = Option(Int(min=0), 0, "seed of the per-image random streams")
+    seed = Option(Int(min=0, max=MAX_SEED), 0, "seed of the per-image random streams")
     execution = Option(
         Instance(Execution),
         Execution(),

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 
 import torch
 
+#: the largest seed fcrattack takes (seeds are 0 to 2**32 - 1, as numpy's and most tools')
+MAX_SEED = 2**32 - 1
+
 
 def image_seeds(x: torch.Tensor, seed: int, ids: Sequence[int | str] | None = None) -> list[int]:
     """One 63-bit seed per image from (seed, id); id = content hash of the image by default."""

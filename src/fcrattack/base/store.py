@@ -13,6 +13,12 @@ Data-parallel parts: under ``torchrun`` each rank appends to its own part of a r
 appends the parts' new records to the file and deletes them: the one merge of
 ``fcrattack reproduce`` (``fcrattack.base.distributed``) and ``fcrattack attack``.
 
+One writer: ``WriterLock`` holds an exclusive lock on an output folder while a command
+writes into it (``fcrattack.base.outputs.OutputFolder`` takes it for ``attack``, ``cam``,
+``demo`` and ``reproduce``; ``fcrattack train`` takes it too), so a second run into the same
+folder is refused instead of appending a second copy of every record. Reading de-duplicates
+by key all the same: a folder written twice by an older version reports each record once.
+
 Packed records: ``ResultStore.pack`` moves every record into ``records.jsonl.gz``
 (replaced atomically; gzip without a timestamp, so the same records give the same bytes),
 small enough to commit with the code, and a store opened on a folder reads the packed records
@@ -23,13 +29,22 @@ on a fresh clone and attacks only what is missing.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+import torch
+
+try:  # POSIX; elsewhere (Windows) a folder is not locked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +53,57 @@ Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
 
 RECORDS = "records.jsonl"
 PACKED = RECORDS + ".gz"
+#: the lock file of an output folder (``WriterLock``)
+LOCK = ".fcrattack.lock"
+
+
+class WriterLock:
+    """An exclusive lock on the output folder ``folder`` (created) for one writer: an
+    ``fcntl.flock`` on ``folder/.fcrattack.lock``, which also names the holding process. The
+    kernel releases it when the process ends, so a killed run never leaves it stuck; ``close``
+    (or leaving the ``with`` block) releases it before. A second writer gets a ValueError
+    naming the folder and the process that holds it. Where ``fcntl`` is missing (Windows) the
+    folder is not locked."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = output_dir(folder)
+        self._file: Any = None
+        if fcntl is None:  # pragma: no cover - Windows
+            return
+        f = (self.folder / LOCK).open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip()
+            f.close()
+            raise ValueError(
+                f"{self.folder} is being written by another fcrattack run"
+                + (f" (process {holder})" if holder.isdigit() else "")
+                + ": wait for it to finish, or choose another output folder"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+
+    def close(self) -> None:
+        """Release the lock (the lock file stays: removing it would race a new writer)."""
+        if self._file is not None:
+            self._file.close()  # closing the descriptor releases the flock
+            self._file = None
+
+    def __enter__(self) -> WriterLock:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def output_dir(path: str | Path) -> Path:
@@ -73,6 +139,19 @@ def write_json(path: str | Path, value: Any) -> Path:
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(dumps(value, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def write_torch(path: str | Path, value: Any) -> Path:
+    """``torch.save`` of ``value`` to ``path``, atomically: serialised in memory first, so a
+    full or read-only disk is an ``OSError`` naming the file (torch's own writer reports it as
+    a RuntimeError of its zip container)."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buffer.getvalue())
     tmp.replace(path)
     return path
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -126,3 +128,23 @@ def check_floating(out: torch.Tensor) -> None:
             f"the model must return floating-point logits, got {out.dtype}: attacks and "
             "Grad-CAM differentiate them (return the scores before any rounding or argmax)"
         )
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """The UTF-8 text of the file ``path`` (a byte-order mark dropped); a file that does not
+    decode is a ValueError naming it as ``what`` (e.g. "label file")."""
+    try:
+        return Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{what} {path} is not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8"
+        ) from None
+
+
+def read_json(text: str, path: str | Path, what: str, **hooks: Any) -> Any:
+    """``json.loads(text, **hooks)`` of the file ``path``; invalid JSON is a ValueError naming
+    the file as ``what``."""
+    try:
+        return json.loads(text, **hooks)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} {path} is not valid JSON ({exc})") from None

@@ -120,10 +120,11 @@ def normalize_maps(cam: torch.Tensor) -> torch.Tensor:
 def fcr_mask(cam: torch.Tensor, t: float = 0.2, *, empty: str = "full") -> torch.Tensor:
     """Binary FCR mask (N, 1, H, W) float: 1 where the normalised map ``cam`` (N, H, W) >= t.
 
-    ``t`` must lie in [0, 1]; t = 0 selects the whole image. A mask can only come out empty
-    when the map is all zero (no positive Grad-CAM evidence). ``empty`` decides what then
-    happens: ``"full"`` (default) uses the whole image for that image and logs a warning,
-    ``"keep"`` keeps the empty mask (the attack cannot change that image).
+    ``t`` must lie in [0, 1]; t = 0 selects the whole image. A map holding NaN is refused. A
+    mask can only come out empty when the map is all zero (no positive Grad-CAM evidence).
+    ``empty`` decides what then happens: ``"full"`` (default) uses the whole image for that
+    image and logs a warning, ``"keep"`` keeps the empty mask (the attack cannot change that
+    image).
     """
     if not 0 <= t <= 1:
         raise ValueError(f"threshold t must lie in [0, 1], got {t}")
@@ -131,6 +132,15 @@ def fcr_mask(cam: torch.Tensor, t: float = 0.2, *, empty: str = "full") -> torch
         raise ValueError(f"cam must have shape (N, H, W), got {tuple(cam.shape)}")
     if empty not in ("full", "keep"):
         raise ValueError(f"empty must be 'full' or 'keep', got {empty!r}")
+    if cam.is_floating_point():
+        nan = torch.isnan(cam).flatten(1).any(1)
+        if nan.any():
+            bad = nan.nonzero().flatten().tolist()
+            raise ValueError(
+                f"cam holds NaN values (image {', '.join(map(str, bad[:5]))}"
+                f"{', ...' if len(bad) > 5 else ''}): a map of non-finite logits or gradients "
+                "selects no region"
+            )
     mask = (cam >= t).unsqueeze(1).to(cam.dtype if cam.is_floating_point() else torch.float32)
     if empty == "full":
         is_empty = mask.flatten(1).amax(1) == 0

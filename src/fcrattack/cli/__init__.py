@@ -1,9 +1,10 @@
 """The ``fcrattack`` command line: argument parsing only (``parser``); each command calls one
 library function (``commands``).
 
-User errors (missing paths, unknown names, bad options, unusable devices or output folders)
-print one line ``fcrattack: error: ...`` and exit with code 2 (``-v`` adds the traceback to
-the log).
+User errors (missing paths, unknown names, bad options, unusable devices or output folders,
+an output folder that cannot be written) print one line ``fcrattack: error: ...`` and exit
+with code 2 (``-v`` adds the traceback to the log); Ctrl-C prints one line saying what is kept
+and exits with code 130.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from .commands import USER_ERRORS, CLIError, parse_opts
 from .parser import build_parser
 
 log = logging.getLogger("fcrattack.cli")
+
+#: what an interrupted command keeps (Ctrl-C is reported in one line)
+KEPT = {
+    "attack": "; the images with a record are kept: the same command resumes the run",
+    "reproduce": "; the records written so far are kept: the same command resumes the run",
+    "train": "; the last epoch's checkpoint is kept: the same command resumes the run",
+}
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -78,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("error details", exc_info=True)
         print(f"fcrattack: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        log.debug("interrupted", exc_info=True)
+        print(f"fcrattack: interrupted{KEPT.get(args.command, '')}", file=sys.stderr)
+        return 130
     finally:
         torch.set_num_threads(previous)
 

@@ -25,6 +25,7 @@ from ..attacks import (
     uses_cam,
 )
 from ..base.distributed import Context, is_main
+from ..base.outputs import OutputError
 from ..base.validation import resolve_device
 from ..cam import SCRIPTED
 from ..data import CIFAR10_CLASSES, cifar10, class_folder
@@ -35,7 +36,7 @@ from .inputs import CLIError, load_cli_model, load_data, parse_target
 
 log = logging.getLogger("fcrattack.cli")
 
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, ImportError)
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, OutputError, ValueError, ImportError)
 
 
 def parse_opts(items: list[str]) -> dict[str, str]:
@@ -148,7 +149,7 @@ def cmd_cam(args: argparse.Namespace) -> int:
     refuse_scripted(args.model, "fcrattack cam")
     model = load_cli_model(args, resolve_device(args.device))
     data, _ = load_data(args, model.info or ModelInfo(args.model))
-    layer, area = write_cams(
+    done = write_cams(
         model,
         data,
         args.out,
@@ -158,13 +159,18 @@ def cmd_cam(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         page=args.page,
         quiet=args.quiet,
+        overwrite=args.overwrite,
     )
     out = Path(args.out)
-    print(f"Grad-CAM layer: {layer}")
+    print(f"Grad-CAM layer: {done.layer}")
+    lost = done.unreadable
     print(
-        f"{len(data)} images, mean mask area {100 * area:.1f} % at t = {args.t}; wrote "
+        f"{done.written} images, mean mask area {100 * done.area:.1f} % at t = {args.t}; wrote "
         f"{out / 'cam'} and {out / 'mask'}" + (f", page {out / 'index.html'}" if args.page else "")
     )
+    if lost:
+        names = ", ".join(lost[:5]) + (", ..." if len(lost) > 5 else "")
+        print(f"{len(lost)} unreadable files not written: {names}")
     return 0
 
 
@@ -214,6 +220,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=resolve_device(args.device),
         quiet=args.quiet,
+        overwrite=args.overwrite,
     )
     print(summary_markdown(summaries))
     print(f"\npage: {page.resolve()}  ({time.perf_counter() - t0:.1f} s)")
@@ -224,7 +231,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     """Run the experiment(s), then render the report into the same folder."""
     device = resolve_device(args.device)
     times = experiments.reproduce(
-        args.name, args.scale, args.out, device, n=args.n, root=args.shared
+        args.name, args.scale, args.out, device, n=args.n, root=args.shared, quiet=args.quiet
     )
     for name, seconds in times.items():
         log.info("%-24s %8.1f s", name, seconds)

@@ -146,7 +146,7 @@ def parse_target(text: str | None, info: ModelInfo) -> int | str | None:
     model's class names)."""
     if text is None or text in ("least-likely", "random"):
         return text
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         if info.classes is not None and int(text) >= len(info.classes):
             raise CLIError(
                 f"--target {text}: the model has {len(info.classes)} classes (0 to "

@@ -6,7 +6,6 @@ takes, with its type; ``fcrattack attacks NAME`` lists them."""
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any, NoReturn
 
 from .._version import __version__
@@ -16,51 +15,12 @@ from ..experiments import EXPERIMENTS, SCALES
 from ..models import ARCHITECTURES
 from . import commands
 from .commands import CLIError
+from .values import SAMPLES, count, floats, out_dir, positive, samples, seed
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise CLIError(f"{message} (see `{self.prog} --help`)")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _out_dir(text: str) -> str:
-    """An output folder: not empty (that would write into the working directory)."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must name a folder, got an empty string")
-    return text
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    """'0.485,0.456,0.406' -> (0.485, 0.456, 0.406): finite numbers."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, e.g. 0.485,0.456,0.406, got {text!r}"
-        ) from None
-    if not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
-    return values
 
 
 def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
@@ -77,11 +37,11 @@ def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
     model.add_argument("--arch", help="architecture of a bare checkpoint (e.g. resnet20)")
     model.add_argument(
         "--mean",
-        type=_floats,
+        type=floats,
         help="per-channel mean of the model's normalisation, e.g. 0.485,0.456,0.406 "
         "(torchscript:, export:, py: and bare checkpoints; none: the model takes [0, 1])",
     )
-    model.add_argument("--std", type=_floats, help="per-channel std, with --mean")
+    model.add_argument("--std", type=floats, help="per-channel std, with --mean")
     model.add_argument(
         "--classes",
         help="the model's class names: cifar10, imagenet, or a file (JSON list or one per "
@@ -104,7 +64,7 @@ def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
     )
     data.add_argument(
         "--size",
-        type=_positive,
+        type=positive,
         help="resize images to N x N pixels (default: the model's input size, if known)",
     )
     data.add_argument(
@@ -115,23 +75,25 @@ def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
         "side to the model's resize size, or to --size, then the centre square), 'stretch' "
         "(the whole image, aspect distorted) or 'none' (default: %(default)s)",
     )
-    data.add_argument("--n", type=_positive, help="number of images (seeded random subset)")
-    data.add_argument("--seed", type=int, default=0, help="subset and attack seed (default 0)")
+    data.add_argument("--n", type=positive, help="number of images (seeded random subset)")
+    data.add_argument(
+        "--seed", type=seed, default=0, help="subset and attack seed, 0 to 2**32-1 (default 0)"
+    )
     p.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive,
         default=batch_size,
         help="images read, attacked and written per chunk (default %(default)s); an attack's "
         "--opt batch_size=N|auto splits each chunk further",
     )
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
-    p.add_argument("--out", type=_out_dir, required=True, help="output folder")
+    p.add_argument("--out", type=out_dir, required=True, help="output folder")
 
 
 def _global_flags(p: argparse.ArgumentParser, default: Any) -> None:
     p.add_argument(
         "--threads",
-        type=_positive,
+        type=positive,
         default=None if default is False else default,
         help="CPU threads for torch (default: 1 for demo, else torch's choice; "
         "1 is often fastest on a busy machine)",
@@ -146,6 +108,15 @@ def _global_flags(p: argparse.ArgumentParser, default: Any) -> None:
         action="store_true",
         default=default,
         help="warnings only, no progress bars",
+    )
+
+
+def _overwrite(p: argparse.ArgumentParser, command: str) -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"replace an earlier `fcrattack {command}` run in --out (only the files it wrote "
+        "are deleted; a folder that no fcrattack run wrote is never replaced)",
     )
 
 
@@ -187,14 +158,12 @@ def _attack_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--page",
-        type=_count,
+        type=count,
         default=20,
         metavar="N",
         help="show the first N images on index.html (0: no page; default 20)",
     )
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace the outputs of an earlier run in --out"
-    )
+    _overwrite(p, "attack")
     p.set_defaults(func=commands.cmd_attack)
 
     p = sub.add_parser("attacks", parents=[flags], help="list the attacks, or the options of one")
@@ -211,7 +180,7 @@ def _attack_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
     p.add_argument("--t", type=float, default=0.2, help="mask threshold (default 0.2)")
     p.add_argument(
         "--page",
-        type=_count,
+        type=count,
         default=20,
         metavar="N",
         help="show the first N images on index.html (0: no page; default 20)",
@@ -222,6 +191,7 @@ def _attack_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
         default="true",
         help="class whose evidence is mapped (default: true label)",
     )
+    _overwrite(p, "cam")
     p.set_defaults(func=commands.cmd_cam)
 
 
@@ -239,15 +209,15 @@ def _other_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
         required=True,
         help="CIFAR-10 root with train/<class>/* (and test/<class>/* for evaluation)",
     )
-    p.add_argument("--epochs", type=_positive, default=30)
+    p.add_argument("--epochs", type=positive, default=30)
     p.add_argument("--lr", type=float, default=0.1, help="peak learning rate (default 0.1)")
-    p.add_argument("--batch-size", type=_positive, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=positive, default=128)
+    p.add_argument("--seed", type=seed, default=0, help="0 to 2**32-1 (default 0)")
     p.add_argument("--init", help="checkpoint to start from (fine-tuning)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.add_argument("--export", help="also write inference-only weights to this path")
     p.add_argument(
-        "--out", type=_out_dir, required=True, help="run folder (last.pt is written each epoch)"
+        "--out", type=out_dir, required=True, help="run folder (last.pt is written each epoch)"
     )
     p.set_defaults(func=commands.cmd_train)
 
@@ -256,12 +226,15 @@ def _other_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--out",
-        type=_out_dir,
+        type=out_dir,
         default="fcrattack-demo",
         help="output folder (default: %(default)s)",
     )
-    p.add_argument("--n", type=_positive, default=40, help="number of samples, 1-40 (default 40)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--n", type=samples, default=SAMPLES, help="number of samples, 1-40 (default 40)"
+    )
+    p.add_argument("--seed", type=seed, default=0, help="0 to 2**32-1 (default 0)")
+    _overwrite(p, "demo")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
     p.set_defaults(func=commands.cmd_demo)
 
@@ -285,13 +258,13 @@ def _other_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--out",
-        type=_out_dir,
+        type=out_dir,
         default="runs/reproduce",
         help="output folder (default: %(default)s)",
     )
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.add_argument(
-        "--n", type=_positive, default=None, help="override the number of images per part"
+        "--n", type=positive, default=None, help="override the number of images per part"
     )
     p.add_argument(
         "--shared",
@@ -303,7 +276,7 @@ def _other_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "report", parents=[flags], help="render report.md/report.html of a reproduce run"
     )
-    p.add_argument("out", type=_out_dir, help="output folder of 'fcrattack reproduce'")
+    p.add_argument("out", type=out_dir, help="output folder of 'fcrattack reproduce'")
     p.set_defaults(func=commands.cmd_report)
 
 

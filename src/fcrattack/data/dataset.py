@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..base.seeding import MAX_SEED
+
 
 @dataclass
 class Dataset:
@@ -50,5 +52,7 @@ def select(total: int, n: int | None, seed: int | None) -> list[int]:
         raise ValueError(f"n must be positive, got {n}")
     if seed is None:
         return list(range(n))
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
     g = torch.Generator().manual_seed(seed)
     return sorted(torch.randperm(total, generator=g)[:n].tolist())

@@ -15,6 +15,11 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 
+#: the most pixels an image may have to be decoded (64 megapixels, from the file's header,
+#: before decoding): a larger one is skipped as unreadable. Decoding holds about 3 bytes per
+#: pixel, a few copies of it while converting, in each reader thread.
+MAX_PIXELS = 64_000_000
+
 #: a PIL image -> PIL image step applied after decoding (e.g. resize and centre crop)
 Transform = Callable[[Image.Image], Image.Image]
 
@@ -36,10 +41,23 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def decode(path: Path, transform: Transform | None) -> np.ndarray | None:
     """One file as an RGB uint8 array (H, W, 3) after ``transform`` (see ``_to_rgb`` for
-    orientation and bit depth); None (and a warning) when it cannot be read, or is larger than
-    PIL's decompression-bomb limit."""
+    orientation and bit depth); None (and a warning) when it cannot be read, or has more than
+    ``MAX_PIXELS`` pixels (read from its header: it is not decoded)."""
     try:
         with Image.open(path) as opened:
+            w, h = opened.size
+            if w * h > MAX_PIXELS:
+                log.warning(
+                    "skipping image %s: %d x %d pixels (%.0f megapixels) is above the %.0f "
+                    "megapixels fcrattack decodes (fcrattack.data.decode.MAX_PIXELS); "
+                    "downscale it first",
+                    path,
+                    w,
+                    h,
+                    w * h / 1e6,
+                    MAX_PIXELS / 1e6,
+                )
+                return None
             img = _to_rgb(opened)
             if transform is not None:
                 img = transform(img)

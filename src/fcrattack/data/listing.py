@@ -14,6 +14,7 @@ Three layouts are understood:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..base.validation import read_json, read_text
 from .dataset import Dataset, select
 from .decode import IMAGE_EXTENSIONS, Transform, read_images
 
@@ -107,7 +109,7 @@ def match_classes(
             )
         if found:
             out.append(next(iter(found)))
-        elif name.isdigit() and int(name) < len(classes):
+        elif name.isascii() and name.isdigit() and int(name) < len(classes):
             out.append(int(name))
         else:
             shown = ", ".join(list(classes)[:10]) + (", ..." if len(classes) > 10 else "")
@@ -125,8 +127,15 @@ def visible(folder: Path) -> list[Path]:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """The visible image files directly inside ``folder`` (by extension), sorted."""
-    return [p for p in visible(folder) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    """The visible image files directly inside ``folder`` (by extension), sorted; a link whose
+    target is missing is listed too, so that reading it fails and it is named as unreadable
+    instead of being left out unsaid."""
+    return [
+        p
+        for p in visible(folder)
+        if (p.is_file() or (p.is_symlink() and not p.exists()))
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+    ]
 
 
 def list_class_folders(
@@ -163,31 +172,80 @@ def list_class_folders(
     return ImageList(paths, labels, ids, names, transform)
 
 
-def read_label_file(path: str | Path) -> dict[str, str]:
-    """file -> label (text) from a CSV (``file,label`` rows, an optional header) or a JSON file
-    (``{file: label}`` or a list of ``{"file": ..., "label": ...}``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label file not found: {path}")
-    text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark
+class _Pairs(list):
+    """A JSON object as its (key, value) pairs in order, duplicate keys kept."""
+
+
+#: a label file's row: key (file), label (text), where it is ("line 3", "entry 2")
+Row = tuple[str, str, str]
+
+
+def _label_rows(path: Path) -> list[Row]:
+    """The rows of a label file (``read_label_file``), in order, duplicates kept."""
+    text = read_text(path, "label file")
     if path.suffix.lower() == ".json":
-        data: Any = json.loads(text)
-        if isinstance(data, dict):
-            return {str(k): str(v) for k, v in data.items()}
+        data: Any = read_json(text, path, "label file", object_pairs_hook=_Pairs)
+        if isinstance(data, _Pairs):
+            lines = _key_lines(text, [str(k) for k, _ in data])
+            return [(str(k), str(v), where) for (k, v), where in zip(data, lines)]
         if isinstance(data, list) and all(
-            isinstance(r, dict) and {"file", "label"} <= r.keys() for r in data
+            isinstance(r, _Pairs) and {"file", "label"} <= dict(r).keys() for r in data
         ):
-            return {str(r["file"]): str(r["label"]) for r in data}
+            return [
+                (str(dict(r)["file"]), str(dict(r)["label"]), f"entry {i}")
+                for i, r in enumerate(data, 1)
+            ]
         raise ValueError(
             f"{path}: expected {{file: label}} or a list of {{'file': ..., 'label': ...}}"
         )
-    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["file", "label"]:
+    reader = csv.reader(io.StringIO(text))
+    rows = [(r, f"line {reader.line_num}") for r in reader if r and any(c.strip() for c in r)]
+    if rows and [c.strip().lower() for c in rows[0][0][:2]] == ["file", "label"]:
         rows = rows[1:]
-    bad = [r for r in rows if len(r) < 2]
+    bad = [(r, where) for r, where in rows if len(r) < 2]
     if bad:
-        raise ValueError(f"{path}: rows need 'file,label', got {bad[0]}")
-    return {r[0].strip(): r[1].strip() for r in rows}
+        raise ValueError(f"{path}: rows need 'file,label', got {bad[0][0]} ({bad[0][1]})")
+    return [(r[0].strip(), r[1].strip(), where) for r, where in rows]
+
+
+def _key_lines(text: str, keys: list[str]) -> list[str]:
+    """Where each key of a JSON object's text is: "line N" when the keys are found in order
+    as written, else "entry N"."""
+    found = [
+        (json.loads(m.group(1)), text.count("\n", 0, m.start()) + 1)
+        for m in re.finditer(r'("(?:[^"\\]|\\.)*")\s*:', text)
+    ]
+    if [k for k, _ in found] == keys:
+        return [f"line {line}" for _, line in found]
+    return [f"entry {i}" for i in range(1, len(keys) + 1)]
+
+
+def _unique(rows: list[Row], path: Path, file_of: Any = str) -> dict[str, str]:
+    """file -> label of ``rows``; two rows naming one file (``file_of`` of their keys) are
+    refused, naming both (a later row silently replacing a label would mislabel an image)."""
+    first: dict[str, Row] = {}
+    for row in rows:
+        name = file_of(row[0])
+        if name in first:
+            key, label, where = first[name]
+            twice = (
+                f"{key!r} is given twice ({where}: label {label!r}; {row[2]}: label {row[1]!r})"
+                if key == row[0]
+                else f"{key!r} ({where}) and {row[0]!r} ({row[2]}) name the same file {name!r}"
+            )
+            raise ValueError(f"label file {path}: {twice}: give each image one label")
+        first[name] = row
+    return {name: row[1] for name, row in first.items()}
+
+
+def read_label_file(path: str | Path) -> dict[str, str]:
+    """file -> label (text) from a CSV (``file,label`` rows, an optional header) or a JSON file
+    (``{file: label}`` or a list of ``{"file": ..., "label": ...}``), UTF-8. A file named
+    twice is refused, naming both lines (or entries)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"label file not found: {path}")
+    return _unique(_label_rows(path), path)
 
 
 def list_flat_folder(
@@ -220,8 +278,12 @@ def list_flat_folder(
     names = list(classes or [])
     if labels is None or labels == "pred":
         return ImageList(paths, [PREDICTED] * len(paths), ids, names, transform)
-    # keys may carry a folder ("photos/a.jpg"): the file name is what a flat folder holds
-    table = {Path(k).name: v for k, v in read_label_file(labels).items()}
+    # keys may carry a folder ("photos/a.jpg"): the file name is what a flat folder holds,
+    # and two keys of one file name are refused
+    path = Path(labels)
+    if not path.is_file():
+        raise FileNotFoundError(f"label file not found: {path}")
+    table = _unique(_label_rows(path), path, lambda k: Path(k).name)
     missing = [i for i in ids if i not in table]
     if missing:
         raise ValueError(
@@ -230,7 +292,7 @@ def list_flat_folder(
         )
     given = [table[i] for i in ids]
     if classes is None:
-        if not all(g.isdigit() for g in given):
+        if not all(g.isascii() and g.isdigit() for g in given):
             raise ValueError(
                 f"label file {labels} names classes, but the model has no class names: "
                 "use class indices"

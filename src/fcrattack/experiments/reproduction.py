@@ -26,7 +26,8 @@ import torch
 
 from .._version import __version__
 from ..base.distributed import Context
-from ..base.store import output_dir, write_json
+from ..base.outputs import OutputFolder, writing
+from ..base.store import PACKED, RECORDS, part_glob, write_json
 from ..base.validation import resolve_device
 from ..data import shared_root
 from .machinery.driver import ExperimentDriver
@@ -83,10 +84,19 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
 
 def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
     """Raise ValueError when ``out_dir`` holds records of one of ``configs`` written by another
-    scale or a config version whose records cannot be read (``READABLE``): record keys name
-    explicit settings only, so resuming would mix their results silently."""
+    scale or a config version whose records cannot be read (``READABLE``), or records without
+    the ``config.json`` that says what wrote them: record keys name explicit settings only, so
+    resuming would mix their results silently."""
     path = out_dir / "config.json"
     if not path.is_file():
+        found = [p.name for p in (out_dir / RECORDS, out_dir / PACKED) if p.is_file()]
+        found += sorted(p.name for p in out_dir.glob(part_glob(RECORDS)))
+        if found:
+            raise ValueError(
+                f"{out_dir} holds records ({', '.join(found)}) but no config.json saying which "
+                "experiments and settings wrote them; resuming could mix other results with "
+                "this run's: choose another output folder"
+            )
         return
     saved = json.loads(path.read_text())
     for cfg in configs:
@@ -104,6 +114,19 @@ def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
             )
 
 
+def shared_folder(root: str | Path | None) -> Path:
+    """The shared data and models folder (``fcrattack.data.shared_root``), which must exist."""
+    base = shared_root(root)
+    if not base.is_dir():
+        how = "--shared" if root is not None else "the default ($FCRATTACK_SHARED, else ../shared)"
+        raise FileNotFoundError(
+            f"the shared folder {base} ({how}) does not exist: reproduce reads its data sets "
+            "and models from <shared>/data and <shared>/models; pass --shared DIR (root=) or "
+            "set FCRATTACK_SHARED"
+        )
+    return base
+
+
 def reproduce(
     name_or_all: str | ExperimentConfig | Sequence[str | ExperimentConfig],
     scale: str = "cpu",
@@ -112,11 +135,15 @@ def reproduce(
     *,
     n: int | None = None,
     root: str | Path | None = None,
+    quiet: bool = False,
 ) -> dict[str, float]:
     """Run one experiment (a name or an ``ExperimentConfig``), a list of them, or
     ``"all"`` at ``scale`` ("cpu" or "paper") into ``out_dir``; resumes from the records
     already there. ``root``: the shared data/models folder (default:
-    ``fcrattack.data.shared_root``). Returns the wall time (s) per experiment."""
+    ``fcrattack.data.shared_root``), which must exist; ``quiet``: no progress bars. The
+    folder is guarded as every command's (``fcrattack.base.outputs.OutputFolder``: one
+    writer at a time; a folder of another command, or holding records without the
+    ``config.json`` that names them, is refused). Returns the wall time (s) per experiment."""
     if name_or_all == "all":
         items: list[str | ExperimentConfig] = [k for k, e in EXPERIMENTS.items() if e.in_all]
     elif isinstance(name_or_all, (str, ExperimentConfig)):
@@ -126,26 +153,75 @@ def reproduce(
     configs = [
         c if isinstance(c, ExperimentConfig) else get_config(c, scale, n=n) for c in items
     ]  # validates every name before any work
-    out = output_dir(out_dir)
-    check_resumable(out, configs)
-    dev = resolve_device(device)
-    ctx, dev = Context.from_env(dev)  # data-parallel under torchrun
+    base = shared_folder(root)
+    ctx, dev = Context.from_env(resolve_device(device))  # data-parallel under torchrun
+    folder = None
     try:
-        store = ctx.store(out, upgrade=upgrade)
-        base = shared_root(root)
-        if ctx.is_main:
-            write_json(out / "env.json", environment(dev, configs[0].seed))
+        folder = _open(out_dir, configs, ctx)
+        out = Path(out_dir)
         times = {}
-        for cfg in configs:
-            log.info("experiment %s (%s, scale %s)", cfg.name, cfg.paper_ref, cfg.scale)
+        with writing(out):
+            store = ctx.store(out, upgrade=upgrade)
             if ctx.is_main:
-                update_json(out / "config.json", cfg.name, cfg.to_dict())
-            t0 = time.perf_counter()
-            status = ExperimentDriver(cfg, store, dev, base, ctx).run()
-            times[cfg.name] = status["wall_s"] = time.perf_counter() - t0
-            if ctx.is_main:
-                update_json(store.dir / "status.json", cfg.name, status)
-            log.info("experiment %s done in %.1f s", cfg.name, times[cfg.name])
+                write_json(out / "env.json", environment(dev, configs[0].seed))
+            for cfg in configs:
+                log.info("experiment %s (%s, scale %s)", cfg.name, cfg.paper_ref, cfg.scale)
+                if ctx.is_main:
+                    update_json(out / "config.json", cfg.name, cfg.to_dict())
+                t0 = time.perf_counter()
+                status = ExperimentDriver(cfg, store, dev, base, ctx, quiet=quiet).run()
+                times[cfg.name] = status["wall_s"] = time.perf_counter() - t0
+                if ctx.is_main:
+                    update_json(store.dir / "status.json", cfg.name, status)
+                log.info("experiment %s done in %.1f s", cfg.name, times[cfg.name])
     finally:
+        if folder is not None:
+            folder.close()
         ctx.close()
     return times
+
+
+#: what reproduce writes at the top of its folder
+OUTPUTS = (
+    RECORDS,
+    PACKED,
+    part_glob(RECORDS),
+    "config.json",
+    "env.json",
+    "status.json",
+    "artifacts",
+    "figures",
+    "report.md",
+    "report.html",
+)
+
+
+def _open(
+    out_dir: str | Path, configs: Sequence[ExperimentConfig], ctx: Context
+) -> OutputFolder | None:
+    """The output folder, opened and checked on rank 0 (None on the other ranks), its error
+    raised on every rank."""
+    folder, error = None, None
+    if ctx.is_main:
+        try:
+            folder = OutputFolder(
+                out_dir,
+                "reproduce",
+                names=OUTPUTS,
+                overwrite=None,
+                resumable=True,
+                same_version=False,
+                adopt="config.json",
+            )
+            check_resumable(folder.dir, configs)
+            folder.record(())
+        except (ValueError, OSError) as exc:
+            if folder is not None:
+                folder.close()
+            if not ctx.active:
+                raise
+            error = str(exc)
+    error = ctx.broadcast(error)
+    if error is not None:
+        raise ValueError(error)
+    return folder

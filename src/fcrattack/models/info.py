@@ -9,6 +9,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from ..base.validation import read_json, read_text
 from ..data import CIFAR10_CLASSES
 
 
@@ -90,9 +91,9 @@ def read_class_names(spec: str) -> tuple[str, ...]:
         raise FileNotFoundError(
             f"class names: {spec!r} is not 'cifar10', 'imagenet' or an existing file"
         )
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "class-name file")
     if path.suffix.lower() == ".json":
-        names = json.loads(text)
+        names = read_json(text, path, "class-name file")
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise ValueError(f"{path}: expected a JSON list of class names")
         return tuple(names)

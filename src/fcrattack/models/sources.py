@@ -42,6 +42,7 @@ from .archives import load_export, load_torchscript
 from .efficientnet import efficientnet_lite
 from .info import ModelInfo, class_names, imagenet_classes
 from .normalize import Normalized
+from .overrides import check_overrides, check_size, outputs_of
 from .packages import install_advice
 from .registry import default_model, load_checkpoint, read_checkpoint
 
@@ -257,11 +258,12 @@ def load_model(
             ``export:``, ``py:`` models and bare checkpoints (None: the model takes [0, 1]
             images, or normalises inside). Other sources take theirs from their weights.
         size: the input side in pixels, overriding the model's own (images are resized and
-            centre-cropped to it).
+            centre-cropped to it); at most ``MAX_SIDE`` (4096) unless the model's own is
+            larger.
         classes: class names, overriding the model's: a sequence of names, ``"cifar10"``,
             ``"imagenet"`` or a file (JSON list, or one name per line).
     """
-    _check_overrides(mean, std, size)
+    check_overrides(mean, std, size)
     names = None if classes is None else class_names(classes)
     prefix, sep, rest = spec.partition(":")
     given_norm = mean is not None or std is not None
@@ -299,9 +301,10 @@ def load_model(
         raise ValueError(f"arch={arch!r} is for checkpoint files only, not for {spec}")
     info = model.info or ModelInfo(spec)
     if size is not None:
+        check_size(size, info.input_size)
         info = replace(info, input_size=size, resize_size=None)
     if names is not None:
-        outputs = _outputs(model.eval(), info)
+        outputs = outputs_of(model.eval(), info)
         if outputs is not None and outputs != len(names):
             raise ValueError(
                 f"{len(names)} class names for a model with {outputs} outputs ({spec}): give "
@@ -315,35 +318,3 @@ def load_model(
 
 def _tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
     return None if values is None else tuple(values)
-
-
-def _check_overrides(
-    mean: Sequence[float] | None, std: Sequence[float] | None, size: int | None
-) -> None:
-    """mean and std: one value per input channel (3 for RGB, 1 for grey); size: positive."""
-    for name, values in (("mean", mean), ("std", std)):
-        if values is not None and len(values) not in (1, 3):
-            raise ValueError(
-                f"{name} has {len(values)} values: give one per input channel (3 for RGB "
-                "images, 1 for a grey model)"
-            )
-    if mean is not None and std is not None and len(mean) != len(std):
-        raise ValueError(
-            f"mean has {len(mean)} values but std has {len(std)}: give one per input channel "
-            "for both"
-        )
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ValueError(f"size must be a positive number of pixels, got {size!r}")
-
-
-def _outputs(model: Normalized, info: ModelInfo) -> int | None:
-    """The number of outputs of ``model``, from one forward pass of a black image of its input
-    size (32 px when unknown; None when that pass fails: the images will tell)."""
-    side = info.input_size or 32
-    x = torch.zeros(1, model.mean.shape[1], side, side, device=model.mean.device)
-    try:
-        with torch.no_grad():
-            out = model(x)
-    except Exception:  # a model of fixed other sizes: checked at its first forward pass
-        return None
-    return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..base.store import output_dir
+from ..base.seeding import MAX_SEED
+from ..base.store import WriterLock, write_torch
 from ..data import Dataset
 from ..options import Bool, Choice, Configurable, Float, Int, Option, Optional, Text
 from .normalize import Normalized
@@ -48,7 +49,9 @@ class TrainConfig(Configurable):
     momentum = Option(Float(min=0, max=1, max_open=True), 0.9, "Nesterov momentum")
     weight_decay = Option(Float(min=0), 5e-4, "L2 weight decay")
     label_smoothing = Option(Float(min=0, max=1, max_open=True), 0.0, "label smoothing")
-    seed = Option(Int(min=0), 0, "seed of the weight init, the batch order and augmentation")
+    seed = Option(
+        Int(min=0, max=MAX_SEED), 0, "seed of the weight init, the batch order and augmentation"
+    )
     init = Option(Optional(Text()), None, "checkpoint to start from (fine-tuning)")
     channels_last = Option(Bool(), True, "channels-last convolutions (faster on CPU and GPU)")
 
@@ -168,8 +171,23 @@ def train(
         out: the run folder.
         device: the training device.
         quiet: no progress bars.
+
+    The run folder is locked while it trains (``fcrattack.base.store.WriterLock``): a second
+    run into it is refused.
     """
-    out = output_dir(out)
+    with WriterLock(out) as lock:
+        return _train(cfg, train_data, test_data, lock.folder, device, quiet)
+
+
+def _train(
+    cfg: TrainConfig,
+    train_data: Dataset,
+    test_data: Dataset | None,
+    out: Path,
+    device: str | torch.device,
+    quiet: bool,
+) -> Normalized:
+    """The work of ``train`` in its locked folder ``out``."""
     ckpt_path = out / "last.pt"
     state = _resume_state(ckpt_path, cfg, len(train_data)) if ckpt_path.is_file() else None
     if cfg.init:
@@ -240,10 +258,8 @@ def train(
             f"{acc:.4f}" if acc is not None else "-",
             time.time() - t0,
         )
-        tmp = ckpt_path.with_suffix(".tmp")
         checkpoint = _checkpoint(model, cfg, epoch + 1, optimizer, scheduler, acc, len(train_data))
-        torch.save(checkpoint, tmp)
-        tmp.replace(ckpt_path)
+        write_torch(ckpt_path, checkpoint)
     return model.eval()
 
 

@@ -66,12 +66,19 @@ def _parse_number(name: str, text: str) -> float:
         raise OptionError(f"option {name}: cannot read {text!r} as a number") from None
 
 
+def _shown(value: float) -> str:
+    """A bound or value for a message: whole numbers in full (a seed bound of 4294967295,
+    not 4.29497e+09), others short."""
+    whole = math.isfinite(value) and float(value).is_integer() and abs(value) < 1e16
+    return str(int(value)) if whole else f"{value:g}"
+
+
 def _bounds(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
     parts = []
     if lo is not None:
-        parts.append(f"{'>' if lo_open else '>='} {lo:g}")
+        parts.append(f"{'>' if lo_open else '>='} {_shown(lo)}")
     if hi is not None:
-        parts.append(f"{'<' if hi_open else '<='} {hi:g}")
+        parts.append(f"{'<' if hi_open else '<='} {_shown(hi)}")
     return " and ".join(parts)
 
 
@@ -82,7 +89,7 @@ def _check_bounds(
         hi is not None and (value > hi or (hi_open and value == hi))
     ):
         raise OptionError(
-            f"option {name} must be {_bounds(lo, hi, lo_open, hi_open)}, got {value:g}"
+            f"option {name} must be {_bounds(lo, hi, lo_open, hi_open)}, got {_shown(value)}"
         )
 
 

@@ -2,7 +2,8 @@
 Grad-CAM page of ``fcrattack cam``): a summary table, then one row per image with the clean
 image, its Grad-CAM heat-map and FCR mask where the attack used them, and per attack run the
 amplified perturbation and the adversarial image with their predictions.
-Images are written as PNG files next to the page and linked by relative path."""
+Images are written as PNG files next to the page, one folder per row (``img/0000/clean.png``,
+whatever the image's name), and linked by relative path."""
 
 from __future__ import annotations
 
@@ -13,14 +14,7 @@ import torch
 
 from ..attacks import AttackResult
 from ..viz.document import Block, Picture, Table, to_html
-from ..viz.images import (
-    cam_overlay,
-    display_factor,
-    mask_image,
-    perturbation_image,
-    png_names,
-    save_png,
-)
+from ..viz.images import cam_overlay, display_factor, mask_image, perturbation_image, save_png
 from .tables import summary_table
 
 
@@ -38,6 +32,18 @@ def _verdict(res: AttackResult, i: int) -> str:
             else "success in float only: saved PNG not adversarial"
         )
     return "failed"
+
+
+def _picture(row: int, kind: str) -> str:
+    """The path of one picture of the image table, relative to the page."""
+    return f"img/{row:04d}/{kind}.png"
+
+
+def picture_paths(rows: int, runs: int) -> list[str]:
+    """Every file ``image_table`` may write for ``rows`` images and ``runs`` attack runs,
+    relative to the page's folder (what an output folder's manifest lists)."""
+    kinds = ["clean", "cam", "mask", *(f"{k}{r}" for r in range(runs) for k in ("delta", "adv"))]
+    return [_picture(i, kind) for i in range(rows) for kind in kinds]
 
 
 def image_table(
@@ -58,7 +64,7 @@ def image_table(
     Args:
         out: the page's folder.
         x: (N, 3, H, W) clean images in [0, 1]; y (N,) their labels.
-        ids: the images' ids (first column, and the folders of their pictures).
+        ids: the images' ids (first column).
         classes: class names for the captions (indices beyond them are shown as numbers).
         results: run name -> result on the same images (may be empty: Grad-CAM pages).
         cams: (N, H, W) normalised Grad-CAM maps, shown only where given (region attacks).
@@ -81,10 +87,9 @@ def image_table(
     headers += ["FCR mask"] if masks is not None else []
     for name in results:
         headers += [f"perturbation, {name} (amplified)", f"adversarial, {name}"]
-    folders = [name.with_suffix("") for name in png_names(ids)]  # one folder per image
 
     def put(i: int, kind: str, img: torch.Tensor, caption: list[str] | None = None) -> Picture:
-        rel = f"img/{folders[i].as_posix()}/{kind}.png"
+        rel = _picture(i, kind)
         save_png(img, out / rel, scale)
         return Picture(rel, caption or [], pixelated=scale > 1)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -89,7 +90,8 @@ def rate(count: int, n: int) -> str:
 
 def _md_cell(cell: Cell) -> str:
     if isinstance(cell, Picture):
-        return "<br>".join([f"![{cell.src}]({cell.src})", *cell.caption]).replace("|", "\\|")
+        picture = f"![{cell.src}]({urllib.parse.quote(cell.src)})"
+        return "<br>".join([picture, *cell.caption]).replace("|", "\\|")
     return cell.replace("|", "\\|").replace("\n", " ")
 
 
@@ -111,7 +113,7 @@ def to_markdown(blocks: list[Block]) -> str:
             lines += [f"\n*{n}*" for n in t.notes]
             out.append("\n".join(lines))
         elif b.kind == "img":
-            out.append(f"![{b.text}]({b.src})\n\n*{b.text}*")
+            out.append(f"![{b.text}]({urllib.parse.quote(b.src)})\n\n*{b.text}*")
     return "\n\n".join(out) + "\n"
 
 
@@ -163,6 +165,12 @@ def _html_text(text: str, names: bool = False) -> str:
     return re.sub("([/_])", r"\1<wbr>", out) if names else out
 
 
+def _url(path: str) -> str:
+    """A relative file path as a link target: URL-quoted (a ``#`` or ``?`` in a file name
+    would end the path), then escaped for an HTML attribute."""
+    return html.escape(urllib.parse.quote(path))
+
+
 def _class(kind: str) -> str:
     return f" class='{kind}'" if kind else ""
 
@@ -171,7 +179,7 @@ def _html_cell(cell: Cell, kind: str, names: bool) -> str:
     if isinstance(cell, Picture):
         caption = "".join(f"<div class='cap'>{_html_text(line)}</div>" for line in cell.caption)
         return (
-            f"<td class='pic'><img src='{html.escape(cell.src)}'"
+            f"<td class='pic'><img src='{_url(cell.src)}'"
             f"{_class('px' if cell.pixelated else '')} alt='{html.escape(cell.src)}'>{caption}</td>"
         )
     return f"<td{_class(kind)}>{_html_text(cell, names)}</td>"
@@ -228,7 +236,7 @@ def to_html(blocks: list[Block], title: str) -> str:
         elif b.kind == "table" and b.table is not None:
             out.append(_html_table(b.table))
         elif b.kind == "img":
-            src = html.escape(b.src)
+            src = _url(b.src)
             out.append(
                 f"<figure><a href='{src}'><img src='{src}' alt='{html.escape(b.text)}'></a>"
                 f"<figcaption class='note'>{html.escape(b.text)}</figcaption></figure>"

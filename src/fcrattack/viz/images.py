@@ -9,7 +9,6 @@ CPU, ready for ``save_png``, which rounds to 8 bits exactly like
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,21 +64,54 @@ def perturbation_image(delta: torch.Tensor) -> torch.Tensor:
     return d / peak * 0.5 + 0.5 if peak > 0 else torch.full_like(d, 0.5)
 
 
+def _own_name(image_id: str) -> str:
+    """The PNG path an id asks for (posix): the id's own relative path, ``.png`` appended
+    unless it ends in it (any case); an id that is absolute, climbs (``..``) or names nothing
+    becomes one file name of its safe characters."""
+    parts = [p for p in image_id.split("/") if p not in ("", ".")]
+    if image_id.startswith("/") or ".." in parts or not parts:
+        parts = [re.sub(r"[^\w.-]+", "_", image_id).strip(".") or "image"]
+    name = "/".join(parts)
+    return name if name[-4:].lower() == ".png" else name + ".png"
+
+
 def png_names(ids: Sequence[str]) -> list[Path]:
-    """Relative PNG paths for image ids (paths relative to a data root), always distinct: an id
-    not ending in ``.png`` gets ``.png`` appended (``cat/x.jpg`` -> ``cat/x.jpg.png``), so
-    ``x.png`` and ``x.jpg`` never collide; absolute ids or ids with ``..`` are flattened."""
+    """Relative PNG paths for image ids (paths relative to a data root), distinct by
+    construction, also where case does not count (macOS and Windows file systems): no name
+    equals another, and none is a folder of another. Each id asks for its own path with
+    ``.png`` appended (``cat/x.jpg`` -> ``cat/x.jpg.png``, so ``x.png`` and ``x.jpg`` never
+    collide; absolute ids or ids with ``..`` are flattened to one name); an id whose name is
+    taken by an earlier id (``a.jpg`` and ``a.jpg.png``, ``a.png`` and ``A.PNG``) gets the
+    first free ``<stem>~k.png`` beside it, or, where a folder of its path is taken by a file,
+    its path flattened to one name (``a.png/b.png`` -> ``a.png_b.png``). Names that ids ask
+    for are never given to another id."""
+    asked = [_own_name(i) for i in ids]
+    wanted = {a.casefold() for a in asked}
+    files: set[str] = set()  # taken names and their folders, compared without case
+    folders: set[str] = set()
+
+    def free(name: str) -> bool:
+        key = name.casefold()
+        return key not in files and key not in folders and not _parents(key) & files
+
     names = []
-    for image_id in ids:
-        rel = Path(image_id)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            rel = Path(re.sub(r"[^\w.-]+", "_", image_id) or "image")
-        if rel.suffix.lower() != ".png":
-            rel = rel.with_name(rel.name + ".png")
-        names.append(rel)
-    seen: Counter[Path] = Counter()
-    for i, rel in enumerate(names):  # only ids such as "a.jpg" and "a.jpg.png" can meet here
-        seen[rel] += 1
-        if seen[rel] > 1:
-            names[i] = rel.with_name(f"{rel.stem}~{seen[rel] - 1}.png")
+    for own in asked:
+        name = own
+        if not free(name):
+            if _parents(name.casefold()) & files:
+                name = name.replace("/", "_")
+            stem, k, candidate = name[: -len(".png")], 0, name
+            while not free(candidate) or (candidate != own and candidate.casefold() in wanted):
+                k += 1
+                candidate = f"{stem}~{k}.png"
+            name = candidate
+        files.add(name.casefold())
+        folders.update(_parents(name.casefold()))
+        names.append(Path(name))
     return names
+
+
+def _parents(name: str) -> set[str]:
+    """The folders of a relative posix path: ``a/b/c.png`` -> {``a``, ``a/b``}."""
+    parts = name.split("/")
+    return {"/".join(parts[:i]) for i in range(1, len(parts))}

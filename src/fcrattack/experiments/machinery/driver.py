@@ -46,8 +46,10 @@ class ExperimentDriver:
         device: torch.device,
         root: Path,
         dist: Context | None = None,
+        quiet: bool = False,
     ) -> None:
         self.cfg, self.store, self.device, self.root = cfg, store, device, root
+        self.quiet = quiet  # no progress bars
         self.dist = dist or Context()  # data-parallel rank and world, see .distributed
         self.status_path = store.dir / "status.json"
         self.status: dict[str, Any] = {"scale": cfg.scale, "version": cfg.version, "parts": {}}
@@ -139,7 +141,7 @@ class ExperimentDriver:
             desc=desc,
             unit="img",
             dynamic_ncols=True,
-            disable=not self.dist.is_main,
+            disable=self.quiet or not self.dist.is_main,
         )
         try:
             for i in range(0, len(todo), bs):

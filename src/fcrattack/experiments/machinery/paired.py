@@ -191,7 +191,9 @@ class PairedRuns:
         for run in {r.key: r for r, _ in work}.values():
             check_partners(self.runner.store, self.runner.cfg.name, self.part.name, name, run, data)
         desc = f"{self.runner.cfg.name}/{self.part.name}/{name} [{start}, {bound or 'end'})"
-        bar = tqdm(total=len(work), desc=desc, unit="region", dynamic_ncols=True)
+        bar = tqdm(
+            total=len(work), desc=desc, unit="region", dynamic_ncols=True, disable=self.runner.quiet
+        )
         try:
             for group in _groups(runs):
                 keys = {r.key for r in group}

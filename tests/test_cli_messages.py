@@ -1,0 +1,130 @@
+"""One clear line for what the command line refuses or could not do: huge seeds, targets that
+are no class, a missing shared folder, images that all are of the target class, unreadable or
+dangling image files for ``fcrattack cam``; and ``-q`` hides every progress bar."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED, _need
+from fcrattack.attacks import build
+from fcrattack.cli import commands, main
+from fcrattack.data import samples
+from fcrattack.experiments import run
+from fcrattack.models import default_model
+from fcrattack.viz.images import save_png
+from test_experiments import tiny_masked_fgsm
+
+
+def _error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fcrattack: error: ") and "\n" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("command", ["attack", "cam", "train", "demo"])
+def test_a_huge_seed_is_one_clear_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: "Overflow when unpacking long long" for --seed 99999999999999999999999."""
+    extra = {"train": ["--data", str(tmp_path)], "attack": ["--n", "5"], "cam": ["--n", "5"]}
+    argv = [command, *extra.get(command, []), "--seed", "9" * 23, "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "--seed: must be an integer from 0 to 4294967295, got 99999999... (23 digits)" in (
+        _error(capsys)
+    )
+    with pytest.raises(
+        ValueError, match="option seed must be >= 0 and <= 4294967295, got 1099511627776"
+    ):
+        build("pgd", default_model(), seed=2**40)
+    with pytest.raises(ValueError, match="seed must be an integer from 0 to 4294967295"):
+        samples(5, seed=10**30)
+
+
+@pytest.mark.parametrize("target", ["\u00b2", "\uff13", "\u0663"])
+def test_a_target_of_other_digits_is_no_class_index(
+    target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: ``--target ²`` gave "invalid literal for int() with base 10: '²'"."""
+    argv = ["-q", "attack", "--attack", "fgsm", "--target", target, "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert f"--target: class {target!r} is not one of the model's 10 classes" in _error(capsys)
+
+
+def test_a_missing_shared_folder_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: "class folder missing: /nonexistent/data/cifar10-jpeg/airplane"."""
+    missing = tmp_path / "nowhere"
+    out = tmp_path / "out"
+    assert main(["-q", "reproduce", "whitebox", "--shared", str(missing), "--out", str(out)]) == 2
+    err = _error(capsys)
+    assert f"the shared folder {missing} (--shared) does not exist" in err
+    assert "FCRATTACK_SHARED" in err and not out.exists()
+    monkeypatch.setenv("FCRATTACK_SHARED", str(missing))
+    assert main(["-q", "reproduce", "whitebox", "--out", str(out)]) == 2
+    assert f"the shared folder {missing} (the default" in _error(capsys)
+
+
+def test_images_all_of_the_target_class_are_said_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: "no image was attacked" when every image already was of the target class."""
+    data = samples(40)
+    root = tmp_path / "data" / "cat"
+    cats = [i for i in range(len(data)) if int(data.labels[i]) == 3][:3]
+    for i in cats:
+        save_png(data.images[i], root / f"{i}.png")
+    argv = ["-q", "attack", "--attack", "fgsm", "--data", str(tmp_path / "data")]
+    assert (
+        main([*argv, "--dataset", "folder", "--target", "cat", "--out", str(tmp_path / "o")]) == 2
+    )
+    assert (
+        "no image was attacked: of 3 images, 3 already are of the target class 3 (cat)"
+        in _error(capsys)
+    )
+    # the corrected rerun (another target) replaces the run that attacked nothing
+    assert (
+        main([*argv, "--dataset", "folder", "--target", "dog", "--out", str(tmp_path / "o")]) == 0
+    )
+
+
+def test_cam_names_unreadable_and_dangling_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: `fcrattack cam` counted unreadable images as written and skipped links to
+    missing files silently."""
+    data = samples(2)
+    root = tmp_path / "flat"
+    for i in range(2):
+        save_png(data.images[i], root / f"{i}.png")
+    (root / "broken.png").write_bytes(b"not a png")
+    os.symlink(tmp_path / "gone.jpg", root / "dangling.jpg")
+    out = tmp_path / "out"
+    argv = ["-q", "cam", "--data", str(root), "--labels", "pred", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "2 images, mean mask area" in printed
+    assert "2 unreadable files not written: " in printed
+    assert "broken.png" in printed and "dangling.jpg" in printed
+    assert sorted(p.name for p in (out / "cam").iterdir()) == ["0.png", "1.png"]
+
+
+def test_quiet_reproduce_shows_no_progress_bars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: -q still printed the progress bars of `fcrattack reproduce`."""
+    root = _need(SHARED)
+    run(tiny_masked_fgsm(4), out_dir=tmp_path / "q", root=root, quiet=True)
+    err = capsys.readouterr().err
+    assert "img/s" not in err and "%|" not in err, err
+    run(tiny_masked_fgsm(4), out_dir=tmp_path / "loud", root=root)
+    assert "%|" in capsys.readouterr().err  # the bars are there without quiet
+    seen = {}
+    monkeypatch.setattr(commands.experiments, "reproduce", lambda *a, **k: seen.update(k) or {})
+    monkeypatch.setattr(commands.report, "render", lambda out: (out, out))
+    assert main(["-q", "reproduce", "whitebox", "--out", str(tmp_path / "cli")]) == 0
+    assert seen["quiet"] is True

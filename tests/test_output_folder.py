@@ -1,0 +1,300 @@
+"""The output folder of every command that writes one (``fcrattack.base.outputs``): a folder
+that no fcrattack run wrote is never replaced, ``--overwrite`` deletes only the files the
+earlier run wrote, commands do not mix their files, a run that attacked nothing is replaced
+by a corrected rerun, another fcrattack version is not resumed, and a folder that cannot be
+written is one line. Bundled CIFAR-10 samples and the embedded default model throughout."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from fcrattack.app import attack as attack_step
+from fcrattack.app.attack_dataset import attack_dataset
+from fcrattack.app.cam_maps import write_cams
+from fcrattack.app.demo import run_demo
+from fcrattack.attacks import build
+from fcrattack.base.outputs import MANIFEST, OutputError
+from fcrattack.cli import main
+from fcrattack.data import Dataset, samples
+from fcrattack.models import default_model
+from fcrattack.viz.images import png_names
+
+
+def _attack(out: Path, *extra: str) -> int:
+    return main(["-q", "attack", "--attack", "fgsm", "--n", "4", "--out", str(out), *extra])
+
+
+def _cam(out: Path, *extra: str) -> int:
+    return main(["-q", "cam", "--n", "4", "--out", str(out), *extra])
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def _error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fcrattack: error: ") and "\n" not in err, err
+    return err
+
+
+def _users_folder(root: Path) -> dict[Path, bytes]:
+    """A folder of the user's holding the names fcrattack writes; returns its files."""
+    files = {
+        root / "img" / "holiday.jpg": b"photo",
+        root / "page" / "notes.txt": b"notes",
+        root / "adv" / "keep.png": b"png",
+        root / "cam" / "a.png": b"cam",
+        root / "mask" / "b.png": b"mask",
+        root / "index.html": b"<html>mine</html>",
+    }
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+@pytest.mark.parametrize("command", ["attack", "cam", "demo"])
+def test_a_folder_no_fcrattack_run_wrote_is_never_replaced(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: --out at a folder holding img/, page/, adv/, ... but no run.json was called
+    "the results of a run" with --overwrite advised, which then deleted it all."""
+    out = tmp_path / "mine"
+    files = _users_folder(out)
+    argv = {
+        "attack": ["attack", "--attack", "fgsm", "--n", "2"],
+        "cam": ["cam", "--n", "2"],
+        "demo": ["demo", "--n", "1"],
+    }[command]
+    for extra in ([], ["--overwrite"]):
+        assert main(["-q", *argv, "--out", str(out), *extra]) == 2
+        err = _error(capsys)
+        assert "no manifest.json of an fcrattack run" in err and str(out) in err
+        assert "--overwrite" not in err and "results of a run" not in err
+    assert {p: p.read_bytes() for p in files} == files
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
+        [".fcrattack.lock", *(p.relative_to(out).as_posix() for p in files)]
+    )
+
+
+def test_overwrite_deletes_only_what_the_earlier_run_wrote(tmp_path: Path) -> None:
+    """Regression: --overwrite removed adv/, cam/, mask/, img/, page/ with everything inside,
+    a file of the user's in adv/ too."""
+    out = tmp_path / "run"
+    assert _attack(out, "--page", "2") == 0
+    first = {r["adv_png"] for r in _rows(out)}
+    mine = {out / "adv" / "mine.txt": b"keep", out / "img" / "notes.md": b"keep", out / "x": b"1"}
+    for path, data in mine.items():
+        path.write_bytes(data)
+    # other images (another seed) and no page: the earlier run's files go, the user's stay
+    assert _attack(out, "--page", "0", "--seed", "1", "--overwrite") == 0
+    assert {p: p.read_bytes() for p in mine} == mine
+    second = {r["adv_png"] for r in _rows(out)}
+    assert first != second
+    left = {p.relative_to(out).as_posix() for p in (out / "adv").iterdir()}
+    assert left == second | {"adv/mine.txt"}
+    assert not (out / "index.html").exists() and not list((out / "img").rglob("*.png"))
+    assert sorted(p.name for p in (out / "img").iterdir()) == ["notes.md"]
+
+
+def test_overwrite_through_the_api_removes_images_the_new_run_does_not_write(
+    tmp_path: Path,
+) -> None:
+    data = samples(4)
+    model = default_model()
+    out = tmp_path / "run"
+    attack_dataset(build("fgsm", model), data, out, page=2, quiet=True)
+    (out / "adv" / "mine.png").write_bytes(b"keep")
+    two = data.subset([0, 1])
+    attack_dataset(build("fgsm", model), two, out, page=0, overwrite=True, quiet=True)
+    left = sorted(p.name for p in (out / "adv").iterdir())
+    assert left == sorted(["mine.png", *(n.name for n in png_names(two.ids))])
+    assert not (out / "img").exists() and not (out / "page").exists()
+
+
+def test_cam_refuses_an_attack_folder_and_keeps_its_pngs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: `fcrattack cam` into a finished attack folder replaced its mask/ and cam/
+    PNGs; cam and demo had no output-folder guard at all."""
+    out = tmp_path / "run"
+    assert main(["-q", "attack", "--n", "2", "--opt", "steps=2", "--out", str(out)]) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*.png")}
+    assert any(p.parent.name == "mask" for p in before)
+    for extra in ([], ["--overwrite"]):
+        assert _cam(out, *extra) == 2
+        err = _error(capsys)
+        assert "holds the outputs of `fcrattack attack`" in err and "--overwrite" not in err
+        assert main(["-q", "demo", "--n", "1", "--out", str(out), *extra]) == 2
+        assert "holds the outputs of `fcrattack attack`" in _error(capsys)
+    assert {p: p.read_bytes() for p in out.rglob("*.png")} == before
+
+
+def test_cam_reruns_are_refused_and_overwrite_leaves_no_stale_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a second `fcrattack cam` left the first run's files beside its own."""
+    out = tmp_path / "cams"
+    assert _cam(out) == 0
+    assert len(list((out / "cam").iterdir())) == 4
+    assert _cam(out) == 2
+    assert "holds a finished run of `fcrattack cam`" in _error(capsys)
+    assert main(["-q", "cam", "--n", "2", "--seed", "3", "--page", "1", "--out", str(out),
+                 "--overwrite"]) == 0  # fmt: skip
+    assert len(list((out / "cam").iterdir())) == len(list((out / "mask").iterdir())) == 2
+    assert len(list((out / "img").iterdir())) == 1
+    # the API: the same guard
+    with pytest.raises(ValueError, match="finished run of `fcrattack cam`"):
+        write_cams(default_model(), samples(2), out, quiet=True)
+
+
+def test_demo_reruns_are_refused_unless_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a second demo with fewer samples left the first one's pictures beside the
+    new page."""
+    from fcrattack.app import demo
+
+    def quick(out: Path, n: int, seed: int, device: torch.device, quiet: bool) -> tuple:
+        for i in range(n):  # the pictures the page writes, one row per sample
+            (out / "img" / f"{i:04d}").mkdir(parents=True, exist_ok=True)
+            (out / "img" / f"{i:04d}" / "clean.png").write_bytes(b"png")
+        (out / "index.html").write_text("page")
+        return {}, out / "index.html"
+
+    monkeypatch.setattr(demo, "_demo", quick)
+    out = tmp_path / "demo"
+    run_demo(out, n=5)
+    with pytest.raises(ValueError, match="finished run of `fcrattack demo`"):
+        run_demo(out, n=2)
+    run_demo(out, n=2, overwrite=True)
+    assert sorted(p.name for p in (out / "img").iterdir()) == ["0000", "0001"]
+    assert main(["-q", "demo", "--n", "41", "--out", str(tmp_path / "d2")]) == 2
+    assert "there are 40 bundled samples, got 41" in _error(capsys)
+    with pytest.raises(ValueError, match="1-40"):
+        run_demo(tmp_path / "d3", n=41)
+
+
+def test_a_run_that_failed_on_its_first_batch_is_replaced_by_the_corrected_rerun(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a run that failed on its first batch (a bad --opt layer, a label out of
+    range) left run.json, and the corrected rerun was refused without --overwrite."""
+    out = tmp_path / "run"
+    bad = ["-q", "attack", "--n", "2", "--opt", "steps=2", "--out", str(out)]
+    assert main([*bad, "--opt", "layer=no.such.layer"]) == 2
+    assert "no.such.layer" in _error(capsys)
+    assert (out / "run.json").is_file()
+    assert main(bad) == 0
+    # the API: labels out of range, then the right ones
+    data = samples(4)
+    wrong = Dataset(data.images, data.labels + 100, data.ids, data.classes)
+    with pytest.raises(ValueError):
+        attack_dataset(build("fgsm", default_model()), wrong, tmp_path / "api", quiet=True)
+    assert attack_dataset(build("fgsm", default_model()), data, tmp_path / "api", quiet=True)
+
+
+def test_a_run_of_another_version_is_not_resumed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: run.json held no fcrattack version, so a folder of an older version would
+    resume and mix results."""
+    out = tmp_path / "run"
+    assert _attack(out) == 0
+    settings = json.loads((out / "run.json").read_text())
+    from fcrattack import __version__
+
+    assert settings["fcrattack"] == __version__
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest.update(finished=False, fcrattack="0.0.1")
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    assert _attack(out) == 2
+    err = _error(capsys)
+    assert "fcrattack 0.0.1" in err and f"this is fcrattack {__version__}" in err
+    assert _attack(out, "--overwrite") == 0
+
+
+def test_a_full_disk_is_one_line_and_the_records_stay_consistent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a full output folder gave a traceback (torch's "inline_container" error
+    for the page's files)."""
+    calls = {"n": 0}
+    real = attack_step.save_png
+
+    def full(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] > 6:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(attack_step, "save_png", full)
+    out = tmp_path / "run"
+    argv = ["-q", "attack", "--attack", "fgsm", "--n", "12", "--batch-size", "3"]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = _error(capsys)
+    assert f"cannot write to the output folder {out}: No space left on device" in err
+    rows = _rows(out) if (out / "results.jsonl").is_file() else []
+    assert 0 < len(rows) < 12 and all((out / r["adv_png"]).is_file() for r in rows)
+    monkeypatch.setattr(attack_step, "save_png", real)
+    assert main([*argv, "--out", str(out)]) == 0  # resumes
+    rows = _rows(out)
+    assert len(rows) == len({r["key"] for r in rows}) == 12
+
+
+def test_a_read_only_folder_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        if os.access(out, os.W_OK):  # root: permissions do not stop it, simulate
+            import fcrattack.base.store as store
+
+            def denied(self: object, *args: object, **kwargs: object) -> None:
+                raise PermissionError(errno.EACCES, "Permission denied", str(out / ".x"))
+
+            monkeypatch.setattr(store.WriterLock, "__init__", denied)
+        for argv in (["attack", "--attack", "fgsm"], ["cam"], ["demo"]):
+            assert main(["-q", *argv, "--n", "2", "--out", str(out)]) == 2
+            err = _error(capsys)
+            assert f"cannot write to the output folder {out}: Permission denied" in err
+        with pytest.raises(OutputError, match="cannot write to the output folder"):
+            write_cams(default_model(), samples(2), out, quiet=True)
+    finally:
+        out.chmod(0o755)
+
+
+def test_ctrl_c_is_one_line_and_keeps_the_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: Ctrl-C printed a 40-line traceback."""
+    from fcrattack.app import attack_dataset as pipeline
+
+    real = pipeline.attack_batch
+    calls = {"n": 0}
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "attack_batch", interrupted)
+    out = tmp_path / "run"
+    argv = ["-q", "attack", "--attack", "fgsm", "--n", "12", "--batch-size", "3"]
+    assert main([*argv, "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "fcrattack: interrupted; the images with a record are kept: the same command resumes "
+        "the run"
+    )
+    assert len(_rows(out)) == 6

@@ -1,0 +1,123 @@
+"""One writer per output folder (``fcrattack.base.store.WriterLock``, taken by every command
+that writes), records read once per key whatever a folder holds, and ``reproduce`` folders
+whose records no ``config.json`` names refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import SHARED, _need
+from fcrattack.base.outputs import OutputFolder
+from fcrattack.base.store import RECORDS, ResultStore, WriterLock, read_records
+from fcrattack.cli import main
+from fcrattack.data import Dataset
+from fcrattack.experiments import run
+from fcrattack.models.train import TrainConfig, train
+from fcrattack.report import render
+from test_experiments import tiny_masked_fgsm
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+HOLD = (
+    "import sys, time\n"
+    "from fcrattack.base.store import WriterLock\n"
+    "lock = WriterLock(sys.argv[1])\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def _attack(out: Path) -> list[str]:
+    return ["-q", "attack", "--attack", "fgsm", "--n", "2", "--out", str(out)]
+
+
+def test_a_second_writer_is_refused_and_a_killed_one_leaves_no_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: two runs into one folder both appended, doubling every record."""
+    out = tmp_path / "run"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+    }
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, env=env
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
+        busy = f"{out} is being written by another fcrattack run (process {holder.pid})"
+        for argv in (
+            _attack(out),
+            ["-q", "cam", "--n", "2", "--out", str(out)],
+            ["-q", "reproduce", "whitebox", "--out", str(out)],
+        ):
+            assert main(argv) == 2
+            err = capsys.readouterr().err.strip()
+            assert busy in err and "\n" not in err, err
+        images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+        data = Dataset(images, torch.zeros(4).long(), list("abcd"), ["a", "b"])
+        with pytest.raises(ValueError, match="being written by another fcrattack run"):
+            train(TrainConfig(epochs=1), data, None, out)
+    finally:
+        holder.kill()  # as a kill -9 would: the kernel releases the lock
+        holder.wait()
+    assert main(_attack(out)) == 0
+
+
+def test_one_process_cannot_open_a_folder_twice_and_close_releases_it(tmp_path: Path) -> None:
+    with OutputFolder(tmp_path / "o", "cam", names=()):
+        with pytest.raises(ValueError, match="being written by another fcrattack run"):
+            OutputFolder(tmp_path / "o", "cam", names=())
+        with pytest.raises(ValueError, match=f"process {os.getpid()}"):
+            WriterLock(tmp_path / "o")
+    with OutputFolder(tmp_path / "o", "cam", names=()):
+        pass
+
+
+def test_records_written_twice_are_counted_once_in_the_report(tmp_path: Path) -> None:
+    """Regression: a folder into which two runs had appended the same records reported
+    n = 40 where 20 images were attacked, with intervals computed on the duplicates."""
+    root = _need(SHARED)
+    out = tmp_path / "out"
+    run(tiny_masked_fgsm(), out_dir=out, root=root)
+    before = render(out)[0].read_text()
+    path = out / RECORDS
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines + lines))  # what two writers appending both left
+    assert len(list(read_records(path))) == 2 * len(lines)
+    assert len(ResultStore.records_of(out)) == len(ResultStore(out)) == len(lines)
+    assert render(out)[0].read_text() == before
+    n = json.loads((out / "status.json").read_text())["masked-fgsm"]["parts"]["cifar10"][
+        "n_eligible"
+    ]
+    recs = [r for r in ResultStore.records_of(out) if r["attack_key"] == "masked-fgsm-0.03-0.00"]
+    assert len(recs) == n and f"({sum(r['success'] for r in recs)}/{n})" in before
+
+
+def test_reproduce_refuses_records_without_the_config_that_names_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: `reproduce` resumed a folder without config.json unchecked."""
+    root = _need(SHARED)
+    plain = tmp_path / "plain"
+    ResultStore(plain).append([{"key": "whatever/x", "v": 1}])
+    with pytest.raises(ValueError, match="records.jsonl, and no manifest.json"):
+        run(tiny_masked_fgsm(), out_dir=plain, root=root)
+    assert main(["-q", "reproduce", "masked-fgsm", "--out", str(plain)]) == 2
+    assert "records.jsonl, and no manifest.json" in capsys.readouterr().err
+    # a committed result folder (config.json, no manifest) resumes; without its config.json
+    # its records are refused
+    out = tmp_path / "out"
+    run(tiny_masked_fgsm(4), out_dir=out, root=root)
+    (out / "manifest.json").unlink()
+    run(tiny_masked_fgsm(4), out_dir=out, root=root)
+    assert json.loads((out / "manifest.json").read_text())["command"] == "reproduce"
+    (out / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"holds records \(records.jsonl\) but no config.json"):
+        run(tiny_masked_fgsm(4), out_dir=out, root=root)
