@@ -3,12 +3,15 @@ comparison against torchattacks 3.5.1 where it is installed."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from fcrattack.attacks import ATTACKS, JSMA, OnePixel
 from fcrattack.attacks.jsma import best_pair
+from fcrattack.cli import main
 
 GAMMA = 0.03  # 92 of 3072 values: enough for ResNet-20, small enough to stay fast
 
@@ -188,3 +191,13 @@ def test_onepixel_vs_torchattacks(resnet20, cifar_test_200, torchattacks):
         np.random.set_state(state)
     ours = OnePixel(resnet20, popsize=25, steps=5).run(x, y)
     assert ours.success.float().mean() >= asr_theirs - 0.15
+
+
+def test_onepixel_paper_preset_from_the_command_line(tmp_path):
+    """Regression: ``fcrattack attack --attack onepixel --preset paper`` always failed
+    (``OnePixel.paper`` took no data set)."""
+    out = tmp_path / "op"
+    argv = ["-q", "attack", "--attack", "onepixel", "--preset", "paper", "--opt", "steps=1"]
+    assert main([*argv, "--n", "2", "--out", str(out)]) == 0
+    options = json.loads((out / "summary.json").read_text())["options"]
+    assert (options["pixels"], options["popsize"], options["steps"]) == (5, 400, 1)

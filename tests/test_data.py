@@ -27,8 +27,12 @@ from fcrattack.data import (
     class_folder,
     image_folder,
     imagenet_folder,
+    match_classes,
+    read_images,
     select,
 )
+from fcrattack.data.listing import list_flat_folder
+from fcrattack.models import imagenet_classes
 
 
 def _pil(path: Path) -> np.ndarray:
@@ -437,3 +441,71 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
     (only_bad / "x.jpg").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="none of the 1 image files could be read"):
         image_folder(only_bad)
+
+
+def test_sixteen_bit_and_rotated_images_decode_as_they_look(
+    few_jpegs: Path, tmp_path: Path
+) -> None:
+    """Regression: 16-bit greyscale PNGs were clipped to white and EXIF-rotated JPEGs were
+    read sideways."""
+    with Image.open(few_jpegs / "test" / "cat" / "0000.jpg") as img:
+        rgb = np.asarray(img.convert("RGB"))
+    grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(grey).save(tmp_path / "deep.png")  # mode I;16
+    rotated = Image.fromarray(rgb).rotate(-90, expand=True)  # stored sideways ...
+    exif = Image.Exif()
+    exif[0x0112] = 8  # ... with the orientation tag that turns it back upright
+    rotated.save(tmp_path / "phone.jpg", exif=exif, quality=100)
+    images, kept, _ = read_images([tmp_path / "deep.png", tmp_path / "phone.jpg"])
+    assert kept == [0, 1]
+    deep = images[0, 0].numpy().astype(int)
+    assert np.abs(deep - grey // 257).max() <= 1  # not clipped to white
+    upright = images[1].permute(1, 2, 0).numpy().astype(int)
+    assert np.abs(upright - rgb.astype(int)).mean() < 8  # JPEG noise only
+
+
+def test_decompression_bomb_is_skipped_with_a_warning(
+    few_jpegs: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: an image over Pillow's pixel limit (a decompression bomb) is skipped with
+    a warning; the other images are read."""
+    for name in ("0000", "0001"):
+        shutil.copy(few_jpegs / "test" / "cat" / f"{name}.jpg", tmp_path / f"{name}.jpg")
+    Image.new("RGB", (200, 200)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 200 x 200 > 2 x 2000: a "bomb"
+    with caplog.at_level(logging.WARNING, logger="fcrattack"):
+        data = list_flat_folder(tmp_path, labels="pred").read()
+    assert data.ids == ["0000.jpg", "0001.jpg"] and [Path(s).name for s in data.skipped] == [
+        "big.png"
+    ]
+
+
+def test_label_files_with_a_byte_order_mark_and_folders_in_keys(
+    few_jpegs: Path, tmp_path: Path
+) -> None:
+    """Regression: a label file saved with a byte order mark (as spreadsheet programs write
+    CSV), and a folder in a key, are read."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("0000", "0001"):
+        shutil.copy(few_jpegs / "test" / "dog" / f"{name}.jpg", photos / f"{name}.jpg")
+    (tmp_path / "labels.csv").write_text(
+        "file,label\nphotos/0000.jpg,dog\n0001.jpg,5\n", encoding="utf-8-sig"
+    )
+    listing = list_flat_folder(
+        photos, labels=tmp_path / "labels.csv", classes=["cat", "x", "y", "z", "w", "dog"]
+    )
+    assert listing.labels == [5, 5]
+
+
+def test_exact_class_name_wins_over_a_normalised_twin() -> None:
+    """Regression: a name that is one class exactly and another after normalisation (ImageNet
+    has "Cardigan" and "cardigan") is matched exactly first; only a name with no exact match
+    and two normalised ones is refused."""
+    names = imagenet_classes()[1]
+    assert match_classes(["Cardigan", "cardigan"], names) == [264, 474]
+    with pytest.raises(ValueError, match="names 2 of the model's classes"):
+        match_classes(["CARDIGAN"], names)

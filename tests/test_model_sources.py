@@ -529,3 +529,16 @@ def test_py_factory_errors_tell_a_bad_call_from_a_failure_inside(
         load_model("py:factories_b:net?width=3")
     assert "do not fit" not in str(exc.value)
     assert isinstance(exc.value.__cause__, TypeError)  # the traceback is kept (-v shows it)
+
+
+def test_py_factory_with_wrong_arguments_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a ``py:`` factory given arguments it does not take is a ValueError naming
+    the spec and the cause."""
+    (tmp_path / "factories.py").write_text(
+        "from fcrattack.models import default_model\n\ndef net():\n    return default_model()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="py:factories:net.*unexpected keyword"):
+        load_model("py:factories:net?depth=3")
