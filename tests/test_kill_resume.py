@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import SHARED, _need
+from conftest import need_shared
 from fcrattack.experiments import read_records
 
 # The child: a tiny config, configured the way tests/test_experiments.py does it.
@@ -117,7 +117,7 @@ def _same(a: dict, b: dict) -> bool:
 
 
 def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
-    root = _need(SHARED)
+    root = need_shared("the experiments read their data sets and models from it")
     ref_dir, out = tmp_path / "ref", tmp_path / "out"
     _complete(ref_dir, root)
     ref = {r["key"]: r for r in read_records(ref_dir / "records.jsonl")}

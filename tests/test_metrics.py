@@ -75,3 +75,14 @@ def test_quantize_uint8_gives_png_levels():
     q = quantize_uint8(x)
     assert torch.equal(q * 255, torch.round(q * 255))
     assert q.tolist()[0] == 0 and q.tolist()[-1] == 1
+
+
+def test_norms_count_nan_as_changed():
+    """Regression: a NaN pixel counted as unchanged (L0 = 0), so NaN images passed as
+    successful adversarial examples of zero size."""
+    x = torch.zeros(1, 3, 2, 2)
+    x_adv = x.clone()
+    x_adv[0, 1, 0, 0] = math.nan
+    norms = perturbation_norms(x, x_adv)
+    assert norms["l0"].item() == 1 and norms["l0_pixels"].item() == 1
+    assert math.isnan(norms["l2"].item())

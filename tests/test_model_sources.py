@@ -18,7 +18,6 @@ import pytest
 import torch
 
 import fcrattack
-from conftest import AKAMASTER, _need
 from fcrattack.data import CIFAR10_CLASSES, samples
 from fcrattack.models import ModelInfo, Normalized, imagenet_classes, load_checkpoint, load_model
 
@@ -39,13 +38,13 @@ def _same_predictions(a: torch.nn.Module, b: torch.nn.Module) -> None:
         torch.testing.assert_close(a(X), b(X), rtol=1e-4, atol=1e-4)
 
 
-def test_default_and_checkpoint_info() -> None:
+def test_default_and_checkpoint_info(resnet_checkpoint) -> None:
     model = load_model("default")
     assert model.info == ModelInfo(
         "default", 32, 32, tuple(CIFAR10_CLASSES), None, "model.layer3", "cifar10"
     )
     assert fcrattack.find_layer(model, X) == "model.layer3"
-    path = _need(AKAMASTER / "resnet20-12fca82f.th")
+    path = resnet_checkpoint(20)
     ckpt = load_model(str(path), arch="resnet20")
     assert ckpt.info is not None and ckpt.info.classes == tuple(CIFAR10_CLASSES)
     assert ckpt.info.input_size == 32 and ckpt.info.source == str(path)
@@ -110,8 +109,8 @@ def test_class_names_of_another_count_are_caught_at_the_output_too() -> None:
         ({"mean": (0.5,) * 3, "std": (0.5,)}, "mean has 3 values but std has 1"),
     ],
 )
-def test_bad_overrides_are_refused_naming_them(kwargs: dict, match: str) -> None:
-    spec = str(_need(AKAMASTER / "resnet20-12fca82f.th")) if "mean" in kwargs else "default"
+def test_bad_overrides_are_refused_naming_them(kwargs: dict, match: str, resnet_checkpoint) -> None:
+    spec = str(resnet_checkpoint(20)) if "mean" in kwargs else "default"
     extra = {"arch": "resnet20"} if "mean" in kwargs else {}
     with pytest.raises(ValueError, match=match):
         load_model(spec, **extra, **kwargs)
@@ -122,9 +121,9 @@ def _write_module(root: Path, name: str, source: str) -> None:
 
 
 def test_py_factory_returns_bare_net_or_wrapped(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resnet_checkpoint
 ) -> None:
-    path = _need(AKAMASTER / "resnet20-12fca82f.th")
+    path = resnet_checkpoint(20)
     _write_module(
         tmp_path,
         "my_models",
@@ -530,3 +529,16 @@ def test_py_factory_errors_tell_a_bad_call_from_a_failure_inside(
         load_model("py:factories_b:net?width=3")
     assert "do not fit" not in str(exc.value)
     assert isinstance(exc.value.__cause__, TypeError)  # the traceback is kept (-v shows it)
+
+
+def test_py_factory_with_wrong_arguments_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a ``py:`` factory given arguments it does not take is a ValueError naming
+    the spec and the cause."""
+    (tmp_path / "factories.py").write_text(
+        "from fcrattack.models import default_model\n\ndef net():\n    return default_model()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="py:factories:net.*unexpected keyword"):
+        load_model("py:factories:net?depth=3")

@@ -11,7 +11,7 @@ import statistics
 import pytest
 import torch
 
-from conftest import SHARED, _need
+from conftest import need_shared
 from fcrattack.base.stats import holm, log_ratio_test, sign_test, t_sf
 from fcrattack.experiments import ResultStore, get_config, run
 from fcrattack.experiments.catalog.region_thesis import EXPERIMENT, PRIMARY, SECONDARY
@@ -125,7 +125,7 @@ def test_thesis_config_names_primary_secondary_and_is_not_in_all():
 
 
 def test_staged_run_pairs_early_packs_and_resumes_from_the_packed_file(tmp_path, monkeypatch):
-    root = _need(SHARED)
+    root = need_shared("the experiments read their data sets and models from it")
     cfg = _tiny(8)
     out = tmp_path / "run"
     # interrupt after the first stage: every run of phase 0 has the same first 2 images
@@ -213,7 +213,7 @@ def test_staged_run_pairs_early_packs_and_resumes_from_the_packed_file(tmp_path,
 
 
 def test_staged_run_refuses_another_image_set(tmp_path):
-    root = _need(SHARED)
+    root = need_shared("the experiments read their data sets and models from it")
     cfg = _tiny(6)
     cfg.parts[0].runs = cfg.parts[0].runs[:1]
     run(cfg, out_dir=tmp_path, root=root)
@@ -227,7 +227,7 @@ def test_staged_run_refuses_another_image_set(tmp_path):
 def test_whitebox_imagenet_budgets_per_image_and_attacks_only_lite0(tmp_path):
     """Tables 1/2 at 100 photos: the same-L2 runs take each image's own FCR L2 (phase 1),
     EfficientNet-Lite2 only selects the images, and the report shows both tables."""
-    root = _need(SHARED)
+    root = need_shared("the experiments read their data sets and models from it")
     pytest.importorskip("efficientnet_lite_pytorch", reason="EfficientNet-Lite (test extra)")
     cfg = get_config("whitebox-imagenet", n=5)
     part = cfg.parts[0]

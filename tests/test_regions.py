@@ -173,9 +173,12 @@ def test_ties_at_the_cut_are_broken_at_random_not_by_position(regions):
     """The lowest-CAM region of a small area cuts inside the zeros of the ReLU map: its
     pixels must spread over the zeros, not fill them from the top rows."""
     cam = regions.map("fcr")
-    t = 0.7
+    zeros = (cam == 0).flatten(1).sum(1)
+    # t = 0.7, or 0.8 where fewer than 4 images have more zeros than the area at 0.7 (the
+    # default model's maps have fewer zeros than the akamaster ResNet-20's)
+    t = next((t for t in (0.7, 0.8) if (zeros > regions.area(t)).sum() >= 4), 0.8)
     lowest = regions.mask("lowest-cam", t)[:, 0]
-    tied = (cam == 0).flatten(1).sum(1) > regions.area(t)  # more zeros than the area
+    tied = zeros > regions.area(t)  # more zeros than the area
     assert tied.sum() >= 4
     rows = torch.arange(32.0)[None, :, None].expand_as(lowest)
     mean_row = (rows * lowest).flatten(1).sum(1) / lowest.flatten(1).sum(1)

@@ -3,7 +3,8 @@
 :class:`~fcrattack.data.ImageList`: order and content, clean shutdown, bounded memory, resume,
 predicted labels, targets, the low-accuracy warning and the refusal of other settings. Real
 CIFAR-10 and ImageNet JPEGs from ../shared (copied or re-encoded where a test needs its own
-folder)."""
+folder); without ../shared, the bundled samples as JPEG files (conftest's ``cifar_jpeg`` and
+``photos``)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import CIFAR_JPEG, IMAGENET_SAMPLES, _need
+from conftest import CIFAR_JPEG, _need
 from fcrattack import FcrattackWarning, build, default_model
 from fcrattack.app.attack_dataset import attack_dataset
 from fcrattack.app.cam_maps import write_cams
@@ -48,9 +49,9 @@ def model() -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def cifar() -> ImageList:
+def cifar(cifar_jpeg: Path) -> ImageList:
     """40 real CIFAR-10 test JPEGs (a seeded subset over all classes), labelled by folder."""
-    return list_class_folders(_need(CIFAR_JPEG / "test"), classes=CIFAR10_CLASSES).select(40, 0)
+    return list_class_folders(cifar_jpeg / "test", classes=CIFAR10_CLASSES).select(40, 0)
 
 
 def _rows(out: Path) -> list[dict]:
@@ -110,8 +111,11 @@ def test_reader_decodes_at_most_prefetch_batches_ahead(cifar):
     assert not _reader_threads()
 
 
-def test_mixed_sizes_across_batches_are_a_clear_error():
-    photos = list_class_folders(_need(IMAGENET_SAMPLES / "val")).select(6, None)
+def test_mixed_sizes_across_batches_are_a_clear_error(photos, tmp_path):
+    for photo in photos:
+        (tmp_path / "val" / photo.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, tmp_path / "val" / photo.parent.name)
+    photos = list_class_folders(tmp_path / "val").select(4, None)
     sizes = r"different sizes.*--size N.*resize_center_crop"
     with pytest.raises(ValueError, match=sizes), ImageStream(photos, 1) as stream:
         list(stream)
@@ -145,7 +149,7 @@ print(json.dumps(peak))
 @pytest.fixture(scope="module")
 def big_folder(tmp_path_factory) -> Path:
     """3,000 real CIFAR-10 test JPEGs (300 per class) re-encoded at 128 x 128 px."""
-    src = _need(CIFAR_JPEG / "test")
+    src = _need(CIFAR_JPEG / "test", "3,000 images")
     root = tmp_path_factory.mktemp("big")
     for cls in sorted(p for p in src.iterdir() if p.is_dir()):
         (root / cls.name).mkdir()
@@ -252,13 +256,13 @@ class Counting(FGSM):
         return super().run(x, y, **kw)
 
 
-def test_sigkill_then_resume(model, cifar, tmp_path):
+def test_sigkill_then_resume(model, cifar, cifar_jpeg, tmp_path):
     """A real ``kill -9`` of a streaming run once it has written some records (a batch's PNGs
     may be half written, a line partial), then a rerun: it attacks exactly the images without
     a record, and the records equal an uninterrupted run's."""
     out, path = tmp_path / "run", tmp_path / "run" / "results.jsonl"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [sys.executable, "-c", KILL_CHILD, str(CIFAR_JPEG / "test"), str(out)]
+    args = [sys.executable, "-c", KILL_CHILD, str(cifar_jpeg / "test"), str(out)]
     proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     try:
@@ -381,7 +385,8 @@ def _warned(call) -> str:
 
 
 def test_low_clean_accuracy_warns_with_the_reason(model, cifar, tmp_path):
-    wrong = dataclasses.replace(cifar, labels=[(k + 1) % 10 for k in cifar.labels])
+    # every label moved by 5 classes: no image of the first 16 is predicted as its moved label
+    wrong = dataclasses.replace(cifar, labels=[(k + 5) % 10 for k in cifar.labels])
     few = wrong.select(4, None)
     text = _warned(lambda: attack_dataset(build("fgsm", model), few, tmp_path / "f", quiet=True))
     assert "clean accuracy" not in text  # 0 of 4 tells too little
@@ -413,7 +418,7 @@ def _given(labels: list[int], preds: list[int]) -> list[dict]:
     ]
 
 
-def test_low_accuracy_is_judged_against_chance(tmp_path):
+def test_low_accuracy_is_judged_against_chance(cifar, tmp_path):
     assert low_accuracy(10) == pytest.approx(0.2) and low_accuracy(1000) == pytest.approx(0.2)
     assert low_accuracy(5) == pytest.approx(0.4) and low_accuracy(2) == pytest.approx(0.75)
     labels = [i % 5 for i in range(20)]
@@ -424,11 +429,10 @@ def test_low_accuracy_is_judged_against_chance(tmp_path):
     )
     good = _given(labels, labels)
     assert _warned(lambda: accuracy_checked(good)) == ""
-    # a constant model on images half of which are of its class: 50 %, still warned
-    full = list_class_folders(_need(CIFAR_JPEG / "test"), classes=CIFAR10_CLASSES)
-    picked = [i for i, y in enumerate(full.labels) if y == 3][:8]
-    picked += [i for i, y in enumerate(full.labels) if y != 3][:8]
-    data = full.subset(picked)
+    # a constant model on images half of which are labelled as its class: 50 %, still warned
+    # (the model ignores the pixels: any 16 images, 8 of them labelled 3)
+    labels = [3] * 8 + [0, 1, 2, 4, 5, 6, 7, 8]
+    data = dataclasses.replace(cifar.select(16, None), labels=labels)
     text = _warned(
         lambda: attack_dataset(build("fgsm", _Constant()), data, tmp_path / "const", quiet=True)
     )

@@ -1,0 +1,158 @@
+"""What an attack's options and ``run()`` accept and refuse: ints where floats are meant,
+whole-number floats for counts, NaN/inf and values beyond float32 refused by name, option
+combinations checked on assignment, targets, ``torch.inference_mode()``, numpy and list masks,
+empty or 1-channel images, the input dtype and a short repr. Each test failed on the code
+before its fix (the defect is in its docstring)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import fcrattack
+from fcrattack import CW, FCR, JSMA, PGD, MaskedFGSM, OnePixel, RegionDDN
+from fcrattack.cli import main
+from fcrattack.data import samples
+
+
+def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture, match: str) -> None:
+    assert main(["-q", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fcrattack: error: "), err
+    assert match in err[0], err[0]
+
+
+@pytest.fixture(scope="module")
+def x_y():
+    data = samples(4)
+    return data.images, data.labels
+
+
+def test_cw_takes_an_int_c(resnet20, x_y, tmp_path):
+    """Regression: ``CW(model, c=1)`` (an int, as the paper and torchattacks write it) and
+    ``--opt c=1`` crashed in ``torch.full_like(c, inf)`` on an int64 tensor."""
+    x, y = x_y
+    res = CW(resnet20, c=1, steps=5).run(x, y)
+    assert res.x_adv.dtype == torch.float32 and CW(resnet20, c=1).c == 1.0
+    argv = ["-q", "attack", "--attack", "cw", "--opt", "c=1", "--opt", "steps=2", "--n", "2"]
+    assert main([*argv, "--out", str(tmp_path / "cw")]) == 0
+
+
+@pytest.mark.parametrize(
+    ("cls", "option", "value"),
+    [
+        (MaskedFGSM, "eps1", math.nan),
+        (FCR, "lr", math.inf),
+        (FCR, "beta", math.inf),
+        (FCR, "init_scale", math.inf),
+        (JSMA, "theta", math.nan),
+        (OnePixel, "differential_weight", math.inf),
+        (PGD, "eps", math.nan),
+        (RegionDDN, "gamma", math.nan),
+        (CW, "c", -math.inf),
+    ],
+)
+def test_nan_and_inf_options_are_rejected_by_name(resnet20, cls, option, value):
+    """Regression: NaN or inf hyper-parameters passed construction and gave NaN images
+    counted as successful with L0 = 0."""
+    with pytest.raises(ValueError, match=option):
+        cls(resnet20, **{option: value})
+
+
+def test_whole_number_floats_are_counts_and_fractions_are_refused(resnet20, x_y, capsys, tmp_path):
+    """Regression: whole-number floats for counts (``steps=2.0``) passed validation and failed
+    in ``range()``; ``steps=2.5`` and ``--opt steps=2.5`` were not refused by name."""
+    x, y = x_y
+    attack = PGD(resnet20, steps=2.0)
+    assert attack.steps == 2 and isinstance(attack.steps, int)
+    attack.run(x, y)  # range(2.0) failed
+    with pytest.raises(ValueError, match="steps must be a whole number"):
+        PGD(resnet20, steps=2.5)
+    with pytest.raises(ValueError, match="steps"):
+        attack.steps = 2.5  # assignment is validated too
+    _one_line_error(
+        ["attack", "--attack", "pgd", "--opt", "steps=2.5", "--out", str(tmp_path / "o")],
+        capsys,
+        "steps must be a whole number",
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_options_beyond_float32_and_combinations_on_assignment(resnet20):
+    """Regression: a value beyond float32 passed as an option, and an assignment could set a
+    combination of options that construction refuses."""
+    with pytest.raises(ValueError, match="c is too large for float32"):
+        CW(resnet20, c=1e39)
+    ddn = RegionDDN(resnet20)
+    with pytest.raises(ValueError, match="min_step_size"):
+        ddn.min_step_size = 5.0  # the combination check runs on assignment too
+    assert ddn.min_step_size == 0.01  # and the old value is kept
+    assert PGD(resnet20, random_start=1).random_start is True  # 0 and 1 as bools
+    assert FCR(resnet20, scale=np.array([4.0, 4.5, 5.0])).scale == (4.0, 4.5, 5.0)
+    assert JSMA(resnet20, theta=2).theta == 2.0  # any non-zero theta, as before
+
+
+def test_target_needs_a_targeted_attack_and_another_class(resnet20, x_y):
+    """Regression: an untargeted attack given ``target=`` silently turned targeted, and a
+    targeted attack with ``target == y`` counted unchanged images as successes."""
+    x, y = x_y
+    with pytest.raises(ValueError, match="built untargeted but got target="):
+        PGD(resnet20, steps=1).run(x, y, target=(y + 1) % 10)
+    with pytest.raises(ValueError, match="target equals the true label for 1 image"):
+        PGD(resnet20, steps=1, targeted=True).run(x, y, target=torch.cat([y[:1], y[1:] + 1]))
+
+
+def test_inference_mode_works_like_normal_mode(resnet20, x_y):
+    """Regression: under ``torch.inference_mode()`` attacks and Grad-CAM failed with a
+    misleading "no convolutional feature map"."""
+    x, y = x_y
+    ref = FCR(resnet20, steps=2, lr=0.1).run(x, y)
+    with torch.inference_mode():
+        xi, yi = x.clone(), y.clone()  # inference tensors
+        res = FCR(resnet20, steps=2, lr=0.1).run(xi, yi)
+        cam = fcrattack.gradcam(resnet20, xi, yi)
+    assert torch.equal(res.x_adv, ref.x_adv) and torch.equal(res.mask, ref.mask)
+    assert torch.equal(cam, fcrattack.gradcam(resnet20, x, y))
+
+
+def test_numpy_and_list_masks_equal_a_tensor_mask(resnet20, x_y):
+    """Regression: numpy and list masks reached a deep error."""
+    x, y = x_y
+    mask = np.zeros((len(x), 1, 32, 32), dtype=bool)
+    mask[..., :16] = True
+    ref = PGD(resnet20, steps=2).run(x, y, mask=torch.as_tensor(mask).float())
+    for given in (mask, mask.astype(np.float64), mask.tolist()):
+        assert torch.equal(PGD(resnet20, steps=2).run(x, y, mask=given).x_adv, ref.x_adv)
+
+
+def test_small_and_malformed_inputs_are_clear_errors(resnet20, x_y):
+    """Regression: (N, 3, 0, 0) images, ``records(ids)`` with too few ids and ``gradcam`` given
+    a plain function reached deep errors; 1-channel images were silently broadcast into the
+    3-channel normalised model."""
+    x, y = x_y
+    with pytest.raises(ValueError, match="empty channel or spatial"):
+        PGD(resnet20).run(torch.rand(2, 3, 0, 0), y[:2])
+    result = PGD(resnet20, steps=1).run(x, y)
+    with pytest.raises(ValueError, match="ids has 1 entries for 4 images"):
+        result.records(["only-one"])
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        fcrattack.gradcam(lambda z: resnet20(z), x, y)
+    with pytest.raises(ValueError, match="3-channel"):
+        PGD(resnet20).run(x[:, :1], y)  # no silent broadcast into the normalised model
+
+
+def test_dtype_repr_and_summary(resnet20, x_y, tmp_path):
+    """Regression: ``atk(x.double(), y)`` returned float32, FCR's repr showed a 4-D tensor,
+    and ``summary.json`` listed private fields (``_auto_bs``, ``_compiled``)."""
+    x, y = x_y
+    assert PGD(resnet20, steps=1)(x.double(), y).dtype == torch.float64
+    text = repr(FCR(resnet20, scale=(4.0, 4.5, 5.0)))
+    assert "scale=(4.0, 4.5, 5.0)" in text and "tensor" not in text
+    argv = ["-q", "attack", "--attack", "fgsm", "--n", "2", "--opt", "batch_size=auto"]
+    assert main([*argv, "--out", str(tmp_path / "s")]) == 0
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert not any(k.startswith("_") for k in summary["options"])
