@@ -256,3 +256,51 @@ def test_whitebox_imagenet_budgets_per_image_and_attacks_only_lite0(tmp_path):
     rows = [line for line in table1.splitlines() if line.startswith("| ")][1:]
     assert len(rows) == 1 and "EfficientNet-Lite0" in rows[0]  # Lite2 is not attacked
     assert "EfficientNet-Lite2 only selects the images" in table1
+
+
+def test_a_changed_order_at_the_longer_budget_moves_the_answer_to_it(tmp_path):
+    """The convergence check: where the order of the regions at 200 steps differs from 50
+    steps, the report says so and tests the primary cells at 200 steps as a family of their
+    own (synthetic records: the FCR needs 20 % less at 50 steps, the centred disc 10 % less
+    at 200 steps on 32 images)."""
+    cfg = get_config("region-thesis")
+    part = next(p for p in cfg.parts if p.name == "imagenet")
+    part.models = part.models[:1]
+    cfg.parts = [part]
+    ids = [f"img{i:03d}" for i in range(40)]
+    gen = torch.Generator().manual_seed(0)
+    records = []
+    for setting in part.runs:
+        if setting.attack != "region-ddn" or setting.mask_source not in ("fcr", *PRIMARY):
+            continue
+        n = setting.first or len(ids)
+        factor = {"fcr": 1.0, "centred-disc": 1.25, "shuffled-fcr": 1.3}[setting.mask_source]
+        if setting.params["steps"] == 200 and setting.mask_source == "centred-disc":
+            factor = 0.9
+        for i in ids[:n]:
+            noise = 1 + 0.02 * float(torch.rand(1, generator=gen))
+            records.append(
+                {
+                    "key": f"region-thesis/imagenet/efficientnet-lite0/{setting.key}/{i}",
+                    "experiment": "region-thesis",
+                    "part": "imagenet",
+                    "model": "efficientnet-lite0",
+                    "attack": setting.attack,
+                    "attack_key": setting.key,
+                    "setting": setting.setting(),
+                    "id": i,
+                    "success": True,
+                    "l2": 0.2 * factor * noise,
+                    "time_s": 0.1,
+                }
+            )
+    ResultStore(tmp_path).append(records)
+    (tmp_path / "config.json").write_text(json.dumps({"region-thesis": cfg.to_dict()}))
+    status = {"parts": {"imagenet": {"eligible_ids": ids, "n_drawn": 40, "n_eligible": 40}}}
+    (tmp_path / "status.json").write_text(json.dumps({"region-thesis": status}))
+    text = render(tmp_path)[0].read_text()
+    assert "The order of the regions changes at the longer budget" in text
+    assert "holds at the longer budget in 0 of 2 cells" in text
+    at200 = text.split("### Primary cells at 200 steps (imagenet)")[1]
+    assert "**Answer (imagenet, 200 steps, first 32 images)**, from 4 Holm-corrected" in at200
+    assert "against centred disc, of 2 cells: control needs less: 2" in at200

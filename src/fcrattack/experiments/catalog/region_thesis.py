@@ -12,9 +12,10 @@ and a TOST equivalence test (+-5 %). Named before any result:
   SmoothGrad region, on the first images only;
 - a **convergence check** (the primary cells at 200 instead of 50 steps on the first 32
   images: does the order of the regions hold? Where it does not, the primary cells at 200
-  steps are tested too, as a family of their own, and the answer rests on them) and a **second view** that does not rest on
-  one optimiser: PGD-L2 at a fixed budget per (model, area), the median L2 region DDN needed
-  in the FCR, inside each primary region, success paired over images (exact sign test).
+  steps are tested too, as a family of their own, and the answer rests on them) and a
+  **second view** that does not rest on one optimiser: PGD-L2 at a fixed budget per (model,
+  area), the median L2 region DDN needed in the FCR, inside each primary region, success
+  paired over images (exact sign test).
 
 ImageNet: EfficientNet-Lite0 (224 px, up to 100 images) and Lite2 (260 px, its own size, up to
 64), areas of the FCR at t = 0.5 and 0.7 (about 25 % and 12 % of the image). CIFAR-10: the
@@ -33,7 +34,16 @@ from typing import Any
 from ...viz import figures
 from ...viz.document import Block
 from ..machinery import spec
-from ..machinery.paired_stats import MARGIN, MIN_PAIRS, answer, cell_table, cells, verdicts, view
+from ..machinery.paired_stats import (
+    MARGIN,
+    MIN_PAIRS,
+    View,
+    answer,
+    cell_table,
+    cells,
+    verdicts,
+    view,
+)
 from ..machinery.paired_views import convergence_view, cost_note, pgd_view
 from ..machinery.region_masks import LABELS
 from ..machinery.results import Results
@@ -130,21 +140,50 @@ def _design(part: str, main: int, areas: list[float], family: int) -> str:
     )
 
 
+def _longer_budget(v: View) -> list[Block]:
+    """The primary cells at the longer budget of the convergence check (its own Holm
+    family), with their answer, where they were run."""
+    longer = max((s for s, src, _ in v.ddn if src == "fcr"), default=v.main)
+    if longer == v.main:
+        return []
+    prim = cells(v, PRIMARY, steps=longer)
+    verdict = verdicts(prim)
+    n = max((c.attacked for c in prim), default=0)
+    budget = f", {longer} steps, first {n} images"
+    note = (
+        f"Region DDN at {longer} steps on the first {n} images (the convergence check); Holm "
+        f"over these {sum(c.tested for c in prim)} tests. p-values unadjusted."
+    )
+    return [
+        Block("h3", f"Primary cells at {longer} steps ({v.part})"),
+        Block("p", answer(v.part, prim, verdict, budget)),
+        Block("table", table=cell_table(prim, verdict, v.labels, note)),
+    ]
+
+
 def section(res: Results, exp: str, figdir: Path) -> list[Block]:
     """Per part: the design (named before the results), the answer, the primary and
-    secondary cells, the PGD-L2 second view, the convergence check, the cost and a forest
-    plot of the tested ratios."""
+    secondary cells, the PGD-L2 second view, the convergence check (with the primary cells
+    at its longer budget, on which the answer rests where the order of the regions changes),
+    the cost and a forest plot of the tested ratios."""
     blocks: list[Block] = []
     for part in res.parts(exp):
         v = view(res, exp, part, PRIMARY)
         prim, sec = cells(v, PRIMARY), cells(v, SECONDARY)
         v_prim, v_sec = verdicts(prim), verdicts(sec, adjust=False)
-        areas = sorted({t for s, _, t in v.ddn if s == v.main})
+        areas = sorted({t for s, src, t in v.ddn if s == v.main})
+        converged, holds = convergence_view(v)
+        main_answer = answer(v.part, prim, v_prim)
+        if not holds:
+            main_answer += (
+                " The order of the regions changes at the longer budget of the convergence "
+                "check: read the answer at that budget (below)."
+            )
         blocks += [
             Block("h3", f"Design ({v.part})"),
             Block("p", res.scale_note(exp, part)),
             Block("p", _design(v.part, v.main, areas, sum(c.tested for c in prim))),
-            Block("p", answer(v.part, prim, v_prim)),
+            Block("p", main_answer),
             Block("h3", f"Primary cells ({v.part})"),
             Block(
                 "table",
@@ -163,7 +202,7 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                 Block("h3", f"Secondary cells, exploratory ({v.part})"),
                 Block("table", table=cell_table(sec, v_sec, v.labels, note)),
             ]
-        blocks += pgd_view(v) + convergence_view(v) + [cost_note(v)]
+        blocks += pgd_view(v) + converged + _longer_budget(v) + [cost_note(v)]
         shown = [c for c in prim + sec if c.tested]
         if shown:
             png = figures.forest_plot(

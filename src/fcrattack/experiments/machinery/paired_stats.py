@@ -76,17 +76,19 @@ def view(res: Results, exp: str, part: dict[str, Any], primary: Sequence[str]) -
     return View(res, exp, part["data"]["dataset"], labels, ddn, pgd, main, primary)
 
 
-def cells(v: View, controls: Sequence[str]) -> list[Cell]:
-    """The cells of ``controls`` at the main number of steps, per model and area."""
+def cells(v: View, controls: Sequence[str], steps: int | None = None) -> list[Cell]:
+    """The cells of ``controls`` at ``steps`` of region DDN (default: the main number), per
+    model and area."""
     out = []
-    areas = sorted({t for s, _, t in v.ddn if s == v.main})
+    steps = steps or v.main
+    areas = sorted({t for s, _, t in v.ddn if s == steps})
     for model in v.labels:
         for t in areas:
-            fcr = v.recs(model, v.ddn[(v.main, "fcr", t)])
+            fcr = v.recs(model, v.ddn[(steps, "fcr", t)])
             for src in controls:
-                if (v.main, src, t) not in v.ddn:
+                if (steps, src, t) not in v.ddn:
                     continue
-                ctrl = v.recs(model, v.ddn[(v.main, src, t)])
+                ctrl = v.recs(model, v.ddn[(steps, src, t)])
                 ids = [i for i in fcr if fcr[i].get("success") and ctrl.get(i, {}).get("success")]
                 test = log_ratio_test(
                     [ctrl[i]["l2"] for i in ids], [fcr[i]["l2"] for i in ids], margin=MARGIN
@@ -120,8 +122,9 @@ def verdicts(cells: Sequence[Cell], adjust: bool = True) -> list[str]:
     return out
 
 
-def answer(pname: str, cells: Sequence[Cell], verdict: Sequence[str]) -> str:
-    """The data set's answer in one sentence, from the verdicts alone."""
+def answer(pname: str, cells: Sequence[Cell], verdict: Sequence[str], budget: str = "") -> str:
+    """The data set's answer in one sentence, from the verdicts alone (``budget``: a phrase
+    naming the attack budget and images, when it is not the main one)."""
     clauses = []
     for control in dict.fromkeys(c.control for c in cells):
         mine = [(c, v) for c, v in zip(cells, verdict) if c.control == control]
@@ -134,7 +137,7 @@ def answer(pname: str, cells: Sequence[Cell], verdict: Sequence[str]) -> str:
         clauses.append(f"against {LABELS[control]}, of {len(mine)} cells: {found}{span}")
     tested = sum(c.tested for c in cells)
     return (
-        f"**Answer ({pname})**, from {tested} Holm-corrected tests (alpha = {ALPHA}): "
+        f"**Answer ({pname}{budget})**, from {tested} Holm-corrected tests (alpha = {ALPHA}): "
         + "; ".join(clauses)
         + "."
     )

@@ -65,8 +65,9 @@ def order(geo: dict[tuple[int, str], float], regions: Sequence[str], steps: int)
     return sorted(regions, key=lambda g: geo[(steps, g)])
 
 
-def convergence_view(v: View) -> list[Block]:
-    """The primary regions at the main and at a longer budget on the same images."""
+def convergence_view(v: View) -> tuple[list[Block], bool]:
+    """The primary regions at the main and at a longer budget on the same images, and
+    whether the order of the regions holds in every cell (True without a longer budget)."""
     regions = ("fcr", *v.primary)
     longer = sorted({s for s, src, _ in v.ddn if s != v.main and src == "fcr"})
     rows, held = [], []
@@ -94,20 +95,23 @@ def convergence_view(v: View) -> list[Block]:
                     + [" < ".join(LABELS[g] for g in long), "yes" if held[-1] else "no"]
                 )
     if not rows:
-        return []
+        return [], True
     verdict = f"The order of the regions holds at the longer budget in {sum(held)} of {len(held)} "
     verdict += (
-        "cells." if all(held) else "cells; where it does not, read the longer budget's order."
+        "cells."
+        if all(held)
+        else "cells: the answer rests on the primary cells at the longer budget below."
     )
     headers = ["model", "area", "steps", "images"]
     headers += [f"{LABELS[g]}: geometric-mean L2" for g in regions]
     headers += ["order at the longer budget (least L2 first)", "order holds"]
     note = "Region DDN on the same first images, over those every region fooled at both budgets."
-    return [
+    blocks = [
         Block("h3", f"Convergence check ({v.part})"),
         Block("table", table=Table(headers, rows, [note])),
         Block("p", verdict),
     ]
+    return blocks, all(held)
 
 
 def cost_note(v: View) -> Block:
