@@ -2,10 +2,14 @@
 
 ``Attack.run(x, y)`` validates the input, moves it to the model's device, splits it into
 batches (``Execution``), switches the model to eval mode
-(restoring every module's mode after), calls the subclass's ``perturb`` on each batch,
-re-checks success with a fresh forward pass and returns an
-``AttackResult``. ``Attack.__call__(x, y)`` returns only the
-adversarial images (the torchattacks convention).
+(restoring every module's mode after), and per batch: predicts the clean images and checks
+the labels against the model's classes, calls the subclass's ``perturb``, re-checks success
+with a fresh forward pass on the returned images (and after rounding them to 8 bits, where
+they are not on that grid already) and returns an ``AttackResult``. An attack whose first
+iterate is the clean images hands run() that pass's logits (``Attack.reports_clean``), and
+one that keeps its best iterate lets the re-check judge its last one
+(``BatchContext.fall_back``): no forward pass is made twice. ``Attack.__call__(x, y)``
+returns only the adversarial images (the torchattacks convention).
 
 Options are declared once per attack (``fcrattack.options``); ``PAPER`` holds the FCR
 paper's settings per data set and ``Attack.paper`` builds them.
@@ -21,7 +25,6 @@ import inspect
 import sys
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -34,30 +37,12 @@ from ..cam import Region
 from ..metrics import attack_success, perturbation_norms, quantize_uint8
 from ..models.mode import eval_mode
 from ..options import Bool, Configurable, Instance, Int, Option
+from .context import BatchContext
 from .execution import Execution, ExecutionState
 from .result import AttackResult
 
 #: the data sets the FCR paper gives settings for
 PAPER_DATASETS = ("cifar10", "imagenet")
-
-
-@dataclass
-class BatchContext:
-    """What ``perturb`` gets besides x and y, all on the attack device: ``target`` (B,) or None,
-    ``mask`` (B, 1|C, H, W) or None, one ``generators`` entry per image, and ``index``: the
-    batch's rows in ``run()``'s input (for per-image options aligned with it, e.g. an eps (N,))."""
-
-    target: torch.Tensor | None
-    mask: torch.Tensor | None
-    generators: list[torch.Generator]
-    index: slice = field(default_factory=lambda: slice(None))
-
-    @property
-    def region(self) -> torch.Tensor:
-        """The mask, for attacks that always have one (their ``prepare`` computes it)."""
-        if self.mask is None:
-            raise RuntimeError("this attack needs a mask and got none")
-        return self.mask
 
 
 class Attack(Configurable):
@@ -76,6 +61,11 @@ class Attack(Configurable):
     #: whether the perturbation is confined to the mask (False for attacks such as masked FGSM
     #: that treat the mask as two regions with different budgets)
     restrict_to_mask: ClassVar[bool] = True
+    #: whether ``perturb``'s first forward pass is on the unperturbed images and hands its
+    #: logits to ``BatchContext.report_clean``: then ``run()`` makes no clean forward pass of
+    #: its own where it may take them (it learns the number of classes, to check the labels
+    #: against, from one image once per model)
+    reports_clean: ClassVar[bool] = False
 
     targeted = Option(Bool(), False, "aim at run()'s target= classes instead of away from y")
     seed = Option(Int(min=0, max=MAX_SEED), 0, "seed of the per-image random streams")
@@ -236,43 +226,47 @@ class Attack(Configurable):
         seeds: list[int],
         index: slice,
     ) -> AttackResult:
-        with torch.no_grad():
-            logits = self.model(x)
-        check_logits(logits, x.shape[0])
-        check_labels(y, x.shape[0], logits.shape[1])
+        b = x.shape[0]
+        logits = None
+        if self.reports_clean and not self.execution.fast:  # perturb's first pass is the clean one
+            classes = self._state.num_classes(self.model, x[:1])
+        else:
+            with torch.no_grad():
+                logits = self.model(x)
+            check_logits(logits, b)
+            classes = logits.shape[1]
+        check_labels(y, b, classes)  # before any pass that uses them
         if target is not None:
-            check_labels(target, x.shape[0], logits.shape[1], name="target")
+            check_labels(target, b, classes, name="target")
         cam = None
         if mask is None and (region := self.default_mask(x, y, target)) is not None:
             mask, cam = region
         gens = [torch.Generator().manual_seed(s) for s in seeds]
         model = self.model
         x_in = self.attack_input(x, mask)
+        exact = logits is None and (x_in is x or torch.equal(x_in, x))
+        ctx = BatchContext(target, mask, gens, index, exact=exact)
         if self.execution.channels_last:
             x_in = x_in.contiguous(memory_format=torch.channels_last)
         self.model = self._state.model_for(model, self.execution)
         try:
-            x_adv = self.perturb(x_in, y, BatchContext(target, mask, gens, index)).detach()
+            x_adv = self.perturb(x_in, y, ctx).detach()
         finally:
             self.model = model
-        x_adv = x_adv.contiguous()
-        bad = ~torch.isfinite(x_adv).flatten(1).all(1)
-        if bad.any():  # e.g. a model whose gradient is NaN somewhere: never return NaN images
-            warn(
-                f"{self.name} produced non-finite values for {int(bad.sum())} image(s); they "
-                "are returned unchanged"
-            )
-            x_adv = torch.where(bad.view(-1, 1, 1, 1), x, x_adv)
-        if mask is not None and self.restrict_to_mask:  # holds by construction; make it exact
-            x_adv = torch.where(mask > 0, x_adv, x)
-        x_adv = x_adv.clamp(0, 1)
-        with torch.no_grad():  # fresh re-check of success, and after 8-bit rounding
-            pred_adv = self.model(x_adv).argmax(1).cpu()
-            pred_q = self.model(quantize_uint8(x_adv)).argmax(1).cpu()
+        x_adv = self._finish(x, x_adv, mask)
+        with torch.no_grad():  # clean prediction, fresh re-check of success, 8-bit re-check
+            if logits is None:
+                logits = ctx.clean_logits if ctx.clean_logits is not None else self.model(x)
+                check_logits(logits, b)
+            pred_adv = self.model(x_adv).argmax(1)
+            if ctx.fallback is not None:
+                x_adv, pred_adv = self._fall_back(x, y, target, mask, x_adv, pred_adv, ctx.fallback)
+            x_q = quantize_uint8(x_adv)  # on the grid already: the fresh check is the 8-bit one
+            pred_q = pred_adv if torch.equal(x_q, x_adv) else self.model(x_q).argmax(1)
         y_cpu = y.cpu()
         tgt = None if target is None else target.cpu()
         pred_clean = logits.argmax(1).cpu()
-        x_adv = x_adv.cpu()
+        pred_adv, pred_q, x_adv = pred_adv.cpu(), pred_q.cpu(), x_adv.cpu()
         return AttackResult(
             attack=self.name,
             x_adv=x_adv,
@@ -287,3 +281,41 @@ class Attack(Configurable):
             mask=None if mask is None else mask.cpu(),
             cam=None if cam is None else cam.cpu(),
         )
+
+    def _finish(
+        self, x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``perturb``'s images x_adv (B, C, H, W) as returned: finite (x where not), unchanged
+        outside the mask (B, 1|C, H, W) of attacks restricted to it, in [0, 1]."""
+        x_adv = x_adv.contiguous()
+        bad = ~torch.isfinite(x_adv).flatten(1).all(1)
+        if bad.any():  # e.g. a model whose gradient is NaN somewhere: never return NaN images
+            warn(
+                f"{self.name} produced non-finite values for {int(bad.sum())} image(s); they "
+                "are returned unchanged"
+            )
+            x_adv = torch.where(bad.view(-1, 1, 1, 1), x, x_adv)
+        if mask is not None and self.restrict_to_mask:  # holds by construction; make it exact
+            x_adv = torch.where(mask > 0, x_adv, x)
+        return x_adv.clamp(0, 1)
+
+    def _fall_back(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        mask: torch.Tensor | None,
+        x_adv: torch.Tensor,
+        pred_adv: torch.Tensor,
+        fallback: tuple[torch.Tensor, torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x_adv, pred_adv) with the ``fallback`` images (``BatchContext.fall_back``), finished
+        and freshly re-checked, where its rows of x_adv (B, C, H, W) failed the re-check
+        (pred_adv (B,))."""
+        images, rows = fallback
+        rows = (rows & ~attack_success(pred_adv, y, target)).nonzero().flatten()
+        if not len(rows):
+            return x_adv, pred_adv
+        alt = self._finish(x[rows], images[rows], None if mask is None else mask[rows])
+        pred_alt = self.model(alt).argmax(1)
+        return x_adv.index_copy(0, rows, alt), pred_adv.index_copy(0, rows, pred_alt)

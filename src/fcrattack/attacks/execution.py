@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from ..base.validation import check_logits
 from ..base.warn import warn
 from ..options import Bool, Choice, Configurable, Int, Kind, Option, Optional
 
@@ -96,11 +97,22 @@ def is_oom(error: BaseException) -> bool:
 
 class ExecutionState:
     """What an attack learns while running: the batch-size bound found by out-of-memory
-    back-off, and the compiled model (cached per model)."""
+    back-off, and the compiled model and the model's number of classes (cached per model)."""
 
     def __init__(self) -> None:
         self.batch_limit: int | None = None
         self._compiled: tuple[nn.Module, Any] | None = None
+        self._classes: tuple[nn.Module, int] | None = None
+
+    def num_classes(self, model: nn.Module, probe: torch.Tensor) -> int:
+        """The number of classes K of ``model``: its logits (n, K) on ``probe`` (n, C, H, W),
+        checked, from one forward pass per model (the model is recognised by identity)."""
+        if self._classes is None or self._classes[0] is not model:
+            with torch.no_grad():
+                logits = model(probe)
+            check_logits(logits, probe.shape[0])
+            self._classes = (model, logits.shape[1])
+        return self._classes[1]
 
     def in_batches(self, n: int, settings: Execution, run: Callable[[slice], R]) -> list[R]:
         """``run(slice)`` over consecutive slices of ``range(n)`` of the configured batch size;

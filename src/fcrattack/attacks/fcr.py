@@ -99,7 +99,8 @@ class FCR(GridMixin, RegionMixin, Attack):
         x_last = self.on_grid(x, (x + delta / scale).clamp(0, 1))
         if self.select == "last":
             return x_last
-        with torch.no_grad():
-            logits = self.model(x_last)
-        best.observe(x_last, (x_last - x).flatten(1).norm(dim=1), logits, y, ctx.target)
-        return best.or_else(x_last)
+        # the last iterate replaces the best one where it is smaller and adversarial: run()'s
+        # fresh re-check judges it
+        x_adv, rows = best.with_last(x_last, (x_last - x).flatten(1).norm(dim=1))
+        ctx.fall_back(best.x, rows)
+        return x_adv

@@ -78,6 +78,7 @@ class RegionDDN(GridMixin, RegionMixin, Attack):
 
     name = "region-ddn"
     label = "FCR region attack (recommended)"
+    reports_clean = True
 
     steps = Option(Int(min=0), 100, "iterations (one forward and backward pass each)")
     radius = Option(
@@ -160,6 +161,8 @@ class RegionDDN(GridMixin, RegionMixin, Attack):
                 logits = self.model(x + delta)
                 obj, marg = self._objective(logits, y, ctx.target, found)
                 (grad,) = torch.autograd.grad(obj.sum(), delta)
+            if k == 0:  # delta = 0: the clean images' logits
+                ctx.report_clean(logits)
             delta = delta.detach()
             norm = delta.flatten(1).norm(dim=1)
             is_adv = best.observe(x + delta, norm, logits.detach(), y, ctx.target)
@@ -185,10 +188,11 @@ class RegionDDN(GridMixin, RegionMixin, Attack):
             delta = self._image(x, delta) - x
         if self.select == "last":
             return x + delta
-        with torch.no_grad():
-            logits = self.model(x + delta)
-        best.observe(x + delta, delta.flatten(1).norm(dim=1), logits, y, ctx.target)
-        return best.or_else(x + delta)
+        # the last iterate replaces the best one where it is smaller and adversarial: run()'s
+        # fresh re-check judges it
+        x_adv, rows = best.with_last(x + delta, delta.flatten(1).norm(dim=1))
+        ctx.fall_back(best.x, rows)
+        return x_adv
 
     def _next_radius(
         self,

@@ -116,7 +116,8 @@ class BestIterate:
 
     ``x`` (B, C, H, W) starts as the clean images and ``norm`` (B,) as inf; ``update``
     records, in place, the iterates that succeed with a smaller norm (for the images ``rows``
-    of the batch, default all); ``found`` tells which images have one.
+    of the batch, default all); ``found`` tells which images have one; ``with_last`` sets the
+    last iterate against the best one without a forward pass of its own.
     """
 
     def __init__(self, x: torch.Tensor) -> None:
@@ -158,6 +159,14 @@ class BestIterate:
         """(B,) bool: images with a successful iterate."""
         return torch.isfinite(self.norm)
 
-    def or_else(self, fallback: torch.Tensor) -> torch.Tensor:
-        """The best iterate where one was found, else ``fallback`` (B, C, H, W)."""
-        return torch.where(self.found.view(-1, 1, 1, 1), self.x, fallback)
+    def with_last(
+        self, x_last: torch.Tensor, norm: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images to return when the last iterate x_last (B, C, H, W), of norm (B,), was
+        not judged yet: (images (B, C, H, W), rows (B,) bool). Per image the last iterate
+        where it is smaller than the best one or none was found, else the best; ``rows``: the
+        images where the last iterate stands in for a best one, and may stand only if it is
+        adversarial (for ``BatchContext.fall_back(self.x, rows)``)."""
+        smaller = norm < self.norm
+        last = smaller | ~self.found
+        return torch.where(last.view(-1, 1, 1, 1), x_last, self.x), smaller & self.found
