@@ -14,9 +14,11 @@ for those two on ``sys.path`` (and says so in its output); fcrattack itself neve
 Per (model, t, budget) the four attacks run one after the other on one batch (ours and FMN
 next to each other, after an untimed warm-up); per attack: ASR (fresh forward pass), mean and
 median L2 over its successful images, the paired mean over the images all four attacks fooled,
-and the wall time of the call (ours: ``RegionDDN.run``, which also runs its clean and two
-re-check forward passes). A single call's time varies by 10-30 % on a shared CPU, so the time
-ratio is measured separately with ``--timing``: ours and FMN called alternately, medians.
+and the wall time of the call (ours: ``RegionDDN.run``, which also runs its re-check forward
+passes of success and of 8-bit success, and one image's forward pass for the number of
+classes). A single call's time varies by 10-30 % on a shared CPU, so the time ratio is measured
+separately with ``--timing``: ours and FMN called alternately; the medians of each and of the
+per-pair ratios.
 
     pip install --no-deps adv-lib==0.2.8
     python benchmarks/minnorm_vs_advlib.py --out runs/minnorm.json     # the cpu plan
@@ -38,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,10 +161,17 @@ def cell(
 
 
 def timing(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, repeats: int, advlib: Any
-) -> tuple[float, float]:
-    """Median wall times (ours, FMN) at t = 0.2 over ``repeats`` calls each, alternating
-    ours, FMN, ours, FMN, ... so that a change of the machine's speed hits both alike."""
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    repeats: int,
+    advlib: Any,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[list[float], list[float]]:
+    """Times (ours, FMN) at t = 0.2 of ``repeats`` calls each, alternating ours, FMN, ours,
+    FMN, ... so that a change of the machine's speed hits both alike; ``clock``: wall time, or
+    the process's CPU time (``time.process_time``)."""
     mask = fcr_region(model, x, y, t=0.2)
     masked = Masked(model, x, mask)
     calls = (
@@ -171,10 +181,10 @@ def timing(
     times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
         for call, out in zip(calls, times, strict=True):
-            t0 = time.perf_counter()
+            t0 = clock()
             call()
-            out.append(time.perf_counter() - t0)
-    return statistics.median(times[0]), statistics.median(times[1])
+            out.append(clock() - t0)
+    return times
 
 
 def ratios(rows: list[dict[str, Any]]) -> list[str]:
@@ -223,6 +233,13 @@ def main() -> int:
         help="only time ours against FMN: REPEATS alternating calls each at t = 0.2, 20 and "
         "100 steps on 32 images (Lite0: 20 steps, 8 images); the median of each",
     )
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="what --timing measures: wall time, or the process's CPU time (steadier on a "
+        "shared machine; with --threads 1 the same work)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(standins()))
@@ -234,16 +251,24 @@ def main() -> int:
     )
     device = torch.device(args.device)
     if args.timing:
-        print("| model | steps | n | ours (s) | adv-lib FMN (s) | ours / FMN |")
-        print("|---|---|---|---|---|---|")
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        print(
+            "| model | steps | n | ours (s) | adv-lib FMN (s) | ours / FMN (medians) "
+            "| per-pair ratio: median [min, max] |"
+        )
+        print("|---|---|---|---|---|---|---|")
         for name in args.models:
             n = 8 if name == "efficientnet-lite0" else 32
             model, x, y = load(name, n, device)
             warm_up(model, x, y, advlib)
             for steps in (20,) if name == "efficientnet-lite0" else (20, 100):
-                ours, fmn = timing(model, x, y, steps, args.timing, advlib)
+                ours, fmn = timing(model, x, y, steps, args.timing, advlib, clock)
+                pairs = [a / b for a, b in zip(ours, fmn, strict=True)]
+                mo, mf = statistics.median(ours), statistics.median(fmn)
                 print(
-                    f"| {name} | {steps} | {len(x)} | {ours:.2f} | {fmn:.2f} | {ours / fmn:.2f} |"
+                    f"| {name} | {steps} | {len(x)} | {mo:.2f} | {mf:.2f} | {mo / mf:.2f} | "
+                    f"{statistics.median(pairs):.2f} [{min(pairs):.2f}, {max(pairs):.2f}] |",
+                    flush=True,
                 )
         return 0
     rows: list[dict[str, Any]] = []
