@@ -22,14 +22,14 @@ per-pair ratios.
 
     pip install --no-deps adv-lib==0.2.8
     python benchmarks/minnorm_vs_advlib.py --out runs/minnorm.json     # the cpu plan
-    python benchmarks/minnorm_vs_advlib.py --timing 3                  # ours vs FMN, time only
+    python benchmarks/minnorm_vs_advlib.py --timing 11 --threads 1 --clock cpu  # time only
     python benchmarks/minnorm_vs_advlib.py --plan full --device cuda    # every row at full size
 
 Plans: ``cpu`` (default; 37.5 minutes on the project's 2-core CPU, 15 of them the
 EfficientNet-Lite0 rows): ResNet-20 and ResNet-32 on 100 images at 20 steps (t = 0, 0.2, 0.5),
 50 steps (t = 0) and 100 steps (t = 0, 0.2), and on 8 images at 1,000 steps (t = 0);
 EfficientNet-Lite0 on 50 images at 20 steps (t = 0, 0.2). ``full``: every model at every budget
-and t, 100 images (50 for Lite0): a GPU's work. ``--timing 3``: about 5 minutes.
+and t, 100 images (50 for Lite0): a GPU's work. ``--timing 11``: about 15 minutes.
 """
 
 from __future__ import annotations
