@@ -174,3 +174,28 @@ def test_attack_command_under_torchrun_matches_one_process(tmp_path):
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["n_images"] == 7
     assert all((tmp_path / "two" / r["adv_png"]).is_file() for r in rows["two"])
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RANK": "x", "WORLD_SIZE": "2"}, "RANK='x' is not an integer"),
+        ({"RANK": "3", "WORLD_SIZE": "2"}, "RANK=3 and WORLD_SIZE=2: the rank must lie in"),
+        ({"RANK": "1", "WORLD_SIZE": "2"}, "MASTER_ADDR and MASTER_PORT not"),
+    ],
+)
+def test_launcher_variables_are_checked_with_one_line_naming_them(
+    tmp_path, monkeypatch, capsys, env, message
+):
+    """Regression: a malformed launcher environment gave Python's "invalid literal for int()"
+    or torch's rendezvous error instead of naming the variable."""
+    from fcrattack.cli import main
+
+    for name in ("MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    argv = ["-q", "attack", "--n", "2", "--attack", "fgsm", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "torchrun" in err[0]

@@ -67,14 +67,52 @@ T = TypeVar("T")
 TIMEOUT = timedelta(hours=float(os.environ.get("FCRATTACK_DIST_TIMEOUT_H", "6")))
 
 
+#: what a launcher such as torchrun sets for each process of a data-parallel run
+LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def _env_int(name: str, default: str) -> int:
+    """The integer environment variable ``name``, or a one-line error naming it."""
+    text = os.environ.get(name, default)
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"environment variable {name}={text!r} is not an integer; a data-parallel run is "
+            f"launched by torchrun, which sets {', '.join(LAUNCH_VARIABLES)}"
+        ) from None
+
+
+def launch_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) of this process, checked: 0 <= rank < world size and
+    ``MASTER_ADDR``/``MASTER_PORT`` set in a world of > 1 (one-line errors naming the
+    variable); (0, 1, 0) when no launcher set ``RANK``."""
+    if "RANK" not in os.environ:
+        return 0, 1, 0
+    rank, world = _env_int("RANK", "0"), _env_int("WORLD_SIZE", "1")
+    local = _env_int("LOCAL_RANK", "0")
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(
+            f"environment variables RANK={rank} and WORLD_SIZE={world}: the rank must lie in "
+            "[0, WORLD_SIZE); a data-parallel run is launched by torchrun, which sets them"
+        )
+    missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if world > 1 and v not in os.environ]
+    if missing:
+        raise ValueError(
+            f"RANK and WORLD_SIZE={world} are set but {' and '.join(missing)} not: launch a "
+            "data-parallel run with torchrun (or unset RANK for one process)"
+        )
+    return rank, world, local
+
+
 def launched() -> bool:
     """True when torchrun (or another launcher) started this process in a world of > 1."""
-    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return launch_env()[1] > 1
 
 
 def is_main() -> bool:
     """True on rank 0, and when not launched data-parallel."""
-    return not launched() or int(os.environ["RANK"]) == 0
+    return launch_env()[0] == 0
 
 
 class Context:
@@ -96,13 +134,10 @@ class Context:
     def from_env(cls, device: torch.device) -> tuple[Context, torch.device]:
         """The context of this process and its device; inits the process group when launched
         by torchrun (nccl on CUDA with ``cuda:LOCAL_RANK``, gloo on the CPU)."""
-        if not launched():
+        rank, world, local = launch_env()
+        if world == 1:
             return cls(), device
-        ctx = cls(
-            int(os.environ["RANK"]),
-            int(os.environ["WORLD_SIZE"]),
-            int(os.environ.get("LOCAL_RANK", "0")),
-        )
+        ctx = cls(rank, world, local)
         if device.type == "cuda":
             device = torch.device("cuda", ctx.local_rank)
             torch.cuda.set_device(device)
