@@ -44,7 +44,11 @@ HAVE_AKAMASTER = AKAMASTER.is_dir()
 
 
 def _need(path: Path, why: str = "") -> Path:
-    """``path`` (under ../shared) or a skip that names what is missing and why it is needed."""
+    """``path`` (under ../shared) or a skip that names what is missing and why it is needed;
+    the shared root itself counts only when it holds ``data/`` and ``models/`` (an empty
+    folder stands for a clone without it)."""
+    if path == SHARED:
+        return need_shared(why or "the shared data sets and models")
     if not path.exists():
         part = next((p for p in WHAT if path == p or p in path.parents), None)
         what = WHAT[part] if part is not None else "the shared data and models"
