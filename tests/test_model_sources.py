@@ -450,6 +450,100 @@ def test_export_file_with_a_pickled_payload_is_refused_before_it_runs(
     assert not marker.exists() and not (tmp_path / "o").exists()
 
 
+def _rewrite(src: Path, dest: Path, change: dict[str, bytes | None]) -> None:
+    """A copy of the zip archive src with the entries ending in a key of ``change`` replaced
+    by its value (None: left out), and entries named ``+NAME`` added below the root."""
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(dest, "w") as b:
+        root = a.namelist()[0].partition("/")[0]
+        for info in a.infolist():
+            key = next((k for k in change if info.filename.endswith(k)), None)
+            if key is None:
+                b.writestr(info, a.read(info))
+            elif change[key] is not None:
+                b.writestr(info, change[key])
+        for key, data in change.items():
+            if key.startswith("+") and data is not None:
+                b.writestr(f"{root}/{key[1:]}", data)
+
+
+def _config(path: Path, name: str) -> dict:
+    with zipfile.ZipFile(path) as z:
+        return json.loads(z.read(next(n for n in z.namelist() if n.endswith(name))))
+
+
+@pytest.mark.parametrize("case", ["protocol-0", "headerless", "outside", "custom", "aoti"])
+def test_export_file_with_any_unpickled_entry_is_refused_by_role(case: str, tmp_path: Path) -> None:
+    """Whatever the bytes look like: an entry torch would unpickle must load with
+    weights_only=True, whichever config or folder makes torch read it."""
+    good = _export(tmp_path)
+    marker = tmp_path / "ran"
+    code = f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()  # protocol 0: no header
+    weights = _config(good, "model_weights_config.json")
+    first = next(iter(weights["config"].values()))
+    change: dict[str, bytes | None] = {}
+    if case in ("protocol-0", "headerless"):
+        first["use_pickle"] = True
+        body = code if case == "protocol-0" else pickle.dumps(_Opens(marker), protocol=4)[2:]
+        change["data/weights/" + first["path_name"]] = body
+    elif case == "outside":  # a raw payload that is really the sample inputs
+        first["path_name"] = "../sample_inputs/model.pt"
+    elif case == "custom":  # torch unpickles custom-object constants in full
+        change["model_constants_config.json"] = json.dumps(
+            {"config": {"c": {"path_name": "opaque_obj_0", "use_pickle": True}}}
+        ).encode()
+        change["+data/constants/opaque_obj_0"] = code
+    else:  # compiled code torch could load beside the program
+        change["+data/aotinductor/model/model.so"] = b"\x7fELF" + bytes(60)
+    change["model_weights_config.json"] = json.dumps(weights).encode()
+    evil = tmp_path / "evil.pt2"
+    _rewrite(good, evil, change)
+    with pytest.raises(ValueError, match="refused") as exc:
+        load_model(f"export:{evil}")
+    assert "\n" not in str(exc.value)
+    assert not marker.exists()
+
+
+def test_export_file_with_tensor_constants_loads(tmp_path: Path) -> None:
+    """A genuine program with a lifted tensor constant (a tensor made in forward) loads."""
+
+    class Shifted(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = load_model("default")
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x) + torch.tensor([0.0] * 9 + [1e-3])
+
+    model = Shifted().eval()
+    path = tmp_path / "const.pt2"
+    torch.export.save(torch.export.export(model, (X[:2],)), str(path))
+    assert "tensor_" in json.dumps(_config(path, "model_constants_config.json"))
+    with torch.no_grad():
+        assert torch.allclose(load_model(f"export:{path}")(X[:2]), model(X[:2]), atol=1e-5)
+
+
+def test_export_file_of_a_fixed_batch_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A program exported for batches of 1 (no dynamic_shapes) refuses other batches with
+    one line naming the remedy, and runs with --batch-size 1."""
+    path = tmp_path / "one.pt2"
+    torch.export.save(torch.export.export(load_model("default"), (X[:1],)), str(path))
+    model = load_model(f"export:{path}")
+    with pytest.raises(ValueError, match="exactly 1 image.*--batch-size 1") as exc:
+        model(X[:2])
+    assert "\n" not in str(exc.value)
+    assert model(X[:1]).shape == (1, 10)
+    from fcrattack.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    base = ["-q", "attack", "--model", f"export:{path}", "--n", "2", "--opt", "steps=2"]
+    assert main([*base, "--out", "a"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--batch-size 1" in err[0], err
+    assert main([*base, "--batch-size", "1", "--out", "b"]) == 0
+
+
 def test_export_file_with_code_in_a_shape_expression_is_refused(tmp_path: Path) -> None:
     model = load_model("default")
     batch = torch.export.Dim("batch", min=1, max=1024)

@@ -2,14 +2,18 @@
 ``.pt2`` (``export:``), read with one-line errors naming the file and the form expected.
 
 A ``.pt2`` file is read without running code from it. ``torch.export.load`` unpickles parts of
-the archive (sample inputs, pickled weights and constants) and retries a failed
-``weights_only=True`` load with a full unpickle; it also evaluates the program's symbolic-shape
-expressions with sympy (an ``eval``). So the archive is read into memory once and checked
-before torch sees it: every ``torch.save`` blob inside must load with ``weights_only=True``,
-plain pickles must import nothing, and every symbolic-shape expression must be plain
-arithmetic on shape symbols. A file that fails a check is refused; torch's verifier then
-admits only operators as graph nodes. TorchScript files run code by design (their
-``__setstate__`` methods run at load): ``torchscript:`` is for trusted files only.
+the archive in full (sample inputs after a failed ``weights_only=True`` load, weights and
+constants marked ``use_pickle``, custom-object constants) and evaluates the program's
+symbolic-shape expressions with sympy (an ``eval``). So the archive is read into memory once
+and checked before torch sees it, by what torch does with each entry rather than by what its
+bytes look like: an entry is read as text (the format markers, ``extra/``), as JSON (whose
+symbolic-shape expressions must be plain arithmetic on shape symbols), or as raw tensor bytes
+(named by a weights or constants config with ``use_pickle`` false, and by no other role);
+every other entry, whatever torch would do with it, must be a ``torch.save`` blob that loads
+with ``weights_only=True`` (or be empty). Constants that torch reads as custom objects, and
+payload names that leave their folder, are refused outright. Torch's verifier then admits only
+operators as graph nodes. TorchScript files run code by design (their ``__setstate__`` methods
+run at load): ``torchscript:`` is for trusted files only.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import importlib
 import io
 import json
 import pickletools
+import posixpath
 import re
 import zipfile
 from collections.abc import Iterator
@@ -31,6 +36,14 @@ from torch import nn
 #: an entry name that only TorchScript archives hold, and one only ``.pt2`` archives hold
 TORCHSCRIPT_ENTRIES = ("constants.pkl", "code/")
 EXPORT_ENTRIES = ("archive_format", "models/")
+#: entries of a ``.pt2`` archive (below its root folder) that torch reads as text
+TEXT_ENTRIES = frozenset(
+    {"archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id"}
+)
+#: the folders of the payload configs (``*_config.json``), whose entries name payload files
+PAYLOAD_DIRS = ("data/weights/", "data/constants/")
+#: the prefix of constant payloads that are tensors (others are custom objects torch unpickles)
+TENSOR_CONSTANT_PREFIX = "tensor_"
 #: pickle opcodes that look up a global (what lets a pickle run code)
 IMPORTING_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2", "EXT4"}
 #: a token of a symbolic-shape expression: numbers, a quoted shape symbol, names, operators
@@ -145,21 +158,50 @@ def load_torchscript(path: str) -> nn.Module:
         ) from None
 
 
-def _pickles(name: str, data: bytes) -> Iterator[str]:
-    """Why the archive entry ``data`` could run code when unpickled (nothing: it is safe)."""
-    if data[:4] == b"PK\x03\x04" and zipfile.is_zipfile(io.BytesIO(data)):
-        try:  # a torch.save blob, as torch.export.load reads it, but never beyond weights
-            torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            yield f"{name} does not load with weights_only=True ({torch_reason(exc)})"
-    elif data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        try:  # an import before a later error would still run: refuse at the first one
-            for op, _, _ in pickletools.genops(data):
-                if op.name in IMPORTING_OPCODES:
-                    yield f"{name} is a pickle that imports code"
-                    return
-        except Exception:  # not a pickle: raw tensor bytes that happen to start so
-            return
+def _imports(data: bytes) -> bool:
+    """Whether ``data`` is a pickle (with a protocol header) that looks up a global."""
+    if data[:1] != b"\x80" or data[1:2] not in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return False
+    try:  # an import before a later error would still run: refuse at the first one
+        return any(op.name in IMPORTING_OPCODES for op, _, _ in pickletools.genops(data))
+    except Exception:  # not a pickle: raw tensor bytes that happen to start so
+        return False
+
+
+def _weights_only(name: str, data: bytes) -> str | None:
+    """Why ``data`` is not a ``torch.save`` blob that loads with ``weights_only=True``."""
+    if not data:
+        return None
+    if data[:4] != b"PK\x03\x04" or not zipfile.is_zipfile(io.BytesIO(data)):
+        return f"{name} is not a torch.save file that loads with weights_only=True"
+    try:  # as torch.export.load reads it, but never beyond weights
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        return f"{name} does not load with weights_only=True ({torch_reason(exc)})"
+    return None
+
+
+def _raw_payloads(entries: dict[str, bytes]) -> tuple[set[str], str | None]:
+    """The entries that payload configs name as raw tensor bytes (``use_pickle`` false), and
+    why the configs are refused (a name leaving its folder, a custom-object constant)."""
+    raw: set[str] = set()
+    for name, data in entries.items():
+        folder = next((d for d in PAYLOAD_DIRS if name.startswith(d)), None)
+        if folder is None or not name.endswith("_config.json"):
+            continue
+        try:
+            config = json.loads(data)["config"]
+            items = [(str(m["path_name"]), bool(m.get("use_pickle"))) for m in config.values()]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return raw, f"{name} is not a payload config as torch.export.save writes it"
+        for path_name, pickled in items:
+            if posixpath.normpath(path_name) != path_name or "/" in path_name:
+                return raw, f"{name} names a payload outside its folder ({path_name!r})"
+            if folder == "data/constants/" and not path_name.startswith(TENSOR_CONSTANT_PREFIX):
+                return raw, f"{name} holds a custom-object constant ({path_name})"
+            if not pickled:
+                raw.add(folder + path_name)
+    return raw, None
 
 
 def _expressions(value: Any) -> Iterator[str]:
@@ -190,21 +232,34 @@ def _plain_arithmetic(expr: str) -> bool:
     return True
 
 
+def _entry_refusal(name: str, data: bytes, raw: set[str]) -> str | None:
+    """Why the entry ``name`` (below the archive's root folder) could run code, or None."""
+    if _imports(data):
+        return f"{name} is a pickle that imports code"
+    if name in TEXT_ENTRIES or name.startswith("extra/") or name in raw:
+        return None
+    if name.endswith(".json"):
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            return None  # torch itself refuses it
+        bad = [e for e in _expressions(parsed) if not _plain_arithmetic(e)]
+        return f"{name} has a symbolic expression that is not arithmetic" if bad else None
+    return _weights_only(name, data)
+
+
 def _refusal(data: bytes) -> str | None:
     """Why the ``.pt2`` archive ``data`` would run code when loaded, or None."""
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        for info in z.infolist():
-            entry = z.read(info)
-            for reason in _pickles(info.filename, entry):
-                return reason
-            if info.filename.endswith(".json"):
-                try:
-                    parsed = json.loads(entry)
-                except ValueError:
-                    continue  # torch itself refuses it
-                bad = [e for e in _expressions(parsed) if not _plain_arithmetic(e)]
-                if bad:
-                    return f"{info.filename} has a symbolic expression that is not arithmetic"
+        # torch reads entries below the archive's one root folder (its name is free)
+        entries = {i.filename.partition("/")[2]: z.read(i) for i in z.infolist()}
+    raw, reason = _raw_payloads(entries)
+    if reason is not None:
+        return reason
+    for name, entry in entries.items():
+        reason = _entry_refusal(name, entry, raw)
+        if reason is not None:
+            return reason
     return None
 
 
@@ -227,8 +282,38 @@ def load_export(path: str) -> nn.Module:
             f"export:{path}: refused, loading it could run code from the file: {reason}"
         )
     try:
-        return torch.export.unflatten(torch.export.load(io.BytesIO(data)))
+        program = torch.export.load(io.BytesIO(data))
+        module = torch.export.unflatten(program)
     except Exception as exc:  # torch raises many kinds for a file it cannot read
         raise ValueError(
             f"export:{path}: not a loadable torch.export program ({expected}): {torch_reason(exc)}"
         ) from None
+    size = _fixed_batch(program)
+    if size is not None:
+        module.register_forward_pre_hook(functools.partial(_check_batch, path, size))
+    return module
+
+
+def _fixed_batch(program: torch.export.ExportedProgram) -> int | None:
+    """The batch size a program was exported for when its first input's batch dimension is
+    fixed (exported without ``dynamic_shapes``), else None."""
+    names = program.graph_signature.user_inputs
+    node = next((n for n in program.graph.nodes if names and n.name == names[0]), None)
+    value = None if node is None else node.meta.get("val")
+    if not isinstance(value, torch.Tensor) or value.dim() == 0:
+        return None
+    size = value.shape[0]
+    return size if isinstance(size, int) else None
+
+
+def _check_batch(path: str, size: int, module: nn.Module, args: tuple[Any, ...]) -> None:
+    """Refuse, in one line, a batch the program of ``path`` was not exported for (torch's
+    own guard raises a multi-line error deep in the call)."""
+    x = args[0] if args else None
+    if isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] != size:
+        raise ValueError(
+            f"export:{path} takes batches of exactly {size} image(s) (it was exported with a "
+            f"fixed batch dimension), not {x.shape[0]}: export it with a dynamic batch "
+            "(dynamic_shapes={'x': {0: torch.export.Dim('batch')}}), or, for a file of "
+            "batch 1, pass --batch-size 1 (Execution(batch_size=1) in Python)"
+        )
