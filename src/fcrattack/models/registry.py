@@ -83,10 +83,20 @@ def read_checkpoint(path: str | Path) -> Any:
     hint = redirect(path, "checkpoint")
     if hint is not None:
         raise ValueError(f"{hint}, not a checkpoint")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip, a legacy pickle
+        what = "an empty file" if not head else "not a file that torch.save writes"
+        raise ValueError(
+            f"cannot read checkpoint {path}: {what} (a .pt/.pth file of torch.save: a "
+            "state_dict or a dict holding one)"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         reason = torch_reason(exc).rstrip(".")
+        if isinstance(exc, (RuntimeError, EOFError, OSError)) and head == b"PK\x03\x04":
+            raise ValueError(f"cannot read checkpoint {path}: damaged file ({reason})") from None
         raise ValueError(
             f"cannot read checkpoint {path} safely (weights_only=True): {reason}. "
             "fcrattack never unpickles code from checkpoints; re-save it as a plain state_dict."
