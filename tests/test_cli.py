@@ -19,6 +19,7 @@ from conftest import CIFAR_JPEG, _need
 from fcrattack import default_model
 from fcrattack.attacks import Execution, parse_options
 from fcrattack.cli import main, parse_opts
+from fcrattack.cli.inputs import CLIError
 from fcrattack.data import CIFAR10_CLASSES, samples
 from fcrattack.metrics import quantize_uint8
 from fcrattack.models import load_model
@@ -87,6 +88,15 @@ def test_parse_opts_reads_text_through_the_declared_options():
     }
     assert execution == Execution(autocast="bf16")
     assert parse_options("pgd", {"eps": "16/255"}) == {"eps": 16 / 255}
+
+
+def test_an_option_given_twice_is_refused_naming_both(tmp_path, capsys):
+    with pytest.raises(CLIError, match=r"--opt eps is given twice \(eps=0.1 and eps=0.2\)"):
+        parse_opts(["eps=0.1", "steps=3", "eps=0.2"])
+    args = ["-q", "attack", "--attack", "pgd", "--n", "1", "--opt", "eps=0.1", "--opt", "eps=0.2"]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "given twice" in err[0], err
 
 
 def test_demo_writes_a_page_with_images_and_predictions(tmp_path, capsys):

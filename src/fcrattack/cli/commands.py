@@ -47,6 +47,11 @@ def parse_opts(items: list[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not re.fullmatch(r"[A-Za-z_]\w*", key.strip()):
             raise CLIError(f"bad --opt {item!r}: expected key=value, e.g. --opt steps=20")
+        if key.strip() in opts:
+            raise CLIError(
+                f"--opt {key.strip()} is given twice ({key.strip()}={opts[key.strip()]} and "
+                f"{item.strip()}): give each option once"
+            )
         opts[key.strip()] = value.strip()
     return opts
 
