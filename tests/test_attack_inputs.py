@@ -156,3 +156,14 @@ def test_dtype_repr_and_summary(resnet20, x_y, tmp_path):
     assert main([*argv, "--out", str(tmp_path / "s")]) == 0
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert not any(k.startswith("_") for k in summary["options"])
+
+
+def test_onepixel_refuses_more_pixels_than_the_image_has(resnet20, x_y, capsys, tmp_path):
+    """Regression: ``pixels=10**6`` on a 32x32 image was accepted (a population of a
+    million-pixel candidates); it is an option error naming the image size, on both roads."""
+    x, y = x_y
+    with pytest.raises(ValueError, match=r"pixels=1025 is more than the 1024 pixels of a 32x32"):
+        OnePixel(resnet20, pixels=1025, popsize=4, steps=0).run(x, y)
+    assert OnePixel(resnet20, pixels=1024, popsize=4, steps=0).run(x[:1], y[:1]).x_adv.shape
+    argv = ["attack", "--attack", "onepixel", "--n", "1", "--opt", "pixels=1000000"]
+    _one_line_error([*argv, "--out", str(tmp_path / "o")], capsys, "more than the 1024 pixels")

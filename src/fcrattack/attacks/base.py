@@ -144,6 +144,10 @@ class Attack(Configurable):
         the whole image)."""
         return None
 
+    def check_input(self, x: torch.Tensor) -> None:
+        """Hook: raise ValueError when an option does not fit images x (N, C, H, W) (e.g.
+        more pixels to change than an image has); nothing here."""
+
     def attack_input(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Hook: the clean images as ``perturb`` treats them (x itself here; attacks on the
         8-bit grid, ``GridMixin``, round what they may not
@@ -170,6 +174,7 @@ class Attack(Configurable):
         Works inside ``torch.no_grad()`` and ``torch.inference_mode()``.
         """
         check_images(x)
+        self.check_input(x)
         n = x.shape[0]
         check_labels(y, n)
         if target is not None and not self.targeted:

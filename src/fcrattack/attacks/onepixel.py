@@ -80,6 +80,14 @@ class OnePixel(Attack):
         super().__init__(model, **options)
         self.evaluations = 0
 
+    def check_input(self, x: torch.Tensor) -> None:
+        """Refuse more pixels per candidate than an image of x (N, C, H, W) has."""
+        h, w = x.shape[-2:]
+        if self.pixels > h * w:
+            raise ValueError(
+                f"onepixel: pixels={self.pixels} is more than the {h * w} pixels of a {h}x{w} image"
+            )
+
     def _init_population(
         self, x: torch.Tensor, allowed: torch.Tensor, gens: list[torch.Generator]
     ) -> torch.Tensor:

@@ -40,6 +40,8 @@ class PGDL2(PGD):
     norm = "l2"
 
     eps = GradientAttack.eps.replace(
-        1.0, "L2 budget on [0, 1] images (at most sqrt(C*H*W)), a float or per-image (N,)"
+        1.0,
+        "L2 budget on [0, 1] images, a float or per-image (N,); from sqrt(C*H*W) (the "
+        "largest L2 between two images) on, it constrains nothing",
     )
     step_size = GradientAttack.step_size.replace(None)

@@ -42,7 +42,7 @@ USER_ERRORS = (FileNotFoundError, NotADirectoryError, OutputError, ValueError, I
 def parse_opts(items: list[str]) -> dict[str, str]:
     """``["t=0.2", "steps=20"]`` -> ``{"t": "0.2", "steps": "20"}`` (text; the attack's
     declared options give the types)."""
-    opts = {}
+    opts: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not re.fullmatch(r"[A-Za-z_]\w*", key.strip()):
