@@ -87,6 +87,10 @@ def test_options_beyond_float32_and_combinations_on_assignment(resnet20):
     combination of options that construction refuses."""
     with pytest.raises(ValueError, match="c is too large for float32"):
         CW(resnet20, c=1e39)
+    # a count beyond int32 was taken through a float: 10**30 became 1000000000000000019884624838656
+    with pytest.raises(ValueError, match=r"steps is too large, got 10000000\.\.\..*2147483647"):
+        PGD(resnet20, steps=10**30)
+    assert PGD(resnet20, steps=2**31 - 1).steps == 2**31 - 1
     ddn = RegionDDN(resnet20)
     with pytest.raises(ValueError, match="min_step_size"):
         ddn.min_step_size = 5.0  # the combination check runs on assignment too

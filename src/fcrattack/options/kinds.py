@@ -93,8 +93,14 @@ def _check_bounds(
         )
 
 
+#: the largest count an ``Int`` option takes without a bound of its own (a count is an int32
+#: in torch, and a larger float would no longer be a whole number exactly)
+INT_LIMIT = 2**31 - 1
+
+
 class Int(Kind):
-    """An integer count; whole-number floats (20.0) are accepted as ints, 2.5 is not."""
+    """An integer count; whole-number floats (20.0) are accepted as ints, 2.5 is not; without
+    an explicit ``max``, at most ``INT_LIMIT``."""
 
     def __init__(self, min: int | None = None, max: int | None = None) -> None:
         self.min, self.max = min, max
@@ -103,6 +109,10 @@ class Int(Kind):
         number = _number(name, value, "an integer")
         if not math.isfinite(number) or number != int(number):
             raise OptionError(f"option {name} must be a whole number, got {value!r}")
+        if self.max is None and abs(number) > INT_LIMIT:
+            raise OptionError(
+                f"option {name} is too large, got {_digits(value)} (at most {INT_LIMIT})"
+            )
         _check_bounds(name, number, self.min, self.max, False, False)
         return int(number)
 
