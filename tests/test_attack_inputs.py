@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import fcrattack
 from fcrattack import CW, FCR, JSMA, PGD, MaskedFGSM, OnePixel, RegionDDN
 from fcrattack.cli import main
 from fcrattack.data import samples
+from fcrattack.models import Normalized
 
 
 def _one_line_error(argv: list[str], capsys: pytest.CaptureFixture, match: str) -> None:
@@ -171,3 +173,72 @@ def test_onepixel_refuses_more_pixels_than_the_image_has(resnet20, x_y, capsys, 
     assert OnePixel(resnet20, pixels=1024, popsize=4, steps=0).run(x[:1], y[:1]).x_adv.shape
     argv = ["attack", "--attack", "onepixel", "--n", "1", "--opt", "pixels=1000000"]
     _one_line_error([*argv, "--out", str(tmp_path / "o")], capsys, "more than the 1024 pixels")
+
+
+ODD_OUTPUTS = """
+import torch
+from torch import nn
+from fcrattack.models import default_model
+
+class Odd(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.net, self.kind = default_model(), kind
+
+    def forward(self, x):
+        out = self.net(x)
+        if self.kind == "tuple":
+            return out, None
+        if self.kind == "nan":
+            return out * float("nan")
+        out = out.clone()
+        out[0, 0] = float("inf")
+        return out
+
+def make(kind):
+    return Odd(kind).eval()
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "message", "exact"),
+    [
+        (
+            "tuple",
+            "must return a logits tensor (N, num_classes), got tuple (",
+            "Tensor (4, 10), None)",
+        ),
+        ("nan", "the model returned NaN or infinite logits for ", "4 of 4 images (40 of 40"),
+        ("inf", "the model returned NaN or infinite logits for ", "1 of 4 images (1 of 40"),
+    ],
+    ids=["tuple", "nan", "inf"],
+)
+def test_a_model_output_other_than_finite_logits_is_one_clear_error(
+    x_y, tmp_path, monkeypatch, capsys, kind, message, exact
+):
+    """Regression: a model returning ``(logits, None)`` reached an AttributeError in the output
+    check, and one returning NaN or inf logits ran to the end with nothing correct and no word;
+    both in Python and on the command line, for every attack and Grad-CAM."""
+    (tmp_path / "odd_outputs.py").write_text(ODD_OUTPUTS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from odd_outputs import make
+
+    x, y = x_y
+    model = make(kind)
+    with pytest.raises(ValueError, match=re.escape(message + exact)):
+        PGD(model, steps=1).run(x, y)  # one clean pass over the batch: its counts
+    for name in ("region-ddn", "fcr", "onepixel"):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            fcrattack.build(name, model).run(x, y)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fcrattack.gradcam(model, x, y)
+    if kind == "tuple":
+        with pytest.raises(ValueError, match=re.escape(message + exact)):
+            Normalized(model, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))(x)  # every loaded model's check
+    spec = ["--model", f"py:odd_outputs:make?kind={kind}", "--n", "2"]
+    for argv in (
+        ["attack", *spec, "--attack", "pgd", "--opt", "steps=1", "--out", str(tmp_path / "p")],
+        ["attack", *spec, "--opt", "steps=1", "--out", str(tmp_path / "r")],
+        ["cam", *spec, "--out", str(tmp_path / "c")],
+    ):
+        _one_line_error(argv, capsys, message)

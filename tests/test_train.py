@@ -4,16 +4,19 @@ its last good checkpoint, and quiet runs without progress bars."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 import torch
 
+import fcrattack.models.exported as exported
 import fcrattack.models.train as training
 from fcrattack.cli import main
 from fcrattack.data import CIFAR10_CLASSES, samples
 from fcrattack.models import load_model
-from fcrattack.models.train import TrainConfig, TrainingDiverged, train
+from fcrattack.models.exported import EXPORT_MARK
+from fcrattack.models.train import TrainConfig, TrainingDiverged, export_weights, train
 from fcrattack.viz import save_png
 
 
@@ -132,3 +135,69 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_epoch(
     with pytest.raises(TrainingDiverged, match="no checkpoint was written"):
         train(TrainConfig(epochs=1, batch_size=16, lr=1e30), data, None, tmp_path / "new")
     assert not (tmp_path / "new" / "last.pt").exists()
+
+
+def test_export_path_is_checked_before_training(
+    cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: ``--export`` replaced a user's file, replaced ``OUT/last.pt`` with weights
+    that cannot resume, and a folder, a missing folder or an unwritable one failed with a
+    traceback only after training."""
+    precious = tmp_path / "precious.pt"
+    precious.write_text("my precious\n")
+    (tmp_path / "folder").mkdir()
+    out = tmp_path / "run"
+    init = tmp_path / "init.pt"
+    torch.save({"arch": "resnet20", **load_model("default").state_dict()}, init)
+    cases = [
+        ([str(precious)], "is an existing file that fcrattack did not export"),
+        ([str(tmp_path / "folder")], "is a folder"),
+        ([str(tmp_path / "no" / "such" / "w.pt")], "does not exist"),
+        ([str(out / "last.pt")], "one of the run's own files"),
+        ([str(init), "--init", str(init)], "one of the run's own files"),
+    ]
+    if Path("/proc/self").is_dir():
+        cases.append((["/proc/x.pt"], "cannot write into /proc"))
+    for extra, message in cases:
+        argv = _argv(cifar_root, out, "--epochs", "1", "--batch-size", "16", "--export", *extra)
+        assert main(argv) == 2, extra
+        assert message in _one_line_error(capsys), extra
+        assert not out.exists()  # refused before the run folder was made, nothing trained
+    assert precious.read_text() == "my precious\n"
+
+
+def test_export_replaces_only_an_earlier_export_and_names_a_failed_write(
+    cifar_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Regression: an existing export path was overwritten whatever it held, and a write error
+    at the end of training was a traceback."""
+    out, weights = tmp_path / "run", tmp_path / "w.pt"
+    argv = _argv(cifar_root, out, "--epochs", "1", "--batch-size", "16", "--export", str(weights))
+    assert main(argv) == 0
+    state = torch.load(weights, weights_only=True)
+    assert state[EXPORT_MARK] == 1 and "optimizer" not in state
+    assert load_model(str(weights))(samples(2).images).shape == (2, 10)
+    assert main(argv) == 0  # resumes at the last epoch and replaces its earlier export
+    mine = tmp_path / "mine.pt"
+    torch.save({"arch": "resnet20"}, mine)
+    with pytest.raises(ValueError, match="did not export"):  # Python: the same check
+        export_weights(out / "last.pt", mine)
+    with pytest.raises(ValueError, match="the run's own files"):
+        export_weights(out / "last.pt", out / "last.pt")
+    assert torch.load(mine, weights_only=True) == {"arch": "resnet20"}
+    mine.unlink()
+    before = weights.read_bytes()
+
+    def full_disk(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(exported.os, "replace", full_disk)
+    capsys.readouterr()
+    assert main(argv) == 2
+    line = _one_line_error(capsys)
+    assert f"cannot write the exported weights {weights}: No space left" in line
+    assert weights.read_bytes() == before  # the earlier export is whole, no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "w.pt"]

@@ -114,15 +114,51 @@ def check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor:
 
 
 def check_logits(out: Any, n: int) -> None:
-    """The model must return floating-point logits of shape (N, K) for a batch of n images."""
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != n:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"the model must return logits of shape ({n}, num_classes), got {shape}")
+    """The model must return finite floating-point logits of shape (N, K) for a batch of n
+    images (``check_output``, then the shape, then NaN and inf)."""
+    check_output(out)
+    if out.dim() != 2 or out.shape[0] != n:
+        raise ValueError(
+            f"the model must return logits of shape ({n}, num_classes), got {tuple(out.shape)}"
+        )
+    bad = ~torch.isfinite(out.detach())
+    if bool(bad.any()):
+        images, values = int(bad.any(1).sum()), int(bad.sum())
+        raise ValueError(
+            f"the model returned NaN or infinite logits for {images} of {n} images ({values} "
+            f"of {out.numel()} values): check its weights and its input normalisation"
+        )
+
+
+def check_output(out: Any) -> None:
+    """What a model returns must be one floating-point tensor of logits: anything else (a
+    tuple such as ``(logits, aux)``, a dict, None) is a ValueError saying what it returned."""
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(
+            f"the model must return a logits tensor (N, num_classes), got {describe(out)}: wrap "
+            "it in an nn.Module whose forward returns the logits alone (e.g. its output[0])"
+        )
     check_floating(out)
 
 
+def describe(value: Any) -> str:
+    """A short description of a model output, e.g. ``tuple (Tensor (2, 10), None)``."""
+    if isinstance(value, torch.Tensor):
+        return f"Tensor {tuple(value.shape)}"
+    if value is None:
+        return "None"
+    if isinstance(value, (tuple, list)):
+        parts = [describe(v) for v in value[:4]] + (["..."] if len(value) > 4 else [])
+        return f"{type(value).__name__} ({', '.join(parts)})"
+    if isinstance(value, dict):
+        keys = ", ".join(repr(k) for k in list(value)[:4]) + (", ..." if len(value) > 4 else "")
+        return f"dict with keys {keys}"
+    return type(value).__name__
+
+
 def check_floating(out: torch.Tensor) -> None:
-    """The model's output must be floating point (integer scores have no gradient)."""
+    """The model's output must be floating point (integer scores have no gradient); the part
+    of ``check_output`` that a scripted ``Normalized`` runs."""
     if not out.is_floating_point():
         raise ValueError(
             f"the model must return floating-point logits, got {out.dtype}: attacks and "

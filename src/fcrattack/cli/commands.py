@@ -30,7 +30,8 @@ from ..base.validation import resolve_device
 from ..cam import SCRIPTED
 from ..data import CIFAR10_CLASSES, cifar10, class_folder
 from ..models import ModelInfo
-from ..models.train import TrainConfig, export_weights, train
+from ..models.exported import CHECKPOINT, check_export, export_weights
+from ..models.train import TrainConfig, train
 from ..report import summary_markdown
 from .inputs import CLIError, load_cli_model, load_data, parse_target
 
@@ -197,6 +198,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(f"no train/ folder under {root} (expected <data>/train/<class>/*.jpg)")
     if args.init is not None and not Path(args.init).is_file():
         raise CLIError(f"--init checkpoint not found: {args.init}")
+    if args.export is not None:  # before training: a bad path would fail only at its end
+        keep = [args.init] if args.init is not None else []
+        check_export(args.export, args.out, keep=keep)
     device = resolve_device(args.device)
     train_data = class_folder(root / "train", classes=CIFAR10_CLASSES, uint8=True)
     test_data = cifar10(root, "test") if (root / "test").is_dir() else None
@@ -208,7 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         device,
     )
     train(cfg, train_data, test_data, args.out, device, quiet=args.quiet)
-    checkpoint = Path(args.out) / "last.pt"
+    checkpoint = Path(args.out) / CHECKPOINT
     print(f"checkpoint: {checkpoint}")
     if args.export:
         export_weights(checkpoint, args.export)

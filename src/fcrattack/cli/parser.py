@@ -215,7 +215,11 @@ def _other_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=seed, default=0, help="0 to 2**32-1 (default 0)")
     p.add_argument("--init", help="checkpoint to start from (fine-tuning)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
-    p.add_argument("--export", help="also write inference-only weights to this path")
+    p.add_argument(
+        "--export",
+        help="also write inference-only weights to this file (checked before training; an "
+        "existing file is replaced only when it is an earlier export)",
+    )
     p.add_argument(
         "--out", type=out_dir, required=True, help="run folder (last.pt is written each epoch)"
     )

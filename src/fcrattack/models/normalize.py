@@ -5,13 +5,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..base.validation import check_floating
+from ..base.validation import check_floating, check_output
 from .info import ModelInfo
 
 
 class Normalized(nn.Module):
     """``model((x - mean) / std)`` for x in [0, 1] of shape (N, C, H, W); the output must be
-    floating point (``check_floating``).
+    one floating-point tensor (``check_output``; scripted, ``check_floating``).
 
     The wrapped network stays reachable as ``.model`` so that layer names read
     ``model.<name>`` (e.g. ``model.layer3``) when a Grad-CAM layer is chosen by name.
@@ -60,7 +60,10 @@ class Normalized(nn.Module):
                 "grey images with x.expand(-1, 3, -1, -1)"
             )
         out = self.model((x - self.mean) / self.std)
-        check_floating(out)  # where the output of every loaded model is first seen
+        if torch.jit.is_scripting():  # the output is typed a Tensor there
+            check_floating(out)
+        else:  # where the output of every loaded model is first seen
+            check_output(out)
         if self.num_names >= 0 and out.dim() == 2 and out.shape[1] != self.num_names:
             raise ValueError(
                 f"the model returns {out.shape[1]} scores per image but has {self.num_names} "

@@ -26,6 +26,8 @@ from ..base.seeding import MAX_SEED
 from ..base.store import WriterLock, write_torch
 from ..data import Dataset
 from ..options import Bool, Choice, Configurable, Float, Int, Option, Optional, Text
+from .exported import CHECKPOINT
+from .exported import export_weights as export_weights  # its import path before
 from .normalize import Normalized
 from .registry import ARCHITECTURES, create_model, load_checkpoint, read_checkpoint
 
@@ -188,7 +190,7 @@ def _train(
     quiet: bool,
 ) -> Normalized:
     """The work of ``train`` in its locked folder ``out``."""
-    ckpt_path = out / "last.pt"
+    ckpt_path = out / CHECKPOINT
     state = _resume_state(ckpt_path, cfg, len(train_data)) if ckpt_path.is_file() else None
     if cfg.init:
         model = load_checkpoint(cfg.init, cfg.arch)
@@ -261,14 +263,3 @@ def _train(
         checkpoint = _checkpoint(model, cfg, epoch + 1, optimizer, scheduler, acc, len(train_data))
         write_torch(ckpt_path, checkpoint)
     return model.eval()
-
-
-def export_weights(checkpoint: str | Path, dest: str | Path) -> None:
-    """Write a small inference-only copy of a training checkpoint (no optimizer state)."""
-    state = read_checkpoint(checkpoint)
-    keep = {
-        k: state[k]
-        for k in ("arch", "state_dict", "num_classes", "mean", "std", "epoch", "config", "test_acc")
-    }
-    keep["state_dict"] = {k: v.clone() for k, v in keep["state_dict"].items()}
-    torch.save(keep, dest)
