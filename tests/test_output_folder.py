@@ -79,8 +79,9 @@ def test_a_folder_no_fcrattack_run_wrote_is_never_replaced(
         assert "no manifest.json of an fcrattack run" in err and str(out) in err
         assert "--overwrite" not in err and "results of a run" not in err
     assert {p: p.read_bytes() for p in files} == files
+    # nothing of fcrattack's stays in a folder it refused, its lock file neither
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
-        [".fcrattack.lock", *(p.relative_to(out).as_posix() for p in files)]
+        p.relative_to(out).as_posix() for p in files
     )
 
 
@@ -298,3 +299,97 @@ def test_ctrl_c_is_one_line_and_keeps_the_records(
         "the run"
     )
     assert len(_rows(out)) == 6
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_rerun_of_a_finished_attack_with_the_same_settings_does_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: rerunning the same `fcrattack attack` command on a finished run exited
+    with code 2 ("already holds the results ... finished"), where the README says that
+    rerunning the same command resumes."""
+    out = tmp_path / "run"
+    argv = ["attack", "--attack", "fgsm", "--n", "4", "--out", str(out)]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    before = _files(out)
+    assert main(argv) == 0
+    shown = capsys.readouterr()
+    assert shown.out == table  # the run's summary, as the run printed it
+    said = [line for line in shown.err.splitlines() if "already holds" in line]
+    assert len(said) == 1 and "finished results of a run with these settings" in said[0]
+    assert _files(out) == before  # nothing written, nothing deleted
+    assert main(["-q", *argv, "--seed", "1"]) == 2  # other settings: still refused
+    assert "holds a run with different settings" in _error(capsys)
+    assert _files(out) == before
+
+
+def test_links_leading_outside_the_folder_are_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: with adv/ a link to another folder, --overwrite refused to delete through
+    it ("leads outside the folder") and then the new run wrote through it all the same."""
+    out, victim = tmp_path / "run", tmp_path / "victim"
+    assert _attack(out) == 0
+    victim.mkdir()
+    for png in (out / "adv").iterdir():
+        png.rename(victim / png.name)
+    (out / "adv").rmdir()
+    (out / "adv").symlink_to(victim)
+    kept, before = _files(victim), _files(out)
+    for extra in ([], ["--overwrite"], ["--opt", "eps=0.2", "--overwrite"]):
+        assert _attack(out, *extra) == 2
+        err = _error(capsys)
+        assert f"adv is a link to {victim}, outside the output folder" in err, err
+    assert _files(victim) == kept and _files(out) == before
+    # a folder inside adv/ (images in class folders) is checked too
+    data = tmp_path / "data" / "cat"
+    data.mkdir(parents=True)
+    for png in sorted(victim.iterdir())[:2]:
+        (data / png.name).write_bytes(png.read_bytes())
+    nested = tmp_path / "nested"
+    argv = ["-q", "attack", "--attack", "fgsm", "--data", str(data.parent)]
+    argv += ["--dataset", "folder", "--out", str(nested)]
+    assert main(argv) == 0
+    for png in (nested / "adv" / "cat").iterdir():
+        png.unlink()
+    (nested / "adv" / "cat").rmdir()
+    (nested / "adv" / "cat").symlink_to(victim)
+    assert main([*argv, "--overwrite"]) == 2
+    assert "adv/cat is a link to" in _error(capsys)
+    assert _files(victim) == kept
+    # every command: cam/ of a cam run; a link that stays inside the folder is fine
+    cams = tmp_path / "cams"
+    assert _cam(cams) == 0
+    (cams / "cam").rename(cams / "elsewhere")
+    (cams / "cam").symlink_to(victim)
+    assert _cam(cams, "--overwrite") == 2
+    assert "cam is a link to" in _error(capsys)
+    (cams / "cam").unlink()
+    (cams / "cam").symlink_to(cams / "elsewhere")
+    assert _cam(cams, "--overwrite") == 0
+    assert _files(victim) == kept
+
+
+def test_a_refused_folder_keeps_no_lock_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a refused --out (attack, train, cam, demo, reproduce) left
+    .fcrattack.lock in the user's folder."""
+    from fcrattack.models.train import TrainConfig, train
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    torch.save({"weights": 1}, mine / "last.pt")
+    (mine / "config.json").write_text('{"my": "settings"}')
+    data = Dataset(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.zeros(4).long(),
+                   list("abcd"), ["a", "b"])  # fmt: skip
+    with pytest.raises(ValueError, match="not a checkpoint of fcrattack train"):
+        train(TrainConfig(epochs=1), data, None, mine)
+    argv = ["-q", "reproduce", "masked-fgsm", "--shared", str(tmp_path), "--out", str(mine)]
+    assert main(argv) == 2
+    assert "holds config.json, and no manifest.json" in _error(capsys)
+    assert sorted(p.name for p in mine.iterdir()) == ["config.json", "last.pt"]

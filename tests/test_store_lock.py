@@ -15,7 +15,7 @@ import torch
 
 from conftest import SHARED, _need
 from fcrattack.base.outputs import OutputFolder
-from fcrattack.base.store import RECORDS, ResultStore, WriterLock, read_records
+from fcrattack.base.store import LOCK, RECORDS, ResultStore, WriterLock, read_records
 from fcrattack.cli import main
 from fcrattack.data import Dataset
 from fcrattack.experiments import run
@@ -121,3 +121,79 @@ def test_reproduce_refuses_records_without_the_config_that_names_them(
     (out / "config.json").unlink()
     with pytest.raises(ValueError, match=r"holds records \(records.jsonl\) but no config.json"):
         run(tiny_masked_fgsm(4), out_dir=out, root=root)
+
+
+def test_a_lock_file_removed_by_its_holder_is_not_taken_for_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock file is removed by the run that created it (a refused run leaves none): a
+    writer that opened it just before is not left locking a removed file beside a new one."""
+    import fcrattack.base.store as store
+
+    out = tmp_path / "o"
+    first = WriterLock(out)
+    stale = (out / LOCK).open("r+")  # a second writer opened the file ...
+    first.close()  # ... which its holder removed on closing
+    assert not (out / LOCK).exists()
+    real, calls = store._open_lock, []
+
+    def racing(path: Path) -> tuple[object, bool]:
+        calls.append(path)
+        return (stale, False) if len(calls) == 1 else real(path)
+
+    monkeypatch.setattr(store, "_open_lock", racing)
+    with WriterLock(out):  # the stale file is locked, found removed, and left
+        assert len(calls) == 2 and (out / LOCK).read_text() == str(os.getpid())
+        with pytest.raises(ValueError, match="being written by another fcrattack run"):
+            WriterLock(out)
+    assert not (out / LOCK).exists()
+    (out / LOCK).write_text("")  # a lock file this run did not create stays
+    WriterLock(out).close()
+    assert (out / LOCK).exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"my": "settings"}',
+        "[1, 2]",
+        "{}",
+        "not json",
+        '{"masked-fgsm": {"name": "masked-fgsm", "scale": "cpu"}}',
+        '{"masked-fgsm": {"name": "whitebox", "version": 5, "scale": "cpu"}}',
+    ],
+)
+def test_a_config_json_reproduce_did_not_write_is_refused(
+    text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: `reproduce` took any folder holding a config.json for one of its own,
+    merged its experiment into the file and crashed (AttributeError); `report` crashed too."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    files = {out / "config.json": text.encode(), out / "data.txt": b"keep"}
+    for path, data in files.items():
+        path.write_bytes(data)
+    shared = ["--shared", str(tmp_path)]  # refused before any data is read
+    for argv in (["reproduce", "masked-fgsm", "--n", "2", *shared, "--out"], ["report"]):
+        assert main(["-q", *argv, str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("fcrattack: error: ") and "\n" not in err, err
+        assert "config.json" in err and "Traceback" not in err
+        assert {p: p.read_bytes() for p in out.iterdir()} == files
+
+
+def test_the_committed_result_folders_are_reproduce_folders(tmp_path: Path) -> None:
+    """Committed result folders hold config.json but no manifest.json (ignored by git): their
+    config.json is recognised, so they resume and are reported."""
+    from fcrattack.experiments.reproduction import OUTPUTS, _ours, saved_configs
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    folders = sorted(p.parent for p in results.glob("*/config.json"))
+    assert folders
+    for folder in folders:
+        assert saved_configs(folder)
+        copy = tmp_path / folder.name
+        copy.mkdir()
+        (copy / "config.json").write_bytes((folder / "config.json").read_bytes())
+        with OutputFolder(copy, "reproduce", names=OUTPUTS, resumable=True, adopt=_ours) as f:
+            assert f.resumed

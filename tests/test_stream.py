@@ -291,16 +291,17 @@ def test_sigkill_then_resume(model, cifar, cifar_jpeg, tmp_path):
     assert all((out / r["adv_png"]).is_file() for r in rows)
 
 
-def test_other_settings_and_finished_runs_are_refused(model, cifar, tmp_path):
+def test_other_settings_are_refused_and_a_finished_run_is_left_as_it_is(model, cifar, tmp_path):
     data = cifar.select(8, None)
     out = tmp_path / "run"
-    attack_dataset(build("fgsm", model), data, out, batch_size=8, page=0, quiet=True)
+    first = attack_dataset(build("fgsm", model), data, out, batch_size=8, page=0, quiet=True)
     with pytest.raises(ValueError, match=r"different settings \(options.eps: 0\.03"):
         attack_dataset(build("fgsm", model, eps=0.01), data, out, quiet=True)
     with pytest.raises(ValueError, match=r"data.n_images: 8 -> 6"):
         attack_dataset(build("fgsm", model), data.select(6, None), out, quiet=True)
-    with pytest.raises(ValueError, match="already holds the results of a run with these"):
-        attack_dataset(build("fgsm", model), data, out, quiet=True)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert attack_dataset(build("fgsm", model), data, out, quiet=True) == first
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     summary = attack_dataset(
         build("fgsm", model, eps=0.01), data, out, page=0, overwrite=True, quiet=True
     )

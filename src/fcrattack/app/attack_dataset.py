@@ -49,11 +49,12 @@ attacks). An image that was not attacked has a record with ``skipped``: "unreada
 such records are left out of the summary and counted in ``summary.json``. A run in which no
 image was attacked is an error saying why.
 
-Resume and refusal: see ``fcrattack.app.folder`` (same settings: continue; other
-settings or a finished run: refused, naming the difference, unless ``overwrite=True``; a run
-that attacked nothing yet is replaced). A second run into a folder being written is refused;
-an ``OSError`` of writing it (read-only, full) is one ``fcrattack.base.outputs.OutputError``
-naming the folder, the records committed before it kept.
+Resume and refusal: see ``fcrattack.app.folder`` (same settings: continue, and a finished run
+is left as it is, its summary returned; other settings: refused, naming the difference,
+unless ``overwrite=True``; a run that attacked nothing yet is replaced). A second run into a
+folder being written is refused; an ``OSError`` of writing it (read-only, full) is one
+``fcrattack.base.outputs.OutputError`` naming the folder, the records committed before it
+kept.
 
 Under ``torchrun`` each rank attacks ``todo[rank::world]`` of the images without a record
 (per-image seeds and random targets come from the image ids, so the records equal a
@@ -74,7 +75,7 @@ from typing import Any
 from ..attacks import Attack, uses_cam
 from ..base.distributed import Context
 from ..base.outputs import OutputFolder, writing
-from ..base.store import ResultStore, write_jsonl
+from ..base.store import ResultStore, read_records, write_jsonl
 from ..data import Dataset, ImageList, batches
 from ..metrics import summarize_records
 from ..viz.images import png_names
@@ -114,7 +115,8 @@ def attack_dataset(
             ``workers`` threads). Labels of ``PREDICTED`` (-1) are
             replaced by the model's clean prediction; ids must be unique.
         out: the output folder (created). A folder holding a run with the same settings
-            is resumed, other settings or a finished run are refused
+            is resumed (finished: nothing is done, its summary is returned), other settings
+            are refused
             (``fcrattack.app.folder``); a folder that no fcrattack run wrote, or of another
             command, is refused, and one that another run is writing
             (``fcrattack.base.outputs``).
@@ -148,7 +150,9 @@ def attack_dataset(
         raise ValueError("image ids must be unique: they name the output files and records")
     names = png_names(data.ids)
     settings = run_settings(attack, data, target, info)
-    folder, resumed = _prepare(out, settings, overwrite, ctx, names, page, attack)
+    folder, resumed, finished = _prepare(out, settings, overwrite, ctx, names, page, attack)
+    if finished:
+        return _finished(folder)
     inner = attack.execution.batch_size
     if isinstance(inner, int):  # the attack's own batches: read no more at once, so the
         batch_size = min(batch_size, inner)  # progress bar moves once per attacked batch
@@ -188,6 +192,21 @@ def attack_dataset(
         ", index.html" if shown else "",
     )
     return summary
+
+
+def _finished(folder: OutputFolder | None) -> dict[str, float] | None:
+    """The summary of the finished run of these settings in ``folder`` (None on ranks other
+    than 0), which is left as it is."""
+    if folder is None:
+        return None
+    with folder:
+        records = sorted(read_records(folder.dir / RESULTS), key=lambda r: int(r["index"]))
+    log.info(
+        "%s already holds the finished results of a run with these settings: nothing to do "
+        "(pass --overwrite (overwrite=True) to run it again)",
+        folder.dir,
+    )
+    return summarize_records(records)
 
 
 def _attack_all(
@@ -238,9 +257,10 @@ def _prepare(
     names: list[Path],
     page: int,
     attack: Attack,
-) -> tuple[OutputFolder | None, int]:
-    """The output folder, opened on rank 0 (``prepare_output``; None on the other ranks) and
-    its error, if any, raised on every rank."""
+) -> tuple[OutputFolder | None, int, bool]:
+    """The output folder, opened on rank 0 (``prepare_output``; None on the other ranks), the
+    images done and whether its run of these settings finished; its error, if any, raised on
+    every rank."""
     folder, resumed, error = None, 0, None
     if ctx.is_main:
         try:
@@ -257,12 +277,14 @@ def _prepare(
             error = str(exc)
             if not ctx.active:
                 raise
-    error = ctx.broadcast(error)  # also the barrier: rank 0 has merged and written run.json
+    finished = folder is not None and folder.finished
+    # also the barrier: rank 0 has merged and written run.json
+    error, finished = ctx.broadcast((error, finished))
     if error is not None:
         if folder is not None:
             folder.close()
         raise ValueError(error)
-    return folder, resumed
+    return folder, resumed, finished
 
 
 class _Step:

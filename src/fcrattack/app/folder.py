@@ -9,7 +9,8 @@ the fcrattack version). ``results.jsonl`` is a ``fcrattack.base.store.ResultStor
 image id, appended (and fsync'ed) batch by batch once the batch's PNGs are written. Rerunning
 into a folder whose ``run.json`` equals the new settings continues with the images that have
 no record; other settings are refused, naming the differences, unless the run attacked no
-image yet (it failed on its first batch: it is replaced); a finished run is refused;
+image yet (it failed on its first batch: it is replaced); a finished run of the same settings
+is left as it is (``OutputFolder.finished``: the caller has nothing to do but report it);
 ``overwrite=True`` deletes the files the earlier run wrote first. Batch size, reader threads
 and the number of processes may change between the interrupted run and its resumption.
 """
@@ -105,7 +106,8 @@ def prepare_output(
     world: int = 1,
 ) -> tuple[OutputFolder, int]:
     """Open, check and (for a new run) mark the output folder (module docstring); returns it,
-    locked until closed, and the number of images already done. Rank 0 only: also merges
+    locked until closed, and the number of images already done (a finished run of the same
+    settings: ``folder.finished``, the folder left unchanged). Rank 0 only: also merges
     the parts of an interrupted data-parallel run and writes ``run.json``.
 
     Args:
@@ -120,6 +122,8 @@ def prepare_output(
     try:
         settings = json.loads(dumps(settings))
         done = _resumable(folder, settings) if folder.resumed else 0
+        if folder.finished:
+            return folder, done
         shown = min(page, len(names))
         atomic = [RUN, RESULTS, SUMMARY, *(page_item(i) for i in range(shown))]  # + ".tmp"
         files = [*atomic, *(f + ".tmp" for f in atomic), "index.html", *picture_paths(shown, 1)]
@@ -137,9 +141,10 @@ def prepare_output(
 
 
 def _resumable(folder: OutputFolder, settings: dict[str, Any]) -> int:
-    """The images done by the unfinished run in ``folder``, which must have ``settings``; a
-    run of other settings that attacked no image yet (it failed on its first batch, or
-    skipped every image) is cleared (0), one that did is refused."""
+    """The images done by the run in ``folder`` (unfinished, or finished: then there is
+    nothing to do), which must have ``settings``; a run of other settings that attacked no
+    image yet (it failed on its first batch, or skipped every image) is cleared (0), one that
+    did is refused."""
     out = folder.dir
     path = out / RUN
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -159,9 +164,7 @@ def _resumable(folder: OutputFolder, settings: dict[str, Any]) -> int:
             f"settings to resume it, or {advice}"
         )
     if folder.finished:
-        raise ValueError(
-            f"{out} already holds the results of a run with these settings, finished; {advice}"
-        )
+        return done
     log.info(
         "resuming the run in %s: %d of %d images done", out, done, settings["data"]["n_images"]
     )

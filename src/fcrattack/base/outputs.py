@@ -4,7 +4,7 @@
 ``OutputFolder`` is the one guard. Opening a folder for a command
 
 - locks it (``fcrattack.base.store.WriterLock``): a second run into it is refused while the
-  first runs, and a killed run leaves no stale lock;
+  first runs, a killed run leaves no stale lock, and a refused one no lock file;
 - reads its manifest, ``manifest.json``: the command and fcrattack version that wrote the
   folder, whether that run finished, and every path it may write (listed before the first of
   them is written, ``OutputFolder.record``). The manifest decides what the folder holds:
@@ -12,18 +12,23 @@
   - no manifest, but a name the command writes is there (``adv/``, ``index.html``,
     ``records.jsonl``, ...): the folder was not made by an fcrattack run (or by one of a
     version without manifests), and is refused; ``overwrite`` does not change that, since
-    fcrattack never deletes what it did not write. A command may name a file that adopts such
-    a folder instead (``reproduce``: ``config.json``, for committed result folders);
+    fcrattack never deletes what it did not write. A command may pass a test that adopts such
+    a folder instead (``reproduce``: a ``config.json`` of the form it writes, for committed
+    result folders, whose ``manifest.json`` is not committed);
   - the manifest of another command: refused (``cam`` would replace an attack's ``cam/``
     and ``mask/`` PNGs), ``overwrite`` or not;
-  - a finished run of the command: refused (by a resumable command after its own checks,
-    which name changed settings first), unless ``overwrite``, which deletes the files the
-    manifest lists (and the folders that leaves empty), nothing else: a file of the user's
-    inside ``adv/`` stays;
+  - a finished run of the command: refused unless ``overwrite`` (a resumable command decides
+    itself, after its own checks: ``attack`` names changed settings, and leaves a finished
+    run of the same settings as it is). ``overwrite`` deletes the files the manifest lists
+    (and the folders that leaves empty), nothing else: a file of the user's in ``adv/`` stays;
   - an unfinished run: resumed by a resumable command (which checks its own settings, and
     may ``clear`` a run that has no records yet), replaced by the others; a run of another
     fcrattack version is refused unless ``overwrite`` (or the command checks versions itself:
     ``reproduce``, whose experiment configs carry theirs).
+
+Links: an entry the command writes (``adv/``, ``records.jsonl``, ...), or a folder a run's
+listed files lie in (``adv/<class>/``), that leads outside the folder through a link is
+refused before anything is written or deleted: fcrattack writes only inside its folder.
 
 ``OutputFolder.writing`` turns an ``OSError`` of writing into the folder (read-only, full,
 over quota) into one ``OutputError`` naming the folder; the records written before it stay
@@ -37,7 +42,7 @@ import fnmatch
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
@@ -72,12 +77,13 @@ class OutputFolder:
         resumable: an unfinished run of the same command is resumed (else it is replaced).
         same_version: a resumed run must be of this fcrattack version (False: the command
             checks what it resumes itself).
-        adopt: a name that marks a folder of this command written before manifests existed
-            (it is resumed as such).
+        adopt: a test of a folder without a manifest: whether it holds this command's outputs
+            written without one (it is resumed as such; else its entries matching ``names``
+            refuse it).
 
     Attributes: ``dir`` (the folder), ``resumed`` (a run of this command is there to
-    continue), ``finished`` (that run finished: a resumable command refuses it itself, after
-    its own checks).
+    continue), ``finished`` (that run finished: a resumable command decides itself, after its
+    own checks).
     """
 
     def __init__(
@@ -89,7 +95,7 @@ class OutputFolder:
         overwrite: bool | None = False,
         resumable: bool = False,
         same_version: bool = True,
-        adopt: str | None = None,
+        adopt: Callable[[Path], bool] | None = None,
     ) -> None:
         self.command, self.path = command, Path(path)
         with self.writing():
@@ -122,15 +128,19 @@ class OutputFolder:
         overwrite: bool | None,
         versioned: bool,
         resumable: bool,
-        adopt: str | None,
+        adopt: Callable[[Path], bool] | None,
     ) -> None:
         old = self.previous
+        was = (old or {}).get("per_image") or {}
+        wrote = _folders((old or {}).get("files", []), was.get("dirs", []), was.get("names", []))
+        # before anything is deleted: the entries it names, and the folders a run wrote in
+        self._refuse_links([p.name for p in self._matching(names)] + wrote)
         advice = "choose another output folder" + (
             " or pass --overwrite (overwrite=True) to replace it" if overwrite is not None else ""
         )
         if old is None:
-            if adopt is not None and (self.dir / adopt).exists():
-                log.info("%s: %s marks a folder of fcrattack %s", self.dir, adopt, self.command)
+            if adopt is not None and adopt(self.dir):
+                log.info("%s: a folder of fcrattack %s, without a manifest", self.dir, self.command)
                 self.resumed = True
                 return
             found = self._found(names)
@@ -163,14 +173,28 @@ class OutputFolder:
         else:
             self.resumed, self.finished = True, bool(old.get("finished"))
 
+    def _matching(self, names: Sequence[str]) -> list[Path]:
+        """The entries of the folder that match ``names``."""
+        entries = [p for p in sorted(self.dir.iterdir()) if p.name != LOCK]
+        return [p for p in entries if any(fnmatch.fnmatchcase(p.name, n) for n in names)]
+
     def _found(self, names: Sequence[str]) -> list[str]:
         """The entries of the folder that match ``names`` (folders shown with a /)."""
-        entries = [p for p in sorted(self.dir.iterdir()) if p.name != LOCK]
-        return [
-            p.name + ("/" if p.is_dir() else "")
-            for p in entries
-            if any(fnmatch.fnmatchcase(p.name, n) for n in names)
-        ]
+        return [p.name + ("/" if p.is_dir() else "") for p in self._matching(names)]
+
+    def _refuse_links(self, paths: Iterable[str]) -> None:
+        """Refuse the folder when one of ``paths`` (relative) exists and leads outside it
+        through a link: writing there would change what the run did not write."""
+        root = self.dir.resolve()
+        for rel in sorted(set(paths)):
+            path = self.dir / rel
+            real = Path(os.path.realpath(path))  # every link followed, a dangling one too
+            if os.path.lexists(path) and real != root and root not in real.parents:
+                raise ValueError(
+                    f"{self.dir}: {rel} is a link to {real}, outside the output folder; "
+                    "fcrattack writes only inside its folder: replace the link, or choose "
+                    "another output folder"
+                )
 
     def listed(self) -> list[str]:
         """Every path the folder's manifest lists (relative), the manifest itself last."""
@@ -199,7 +223,7 @@ class OutputFolder:
                 if _inside(path, root) and path.is_dir() and not path.is_symlink():
                     with suppress(OSError):  # only an empty one: a user's file keeps it
                         path.rmdir()
-        self.previous, self.resumed = None, False
+        self.previous, self.resumed, self.finished = None, False, False
 
     def record(
         self,
@@ -213,6 +237,8 @@ class OutputFolder:
         manifest listed; call it before writing any of them."""
         old = self.previous if self.resumed and self.previous else {}
         dirs, names = per_image or ((), ())
+        files = list(files)
+        self._refuse_links(_folders(files, dirs, names))
         before = old.get("per_image") or {}
         manifest = {
             "command": self.command,
@@ -229,7 +255,8 @@ class OutputFolder:
         self.previous, self.resumed = manifest, True
 
     def finish(self) -> None:
-        """Mark the run finished (a rerun is then refused unless ``overwrite``)."""
+        """Mark the run finished (a rerun is then refused unless ``overwrite``, or left as it
+        is by a resumable command)."""
         old = self.previous or {}
         per_image = old.get("per_image") or {}
         self.record(
@@ -278,6 +305,13 @@ def writing(folder: str | Path) -> Iterator[None]:
         )
         error.errno = exc.errno
         raise error from exc
+
+
+def _folders(files: Iterable[str], dirs: Iterable[str], names: Iterable[str]) -> list[str]:
+    """The folders (relative) that ``files`` and every pair of ``dirs`` and ``names`` lie in."""
+    subs = {p.as_posix() for n in names for p in Path(n).parents if p.parts}
+    found = {p.as_posix() for f in files for p in Path(f).parents if p.parts}
+    return sorted({*found, *dirs, *(f"{d}/{sub}" for d in dirs for sub in subs)})
 
 
 def _inside(path: Path, root: Path) -> bool:

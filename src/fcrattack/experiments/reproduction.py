@@ -82,13 +82,58 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
     }
 
 
+CONFIG = "config.json"
+
+
+def saved_configs(out_dir: str | Path) -> dict[str, dict[str, Any]] | None:
+    """The experiment configs of ``out_dir/config.json`` by name (None without the file);
+    a ValueError when the file is not of the form ``reproduce`` writes: a non-empty JSON
+    object whose every value is the config of the known experiment its key names, with its
+    ``version`` and ``scale``."""
+    path = Path(out_dir) / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a config.json of fcrattack reproduce ({exc})") from None
+    if not isinstance(saved, dict) or not saved:
+        why = "not a JSON object of experiment configs" if saved else "no experiment config"
+    else:
+        why = next((f"{k!r}: {w}" for k, v in saved.items() if (w := _not_config(k, v))), "")
+    if why:
+        raise ValueError(f"{path} is not a config.json of fcrattack reproduce ({why})")
+    return saved
+
+
+def _not_config(name: str, cfg: Any) -> str:
+    """Why ``cfg`` is not the saved config of experiment ``name`` ("" when it is)."""
+    if name not in EXPERIMENTS:
+        return "not an experiment of fcrattack"
+    if not isinstance(cfg, dict) or cfg.get("name") != name:
+        return "not the config of that experiment"
+    version = cfg.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        return "no config version"
+    scale = cfg.get("scale", cfg.get("preset"))  # "preset" before config version 3
+    return "" if isinstance(scale, str) else "no scale"
+
+
+def _ours(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a ``config.json`` of ``reproduce`` (``saved_configs``)."""
+    try:
+        return saved_configs(out_dir) is not None
+    except ValueError:
+        return False
+
+
 def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
     """Raise ValueError when ``out_dir`` holds records of one of ``configs`` written by another
     scale or a config version whose records cannot be read (``READABLE``), or records without
     the ``config.json`` that says what wrote them: record keys name explicit settings only, so
     resuming would mix their results silently."""
-    path = out_dir / "config.json"
-    if not path.is_file():
+    saved = saved_configs(out_dir)
+    if saved is None:
         found = [p.name for p in (out_dir / RECORDS, out_dir / PACKED) if p.is_file()]
         found += sorted(p.name for p in out_dir.glob(part_glob(RECORDS)))
         if found:
@@ -98,7 +143,6 @@ def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:
                 "this run's: choose another output folder"
             )
         return
-    saved = json.loads(path.read_text())
     for cfg in configs:
         old = saved.get(cfg.name)
         if old is None:
@@ -142,8 +186,9 @@ def reproduce(
     already there. ``root``: the shared data/models folder (default:
     ``fcrattack.data.shared_root``), which must exist; ``quiet``: no progress bars. The
     folder is guarded as every command's (``fcrattack.base.outputs.OutputFolder``: one
-    writer at a time; a folder of another command, or holding records without the
-    ``config.json`` that names them, is refused). Returns the wall time (s) per experiment."""
+    writer at a time; a folder of another command, holding records without the
+    ``config.json`` that names them, or a ``config.json`` not of the form ``reproduce`` writes
+    (``saved_configs``), is refused). Returns the wall time (s) per experiment."""
     if name_or_all == "all":
         items: list[str | ExperimentConfig] = [k for k, e in EXPERIMENTS.items() if e.in_all]
     elif isinstance(name_or_all, (str, ExperimentConfig)):
@@ -211,7 +256,7 @@ def _open(
                 overwrite=None,
                 resumable=True,
                 same_version=False,
-                adopt="config.json",
+                adopt=_ours,
             )
             check_resumable(folder.dir, configs)
             folder.record(())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..experiments import EXPERIMENTS, Results
 from ..experiments.machinery.spec import READABLE
+from ..experiments.reproduction import saved_configs
 from ..metrics import CONVENTIONS
 from ..viz.document import Block, Table, fmt, to_html, to_markdown
 
@@ -112,6 +113,7 @@ def render(out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into ``out_dir`` from its
     records; returns the two report paths."""
     out = Path(out_dir)
+    saved_configs(out)  # a config.json of another program: refused, before anything is written
     res = Results(out)
     if not res.config:
         raise FileNotFoundError(f"{out} has no config.json: run an experiment into it first")
