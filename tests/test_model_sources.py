@@ -471,7 +471,10 @@ def _config(path: Path, name: str) -> dict:
         return json.loads(z.read(next(n for n in z.namelist() if n.endswith(name))))
 
 
-@pytest.mark.parametrize("case", ["protocol-0", "headerless", "outside", "custom", "aoti"])
+@pytest.mark.parametrize(
+    "case",
+    ["protocol-0", "headerless", "outside", "custom", "aoti", "raw-and-pickled", "top", "twice"],
+)
 def test_export_file_with_any_unpickled_entry_is_refused_by_role(case: str, tmp_path: Path) -> None:
     """Whatever the bytes look like: an entry torch would unpickle must load with
     weights_only=True, whichever config or folder makes torch read it."""
@@ -492,11 +495,21 @@ def test_export_file_with_any_unpickled_entry_is_refused_by_role(case: str, tmp_
             {"config": {"c": {"path_name": "opaque_obj_0", "use_pickle": True}}}
         ).encode()
         change["+data/constants/opaque_obj_0"] = code
-    else:  # compiled code torch could load beside the program
-        change["+data/aotinductor/model/model.so"] = b"\x7fELF" + bytes(60)
+    elif case == "raw-and-pickled":  # one file named raw by one entry, pickled by another
+        weights["config"]["zz"] = dict(first, use_pickle=True)
+        change["data/weights/" + first["path_name"]] = _torch_saved({"x": _Opens(marker)})
+    elif case == "aoti":  # compiled code torch could load beside the program
+        change["+data/aotinductor/model/model.json"] = b"{}"
     change["model_weights_config.json"] = json.dumps(weights).encode()
     evil = tmp_path / "evil.pt2"
     _rewrite(good, evil, change)
+    if case in ("top", "twice"):  # an entry outside the root; a name twice, the first hostile
+        with zipfile.ZipFile(good) as a, zipfile.ZipFile(evil, "w") as b:
+            name = next(n for n in a.namelist() if n.endswith("sample_inputs/model.pt"))
+            hostile = _torch_saved({"x": _Opens(marker)})
+            b.writestr("serialized_state_dict.pt" if case == "top" else name, hostile)
+            for info in a.infolist():
+                b.writestr(info, a.read(info))
     with pytest.raises(ValueError, match="refused") as exc:
         load_model(f"export:{evil}")
     assert "\n" not in str(exc.value)

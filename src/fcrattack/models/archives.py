@@ -40,6 +40,8 @@ EXPORT_ENTRIES = ("archive_format", "models/")
 TEXT_ENTRIES = frozenset(
     {"archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id"}
 )
+#: folders of compiled programs that torch may load beside the exported one
+COMPILED_DIRS = ("data/aotinductor/", "data/executorch/", "data/mtia/")
 #: the folders of the payload configs (``*_config.json``), whose entries name payload files
 PAYLOAD_DIRS = ("data/weights/", "data/constants/")
 #: the prefix of constant payloads that are tensors (others are custom objects torch unpickles)
@@ -185,6 +187,7 @@ def _raw_payloads(entries: dict[str, bytes]) -> tuple[set[str], str | None]:
     """The entries that payload configs name as raw tensor bytes (``use_pickle`` false), and
     why the configs are refused (a name leaving its folder, a custom-object constant)."""
     raw: set[str] = set()
+    pickled: set[str] = set()  # a name that one entry calls raw and another pickled is checked
     for name, data in entries.items():
         folder = next((d for d in PAYLOAD_DIRS if name.startswith(d)), None)
         if folder is None or not name.endswith("_config.json"):
@@ -194,14 +197,13 @@ def _raw_payloads(entries: dict[str, bytes]) -> tuple[set[str], str | None]:
             items = [(str(m["path_name"]), bool(m.get("use_pickle"))) for m in config.values()]
         except (ValueError, KeyError, TypeError, AttributeError):
             return raw, f"{name} is not a payload config as torch.export.save writes it"
-        for path_name, pickled in items:
+        for path_name, unpickled in items:
             if posixpath.normpath(path_name) != path_name or "/" in path_name:
                 return raw, f"{name} names a payload outside its folder ({path_name!r})"
             if folder == "data/constants/" and not path_name.startswith(TENSOR_CONSTANT_PREFIX):
                 return raw, f"{name} holds a custom-object constant ({path_name})"
-            if not pickled:
-                raw.add(folder + path_name)
-    return raw, None
+            (pickled if unpickled else raw).add(folder + path_name)
+    return raw - pickled, None
 
 
 def _expressions(value: Any) -> Iterator[str]:
@@ -236,6 +238,8 @@ def _entry_refusal(name: str, data: bytes, raw: set[str]) -> str | None:
     """Why the entry ``name`` (below the archive's root folder) could run code, or None."""
     if _imports(data):
         return f"{name} is a pickle that imports code"
+    if name.startswith(COMPILED_DIRS):
+        return f"{name} is compiled code (AOTInductor, ExecuTorch or MTIA), which torch may load"
     if name in TEXT_ENTRIES or name.startswith("extra/") or name in raw:
         return None
     if name.endswith(".json"):
@@ -251,8 +255,17 @@ def _entry_refusal(name: str, data: bytes, raw: set[str]) -> str | None:
 def _refusal(data: bytes) -> str | None:
     """Why the ``.pt2`` archive ``data`` would run code when loaded, or None."""
     with zipfile.ZipFile(io.BytesIO(data)) as z:
+        infos = z.infolist()
+        names = [i.filename for i in infos]
+        roots = {n.partition("/")[0] for n in names}
+        if len(roots) != 1 or any("/" not in n for n in names):
+            return "its entries are not all below one root folder (as torch.export.save writes)"
+        if len(set(names)) != len(names):
+            return (
+                "it holds two entries of one name (torch and this check could read different ones)"
+            )
         # torch reads entries below the archive's one root folder (its name is free)
-        entries = {i.filename.partition("/")[2]: z.read(i) for i in z.infolist()}
+        entries = {i.filename.partition("/")[2]: z.read(i) for i in infos}
     raw, reason = _raw_payloads(entries)
     if reason is not None:
         return reason
