@@ -242,3 +242,26 @@ def test_a_model_output_other_than_finite_logits_is_one_clear_error(
         ["cam", *spec, "--out", str(tmp_path / "c")],
     ):
         _one_line_error(argv, capsys, message)
+
+
+class _Detached(torch.nn.Module):
+    """A model whose logits carry no gradient (its forward detaches them)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).detach()
+
+
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "cw", "region-ddn", "jsma"])
+def test_a_model_without_gradient_is_one_clear_error(resnet20, x_y, name):
+    """Regression: a model returning detached logits ended in autograd's 'element 0 of
+    tensors does not require grad' traceback in every gradient attack and in Grad-CAM."""
+    x, y = x_y
+    model = _Detached(resnet20)
+    with pytest.raises(ValueError, match="does not depend on its input through autograd"):
+        fcrattack.build(name, model).run(x[:2], y[:2])
+    with pytest.raises(ValueError, match="does not depend on its input through autograd"):
+        fcrattack.gradcam(model, x[:2], y[:2])

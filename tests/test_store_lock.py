@@ -197,3 +197,37 @@ def test_the_committed_result_folders_are_reproduce_folders(tmp_path: Path) -> N
         (copy / "config.json").write_bytes((folder / "config.json").read_bytes())
         with OutputFolder(copy, "reproduce", names=OUTPUTS, resumable=True, adopt=_ours) as f:
             assert f.resumed
+
+
+@pytest.mark.parametrize("link", ["report.md", "figures", "records.jsonl.gz"])
+def test_report_refuses_links_out_of_the_folder(link: str, tmp_path: Path) -> None:
+    """Regression: ``fcrattack report`` wrote through a ``report.md`` linked to a user's file
+    (and read linked records) where ``reproduce`` refuses such links."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "results" / "whitebox-imagenet", out)
+    mine = tmp_path / "mine"
+    if link == "figures":
+        mine.mkdir()
+        (mine / "notes.txt").write_text("keep")
+    else:
+        mine.write_bytes((out / link).read_bytes() if (out / link).exists() else b"keep")
+    before = sorted((p.name, p.read_bytes()) for p in [mine, *mine.glob("*")] if p.is_file())
+    shutil.rmtree(out / link) if (out / link).is_dir() else (out / link).unlink()
+    (out / link).symlink_to(mine)
+    with pytest.raises(ValueError, match="outside the output folder"):
+        render(out)
+    assert (
+        sorted((p.name, p.read_bytes()) for p in [mine, *mine.glob("*")] if p.is_file()) == before
+    )
+
+
+def test_a_deeply_nested_config_is_one_line(tmp_path: Path, capsys) -> None:
+    """Regression: a config.json nested 100,000 deep ended in a RecursionError traceback."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["-q", "report", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a config.json" in err[0], err

@@ -31,7 +31,13 @@ import torch
 from torch import nn
 
 from ..base.seeding import MAX_SEED, image_seeds
-from ..base.validation import check_images, check_labels, check_logits, check_mask, check_model
+from ..base.validation import (
+    check_images,
+    check_labels,
+    check_logits,
+    check_mask,
+    check_model,
+)
 from ..base.warn import warn
 from ..cam import Region
 from ..metrics import attack_success, perturbation_norms, quantize_uint8
@@ -66,6 +72,8 @@ class Attack(Configurable):
     #: its own where it may take them (it learns the number of classes, to check the labels
     #: against, from one image once per model)
     reports_clean: ClassVar[bool] = False
+    #: whether the attack differentiates the model (run() checks once that it can)
+    needs_gradient: ClassVar[bool] = True
 
     targeted = Option(Bool(), False, "aim at run()'s target= classes instead of away from y")
     seed = Option(Int(min=0, max=MAX_SEED), 0, "seed of the per-image random streams")
@@ -219,6 +227,8 @@ class Attack(Configurable):
             )
 
         with torch.inference_mode(False), eval_mode(self.model):
+            if self.needs_gradient:  # once per model: a detached output would fail deep inside
+                self._state.check_gradient(self.model, x[:1].to(dev, torch.float32))
             parts = self._state.in_batches(n, self.execution, batch)
         return AttackResult.concat(parts)
 

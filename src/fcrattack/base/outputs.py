@@ -183,18 +183,8 @@ class OutputFolder:
         return [p.name + ("/" if p.is_dir() else "") for p in self._matching(names)]
 
     def _refuse_links(self, paths: Iterable[str]) -> None:
-        """Refuse the folder when one of ``paths`` (relative) exists and leads outside it
-        through a link: writing there would change what the run did not write."""
-        root = self.dir.resolve()
-        for rel in sorted(set(paths)):
-            path = self.dir / rel
-            real = Path(os.path.realpath(path))  # every link followed, a dangling one too
-            if os.path.lexists(path) and real != root and root not in real.parents:
-                raise ValueError(
-                    f"{self.dir}: {rel} is a link to {real}, outside the output folder; "
-                    "fcrattack writes only inside its folder: replace the link, or choose "
-                    "another output folder"
-                )
+        """``refuse_links`` of this folder."""
+        refuse_links(self.dir, paths)
 
     def listed(self) -> list[str]:
         """Every path the folder's manifest lists (relative), the manifest itself last."""
@@ -285,6 +275,22 @@ class OutputFolder:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def refuse_links(folder: Path, paths: Iterable[str]) -> None:
+    """Raise ValueError when one of ``paths`` (relative to ``folder``) exists and leads
+    outside ``folder`` through a link: writing or reading there would touch what the folder's
+    run did not write."""
+    root = folder.resolve()
+    for rel in sorted(set(paths)):
+        path = folder / rel
+        real = Path(os.path.realpath(path))  # every link followed, a dangling one too
+        if os.path.lexists(path) and real != root and root not in real.parents:
+            raise ValueError(
+                f"{folder}: {rel} is a link to {real}, outside the output folder; "
+                "fcrattack writes only inside its folder: replace the link, or choose "
+                "another output folder"
+            )
 
 
 @contextmanager

@@ -113,6 +113,22 @@ def check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor:
     return mask
 
 
+#: why a gradient attack or Grad-CAM cannot run on a model whose output has no gradient
+NO_GRADIENT = (
+    "the model's output does not depend on its input through autograd (it is detached, or "
+    "computed under torch.no_grad() or outside torch): gradient attacks and Grad-CAM need "
+    "d logits / d x; use a model whose forward keeps the graph, or a score-based attack "
+    "(onepixel)"
+)
+
+
+def check_differentiable(logits: torch.Tensor) -> None:
+    """Raise ValueError (``NO_GRADIENT``) when ``logits``, computed from an input that
+    requires grad, carry no gradient."""
+    if not logits.requires_grad:
+        raise ValueError(NO_GRADIENT)
+
+
 def check_logits(out: Any, n: int) -> None:
     """The model must return finite floating-point logits of shape (N, K) for a batch of n
     images (``check_output``, then the shape, then NaN and inf)."""

@@ -24,7 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..base.validation import check_images, check_labels, check_logits, check_model
+from ..base.validation import (
+    check_differentiable,
+    check_images,
+    check_labels,
+    check_logits,
+    check_model,
+)
 from ..base.warn import warn
 from ..models.mode import eval_mode
 from .layers import auto_layer, check_hookable, info_layer, named_layer, record_calls, split_layer
@@ -97,6 +103,7 @@ def gradcam(
         with eval_mode(model, warn=False), torch.enable_grad(), record_calls(model, names) as rec:
             logits = model(xin)
             check_logits(logits, x.shape[0])
+            check_differentiable(logits)
             acts = auto_layer(rec)[1] if layer is None else named_layer(rec, layer)
             if y is None:
                 y = logits.argmax(1)

@@ -95,7 +95,7 @@ def saved_configs(out_dir: str | Path) -> dict[str, dict[str, Any]] | None:
         return None
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"{path} is not a config.json of fcrattack reproduce ({exc})") from None
     if not isinstance(saved, dict) or not saved:
         why = "not a JSON object of experiment configs" if saved else "no experiment config"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..base.outputs import refuse_links
 from ..experiments import EXPERIMENTS, Results
 from ..experiments.machinery.spec import READABLE
 from ..experiments.reproduction import saved_configs
@@ -113,6 +114,11 @@ def render(out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into ``out_dir`` from its
     records; returns the two report paths."""
     out = Path(out_dir)
+    # what the report reads and writes stays inside the folder (a link out is refused)
+    names = ["report.md", "report.html", "figures", "config.json", "status.json", "env.json"]
+    names += [p.name for p in out.glob("records*.jsonl*")]
+    names += [f"figures/{p.name}" for p in (out / "figures").glob("*")]
+    refuse_links(out, names)
     saved_configs(out)  # a config.json of another program: refused, before anything is written
     res = Results(out)
     if not res.config:
