@@ -84,9 +84,7 @@ def test_auto_batch_size_halves_on_oom(resnet20, correct_batch, caplog):
     with caplog.at_level(logging.WARNING, logger="fcrattack.attacks.execution"):
         res = attack.run(x, y)
     assert torch.equal(res.x_adv, ref.x_adv) and torch.equal(res.success, ref.success)
-    # the one-image gradient probe, then 16 and 8 failed
-    assert model.sizes[:3] == [1, 16, 8]
-    assert attack._state.batch_limit == 4 and max(model.sizes[3:]) <= 4
+    assert attack._state.batch_limit == 4 and max(model.sizes[2:]) <= 4  # 16, 8 failed
     assert sum("out of memory" in r.message for r in caplog.records) == 2
     model.sizes.clear()
     attack.run(x[:8], y[:8])  # the working size is remembered

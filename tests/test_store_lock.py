@@ -214,7 +214,10 @@ def test_report_refuses_links_out_of_the_folder(link: str, tmp_path: Path) -> No
     else:
         mine.write_bytes((out / link).read_bytes() if (out / link).exists() else b"keep")
     before = sorted((p.name, p.read_bytes()) for p in [mine, *mine.glob("*")] if p.is_file())
-    shutil.rmtree(out / link) if (out / link).is_dir() else (out / link).unlink()
+    if (out / link).is_dir():
+        shutil.rmtree(out / link)
+    elif (out / link).exists():
+        (out / link).unlink()
     (out / link).symlink_to(mine)
     with pytest.raises(ValueError, match="outside the output folder"):
         render(out)

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..base.seeding import MAX_SEED, image_seeds
 from ..base.validation import (
+    NO_GRADIENT,
     check_images,
     check_labels,
     check_logits,
@@ -72,8 +73,6 @@ class Attack(Configurable):
     #: its own where it may take them (it learns the number of classes, to check the labels
     #: against, from one image once per model)
     reports_clean: ClassVar[bool] = False
-    #: whether the attack differentiates the model (run() checks once that it can)
-    needs_gradient: ClassVar[bool] = True
 
     targeted = Option(Bool(), False, "aim at run()'s target= classes instead of away from y")
     seed = Option(Int(min=0, max=MAX_SEED), 0, "seed of the per-image random streams")
@@ -227,9 +226,12 @@ class Attack(Configurable):
             )
 
         with torch.inference_mode(False), eval_mode(self.model):
-            if self.needs_gradient:  # once per model: a detached output would fail deep inside
-                self._state.check_gradient(self.model, x[:1].to(dev, torch.float32))
-            parts = self._state.in_batches(n, self.execution, batch)
+            try:
+                parts = self._state.in_batches(n, self.execution, batch)
+            except RuntimeError as exc:  # autograd's words for a model output without gradient
+                if "does not require grad" not in str(exc):
+                    raise
+                raise ValueError(f"{self.name}: {NO_GRADIENT}") from None
         return AttackResult.concat(parts)
 
     def _run_batch(

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from ..base.validation import check_differentiable
 from ..metrics import attack_success
 from ..options import Bool, Budget, Float, Int, Option, Optional
 from .base import Attack, BatchContext
@@ -119,6 +120,8 @@ class CW(GridMixin, Attack):
                 x_adv = self.straight_through(t["x"], (t["x"] + change).clamp(0, 1))
                 l2 = (x_adv - t["x"]).flatten(1).pow(2).sum(1)
                 logits = self.model(x_adv)
+                if step == 1:  # the distance term alone would give a gradient: no error
+                    check_differentiable(logits)
                 marg = margin(logits, t["y"], t["target"])
                 loss = l2 + t["c"] * marg.clamp_min(-self.kappa)
                 (g,) = torch.autograd.grad(loss.sum(), w)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from ..base.validation import check_differentiable, check_logits
+from ..base.validation import check_logits
 from ..base.warn import warn
 from ..options import Bool, Choice, Configurable, Int, Kind, Option, Optional
 
@@ -106,29 +106,13 @@ class ExecutionState:
 
     def num_classes(self, model: nn.Module, probe: torch.Tensor) -> int:
         """The number of classes K of ``model``: its logits (n, K) on ``probe`` (n, C, H, W),
-        checked, from one forward pass per model (the model is recognised by identity; the
-        pass of ``check_gradient`` counts)."""
+        checked, from one forward pass per model (the model is recognised by identity)."""
         if self._classes is None or self._classes[0] is not model:
             with torch.no_grad():
                 logits = model(probe)
             check_logits(logits, probe.shape[0])
             self._classes = (model, logits.shape[1])
         return self._classes[1]
-
-    def check_gradient(self, model: nn.Module, probe: torch.Tensor) -> None:
-        """Raise ValueError (``NO_GRADIENT``) when ``model``'s output on ``probe``
-        (n, C, H, W) carries no gradient, once per model; a valid output also gives
-        ``num_classes``. Other outputs than a tensor are left to the batch's ``check_logits``,
-        which names them with the batch's shape."""
-        if self._classes is not None and self._classes[0] is model:
-            return
-        with torch.enable_grad():
-            out = model(probe.detach().clone().requires_grad_(True))
-        if not isinstance(out, torch.Tensor):
-            return
-        check_differentiable(out)
-        if out.dim() == 2 and out.is_floating_point() and bool(torch.isfinite(out).all()):
-            self._classes = (model, out.shape[1])
 
     def in_batches(self, n: int, settings: Execution, run: Callable[[slice], R]) -> list[R]:
         """``run(slice)`` over consecutive slices of ``range(n)`` of the configured batch size;

@@ -59,7 +59,6 @@ class OnePixel(Attack):
     settings: 5 pixels (the FCR paper) with Su et al.'s population 400 and 100 generations."""
 
     name = "onepixel"
-    needs_gradient = False
     PAPER = {"cifar10": _PAPER, "imagenet": _PAPER}
     RENAMED = {"F": "differential_weight"}
 
