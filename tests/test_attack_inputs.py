@@ -81,6 +81,13 @@ def test_whole_number_floats_are_counts_and_fractions_are_refused(resnet20, x_y,
         capsys,
         "steps must be a whole number",
     )
+    # a count written in digits is read exactly (10**30 was shown as 1e+30), however long
+    for digits in ("1" + "0" * 30, "9" * 5000):
+        _one_line_error(
+            ["attack", "--attack", "pgd", "--opt", f"steps={digits}", "--out", str(tmp_path / "o")],
+            capsys,
+            f"steps is too large, got {digits[:8]}... ({len(digits)} digits)",
+        )
     assert not (tmp_path / "o").exists()
 
 

@@ -539,7 +539,8 @@ def test_export_file_of_a_fixed_batch_says_so_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A program exported for batches of 1 (no dynamic_shapes) refuses other batches with
-    one line naming the remedy, and runs with --batch-size 1."""
+    one line naming the remedy, and runs with --batch-size 1; one of a fixed batch of 2 is
+    told only to re-export (no batch size fits a smaller last batch)."""
     path = tmp_path / "one.pt2"
     torch.export.save(torch.export.export(load_model("default"), (X[:1],)), str(path))
     model = load_model(f"export:{path}")
@@ -555,6 +556,11 @@ def test_export_file_of_a_fixed_batch_says_so_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--batch-size 1" in err[0], err
     assert main([*base, "--batch-size", "1", "--out", "b"]) == 0
+    two = tmp_path / "two.pt2"  # a fixed batch of 2: no --batch-size fits a smaller last batch
+    torch.export.save(torch.export.export(load_model("default"), (X[:2],)), str(two))
+    assert main([*base, "--model", f"export:{two}", "--out", "c"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exactly 2 image" in err[0] and "--batch-size" not in err[0], err
 
 
 def test_export_file_with_code_in_a_shape_expression_is_refused(tmp_path: Path) -> None:

@@ -141,8 +141,8 @@ def test_export_path_is_checked_before_training(
     cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Regression: ``--export`` replaced a user's file, replaced ``OUT/last.pt`` with weights
-    that cannot resume, and a folder, a missing folder or an unwritable one failed with a
-    traceback only after training."""
+    that cannot resume, and a folder, a missing folder (also ``missing/../w.pt``), the run
+    folder itself or an unwritable one failed with a traceback only after training."""
     precious = tmp_path / "precious.pt"
     precious.write_text("my precious\n")
     (tmp_path / "folder").mkdir()
@@ -154,6 +154,9 @@ def test_export_path_is_checked_before_training(
         ([str(tmp_path / "folder")], "is a folder"),
         ([str(tmp_path / "no" / "such" / "w.pt")], "does not exist"),
         ([str(out / "last.pt")], "one of the run's own files"),
+        ([str(out)], "is the run folder"),
+        ([str(tmp_path)], "is the run folder"),
+        ([str(tmp_path / "missing" / ".." / "w.pt")], "does not exist"),
         ([str(init), "--init", str(init)], "one of the run's own files"),
     ]
     if Path("/proc/self").is_dir():

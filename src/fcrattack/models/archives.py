@@ -25,6 +25,7 @@ import json
 import pickletools
 import posixpath
 import re
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,8 +296,10 @@ def load_export(path: str) -> nn.Module:
             f"export:{path}: refused, loading it could run code from the file: {reason}"
         )
     try:
-        program = torch.export.load(io.BytesIO(data))
-        module = torch.export.unflatten(program)
+        with warnings.catch_warnings():  # torch's own deprecation notices, not the user's
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.export.load(io.BytesIO(data))
+            module = torch.export.unflatten(program)
     except Exception as exc:  # torch raises many kinds for a file it cannot read
         raise ValueError(
             f"export:{path}: not a loadable torch.export program ({expected}): {torch_reason(exc)}"
@@ -324,9 +327,11 @@ def _check_batch(path: str, size: int, module: nn.Module, args: tuple[Any, ...])
     own guard raises a multi-line error deep in the call)."""
     x = args[0] if args else None
     if isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] != size:
+        advice = (  # fcrattack's batches end in a smaller one: only batch 1 fits them all
+            ", or pass --batch-size 1 (Execution(batch_size=1) in Python)" if size == 1 else ""
+        )
         raise ValueError(
             f"export:{path} takes batches of exactly {size} image(s) (it was exported with a "
             f"fixed batch dimension), not {x.shape[0]}: export it with a dynamic batch "
-            "(dynamic_shapes={'x': {0: torch.export.Dim('batch')}}), or, for a file of "
-            "batch 1, pass --batch-size 1 (Execution(batch_size=1) in Python)"
+            f"(dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}}){advice}"
         )

@@ -3,7 +3,8 @@ without its optimiser state, marked as fcrattack's own export.
 
 The export path is checked before anything is written (``check_export``; the command line
 checks it before training starts): its folder must exist and take a new file, it must not be
-a folder, nor one of the run's own files (its checkpoint, its lock, its ``--init``). An
+a folder, nor the run folder or one above it, nor one of the run's own files (its checkpoint,
+its lock, its ``--init``). An
 existing file there is replaced only when it is an earlier export, recognised by the key
 ``EXPORT_MARK`` that every export holds (read with ``weights_only=True``); anything else is
 refused, naming the file. The export is written to a temporary file of its own name beside it
@@ -67,6 +68,11 @@ def check_export(dest: str | Path, run: str | Path, keep: Iterable[str | Path] =
             f"export path {path} is one of the run's own files (its checkpoint, lock or "
             "--init): choose another path"
         )
+    if target == run_folder or target in run_folder.parents:
+        raise ValueError(
+            f"export path {path} is the run folder {run} or a folder above it: name a file "
+            "outside the run folder"
+        )
     if path.is_dir():
         raise ValueError(f"export path {path} is a folder: name a file in it, e.g. {path}/w.pt")
     if path.exists() and not is_export(path):
@@ -77,7 +83,7 @@ def check_export(dest: str | Path, run: str | Path, keep: Iterable[str | Path] =
     folder = target.parent
     if folder == run_folder and not folder.exists():
         return path  # the run creates its folder
-    if not folder.is_dir():
+    if not path.parent.is_dir():  # as written: the OS walks ``a/../`` only when a/ exists
         raise ValueError(f"export path {path}: folder {path.parent} does not exist")
     try:  # a probe file of our own: permissions alone do not say (root, /proc, read-only)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".tmp"):

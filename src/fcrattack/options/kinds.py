@@ -117,7 +117,11 @@ class Int(Kind):
         return int(number)
 
     def parse(self, name: str, text: str) -> int:
-        return self.coerce(name, _parse_number(name, text))
+        if re.fullmatch(r"\s*[+-]?[0-9]+\s*", text) is None:
+            return self.coerce(name, _parse_number(name, text))
+        if len(text.strip()) > 20:  # beyond every bound (and int()'s own digit limit)
+            raise OptionError(f"option {name} is too large, got {_digits(text.strip())}")
+        return self.coerce(name, int(text))  # read exactly: shown as written
 
     def describe(self) -> str:
         return " ".join(["int", _bounds(self.min, self.max, False, False)]).strip()
