@@ -109,6 +109,19 @@ def test_options_beyond_float32_and_combinations_on_assignment(resnet20):
     assert JSMA(resnet20, theta=2).theta == 2.0  # any non-zero theta, as before
 
 
+@pytest.mark.parametrize("name", sorted(fcrattack.ATTACKS))
+def test_a_misspelt_option_assigned_is_an_error(resnet20, name):
+    """Regression: ``atk.stpes = 10`` set an attribute that nothing reads, and the attack ran
+    with its default steps."""
+    attack = fcrattack.build(name, resnet20)
+    with pytest.raises(AttributeError, match=r"has no option 'stpes'.*\(options: "):
+        attack.stpes = 10
+    assert not hasattr(attack, "stpes")
+    option = next(iter(attack.options()))
+    setattr(attack, option, getattr(attack, option))  # options and the model stay settable
+    attack.model = resnet20
+
+
 def test_target_needs_a_targeted_attack_and_another_class(resnet20, x_y):
     """Regression: an untargeted attack given ``target=`` silently turned targeted, and a
     targeted attack with ``target == y`` counted unchanged images as successes."""

@@ -39,10 +39,8 @@ images attacked one by one (up to the model's floating-point batch effects).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import torch
-from torch import nn
 
 from ..metrics import attack_success
 from ..options import Choice, Float, Int, Option, Optional
@@ -76,9 +74,8 @@ class OnePixel(Attack):
         Optional(Int(min=1)), None, "candidate images per forward pass (None: chosen by device)"
     )
 
-    def __init__(self, model: nn.Module, /, **options: Any) -> None:
-        super().__init__(model, **options)
-        self.evaluations = 0
+    #: candidate images evaluated since construction
+    evaluations: int = 0
 
     def check_input(self, x: torch.Tensor) -> None:
         """Refuse more pixels per candidate than an image of x (N, C, H, W) has."""

@@ -4,6 +4,7 @@ constructor, its signature and the ``Args:`` section of the docstring)."""
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import warnings
 from typing import Any, ClassVar, overload
@@ -144,6 +145,22 @@ class Configurable:
             setattr(self, name, value)
         self.check()
         object.__setattr__(self, "_configured", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Set an attribute; once configured, a public name that is neither an option nor an
+        attribute already set (a typo: ``atk.stpes = 10``) is an AttributeError naming the
+        options, and an old option name sets the new one."""
+        if not name.startswith("_") and getattr(self, "_configured", False):
+            if name in self.RENAMED:
+                name = next(iter(self.current_names({name: value})))
+            elif name not in self.__dict__ and not hasattr(type(self), name):
+                close = difflib.get_close_matches(name, self._options, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise AttributeError(
+                    f"{type(self).__name__} has no option {name!r}{hint} "
+                    f"(options: {', '.join(self._options)})"
+                )
+        super().__setattr__(name, value)
 
     def check(self) -> None:
         """Validate combinations of options (single options are checked by their kind)."""
