@@ -44,6 +44,22 @@ def test_a_huge_seed_is_one_clear_line(
         samples(5, seed=10**30)
 
 
+@pytest.mark.parametrize("threads", ["100000", "9" * 5000])
+def test_too_many_threads_is_one_clear_line(
+    threads: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: ``--threads 100000`` crashed torch's thread pool (exit 139), and 20000
+    stopped it with an OpenMP error."""
+    argv = ["-q", "--threads", threads, "attack", "--n", "2", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = _error(capsys)
+    cpus = os.cpu_count() or 1
+    assert "--threads: " in err and len(err) < 200, err
+    if len(threads) < 20:
+        assert f"at most {4 * cpus} threads" in err and "got '100000'" in err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("target", ["\u00b2", "\uff13", "\u0663"])
 def test_a_target_of_other_digits_is_no_class_index(
     target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

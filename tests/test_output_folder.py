@@ -105,6 +105,46 @@ def test_overwrite_deletes_only_what_the_earlier_run_wrote(tmp_path: Path) -> No
     assert sorted(p.name for p in (out / "img").iterdir()) == ["notes.md"]
 
 
+def test_files_of_the_users_named_like_transient_ones_survive_overwrite_and_resume(
+    tmp_path: Path,
+) -> None:
+    """Regression: --overwrite deleted files of the user's whose names a run might have used
+    for a moment (``summary.json.tmp``, ``results.rank0.jsonl``, ...), and the end of a run
+    (a resumed one too) removed ``page/`` with a file of the user's in it."""
+    out = tmp_path / "run"
+    assert _attack(out, "--page", "2") == 0
+    names = [
+        "summary.json.tmp",
+        "results.jsonl.tmp",
+        "run.json.tmp",
+        "manifest.json.tmp",
+        "results.rank0.jsonl",
+        "page/00000000.pt.tmp",
+        "page/notes.txt",
+    ]
+    mine = {out / n: f"mine {n}\n".encode() for n in names}
+
+    def place() -> None:
+        for path, data in mine.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+    place()
+    assert _attack(out, "--page", "2", "--overwrite") == 0
+    assert {p: p.read_bytes() for p in mine} == mine
+    assert len(_rows(out)) == 4 and (out / "index.html").is_file()
+    # an unfinished run (two records kept), resumed: the same files stay
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").write_text("".join(lines[:2]))
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**manifest, "finished": False}))
+    assert _attack(out, "--page", "2") == 0
+    assert {p: p.read_bytes() for p in mine} == mine
+    assert len(_rows(out)) == 4
+    left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if ".tmp" in p.name)
+    assert left == sorted(n for n in names if ".tmp" in n)  # no temporary file of a run's
+
+
 def test_overwrite_through_the_api_removes_images_the_new_run_does_not_write(
     tmp_path: Path,
 ) -> None:
@@ -258,7 +298,7 @@ def test_a_read_only_folder_is_one_line(
     out.chmod(0o555)
     try:
         if os.access(out, os.W_OK):  # root: permissions do not stop it, simulate
-            import fcrattack.base.store as store
+            import fcrattack.base.lock as store
 
             def denied(self: object, *args: object, **kwargs: object) -> None:
                 raise PermissionError(errno.EACCES, "Permission denied", str(out / ".x"))
@@ -391,5 +431,5 @@ def test_a_refused_folder_keeps_no_lock_file(
         train(TrainConfig(epochs=1), data, None, mine)
     argv = ["-q", "reproduce", "masked-fgsm", "--shared", str(tmp_path), "--out", str(mine)]
     assert main(argv) == 2
-    assert "holds config.json, and no manifest.json" in _error(capsys)
+    assert "config.json is not a config.json of fcrattack reproduce" in _error(capsys)
     assert sorted(p.name for p in mine.iterdir()) == ["config.json", "last.pt"]

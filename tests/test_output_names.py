@@ -5,7 +5,9 @@ of another; and the pages link to them whatever characters the names hold."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import urllib.parse
 from pathlib import Path
 
@@ -103,3 +105,25 @@ def test_page_links_survive_hash_and_question_marks(tmp_path: Path) -> None:
     assert "src='img/a%23b%3Fc/clean.png'" in html and "src='f%231.png'" in html
     md = to_markdown([Block("table", table=table)])
     assert "(img/a%23b%3Fc/clean.png)" in md
+
+
+@pytest.mark.skipif(
+    sys.platform in ("darwin", "win32"), reason="the file system takes only UTF-8 names"
+)
+def test_a_file_name_that_is_not_utf8_is_skipped_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: an image named with a byte that is not UTF-8 stopped the run with "'utf-8'
+    codec can't encode character '\\udcff'", naming no file."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    x = samples(2).images
+    save_png(x[0], folder / "ok.png")
+    save_png(x[1], folder / os.fsdecode(b"bad\xffname.png"))
+    out = tmp_path / "o"
+    argv = ["-q", "attack", "--attack", "fgsm", "--data", str(folder), "--labels", "pred"]
+    assert main([*argv, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "skipping 1 entries whose names are not UTF-8" in err and "bad\\udcffname.png" in err
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["ok.png"]

@@ -1,21 +1,25 @@
-"""One writer per output folder (``fcrattack.base.store.WriterLock``, taken by every command
+"""One writer per output folder (``fcrattack.base.lock.WriterLock``, taken by every command
 that writes), records read once per key whatever a folder holds, and ``reproduce`` folders
 whose records no ``config.json`` names refused."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import SHARED, _need
+from fcrattack.base.lock import LOCK, WriterLock
 from fcrattack.base.outputs import OutputFolder
-from fcrattack.base.store import LOCK, RECORDS, ResultStore, WriterLock, read_records
+from fcrattack.base.store import RECORDS, ResultStore, read_records
 from fcrattack.cli import main
 from fcrattack.data import Dataset
 from fcrattack.experiments import run
@@ -26,7 +30,7 @@ from test_experiments import tiny_masked_fgsm
 SRC = Path(__file__).resolve().parents[1] / "src"
 HOLD = (
     "import sys, time\n"
-    "from fcrattack.base.store import WriterLock\n"
+    "from fcrattack.base.lock import WriterLock\n"
     "lock = WriterLock(sys.argv[1])\n"
     "print('locked', flush=True)\n"
     "time.sleep(600)\n"
@@ -128,7 +132,7 @@ def test_a_lock_file_removed_by_its_holder_is_not_taken_for_the_lock(
 ) -> None:
     """The lock file is removed by the run that created it (a refused run leaves none): a
     writer that opened it just before is not left locking a removed file beside a new one."""
-    import fcrattack.base.store as store
+    import fcrattack.base.lock as store
 
     out = tmp_path / "o"
     first = WriterLock(out)
@@ -234,3 +238,142 @@ def test_a_deeply_nested_config_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["-q", "report", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a config.json" in err[0], err
+
+
+def _committed_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "results" / "whitebox-imagenet", out)
+    return out
+
+
+def _rewrite_records(out: Path, change: Callable[[list[bytes]], list[bytes]]) -> None:
+    packed = out / "records.jsonl.gz"
+    lines = gzip.decompress(packed.read_bytes()).splitlines(keepends=True)
+    packed.write_bytes(gzip.compress(b"".join(change(lines))))
+
+
+def _first(field: str, value: str) -> Callable[[list[bytes]], list[bytes]]:
+    """A change of the first record: ``field`` set to the JSON text ``value`` (or removed)."""
+
+    def change(lines: list[bytes]) -> list[bytes]:
+        record = json.loads(lines[0])
+        record.pop(field)
+        text = json.dumps(record)[:-1] + (f', "{field}": {value}}}' if value else "}")
+        return [text.encode() + b"\n", *lines[1:]]
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("success", '"no"', "success is not true or false"),
+        ("success", "2", "success is not true or false"),
+        ("l2", '"big"', "l2 is not a finite number"),
+        ("l2", "NaN", "l2 is not a finite number"),
+        ("label", "-1", "label is not a class index"),
+        ("model", "", "model is not text"),
+    ],
+)
+def test_a_record_of_another_form_is_refused_by_the_report(
+    field: str, value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a record whose ``success`` was the text "no" counted as a success, one
+    whose ``l2`` was text or NaN was silently left out of the means, and one without its
+    ``model`` stopped the report with a traceback."""
+    out = _committed_copy(tmp_path)
+    _rewrite_records(out, _first(field, value))
+    assert main(["-q", "report", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and str(out) in err[0], err
+
+
+def test_lines_that_are_no_records_are_skipped_and_a_damaged_gzip_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a records line ``[1, 2]`` or ``null`` and a records.jsonl.gz that is not
+    gzip ended in tracebacks."""
+    out = _committed_copy(tmp_path)
+    assert main(["-q", "report", str(out)]) == 0
+    before = (out / "report.md").read_text()
+    _rewrite_records(out, lambda lines: [b"[1, 2]\n", *lines, b"null\n", b'{"key": 3}\n'])
+    capsys.readouterr()
+    assert main(["-q", "report", str(out)]) == 0
+    assert (out / "report.md").read_text() == before
+    assert capsys.readouterr().err.count("not a record with a key") == 3
+    (out / "records.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    assert main(["-q", "report", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "damaged gzip file of records" in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("parts",), {"a": 1}, "parts: not a list"),
+        (("parts", 0, "models"), None, "parts[0].models: not a list"),
+        (("parts", 0, "data", "n"), "two", "parts[0].data.n: not a non-negative integer"),
+        (("parts", 0, "data", "n"), 10**400, "parts[0].data.n: not a non-negative integer"),
+        (("parts", 0, "data", "n"), -5, "parts[0].data.n: not a non-negative integer"),
+        (("parts", 0, "data", "n"), 2.5, "parts[0].data.n: not a non-negative integer"),
+        (("parts", 0, "data", "n"), True, "parts[0].data.n: not a non-negative integer"),
+        (("parts", 0, "data", "seed"), math.nan, "parts[0].data.seed: not a non-negative"),
+        (("t",), math.inf, "t: not a finite number"),
+        (("zzz",), 1, "unknown key 'zzz'"),
+    ],
+)
+def test_a_config_value_of_another_type_is_refused(
+    path: tuple, value: object, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: config.json values of the wrong type (``n`` "two", 10**400, -5, 2.5, true;
+    a NaN seed; an unknown key) were accepted, and ``parts`` as an object or ``models`` null
+    stopped the report with a traceback."""
+    out = _committed_copy(tmp_path)
+    config = json.loads((out / "config.json").read_text())
+    target = config["whitebox-imagenet"]
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    (out / "config.json").write_text(json.dumps(config))
+    for argv in (["report", str(out)], ["reproduce", "whitebox-imagenet", "--out", str(out)]):
+        assert main(["-q", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0] and "config.json" in err[0], err
+
+
+@pytest.mark.parametrize("text", [b"my notes\n", b"\xff\xfe binary"])
+def test_a_file_named_like_the_lock_is_not_rewritten(
+    text: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a file of the user's named ``.fcrattack.lock`` in --out was overwritten
+    with a process number."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / LOCK).write_bytes(text)
+    assert main(_attack(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file of another program" in err[0], err
+    assert (out / LOCK).read_bytes() == text
+    (out / LOCK).write_text("12345")  # left by a killed run: taken over, then removed
+    assert main(_attack(out)) == 0
+
+
+def test_an_edited_attack_record_is_named_not_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression (the class of ``"success": "no"`` counted as a success): the summary of a
+    resumed ``fcrattack attack`` names a record whose fields are of another type."""
+    out = tmp_path / "run"
+    assert main(_attack(out)) == 0
+    path = out / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["success"] = "no"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:1]))  # one left to do
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "finished": False}))
+    capsys.readouterr()
+    assert main(_attack(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "success is not true or false, got 'no'" in err[0], err

@@ -5,12 +5,13 @@ its last good checkpoint, and quiet runs without progress bars."""
 from __future__ import annotations
 
 import errno
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-import fcrattack.models.exported as exported
 import fcrattack.models.train as training
 from fcrattack.cli import main
 from fcrattack.data import CIFAR10_CLASSES, samples
@@ -85,6 +86,24 @@ def test_resume_with_other_settings_is_refused_naming_them(
     assert main(_argv(cifar_root, out, *base)) == 0  # the same settings still resume
 
 
+def test_resume_on_other_images_of_the_same_number_is_refused(
+    cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a run resumed on another training set of the same size (here: one image's
+    pixels changed) went on silently; only the number of images was compared."""
+    out = tmp_path / "run"
+    base = ["--epochs", "1", "--batch-size", "16"]
+    assert main(_argv(cifar_root, out, *base)) == 0
+    other = tmp_path / "other"
+    shutil.copytree(cifar_root, other)
+    first = sorted((other / "train").rglob("*.png"))[3]
+    save_png(1 - samples(1).images[0], first)
+    capsys.readouterr()
+    assert main(_argv(other, out, *base)) == 2
+    line = _one_line_error(capsys)
+    assert "train_data" in line and "train_images" not in line, line
+
+
 def test_last_pt_that_is_no_training_checkpoint_is_a_one_line_error(
     cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -154,6 +173,7 @@ def test_export_path_is_checked_before_training(
         ([str(tmp_path / "folder")], "is a folder"),
         ([str(tmp_path / "no" / "such" / "w.pt")], "does not exist"),
         ([str(out / "last.pt")], "one of the run's own files"),
+        ([str(out / "manifest.json")], "one of the run's own files"),
         ([str(out)], "is the run folder"),
         ([str(tmp_path)], "is the run folder"),
         ([str(tmp_path / "missing" / ".." / "w.pt")], "does not exist"),
@@ -197,7 +217,7 @@ def test_export_replaces_only_an_earlier_export_and_names_a_failed_write(
     def full_disk(*_: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(exported.os, "replace", full_disk)
+    monkeypatch.setattr(os, "replace", full_disk)
     capsys.readouterr()
     assert main(argv) == 2
     line = _one_line_error(capsys)

@@ -75,7 +75,7 @@ from typing import Any
 from ..attacks import Attack, uses_cam
 from ..base.distributed import Context
 from ..base.outputs import OutputFolder, writing
-from ..base.store import ResultStore, read_records, write_jsonl
+from ..base.store import ResultStore, part_file, read_records, write_jsonl
 from ..data import Dataset, ImageList, batches
 from ..metrics import summarize_records
 from ..viz.images import png_names
@@ -215,7 +215,9 @@ def _attack_all(
     """Attack this rank's images that have no record yet, batch by batch (``step``); returns
     the store with every rank's records."""
     attack, data = step.attack, step.data
-    store = ctx.store(step.out, RESULTS)
+    # the parts of this run's ranks (an interrupted run's were merged by ``prepare_output``)
+    parts = [part_file(RESULTS, r) for r in range(ctx.world)] if ctx.world > 1 else []
+    store = ctx.store(step.out, RESULTS, listed=parts)
     mine = ctx.shard([i for i, k in enumerate(data.ids) if k not in store])
     bar = progress_bar(
         None, quiet or not ctx.is_main, total=len(mine), desc=attack.name, unit="img"

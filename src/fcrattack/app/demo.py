@@ -57,9 +57,7 @@ def run_demo(
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= SAMPLES:
         raise ValueError(f"n must be a number of bundled samples, 1-{SAMPLES}, got {n!r}")
     with OutputFolder(out, "demo", names=DEMO_OUTPUTS, overwrite=overwrite) as folder:
-        folder.record(
-            [*DEMO_OUTPUTS[1:], *(f + ".tmp" for f in DEMO_OUTPUTS[2:]), *picture_paths(n, 3)]
-        )
+        folder.record([*DEMO_OUTPUTS[1:], *picture_paths(n, 3)])
         with folder.writing():
             done = _demo(folder.dir, n, seed, device or torch.device("cpu"), quiet)
             folder.finish()

@@ -125,9 +125,9 @@ def prepare_output(
         if folder.finished:
             return folder, done
         shown = min(page, len(names))
-        atomic = [RUN, RESULTS, SUMMARY, *(page_item(i) for i in range(shown))]  # + ".tmp"
-        files = [*atomic, *(f + ".tmp" for f in atomic), "index.html", *picture_paths(shown, 1)]
-        files += [part_file(RESULTS, r) for r in range(world)]
+        files = [RUN, RESULTS, SUMMARY, "index.html", *(page_item(i) for i in range(shown))]
+        files += picture_paths(shown, 1)
+        files += [part_file(RESULTS, r) for r in range(world)] if world > 1 else []
         folder.record(
             files, (("adv", "cam", "mask") if region else ("adv",), [n.as_posix() for n in names])
         )
@@ -150,7 +150,7 @@ def _resumable(folder: OutputFolder, settings: dict[str, Any]) -> int:
     old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
     diff = ["run.json: missing"] if old is None else _differences(old, settings)
     with folder.writing():
-        records = merge_parts(out, RESULTS).records.values()
+        records = merge_parts(out, RESULTS, listed=folder.listed()).records.values()
     done = len(records)
     if diff and not any("skipped" not in r for r in records):
         log.info("%s: replacing a run that attacked no image (%s)", out, "; ".join(diff[:3]))

@@ -3,8 +3,8 @@ kept under ``page/`` while the run may be resumed, and the page written from it 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -60,9 +60,13 @@ def load_page(out: Path, ids: Sequence[str], k: int) -> Page | None:
     )
 
 
-def remove_page_items(out: Path) -> None:
-    """Delete the kept page items (``page/``) of a finished run."""
-    shutil.rmtree(out / PAGE, ignore_errors=True)
+def remove_page_items(out: Path, k: int) -> None:
+    """Delete the kept page items of the first ``k`` positions (``page/``) of a finished run,
+    and the folder when that leaves it empty: nothing else (a file of the user's keeps it)."""
+    for i in range(k):
+        (out / page_item(i)).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        (out / PAGE).rmdir()
 
 
 def write_attack_page(
@@ -99,5 +103,5 @@ def write_attack_page(
             {attack.name: summary},
             table,
         )
-    remove_page_items(out)
+    remove_page_items(out, k)
     return shown is not None

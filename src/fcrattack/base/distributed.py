@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -169,14 +169,20 @@ class Context:
         return box[0]
 
     def store(
-        self, out_dir: str | Path, filename: str = RECORDS, *, upgrade: Upgrade | None = None
+        self,
+        out_dir: str | Path,
+        filename: str = RECORDS,
+        *,
+        upgrade: Upgrade | None = None,
+        listed: Collection[str] | None = None,
     ) -> ResultStore:
         """The store of ``filename`` for this rank (records read by ``upgrade``): the plain
         ``ResultStore`` in a world of 1 (after merging leftover parts of an interrupted
-        data-parallel run), else a ``RankStore``."""
+        data-parallel run), else a ``RankStore``. ``listed``: the only part names merged
+        (``merge_parts``; None: every part)."""
         if not self.active:
-            return merge_parts(out_dir, filename, upgrade=upgrade)
-        return RankStore(out_dir, self, filename, upgrade=upgrade)
+            return merge_parts(out_dir, filename, upgrade=upgrade, listed=listed)
+        return RankStore(out_dir, self, filename, upgrade=upgrade, listed=listed)
 
     def sync(self, store: ResultStore) -> None:
         """End of a job: merge every rank's part into ``records.jsonl`` and reload it."""
@@ -195,11 +201,12 @@ class RankStore(ResultStore):
         filename: str = RECORDS,
         *,
         upgrade: Upgrade | None = None,
+        listed: Collection[str] | None = None,
     ) -> None:
-        self.ctx, self.filename = ctx, filename
+        self.ctx, self.filename, self.listed = ctx, filename, listed
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         if ctx.is_main:  # leftovers of an interrupted run, any world size
-            merge_parts(out_dir, filename, upgrade=upgrade)
+            merge_parts(out_dir, filename, upgrade=upgrade, listed=listed)
         ctx.barrier()
         self.merged = Path(out_dir) / filename
         super().__init__(out_dir, filename=part_file(filename, ctx.rank), upgrade=upgrade)
@@ -217,6 +224,6 @@ class RankStore(ResultStore):
     def sync(self) -> None:
         self.ctx.barrier()  # every rank has written its part of the job
         if self.ctx.is_main:
-            merge_parts(self.dir, self.filename, upgrade=self.upgrade)
+            merge_parts(self.dir, self.filename, upgrade=self.upgrade, listed=self.listed)
         self.ctx.barrier()  # the merged file is complete
         self._reload()

@@ -3,7 +3,7 @@
 
 ``OutputFolder`` is the one guard. Opening a folder for a command
 
-- locks it (``fcrattack.base.store.WriterLock``): a second run into it is refused while the
+- locks it (``fcrattack.base.lock.WriterLock``): a second run into it is refused while the
   first runs, a killed run leaves no stale lock, and a refused one no lock file;
 - reads its manifest, ``manifest.json``: the command and fcrattack version that wrote the
   folder, whether that run finished, and every path it may write (listed before the first of
@@ -49,7 +49,8 @@ from types import TracebackType
 from typing import Any
 
 from .._version import __version__
-from .store import LOCK, WriterLock, output_dir, write_json
+from .lock import LOCK, WriterLock, output_dir
+from .store import write_json
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class OutputFolder:
         per_image = old.get("per_image") or {}
         paths = list(old.get("files", []))
         paths += [f"{d}/{n}" for d in per_image.get("dirs", []) for n in per_image.get("names", [])]
-        return [*paths, MANIFEST + ".tmp", MANIFEST]
+        return [*paths, MANIFEST]
 
     def clear(self) -> None:
         """Delete the files the manifest lists, and the folders that leaves empty; nothing

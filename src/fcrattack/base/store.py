@@ -13,11 +13,10 @@ Data-parallel parts: under ``torchrun`` each rank appends to its own part of a r
 appends the parts' new records to the file and deletes them: the one merge of
 ``fcrattack reproduce`` (``fcrattack.base.distributed``) and ``fcrattack attack``.
 
-One writer: ``WriterLock`` holds an exclusive lock on an output folder while a command
-writes into it (``fcrattack.base.outputs.OutputFolder`` takes it for ``attack``, ``cam``,
-``demo`` and ``reproduce``; ``fcrattack train`` takes it too), so a second run into the same
-folder is refused instead of appending a second copy of every record. Reading de-duplicates
-by key all the same: a folder written twice by an older version reports each record once.
+One writer: ``fcrattack.base.lock.WriterLock`` holds an exclusive lock on an output folder
+while a command writes into it, so a second run into the same folder is refused instead of
+appending a second copy of every record. Reading de-duplicates by key all the same: a folder
+written twice by an older version reports each record once.
 
 Packed records: ``ResultStore.pack`` moves every record into ``records.jsonl.gz``
 (replaced atomically; gzip without a timestamp, so the same records give the same bytes),
@@ -35,17 +34,13 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+import secrets
+import zlib
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import torch
-
-try:  # POSIX; elsewhere (Windows) a folder is not locked
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -54,103 +49,6 @@ Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
 
 RECORDS = "records.jsonl"
 PACKED = RECORDS + ".gz"
-#: the lock file of an output folder (``WriterLock``)
-LOCK = ".fcrattack.lock"
-
-
-class WriterLock:
-    """An exclusive lock on the output folder ``folder`` (created) for one writer: an
-    ``fcntl.flock`` on ``folder/.fcrattack.lock``, which also names the holding process. The
-    kernel releases it when the process ends, so a killed run never leaves it stuck; ``close``
-    (or leaving the ``with`` block) releases it before, and removes the lock file when this
-    lock created it, so a run (a refused one too) leaves no lock file behind. A second writer
-    gets a ValueError naming the folder and the process that holds it. Where ``fcntl`` is
-    missing (Windows) the folder is not locked."""
-
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = output_dir(folder)
-        self._file: Any = None
-        self._created = False
-        if fcntl is None:  # pragma: no cover - Windows
-            return
-        path = self.folder / LOCK
-        while self._file is None:  # again when the file was removed before it was locked
-            f, created = _open_lock(path)
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                holder = f.read().strip()
-                f.close()
-                raise ValueError(
-                    f"{self.folder} is being written by another fcrattack run"
-                    + (f" (process {holder})" if holder.isdigit() else "")
-                    + ": wait for it to finish, or choose another output folder"
-                ) from None
-            if not _same_file(f, path):  # its holder removed it on closing: not the lock
-                f.close()
-                continue
-            f.seek(0)
-            f.truncate()
-            f.write(str(os.getpid()))
-            f.flush()
-            self._file, self._created = f, created
-
-    def close(self) -> None:
-        """Release the lock, removing the lock file first when this lock created it (while
-        it is held: a writer that opened the file meanwhile sees it gone, ``_same_file``)."""
-        if self._file is not None:
-            if self._created:
-                with contextlib.suppress(OSError):
-                    (self.folder / LOCK).unlink()
-            self._file.close()  # closing the descriptor releases the flock
-            self._file = None
-
-    def __enter__(self) -> WriterLock:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def _open_lock(path: Path) -> tuple[Any, bool]:
-    """The lock file ``path``, opened for reading and writing, and whether it was created."""
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            return os.fdopen(fd, "r+", encoding="utf-8"), True
-        except FileExistsError:
-            pass
-        try:
-            return os.fdopen(os.open(path, os.O_RDWR), "r+", encoding="utf-8"), False
-        except FileNotFoundError:  # removed in between: create it
-            continue
-
-
-def _same_file(f: Any, path: Path) -> bool:
-    """Whether the open file ``f`` still is the file at ``path``."""
-    try:
-        here, there = os.fstat(f.fileno()), os.stat(path)
-    except FileNotFoundError:
-        return False
-    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-
-
-def output_dir(path: str | Path) -> Path:
-    """``path`` as an output folder, created; an existing file or an empty name (which would
-    write into the working directory) is refused."""
-    if not str(path).strip():
-        raise ValueError("the output folder must be named, got an empty string")
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output folder {out} is an existing file")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def json_safe(value: Any) -> Any:
@@ -169,35 +67,45 @@ def dumps(value: Any, indent: int | None = None) -> str:
     return json.dumps(json_safe(value), sort_keys=True, allow_nan=False, indent=indent)
 
 
-def write_json(path: str | Path, value: Any) -> Path:
-    """Write ``value`` as indented JSON, atomically (a temporary file, then renamed)."""
+def replace_file(path: str | Path, data: bytes, *, sync: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically: into a new temporary file of a name no other
+    write uses (``.<name>.<pid>.<random>.tmp`` beside it, so no file of the user's is ever
+    taken for one), then renamed over ``path``; the temporary file is removed when the write
+    fails (a process killed while writing leaves it, hidden: no later run can tell it for one
+    of its own, so none deletes it). ``sync``: fsync it before the rename."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps(value, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with tmp.open("xb") as f:
+            f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     return path
+
+
+def write_json(path: str | Path, value: Any) -> Path:
+    """Write ``value`` as indented JSON, atomically (``replace_file``)."""
+    return replace_file(path, (dumps(value, indent=1) + "\n").encode("utf-8"))
 
 
 def write_torch(path: str | Path, value: Any) -> Path:
     """``torch.save`` of ``value`` to ``path``, atomically: serialised in memory first, so a
     full or read-only disk is an ``OSError`` naming the file (torch's own writer reports it as
     a RuntimeError of its zip container)."""
-    path = Path(path)
     buffer = io.BytesIO()
     torch.save(value, buffer)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.replace(path)
-    return path
+    return replace_file(path, buffer.getvalue())
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     """Write ``rows`` as JSON Lines, atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(dumps(r) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return replace_file(path, "".join(dumps(r) + "\n" for r in rows).encode("utf-8"))
 
 
 def record_key(
@@ -213,16 +121,29 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         return
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            if not line.endswith(b"\n"):
-                log.warning("%s: dropping partial last line %d (interrupted write)", path, number)
-                return
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                log.warning("%s: skipping unreadable line %d", path, number)
+    packed = path.suffix == ".gz"
+    opener: Any = gzip.open if packed else open
+    try:
+        with opener(path, "rb") as f:
+            for number, line in enumerate(f, 1):
+                if not line.endswith(b"\n"):
+                    log.warning(
+                        "%s: dropping partial last line %d (interrupted write)", path, number
+                    )
+                    return
+                try:
+                    record = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                    log.warning("%s: skipping unreadable line %d", path, number)
+                    continue
+                if isinstance(record, dict) and isinstance(record.get("key"), str):
+                    yield record
+                else:
+                    log.warning("%s: skipping line %d, not a record with a key", path, number)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        if not packed:
+            raise
+        raise ValueError(f"{path} is a damaged gzip file of records ({exc})") from None
 
 
 class ResultStore:
@@ -294,14 +215,11 @@ class ResultStore:
         """Write every record to ``records.jsonl.gz`` (atomically, reproducible bytes) and
         empty the plain file: the records then live in the packed file alone."""
         packed = self.dir / PACKED
-        tmp = packed.with_name(packed.name + ".tmp")
         text = "".join(dumps(r) + "\n" for r in self.records.values()).encode("utf-8")
-        with tmp.open("wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-                gz.write(text)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, packed)
+        buffer = io.BytesIO()
+        with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0, filename="") as gz:
+            gz.write(text)
+        replace_file(packed, buffer.getvalue(), sync=True)
         if self.path.is_file():  # its records are in the packed file now (read first)
             with self.path.open("r+b") as f:
                 f.truncate(0)
@@ -324,15 +242,24 @@ def part_glob(filename: str) -> str:
 
 
 def merge_parts(
-    out_dir: str | Path, filename: str = RECORDS, *, upgrade: Upgrade | None = None
+    out_dir: str | Path,
+    filename: str = RECORDS,
+    *,
+    upgrade: Upgrade | None = None,
+    listed: Collection[str] | None = None,
 ) -> ResultStore:
     """Append the records of every rank's part of ``filename`` in ``out_dir`` whose key is new
     to ``filename`` (one fsync'ed write, ``ResultStore.append``), then delete the parts (only
     once their records are safely in the file); returns the merged store (records read by
-    ``upgrade``)."""
+    ``upgrade``). ``listed``: the only part names that may be merged (those the folder's
+    manifest lists: a file of another name is not a run's part), or None: every part."""
     out = Path(out_dir)
     store = ResultStore(out, filename, upgrade=upgrade)
-    parts = sorted(out.glob(part_glob(filename)), key=lambda p: (len(p.name), p.name))
+    found = out.glob(part_glob(filename))
+    parts = sorted(
+        (p for p in found if listed is None or p.name in listed),
+        key=lambda p: (len(p.name), p.name),
+    )
     store.append(store.upgrade(rec) for p in parts for rec in read_records(p))
     for p in parts:
         p.unlink()

@@ -62,13 +62,26 @@ def _show_warning(
 _default_show: Any = warnings.showwarning
 
 
+#: the longest error line the command line prints (-v logs the whole message)
+MAX_ERROR = 500
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message as one line: its lines joined by `` | `` (a message of a user's
+    factory or of a library may span several), cut at ``MAX_ERROR`` characters."""
+    text = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if len(text) > MAX_ERROR:
+        text = text[:MAX_ERROR] + "... (the whole message: rerun with -v)"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 2 user error)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except CLIError as exc:
-        print(f"fcrattack: error: {exc}", file=sys.stderr)
+        print(f"fcrattack: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
@@ -84,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(args))
     except (CLIError, *USER_ERRORS) as exc:
         log.debug("error details", exc_info=True)
-        print(f"fcrattack: error: {exc}", file=sys.stderr)
+        print(f"fcrattack: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         log.debug("interrupted", exc_info=True)

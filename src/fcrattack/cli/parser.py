@@ -15,7 +15,7 @@ from ..experiments import EXPERIMENTS, SCALES
 from ..models import ARCHITECTURES
 from . import commands
 from .commands import CLIError
-from .values import SAMPLES, count, floats, out_dir, positive, samples, seed
+from .values import SAMPLES, count, floats, out_dir, positive, samples, seed, threads
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,7 +93,7 @@ def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
 def _global_flags(p: argparse.ArgumentParser, default: Any) -> None:
     p.add_argument(
         "--threads",
-        type=positive,
+        type=threads,
         default=None if default is False else default,
         help="CPU threads for torch (default: 1 for demo, else torch's choice; "
         "1 is often fastest on a busy machine)",

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 from ..app.demo import SAMPLES
 from ..base.seeding import MAX_SEED
 
-__all__ = ["SAMPLES", "count", "floats", "out_dir", "positive", "samples", "seed"]
+__all__ = ["SAMPLES", "count", "floats", "out_dir", "positive", "samples", "seed", "threads"]
+
+#: the most threads ``--threads`` takes, per CPU of the machine (more only slows torch down,
+#: and tens of thousands stop its thread pool)
+THREADS_PER_CPU = 4
+
+
+def _shown(text: str) -> str:
+    """An argument's text as a message shows it: a long one cut, with its length."""
+    return repr(text) if len(text) <= 20 else f"{text[:8]!r}... ({len(text)} characters)"
 
 
 def positive(text: str) -> int:
@@ -17,9 +27,11 @@ def positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer, got {_shown(text)}"
+        ) from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+        raise argparse.ArgumentTypeError(f"must be positive, got {_shown(text)}")
     return value
 
 
@@ -28,9 +40,22 @@ def count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {_shown(text)}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {_shown(text)}")
+    return value
+
+
+def threads(text: str) -> int:
+    """CPU threads: 1 to ``THREADS_PER_CPU`` times the machine's CPUs."""
+    value = positive(text)
+    cpus = os.cpu_count() or 1
+    most = THREADS_PER_CPU * cpus
+    if value > most:
+        raise argparse.ArgumentTypeError(
+            f"at most {most} threads ({THREADS_PER_CPU} per CPU; this machine has {cpus}), "
+            f"got {_shown(text)}"
+        )
     return value
 
 

@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 
 #: the most pixels an image may have to be decoded (64 megapixels, from the file's header,
-#: before decoding): a larger one is skipped as unreadable. Decoding holds about 3 bytes per
-#: pixel, a few copies of it while converting, in each reader thread.
+#: before decoding): a larger one is skipped as unreadable. Decoding holds several copies of
+#: the image while converting, in each reader thread (docs/models-and-data.md: its peak).
 MAX_PIXELS = 64_000_000
 
 #: a PIL image -> PIL image step applied after decoding (e.g. resize and centre crop)

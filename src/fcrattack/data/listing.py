@@ -122,8 +122,29 @@ def match_classes(
 
 def visible(folder: Path) -> list[Path]:
     """The entries of ``folder`` whose names do not start with a dot (hidden files and
-    folders, e.g. ``.DS_Store`` or ``._photo.jpg``, are never read), sorted."""
-    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    folders, e.g. ``.DS_Store`` or ``._photo.jpg``, are never read), sorted; names that are
+    not UTF-8 (ids and output names are written as UTF-8) are skipped with a warning naming
+    them."""
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    bad = [p for p in entries if not _utf8(p.name)]
+    if bad:
+        shown = ", ".join(ascii(p.name) for p in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        log.warning(
+            "%s: skipping %d entries whose names are not UTF-8 (rename them to read them): %s",
+            ascii(str(folder)),
+            len(bad),
+            shown,
+        )
+    return [p for p in entries if _utf8(p.name)]
+
+
+def _utf8(name: str) -> bool:
+    """Whether a file name is UTF-8 text (Python holds other bytes as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def list_images(folder: Path) -> list[Path]:

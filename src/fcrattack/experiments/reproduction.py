@@ -32,6 +32,7 @@ from ..base.validation import resolve_device
 from ..data import shared_root
 from .machinery.driver import ExperimentDriver
 from .machinery.loaders import update_json
+from .machinery.saved_form import config_problem
 from .machinery.spec import READABLE, VERSION, ExperimentConfig, upgrade
 from .registry import EXPERIMENTS, get_config
 
@@ -116,15 +117,13 @@ def _not_config(name: str, cfg: Any) -> str:
     if isinstance(version, bool) or not isinstance(version, int):
         return "no config version"
     scale = cfg.get("scale", cfg.get("preset"))  # "preset" before config version 3
-    return "" if isinstance(scale, str) else "no scale"
+    return config_problem(cfg) if isinstance(scale, str) else "no scale"
 
 
 def _ours(out_dir: Path) -> bool:
-    """Whether ``out_dir`` holds a ``config.json`` of ``reproduce`` (``saved_configs``)."""
-    try:
-        return saved_configs(out_dir) is not None
-    except ValueError:
-        return False
+    """Whether ``out_dir`` holds a ``config.json`` of ``reproduce`` (``saved_configs``: a
+    ValueError naming the problem when it holds one of another form)."""
+    return saved_configs(out_dir) is not None
 
 
 def check_resumable(out_dir: Path, configs: Sequence[ExperimentConfig]) -> None:

@@ -15,9 +15,28 @@ from .norms import NORMS, summarize
 
 def _value(row: Mapping[str, Any], key: str) -> float:
     """A record's number, NaN where it is missing, null (a non-finite number written as
-    JSON) or not finite; NaN is left out of every mean."""
+    JSON) or not finite; NaN is left out of every mean. A value of another type is a
+    ValueError naming the record (a damaged or edited file)."""
     v = row.get(key)
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.nan
+    if v is None:
+        return math.nan
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"record {_name(row)}: {key} is not a number or null, got {v!r:.40}")
+    return float(v) if math.isfinite(v) else math.nan
+
+
+def _flag(row: Mapping[str, Any], key: str, default: bool | None = None) -> bool:
+    """A record's true-or-false field (``default`` where it is missing); a value of another
+    type is a ValueError naming the record."""
+    v = row.get(key, default)
+    if not isinstance(v, bool):
+        raise ValueError(f"record {_name(row)}: {key} is not true or false, got {v!r:.40}")
+    return v
+
+
+def _name(row: Mapping[str, Any]) -> str:
+    """How an error names a record: its key or image id."""
+    return repr(str(row.get("key", row.get("id", "?")))[:200])
 
 
 def summarize_records(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -35,18 +54,18 @@ def summarize_records(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     done = [r for r in rows if "skipped" not in r]
     if not done:
         raise ValueError("no image was attacked")
-    success = torch.tensor([bool(r["success"]) for r in done])
+    success = torch.tensor([_flag(r, "success") for r in done])
     targeted = "target" in done[0]
     valid = (
         torch.ones_like(success)
         if targeted
-        else torch.tensor([bool(r.get("clean_correct", True)) for r in done])
+        else torch.tensor([_flag(r, "clean_correct", True) for r in done])
     )
     norms = {k: torch.tensor([_value(r, k) for r in done], dtype=torch.float64) for k in NORMS}
     out = summarize(norms, success, valid)
     out["n_images"] = len(done)
     if "success_uint8" in done[0]:
-        q = torch.tensor([bool(r["success_uint8"]) for r in done])
+        q = torch.tensor([_flag(r, "success_uint8") for r in done])
         out["n_success_uint8"] = int((q & valid).sum())
     for key in ("mask_fraction", "time_s"):
         if key in done[0]:

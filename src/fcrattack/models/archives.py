@@ -6,14 +6,16 @@ the archive in full (sample inputs after a failed ``weights_only=True`` load, we
 constants marked ``use_pickle``, custom-object constants) and evaluates the program's
 symbolic-shape expressions with sympy (an ``eval``). So the archive is read into memory once
 and checked before torch sees it, by what torch does with each entry rather than by what its
-bytes look like: an entry is read as text (the format markers, ``extra/``), as JSON (whose
-symbolic-shape expressions must be plain arithmetic on shape symbols), or as raw tensor bytes
-(named by a weights or constants config with ``use_pickle`` false, and by no other role);
-every other entry, whatever torch would do with it, must be a ``torch.save`` blob that loads
-with ``weights_only=True`` (or be empty). Constants that torch reads as custom objects, and
-payload names that leave their folder, are refused outright. Torch's verifier then admits only
-operators as graph nodes. TorchScript files run code by design (their ``__setstate__`` methods
-run at load): ``torchscript:`` is for trusted files only.
+bytes look like or what they are named: an entry named by a weights or constants config with
+``use_pickle`` true must be a ``torch.save`` blob that loads with ``weights_only=True``; one
+named only with ``use_pickle`` false is raw tensor bytes; otherwise an entry is read as text
+(the format markers, ``extra/``) or, named ``*.json``, must be JSON whose symbolic-shape
+expressions are plain arithmetic on shape symbols; every other entry, whatever torch would
+do with it, must be a ``torch.save`` blob that loads with ``weights_only=True`` (or be
+empty). Constants that torch reads as custom objects, and payload names that leave their
+folder, are refused outright. Torch's verifier then admits only operators as graph nodes.
+TorchScript files run code by design (their ``__setstate__`` methods run at load):
+``torchscript:`` is for trusted files only.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import functools
 import importlib
 import io
 import json
-import pickletools
+import logging
+import lzma
 import posixpath
 import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,10 +49,19 @@ TEXT_ENTRIES = frozenset(
 COMPILED_DIRS = ("data/aotinductor/", "data/executorch/", "data/mtia/")
 #: the folders of the payload configs (``*_config.json``), whose entries name payload files
 PAYLOAD_DIRS = ("data/weights/", "data/constants/")
+#: what reading a damaged zip archive raises (bad headers, encryption, unknown or corrupt
+#: compression)
+UNREADABLE = (
+    zipfile.BadZipFile,
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    zlib.error,
+    lzma.LZMAError,
+)
 #: the prefix of constant payloads that are tensors (others are custom objects torch unpickles)
 TENSOR_CONSTANT_PREFIX = "tensor_"
-#: pickle opcodes that look up a global (what lets a pickle run code)
-IMPORTING_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2", "EXT4"}
 #: a token of a symbolic-shape expression: numbers, a quoted shape symbol, names, operators
 _TOKEN = re.compile(
     r"\s+|\d+(?:\.\d*)?(?:e[-+]?\d+)?|'[a-z]+\d+'|[A-Za-z_]\w*|\*\*|//|==|!=|<=|>=|[-+*/%(),<>=~&|]"
@@ -161,16 +174,6 @@ def load_torchscript(path: str) -> nn.Module:
         ) from None
 
 
-def _imports(data: bytes) -> bool:
-    """Whether ``data`` is a pickle (with a protocol header) that looks up a global."""
-    if data[:1] != b"\x80" or data[1:2] not in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        return False
-    try:  # an import before a later error would still run: refuse at the first one
-        return any(op.name in IMPORTING_OPCODES for op, _, _ in pickletools.genops(data))
-    except Exception:  # not a pickle: raw tensor bytes that happen to start so
-        return False
-
-
 def _weights_only(name: str, data: bytes) -> str | None:
     """Why ``data`` is not a ``torch.save`` blob that loads with ``weights_only=True``."""
     if not data:
@@ -184,9 +187,10 @@ def _weights_only(name: str, data: bytes) -> str | None:
     return None
 
 
-def _raw_payloads(entries: dict[str, bytes]) -> tuple[set[str], str | None]:
-    """The entries that payload configs name as raw tensor bytes (``use_pickle`` false), and
-    why the configs are refused (a name leaving its folder, a custom-object constant)."""
+def _payloads(entries: dict[str, bytes]) -> tuple[set[str], set[str], str | None]:
+    """The entries that payload configs name as raw tensor bytes (``use_pickle`` false) and
+    as pickled ones (true), and why the configs are refused (a name leaving its folder, a
+    custom-object constant)."""
     raw: set[str] = set()
     pickled: set[str] = set()  # a name that one entry calls raw and another pickled is checked
     for name, data in entries.items():
@@ -197,14 +201,14 @@ def _raw_payloads(entries: dict[str, bytes]) -> tuple[set[str], str | None]:
             config = json.loads(data)["config"]
             items = [(str(m["path_name"]), bool(m.get("use_pickle"))) for m in config.values()]
         except (ValueError, KeyError, TypeError, AttributeError):
-            return raw, f"{name} is not a payload config as torch.export.save writes it"
+            return raw, pickled, f"{name} is not a payload config as torch.export.save writes it"
         for path_name, unpickled in items:
             if posixpath.normpath(path_name) != path_name or "/" in path_name:
-                return raw, f"{name} names a payload outside its folder ({path_name!r})"
+                return raw, pickled, f"{name} names a payload outside its folder ({path_name!r})"
             if folder == "data/constants/" and not path_name.startswith(TENSOR_CONSTANT_PREFIX):
-                return raw, f"{name} holds a custom-object constant ({path_name})"
+                return raw, pickled, f"{name} holds a custom-object constant ({path_name})"
             (pickled if unpickled else raw).add(folder + path_name)
-    return raw - pickled, None
+    return raw - pickled, pickled, None
 
 
 def _expressions(value: Any) -> Iterator[str]:
@@ -235,19 +239,20 @@ def _plain_arithmetic(expr: str) -> bool:
     return True
 
 
-def _entry_refusal(name: str, data: bytes, raw: set[str]) -> str | None:
-    """Why the entry ``name`` (below the archive's root folder) could run code, or None."""
-    if _imports(data):
-        return f"{name} is a pickle that imports code"
+def _entry_refusal(name: str, data: bytes, raw: set[str], pickled: set[str]) -> str | None:
+    """Why the entry ``name`` (below the archive's root folder) could run code, or None: by
+    the role torch gives it (module docstring), whatever its name or bytes look like."""
     if name.startswith(COMPILED_DIRS):
         return f"{name} is compiled code (AOTInductor, ExecuTorch or MTIA), which torch may load"
+    if name in pickled:
+        return _weights_only(name, data)
     if name in TEXT_ENTRIES or name.startswith("extra/") or name in raw:
         return None
     if name.endswith(".json"):
         try:
             parsed = json.loads(data)
         except ValueError:
-            return None  # torch itself refuses it
+            return f"{name} is not JSON"
         bad = [e for e in _expressions(parsed) if not _plain_arithmetic(e)]
         return f"{name} has a symbolic expression that is not arithmetic" if bad else None
     return _weights_only(name, data)
@@ -267,11 +272,11 @@ def _refusal(data: bytes) -> str | None:
             )
         # torch reads entries below the archive's one root folder (its name is free)
         entries = {i.filename.partition("/")[2]: z.read(i) for i in infos}
-    raw, reason = _raw_payloads(entries)
+    raw, pickled, reason = _payloads(entries)
     if reason is not None:
         return reason
     for name, entry in entries.items():
-        reason = _entry_refusal(name, entry, raw)
+        reason = _entry_refusal(name, entry, raw, pickled)
         if reason is not None:
             return reason
     return None
@@ -289,13 +294,16 @@ def load_export(path: str) -> nn.Module:
         raise ValueError(f"export:{path}: {hint}")
     try:
         reason = _refusal(data)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except UNREADABLE as exc:
         raise ValueError(f"export:{path}: damaged archive ({expected}): {exc}") from None
     if reason is not None:
         raise ValueError(
             f"export:{path}: refused, loading it could run code from the file: {reason}"
         )
+    logger = logging.getLogger("torch.export")  # logs a traceback before its own error
+    level = logger.level
     try:
+        logger.setLevel(logging.CRITICAL)
         with warnings.catch_warnings():  # torch's own deprecation notices, not the user's
             warnings.simplefilter("ignore", FutureWarning)
             program = torch.export.load(io.BytesIO(data))
@@ -304,6 +312,8 @@ def load_export(path: str) -> nn.Module:
         raise ValueError(
             f"export:{path}: not a loadable torch.export program ({expected}): {torch_reason(exc)}"
         ) from None
+    finally:
+        logger.setLevel(level)
     size = _fixed_batch(program)
     if size is not None:
         module.register_forward_pre_hook(functools.partial(_check_batch, path, size))

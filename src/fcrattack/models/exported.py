@@ -4,25 +4,25 @@ without its optimiser state, marked as fcrattack's own export.
 The export path is checked before anything is written (``check_export``; the command line
 checks it before training starts): its folder must exist and take a new file, it must not be
 a folder, nor the run folder or one above it, nor one of the run's own files (its checkpoint,
-its lock, its ``--init``). An
-existing file there is replaced only when it is an earlier export, recognised by the key
-``EXPORT_MARK`` that every export holds (read with ``weights_only=True``); anything else is
-refused, naming the file. The export is written to a temporary file of its own name beside it
-and renamed over the path, so a failed write leaves an earlier export whole.
+its lock, a manifest, its ``--init``). An existing file there is replaced only when it is an
+earlier export, recognised by the key ``EXPORT_MARK`` that every export holds (read with
+``weights_only=True``); anything else is refused, naming the file. The export is written to a
+temporary file of its own beside it and renamed over the path
+(``fcrattack.base.store.replace_file``), so a failed write leaves an earlier export whole.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import secrets
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 
-from ..base.store import LOCK
+from ..base.lock import LOCK
+from ..base.outputs import MANIFEST
+from ..base.store import replace_file
 from .registry import read_checkpoint
 
 #: the key every export holds (its value: the export format's version)
@@ -34,8 +34,9 @@ KEPT = ("arch", "state_dict", "num_classes", "mean", "std", "epoch", "config", "
 
 
 def run_files(run: Path) -> tuple[Path, ...]:
-    """The files a training run writes into its folder ``run``."""
-    return (run / CHECKPOINT, run / (CHECKPOINT + ".tmp"), run / LOCK)
+    """The files a training run writes into its folder ``run``, and the manifest of a
+    command's output folder (``fcrattack.base.outputs``) that the run folder may also be."""
+    return (run / CHECKPOINT, run / LOCK, run / MANIFEST)
 
 
 def is_export(path: str | Path) -> bool:
@@ -65,8 +66,8 @@ def check_export(dest: str | Path, run: str | Path, keep: Iterable[str | Path] =
     own = {p.resolve() for p in (*run_files(Path(run)), *map(Path, keep))}
     if target in own:
         raise ValueError(
-            f"export path {path} is one of the run's own files (its checkpoint, lock or "
-            "--init): choose another path"
+            f"export path {path} is one of the run's own files (its checkpoint, lock, "
+            "manifest or --init): choose another path"
         )
     if target == run_folder or target in run_folder.parents:
         raise ValueError(
@@ -111,15 +112,8 @@ def export_weights(checkpoint: str | Path, dest: str | Path) -> None:
     keep[EXPORT_MARK] = 1
     buffer = io.BytesIO()
     torch.save(keep, buffer)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    created = False
-    try:
-        with tmp.open("xb") as f:  # a new file of our own (permissions as for any new file)
-            created = True
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
+    try:  # a new temporary file of our own, renamed over the path
+        replace_file(path, buffer.getvalue())
     except OSError as exc:
-        if created:
-            tmp.unlink(missing_ok=True)
         reason = exc.strerror or exc
         raise ValueError(f"cannot write the exported weights {path}: {reason}") from None

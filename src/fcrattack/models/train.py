@@ -3,14 +3,17 @@ momentum, one-cycle schedule, a checkpoint per epoch and resume.
 
 Augmentation runs batched on the training device (no per-image Python loop). The settings are
 declared options (``TrainConfig``), checked like an attack's. A run restarted into the same
-folder resumes from ``last.pt`` only with the same settings and training set size (the
-optimiser state and the one-cycle schedule belong to them): anything else is refused, naming
-the difference. A loss that becomes NaN or infinite stops the run (``TrainingDiverged``),
-leaving the checkpoint of the last finished epoch.
+folder resumes from ``last.pt`` only with the same settings and training set (its size and a
+digest of its ids, labels and pixels; the optimiser state and the one-cycle schedule belong
+to them): anything else is refused, naming the difference. A loss that becomes NaN or
+infinite stops the run (``TrainingDiverged``), leaving the checkpoint of the last finished
+epoch.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
@@ -22,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..base.lock import WriterLock
 from ..base.seeding import MAX_SEED
-from ..base.store import WriterLock, write_torch
+from ..base.store import write_torch
 from ..data import Dataset
 from ..options import Bool, Choice, Configurable, Float, Int, Option, Optional, Text
 from .exported import CHECKPOINT
@@ -101,7 +105,7 @@ def _checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     acc: float | None,
-    train_images: int,
+    train_set: dict[str, Any],
 ) -> dict[str, Any]:
     head = model.model.linear if hasattr(model.model, "linear") else model.model.classifier
     assert isinstance(head, torch.nn.Linear)  # every CIFAR architecture ends in one
@@ -115,20 +119,29 @@ def _checkpoint(
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "config": cfg.option_values(),
-        "train_images": train_images,
+        **train_set,
         "test_acc": acc,
     }
 
 
-def _resume_state(path: Path, cfg: TrainConfig, train_images: int) -> Mapping[str, Any]:
+def training_set(data: Dataset) -> dict[str, Any]:
+    """What a checkpoint records of its training set: the number of images and a digest of
+    their ids, labels and pixels (``train_data``)."""
+    h = hashlib.sha256(json.dumps([data.ids, data.labels.tolist()]).encode("utf-8"))
+    h.update(data.images.detach().cpu().contiguous().numpy().tobytes())
+    return {"train_images": len(data), "train_data": h.hexdigest()[:16]}
+
+
+def _resume_state(path: Path, cfg: TrainConfig, train_set: dict[str, Any]) -> Mapping[str, Any]:
     """The checkpoint ``path`` of an earlier run, refused unless it is a training checkpoint of
-    the same settings and training set size."""
+    the same settings and training set (``training_set``; a checkpoint written before the
+    digest was recorded is compared by size alone)."""
     state = read_checkpoint(path)
     keys = ("state_dict", "optimizer", "scheduler", "epoch", "config")
     if not isinstance(state, Mapping) or not all(k in state for k in keys):
         raise ValueError(f"{path} is not a checkpoint of fcrattack train; use another --out")
-    saved = {**state["config"], "train_images": state.get("train_images", train_images)}
-    now = {**cfg.option_values(), "train_images": train_images}
+    saved = {**state["config"], **{k: state.get(k, v) for k, v in train_set.items()}}
+    now = {**cfg.option_values(), **train_set}
     diff = [
         f"{key} {saved.get(key)!r} -> {value!r}"
         for key, value in now.items()
@@ -174,7 +187,7 @@ def train(
         device: the training device.
         quiet: no progress bars.
 
-    The run folder is locked while it trains (``fcrattack.base.store.WriterLock``): a second
+    The run folder is locked while it trains (``fcrattack.base.lock.WriterLock``): a second
     run into it is refused.
     """
     with WriterLock(out) as lock:
@@ -191,7 +204,8 @@ def _train(
 ) -> Normalized:
     """The work of ``train`` in its locked folder ``out``."""
     ckpt_path = out / CHECKPOINT
-    state = _resume_state(ckpt_path, cfg, len(train_data)) if ckpt_path.is_file() else None
+    train_set = training_set(train_data)
+    state = _resume_state(ckpt_path, cfg, train_set) if ckpt_path.is_file() else None
     if cfg.init:
         model = load_checkpoint(cfg.init, cfg.arch)
     else:
@@ -260,6 +274,6 @@ def _train(
             f"{acc:.4f}" if acc is not None else "-",
             time.time() - t0,
         )
-        checkpoint = _checkpoint(model, cfg, epoch + 1, optimizer, scheduler, acc, len(train_data))
+        checkpoint = _checkpoint(model, cfg, epoch + 1, optimizer, scheduler, acc, train_set)
         write_torch(ckpt_path, checkpoint)
     return model.eval()

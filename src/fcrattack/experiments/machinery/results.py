@@ -14,6 +14,7 @@ from typing import Any
 from ...base.store import ResultStore
 from ...metrics import summarize_records
 from ...viz.document import diff, fmt_interval, rate
+from .saved_form import record_problem
 from .spec import UNNAMED, AttackSetting, upgrade
 
 
@@ -83,6 +84,12 @@ class Results:
         self.paper = paper_numbers()
         self.groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for r in ResultStore.records_of(self.dir, upgrade):
+            problem = record_problem(r)
+            if problem:
+                raise ValueError(
+                    f"{self.dir}: record {str(r.get('key'))[:200]!r} is not one fcrattack "
+                    f"reproduce writes ({problem}): restore the records from a copy, or rerun"
+                )
             self.groups[(r["experiment"], r["part"], r["model"], r["attack_key"])].append(r)
 
     def _json(self, name: str) -> dict[str, Any]:
