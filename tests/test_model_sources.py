@@ -163,8 +163,11 @@ def test_py_factory_returns_bare_net_or_wrapped(
         load_model("py:my_models")
     with pytest.raises(ValueError, match="bad argument"):
         load_model("py:my_models:bare?oops")
-    with pytest.raises(ModuleNotFoundError):
+    with pytest.raises(ValueError, match="importing no_such_module_here raised Module") as exc:
         load_model("py:no_such_module_here:f")
+    assert isinstance(exc.value.__cause__, ModuleNotFoundError)
+    with pytest.raises(ValueError, match="not a file path: .* write py:my_models:bare"):
+        load_model("py:mods/my_models.py:bare")  # regression: "No module named 'mods/...'"
 
 
 def test_torchscript_file(tmp_path: Path) -> None:
@@ -475,6 +478,8 @@ def _config(path: Path, name: str) -> dict:
         "json-named",
         "json-constant",
         "two-pickles",
+        "case-raw",
+        "case-json",
         "outside",
         "custom",
         "aoti",
@@ -501,6 +506,11 @@ def test_export_file_with_any_unpickled_entry_is_refused_by_role(case: str, tmp_
         harmless = pickle.dumps(119547037146038801333356, protocol=2)
         body = code if case == "json-named" else harmless + pickle.dumps(_Opens(marker), 2)
         change["+data/weights/x.json"] = body
+    elif case in ("case-raw", "case-json"):  # torch finds "WZ" as the raw entry "wz"
+        name = "wz" if case == "case-raw" else "q.json"
+        weights["config"]["raw"] = dict(first, path_name=name, use_pickle=False)
+        weights["config"]["zz"] = dict(first, path_name=name.upper(), use_pickle=True)
+        change[f"+data/weights/{name}"] = code
     elif case == "json-constant":
         constant = dict(first, path_name="tensor_x.json", use_pickle=True)
         change["model_constants_config.json"] = json.dumps({"config": {"c": constant}}).encode()
@@ -584,14 +594,45 @@ def test_damaged_export_archive_is_one_line(
     assert len(err) == 1 and f"export:{bad}" in err[0], err
 
 
+@pytest.mark.parametrize("case", ["offset", "prefix", "suffix"])
+def test_export_archive_whose_directory_readers_may_disagree_on_is_refused(
+    case: str, tmp_path: Path
+) -> None:
+    """Regression: zipfile (this check) reads the central directory found before the end
+    record, torch the one at the offset the end record states; an archive holding two
+    directories ran the hidden one's pickle. Any archive where the two places differ (a
+    changed offset, bytes before or after the archive) is refused before torch reads it."""
+    good = _export(tmp_path)
+    data = bytearray(good.read_bytes())
+    end = data.rfind(b"PK\x05\x06")
+    if case == "offset":  # both end records point 46 bytes into the directory
+        struct.pack_into("<I", data, end + 16, struct.unpack_from("<I", data, end + 16)[0] + 46)
+        z64 = data.rfind(b"PK\x06\x06")
+        struct.pack_into("<Q", data, z64 + 48, struct.unpack_from("<Q", data, z64 + 48)[0] + 46)
+    elif case == "prefix":
+        data[0:0] = b"JUNK" * 100
+    else:
+        data += b"trailing bytes"
+    bad = tmp_path / "bad.pt2"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"export:.*(refused|damaged|not a zip)") as exc:
+        load_model(f"export:{bad}")
+    assert "\n" not in str(exc.value)
+    if case != "suffix":  # zipfile itself finds no end record after trailing bytes
+        assert "refused" in str(exc.value)
+
+
 def test_export_file_that_torch_cannot_read_logs_nothing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """torch logs a traceback when an archive does not deserialise (here: bytes before the
-    zip's first entry): only fcrattack's one line reaches the user."""
+    """torch logs a traceback when an archive does not deserialise (here: LZMA-compressed
+    entries, which zipfile reads and torch does not): only fcrattack's one line reaches the
+    user."""
     good = _export(tmp_path)
     bad = tmp_path / "bad.pt2"
-    bad.write_bytes(b"JUNK" * 100 + good.read_bytes())
+    with zipfile.ZipFile(good) as a, zipfile.ZipFile(bad, "w", zipfile.ZIP_LZMA) as b:
+        for info in a.infolist():
+            b.writestr(info.filename, a.read(info))
     caplog.clear()
     with pytest.raises(ValueError, match="not a loadable torch.export program") as exc:
         load_model(f"export:{bad}")
@@ -748,6 +789,31 @@ def test_a_factory_error_of_several_lines_is_one_line_on_the_command_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no weights here: | looked in a/ | looked in b/" in err[0], err
     assert err[0].endswith("(the whole message: rerun with -v)") and len(err[0]) < 700
+
+
+def test_a_factory_that_exits_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a ``py:`` factory (or its module) raising SystemExit printed its bare
+    message lines and ended fcrattack with exit 1."""
+    _write_module(
+        tmp_path,
+        "factories_d",
+        """
+        import sys
+        def net():
+            sys.exit("exit\\nmulti")
+        """,
+    )
+    (tmp_path / "factories_e.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    from fcrattack.cli import main
+
+    for spec, said in (("py:factories_d:net", "exit | multi"), ("py:factories_e:f", "3")):
+        assert main(["-q", "attack", "--model", spec, "--n", "2", "--out", "o"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"raised SystemExit: {said}" in err[0], err
 
 
 def test_py_factory_with_wrong_arguments_is_a_clear_error(

@@ -143,6 +143,11 @@ def test_files_of_the_users_named_like_transient_ones_survive_overwrite_and_resu
     assert len(_rows(out)) == 4
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if ".tmp" in p.name)
     assert left == sorted(n for n in names if ".tmp" in n)  # no temporary file of a run's
+    # a page item's name beyond the images the run holds (4 of --page 20) is not the run's
+    beyond = out / "page" / "00000009.pt"
+    beyond.write_bytes(b"mine")
+    assert _attack(out, "--overwrite") == 0
+    assert beyond.read_bytes() == b"mine" and not (out / "page" / "00000000.pt").exists()
 
 
 def test_overwrite_through_the_api_removes_images_the_new_run_does_not_write(

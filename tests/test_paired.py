@@ -13,6 +13,7 @@ import torch
 
 from conftest import need_shared
 from fcrattack.base.stats import holm, log_ratio_test, sign_test, t_sf
+from fcrattack.base.store import record_key
 from fcrattack.experiments import ResultStore, get_config, run
 from fcrattack.experiments.catalog.region_thesis import EXPERIMENT, PRIMARY, SECONDARY
 from fcrattack.experiments.machinery.paired_stats import MIN_PAIRS, Cell, answer, verdicts
@@ -279,19 +280,19 @@ def test_a_changed_order_at_the_longer_budget_moves_the_answer_to_it(tmp_path):
             factor = 0.9
         for i in ids[:n]:
             noise = 1 + 0.02 * float(torch.rand(1, generator=gen))
+            l2 = 0.2 * factor * noise
+            fields = ("region-thesis", "imagenet", "efficientnet-lite0", setting.key)
             records.append(
                 {
-                    "key": f"region-thesis/imagenet/efficientnet-lite0/{setting.key}/{i}",
-                    "experiment": "region-thesis",
-                    "part": "imagenet",
-                    "model": "efficientnet-lite0",
+                    "key": record_key(*fields, setting.setting(), i),
+                    **dict(zip(("experiment", "part", "model", "attack_key"), fields)),
                     "attack": setting.attack,
-                    "attack_key": setting.key,
                     "setting": setting.setting(),
                     "id": i,
-                    "success": True,
-                    "l2": 0.2 * factor * noise,
-                    "time_s": 0.1,
+                    **{"label": 1, "pred_clean": 1, "pred_adv": 2, "clean_correct": True},
+                    **{"success": True, "success_uint8": True, "l0": 3000, "l0_pixels": 1000},
+                    **{"l2": l2, "l2_255": 255 * l2, "linf": l2 / 10, "linf_255": 25.5 * l2},
+                    **{"psnr": None, "psnr_255": None, "time_s": 0.1},
                 }
             )
     ResultStore(tmp_path).append(records)

@@ -271,8 +271,13 @@ def _first(field: str, value: str) -> Callable[[list[bytes]], list[bytes]]:
     [
         ("success", '"no"', "success is not true or false"),
         ("success", "2", "success is not true or false"),
-        ("l2", '"big"', "l2 is not a finite number"),
+        ("l2", '"big"', "l2 is not a number"),
         ("l2", "NaN", "l2 is not a finite number"),
+        ("l2", "-3.0", "l2 is not a finite number >= 0"),
+        ("l2", "1e308", "does not lie between linf"),
+        ("l2_255", "1e300", "l2_255 1e+300 is not 255 times l2"),
+        ("linf", "2.0", "linf is above 1"),
+        ("experiment", '"zzz"', "its key does not name its experiment"),
         ("label", "-1", "label is not a class index"),
         ("model", "", "model is not text"),
     ],
@@ -281,7 +286,8 @@ def test_a_record_of_another_form_is_refused_by_the_report(
     field: str, value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Regression: a record whose ``success`` was the text "no" counted as a success, one
-    whose ``l2`` was text or NaN was silently left out of the means, and one without its
+    whose ``l2`` was text or NaN was silently left out of the means, one of ``l2`` -3 or 1e308
+    moved the mean, one naming another experiment was dropped unsaid, and one without its
     ``model`` stopped the report with a traceback."""
     out = _committed_copy(tmp_path)
     _rewrite_records(out, _first(field, value))
@@ -298,11 +304,22 @@ def test_lines_that_are_no_records_are_skipped_and_a_damaged_gzip_is_one_line(
     out = _committed_copy(tmp_path)
     assert main(["-q", "report", str(out)]) == 0
     before = (out / "report.md").read_text()
-    _rewrite_records(out, lambda lines: [b"[1, 2]\n", *lines, b"null\n", b'{"key": 3}\n'])
+    huge = b'{"key": "k", "l2": ' + b"9" * 5000 + b"}\n"  # past Python's digit limit
+
+    def other(lines: list[bytes]) -> bytes:  # a record of an experiment config.json lacks
+        record = json.loads(lines[0])
+        record["key"] = record["key"].replace(record["experiment"], "zzz", 1)
+        return json.dumps({**record, "experiment": "zzz"}).encode() + b"\n"
+
+    _rewrite_records(
+        out, lambda lines: [b"[1, 2]\n", *lines, b"null\n", b'{"key": 3}\n', huge, other(lines)]
+    )
     capsys.readouterr()
     assert main(["-q", "report", str(out)]) == 0
     assert (out / "report.md").read_text() == before
-    assert capsys.readouterr().err.count("not a record with a key") == 3
+    err = capsys.readouterr().err
+    assert err.count("not a record with a key") == 3 and "unreadable line" in err
+    assert "leaving out the records of experiments config.json does not hold: 'zzz'" in err
     (out / "records.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
     assert main(["-q", "report", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -358,22 +375,50 @@ def test_a_file_named_like_the_lock_is_not_rewritten(
     assert (out / LOCK).read_bytes() == text
     (out / LOCK).write_text("12345")  # left by a killed run: taken over, then removed
     assert main(_attack(out)) == 0
+    victim = tmp_path / "victim.txt"  # a link, even to a file of digits, is not followed
+    victim.write_text("123")
+    (out / LOCK).unlink()
+    (out / LOCK).symlink_to(victim)
+    assert main([*_attack(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a link" in err[0], err
+    assert victim.read_text() == "123"
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"success": "no"}, "success is not true or false, got 'no'"),
+        ({"l2": -5.0}, "l2 is not a finite number >= 0"),
+        ({"l2_255": 1e300}, "l2_255 1e+300 is not 255 times l2"),
+        ({"l2": None}, "l2 is not a number, got None"),
+        ({"label": 7}, "has label 7, the data"),
+        ({"id": "zzz.png", "key": "zzz.png"}, "a record of 'zzz.png' at position 0"),
+        ({"index": 3}, "at position 3, which the data does not hold there"),
+    ],
+)
 def test_an_edited_attack_record_is_named_not_counted(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    edit: dict, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Regression (the class of ``"success": "no"`` counted as a success): the summary of a
-    resumed ``fcrattack attack`` names a record whose fields are of another type."""
+    """Regression (``"success": "no"`` counted as a success; a record of an image not in the
+    data, a negative or huge ``l2``, a missing ``l2`` or another label taken as they were): a
+    resumed or finished ``fcrattack attack`` refuses its ``results.jsonl``, naming it."""
     out = tmp_path / "run"
     assert main(_attack(out)) == 0
     path = out / "results.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    rows[0]["success"] = "no"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows[:1]))  # one left to do
+    if edit.get("label") == 7 and rows[0]["label"] == 7:
+        edit = {"label": 6}
+        message = "has label 6, the data"
+    rows[0].update(edit)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    capsys.readouterr()
+    assert main(_attack(out)) == 2  # finished: the summary is read back
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and str(path) in err[0], err
+    path.write_text(json.dumps(rows[0]) + "\n")  # one left to do: resumed
     manifest = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text(json.dumps({**manifest, "finished": False}))
-    capsys.readouterr()
     assert main(_attack(out)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "success is not true or false, got 'no'" in err[0], err
+    assert len(err) == 1 and message in err[0] and str(path) in err[0], err

@@ -81,7 +81,7 @@ from ..metrics import summarize_records
 from ..viz.images import png_names
 from .attack import attack_batch
 from .commit import Committer
-from .folder import RESULTS, prepare_output, run_settings
+from .folder import RESULTS, checked_records, prepare_output, run_settings
 from .labels import Target, accuracy_checked, check_target
 from .page import write_attack_page
 from .progress import WORKERS, progress_bar
@@ -152,7 +152,7 @@ def attack_dataset(
     settings = run_settings(attack, data, target, info)
     folder, resumed, finished = _prepare(out, settings, overwrite, ctx, names, page, attack)
     if finished:
-        return _finished(folder)
+        return _finished(folder, data)
     inner = attack.execution.batch_size
     if isinstance(inner, int):  # the attack's own batches: read no more at once, so the
         batch_size = min(batch_size, inner)  # progress bar moves once per attacked batch
@@ -166,7 +166,7 @@ def attack_dataset(
         elapsed = time.perf_counter() - t0
         if folder is None:
             return None
-        records = sorted(store.records.values(), key=lambda r: int(r["index"]))
+        records = checked_records(folder.dir / RESULTS, store.records.values(), data)
         write_jsonl(folder.dir / RESULTS, records)
         _check_attacked(records, target, data.classes)
         summary = summarize_records(records)
@@ -194,13 +194,14 @@ def attack_dataset(
     return summary
 
 
-def _finished(folder: OutputFolder | None) -> dict[str, float] | None:
-    """The summary of the finished run of these settings in ``folder`` (None on ranks other
-    than 0), which is left as it is."""
+def _finished(folder: OutputFolder | None, data: Dataset | ImageList) -> dict[str, float] | None:
+    """The summary of the finished run of these settings on ``data`` in ``folder`` (None on
+    ranks other than 0), which is left as it is."""
     if folder is None:
         return None
     with folder:
-        records = sorted(read_records(folder.dir / RESULTS), key=lambda r: int(r["index"]))
+        path = folder.dir / RESULTS
+        records = checked_records(path, read_records(path), data)
     log.info(
         "%s already holds the finished results of a run with these settings: nothing to do "
         "(pass --overwrite (overwrite=True) to run it again)",

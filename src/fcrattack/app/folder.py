@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from ..base.outputs import OutputFolder
 from ..base.store import dumps, merge_parts, part_file, part_glob, write_json
 from ..data import Dataset, ImageList
 from ..data.decode import decode
+from ..data.listing import PREDICTED
+from ..metrics.records import record_problem
 from ..report.pages import picture_paths
 
 log = logging.getLogger(__name__)
@@ -198,3 +200,36 @@ def run_settings(
         "info": info or {},
         "fcrattack": __version__,
     }
+
+
+def checked_records(
+    path: Path, records: Iterable[dict[str, Any]], data: Dataset | ImageList
+) -> list[dict[str, Any]]:
+    """The records of ``path`` (``results.jsonl``: read back, or kept by a resumed run) in
+    the images' order, each checked against ``data``: its id one of the images, at its
+    position (``index``), with its label (where the data has one), and an attacked image's
+    fields of the form ``fcrattack.metrics.records`` describes; a ValueError naming the
+    file otherwise (it was edited, or belongs to another run)."""
+    position = {image_id: i for i, image_id in enumerate(data.ids)}
+    labels = data.labels.tolist() if isinstance(data, Dataset) else list(data.labels)
+    out = []
+    for r in records:
+        image_id, index = r.get("id"), r.get("index")
+        if image_id not in position or index != position[image_id] or r.get("key") != image_id:
+            problem = f"a record of {str(image_id)[:80]!r} at position {index!r}, which the data "
+            problem += "does not hold there"
+        elif "skipped" in r:
+            problem = ""
+        elif labels[index] != PREDICTED and r.get("label") != labels[index]:
+            problem = f"the record of {image_id!r} has label {r.get('label')!r}, the data "
+            problem += f"{labels[index]}"
+        else:
+            problem = record_problem(r)
+            problem = f"the record of {image_id!r}: {problem}" if problem else ""
+        if problem:
+            raise ValueError(
+                f"{path}: {problem}; the file was edited or belongs to another run: rerun "
+                "with --overwrite (overwrite=True)"
+            )
+        out.append(r)
+    return sorted(out, key=lambda r: int(r["index"]))

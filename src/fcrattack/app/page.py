@@ -103,5 +103,5 @@ def write_attack_page(
             {attack.name: summary},
             table,
         )
-    remove_page_items(out, k)
+    remove_page_items(out, min(k, len(ids)))  # the items the run listed
     return shown is not None

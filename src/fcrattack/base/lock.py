@@ -5,6 +5,7 @@ a folder takes (``fcrattack.base.outputs.OutputFolder`` for ``attack``, ``cam``,
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +18,8 @@ except ImportError:  # pragma: no cover - Windows
 
 #: the lock file of an output folder (``WriterLock``)
 LOCK = ".fcrattack.lock"
+#: ``os.open`` refuses a link as the last part of the path (where the OS can say so)
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class WriterLock:
@@ -98,17 +101,28 @@ def _holds_a_pid(f: Any) -> bool:
 
 
 def _open_lock(path: Path) -> tuple[Any, bool]:
-    """The lock file ``path``, opened for reading and writing, and whether it was created."""
+    """The lock file ``path``, opened for reading and writing, and whether it was created; a
+    link there is refused (a ValueError), never followed: the lock is written into."""
+    if path.is_symlink():
+        raise ValueError(
+            f"{path} is a link, and fcrattack writes its lock only into a file of its own: "
+            "move it away, or choose another output folder"
+        )
     while True:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o644)
             return os.fdopen(fd, "r+", encoding="utf-8"), True
         except FileExistsError:
             pass
         try:
-            return os.fdopen(os.open(path, os.O_RDWR), "r+", encoding="utf-8"), False
+            fd = os.open(path, os.O_RDWR | NOFOLLOW)
         except FileNotFoundError:  # removed in between: create it
             continue
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:  # a link made in between
+                raise
+            raise ValueError(f"{path} is a link: move it away") from None
+        return os.fdopen(fd, "r+", encoding="utf-8"), False
 
 
 def _same_file(f: Any, path: Path) -> bool:

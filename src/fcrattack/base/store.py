@@ -133,7 +133,7 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
                     return
                 try:
                     record = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                except (ValueError, RecursionError):  # not JSON, not UTF-8, digits past the limit
                     log.warning("%s: skipping unreadable line %d", path, number)
                     continue
                 if isinstance(record, dict) and isinstance(record.get("key"), str):

@@ -18,12 +18,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .archives import redirect, torch_reason
+from .archives import redirect
 from .cifar_resnet import CifarResNet
 from .cifar_resnet18_34 import CifarResNetB
 from .cifar_vgg import CifarVGG, cam_layer_name
 from .info import ModelInfo
 from .normalize import Normalized
+from .torch_errors import torch_reason
 
 log = logging.getLogger(__name__)
 

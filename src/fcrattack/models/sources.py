@@ -191,7 +191,18 @@ def _factory(target: str) -> nn.Module:
         kwargs[key] = _literal(value)
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.append(os.getcwd())  # as `python -c` would: a module beside the user's files
-    fn: Any = importlib.import_module(module_name)
+    if "/" in module_name or "\\" in module_name or module_name.endswith(".py"):
+        stem = Path(module_name).stem
+        raise ValueError(
+            f"py:{target}: py: takes an importable module name, not a file path: run from "
+            f"the folder that holds {Path(module_name).name} and write py:{stem}:{attr}"
+        )
+    try:
+        fn: Any = importlib.import_module(module_name)
+    except (Exception, SystemExit) as exc:  # not found, or the module's own failure
+        raise ValueError(
+            f"py:{target}: importing {module_name} raised {type(exc).__name__}: {exc}"
+        ) from exc
     for part in attr.split("."):
         if not hasattr(fn, part):
             raise ValueError(f"py:{target}: {module_name} has no attribute {attr!r}")
@@ -211,7 +222,7 @@ def _factory(target: str) -> nn.Module:
             ) from None
     try:
         made = fn(**kwargs)
-    except Exception as exc:  # the factory's own failure: its real cause (-v: traceback)
+    except (Exception, SystemExit) as exc:  # the factory's own failure (-v: traceback)
         raise ValueError(
             f"py:{target}: {module_name}.{attr} raised {type(exc).__name__}: {exc}"
         ) from exc

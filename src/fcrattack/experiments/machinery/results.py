@@ -4,6 +4,7 @@ configs, status and the paper's numbers, with the aggregates every section uses.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -16,6 +17,8 @@ from ...metrics import summarize_records
 from ...viz.document import diff, fmt_interval, rate
 from .saved_form import record_problem
 from .spec import UNNAMED, AttackSetting, upgrade
+
+log = logging.getLogger(__name__)
 
 
 def paper_numbers() -> dict[str, Any]:
@@ -78,8 +81,8 @@ class Results:
 
     def __init__(self, out_dir: str | Path) -> None:
         self.dir = Path(out_dir)
-        self.config = self._json("config.json")
-        self.status = self._json("status.json")
+        self.config = self._json("config.json", by_experiment=True)
+        self.status = self._json("status.json", by_experiment=True)
         self.env = self._json("env.json")
         self.paper = paper_numbers()
         self.groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -91,10 +94,29 @@ class Results:
                     f"reproduce writes ({problem}): restore the records from a copy, or rerun"
                 )
             self.groups[(r["experiment"], r["part"], r["model"], r["attack_key"])].append(r)
+        unknown = sorted({e for e, *_ in self.groups} - set(self.config))
+        if unknown:
+            log.warning(
+                "%s: leaving out the records of experiments config.json does not hold: %s",
+                self.dir,
+                ", ".join(repr(e[:40]) for e in unknown[:5]),
+            )
 
-    def _json(self, name: str) -> dict[str, Any]:
+    def _json(self, name: str, *, by_experiment: bool = False) -> dict[str, Any]:
+        """The JSON object of the file ``name`` ({} without it; ``by_experiment``: one object
+        per experiment); a ValueError naming the file when it is not one."""
         path = self.dir / name
-        return json.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            found = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise ValueError(f"{path} is not a JSON file of fcrattack reproduce ({exc})") from None
+        if not isinstance(found, dict) or (
+            by_experiment and not all(isinstance(v, dict) for v in found.values())
+        ):
+            raise ValueError(f"{path} is not a JSON object of the form reproduce writes")
+        return found
 
     def scale(self, exp: str) -> str:
         """The scale an experiment ran at."""

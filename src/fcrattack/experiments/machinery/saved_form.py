@@ -10,36 +10,42 @@ import math
 import types
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from ...base.store import record_key
+from ...metrics.records import record_problem as attack_record_problem
 from .spec import ExperimentConfig
 
-#: a record's fields by type: always text, and (where present) true or false, class
-#: indices, and finite numbers or null
-RECORD_TEXT = ("key", "experiment", "part", "model", "attack", "attack_key", "setting", "id")
-RECORD_FLAGS = ("success", "success_uint8", "clean_correct", "correct_fcr", "correct_nonfcr")
-RECORD_INDICES = ("label", "pred_adv", "pred_clean", "stage_batch")
-RECORD_NUMBERS = (
-    *("l0", "l0_pixels", "l2", "l2_255", "linf", "linf_255", "psnr", "psnr_255"),
-    *("mask_fraction", "time_s", "budget_l2"),
-)
+#: the text fields of every record, the first six making up its key (``record_key``)
+RECORD_TEXT = ("experiment", "part", "model", "attack_key", "setting", "id", "key", "attack")
+#: the fields of a record of ``fcr-importance`` (attack "importance") besides its text
+IMPORTANCE_FLAGS = ("correct_fcr", "correct_nonfcr")
 
 
 def record_problem(record: dict[str, Any]) -> str:
-    """Why ``record`` (in the current form, ``upgrade``) is not one the experiments write,
-    by the type of each field (``RECORD_TEXT``, ...); "" when it is."""
+    """Why ``record`` (in the current form, ``upgrade``) is not one the experiments write
+    ("" when it is): its text fields and key, and by kind: an importance record's flags,
+    label and area, an attack record's fields as ``fcrattack.metrics.records`` checks them,
+    with its budget, stage and transfer results."""
     for key in RECORD_TEXT:
         if not isinstance(record.get(key), str):
             return f"{key} is not text"
-    for key in RECORD_FLAGS:
-        if key in record and not isinstance(record[key], bool):
-            return f"{key} is not true or false"
-    for key in RECORD_INDICES:
-        value = record.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            return f"{key} is not a class index"
-    for key in RECORD_NUMBERS:
-        value = record.get(key)
-        if value is not None and not _finite(value):
-            return f"{key} is not a finite number or null"
+    if record["key"] != record_key(*(record[k] for k in RECORD_TEXT[:6])):
+        return "its key does not name its experiment, part, model, attack, setting and id"
+    if record["attack"] == "importance":
+        if not all(isinstance(record.get(k), bool) for k in IMPORTANCE_FLAGS):
+            return "correct_fcr or correct_nonfcr is not true or false"
+        label: Any = record.get("label")
+        area: Any = record.get("mask_fraction")
+        if isinstance(label, bool) or not isinstance(label, int) or label < 0:
+            return "label is not a class index"
+        return "" if _finite(area) and 0 <= area <= 1 else "mask_fraction is not in [0, 1]"
+    problem = attack_record_problem(record)
+    if problem:
+        return problem
+    budget, stage = record.get("budget_l2", 0.0), record.get("stage_batch", 0)
+    if not _finite(budget) or budget < 0:
+        return "budget_l2 is not a finite number >= 0"
+    if isinstance(stage, bool) or not isinstance(stage, int) or stage < 0:
+        return "stage_batch is not an integer >= 0"
     transfer = record.get("transfer", {})
     if not isinstance(transfer, dict) or not all(isinstance(v, bool) for v in transfer.values()):
         return "transfer is not a map to true or false"

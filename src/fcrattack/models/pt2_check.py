@@ -1,0 +1,257 @@
+"""Whether loading a ``torch.export`` ``.pt2`` archive could run code from it (``refusal``).
+
+``torch.export.load`` unpickles parts of the archive in full (sample inputs after a failed
+``weights_only=True`` load, weights and constants marked ``use_pickle``, custom-object
+constants) and evaluates the program's symbolic-shape expressions with sympy (an ``eval``). So
+the archive is checked, in memory, before torch sees it. Its central directory must lie where
+its end record says (torch reads it there, zipfile just before the end record: bytes before the
+archive or a second directory could show each a different one), and entry names are compared as
+torch compares them, ASCII case ignored (two names that differ only in case are refused).
+Entries are then checked by what torch does with each rather than by what its bytes look like
+or what they are named: an entry named by a weights or constants config with ``use_pickle``
+true must be a ``torch.save`` blob that loads with ``weights_only=True``; one named only with
+``use_pickle`` false is raw tensor bytes; otherwise an entry is read as text (the format
+markers, ``extra/``) or, named ``*.json``, must be JSON whose symbolic-shape expressions are
+plain arithmetic on shape symbols; every other entry, whatever torch would do with it, must be
+a ``torch.save`` blob that loads with ``weights_only=True`` (or be empty). Constants that torch
+reads as custom objects, and payload names that leave their folder, are refused outright.
+Torch's verifier then admits only operators as graph nodes.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import io
+import json
+import posixpath
+import re
+import struct
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from .torch_errors import torch_reason
+
+#: entries of a ``.pt2`` archive (below its root folder) that torch reads as text
+TEXT_ENTRIES = frozenset(
+    {"archive_format", "archive_version", "byteorder", ".data/version", ".data/serialization_id"}
+)
+#: folders of compiled programs that torch may load beside the exported one
+COMPILED_DIRS = ("data/aotinductor/", "data/executorch/", "data/mtia/")
+#: the folders of the payload configs (``*_config.json``), whose entries name payload files
+PAYLOAD_DIRS = ("data/weights/", "data/constants/")
+#: the prefix of constant payloads that are tensors (others are custom objects torch unpickles)
+TENSOR_CONSTANT_PREFIX = "tensor_"
+#: a token of a symbolic-shape expression: numbers, a quoted shape symbol, names, operators
+_TOKEN = re.compile(
+    r"\s+|\d+(?:\.\d*)?(?:e[-+]?\d+)?|'[a-z]+\d+'|[A-Za-z_]\w*|\*\*|//|==|!=|<=|>=|[-+*/%(),<>=~&|]"
+)
+_SYMBOL = re.compile(r"[a-z]+\d+")
+#: names an expression may use besides shape symbols (s0, u1, ...) and torch's sympy
+#: functions (``_names``): sympy's, and Symbol's assumptions
+SYMPY_NAMES = frozenset(
+    {
+        "Symbol",
+        "Integer",
+        "Rational",
+        "Float",
+        "Max",
+        "Min",
+        "Eq",
+        "Ne",
+        "Lt",
+        "Le",
+        "Gt",
+        "Ge",
+        "And",
+        "Or",
+        "Not",
+        "Mul",
+        "Add",
+        "Pow",
+        "Mod",
+        "Abs",
+        "floor",
+        "ceiling",
+        "oo",
+        "zoo",
+        "nan",
+        "true",
+        "false",
+        "True",
+        "False",
+        "positive",
+        "integer",
+        "real",
+        "nonnegative",
+        "negative",
+        "nonpositive",
+        "finite",
+        "infinite",
+        "commutative",
+    }
+)
+
+
+@functools.cache
+def _names() -> frozenset[str]:
+    """``SYMPY_NAMES`` and the classes of torch's sympy functions (FloorDiv, ...)."""
+    functions = importlib.import_module("torch.utils._sympy.functions")  # imports sympy
+    own = {n for n, v in vars(functions).items() if not n.startswith("_") and isinstance(v, type)}
+    return SYMPY_NAMES | own
+
+
+def _weights_only(name: str, data: bytes) -> str | None:
+    """Why ``data`` is not a ``torch.save`` blob that loads with ``weights_only=True``."""
+    if not data:
+        return None
+    if data[:4] != b"PK\x03\x04" or not zipfile.is_zipfile(io.BytesIO(data)):
+        return f"{name} is not a torch.save file that loads with weights_only=True"
+    try:  # as torch.export.load reads it, but never beyond weights
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        return f"{name} does not load with weights_only=True ({torch_reason(exc)})"
+    return None
+
+
+def _payloads(entries: dict[str, bytes]) -> tuple[set[str], set[str], str | None]:
+    """The entries (by ``_folded`` name) that payload configs name as raw tensor bytes
+    (``use_pickle`` false) and as pickled ones (true), and why the configs are refused (a
+    name leaving its folder, a custom-object constant)."""
+    raw: set[str] = set()
+    pickled: set[str] = set()  # a name that one entry calls raw and another pickled is checked
+    for name, data in entries.items():
+        folder = next((d for d in PAYLOAD_DIRS if name.startswith(d)), None)
+        if folder is None or not name.endswith("_config.json"):
+            continue
+        try:
+            config = json.loads(data)["config"]
+            items = [(str(m["path_name"]), bool(m.get("use_pickle"))) for m in config.values()]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return raw, pickled, f"{name} is not a payload config as torch.export.save writes it"
+        for path_name, unpickled in items:
+            if posixpath.normpath(path_name) != path_name or "/" in path_name:
+                return raw, pickled, f"{name} names a payload outside its folder ({path_name!r})"
+            if folder == "data/constants/" and not path_name.startswith(TENSOR_CONSTANT_PREFIX):
+                return raw, pickled, f"{name} holds a custom-object constant ({path_name})"
+            (pickled if unpickled else raw).add(folder + _folded(path_name.encode("utf-8")))
+    return raw - pickled, pickled, None
+
+
+def _expressions(value: Any) -> Iterator[str]:
+    """Every ``expr_str`` (a symbolic-shape expression torch evaluates) in parsed JSON."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "expr_str" and isinstance(item, str):
+                yield item
+            else:
+                yield from _expressions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _expressions(item)
+
+
+def _plain_arithmetic(expr: str) -> bool:
+    """Whether ``expr`` uses only numbers, shape symbols, known functions and operators."""
+    pos = 0
+    while pos < len(expr):
+        match = _TOKEN.match(expr, pos)
+        if match is None:
+            return False
+        token = match.group()
+        named = token[0].isalpha() or token[0] == "_"
+        if named and token not in _names() and not _SYMBOL.fullmatch(token):
+            return False
+        pos = match.end()
+    return True
+
+
+def _entry_refusal(name: str, data: bytes, raw: set[str], pickled: set[str]) -> str | None:
+    """Why the entry ``name`` (below the archive's root folder) could run code, or None: by
+    the role torch gives it (module docstring), whatever its name or bytes look like."""
+    if name.startswith(COMPILED_DIRS):
+        return f"{name} is compiled code (AOTInductor, ExecuTorch or MTIA), which torch may load"
+    if name in pickled:
+        return _weights_only(name, data)
+    if name in TEXT_ENTRIES or name.startswith("extra/") or name in raw:
+        return None
+    if name.endswith(".json"):
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            return f"{name} is not JSON"
+        bad = [e for e in _expressions(parsed) if not _plain_arithmetic(e)]
+        return f"{name} has a symbolic expression that is not arithmetic" if bad else None
+    return _weights_only(name, data)
+
+
+def _folded(name: bytes) -> str:
+    """An entry name as torch's zip reader (miniz) compares names: its bytes with ASCII
+    letters in lower case (latin-1 text, one character per byte)."""
+    return name.lower().decode("latin-1")
+
+
+def _stored_name(info: zipfile.ZipInfo) -> bytes:
+    """The bytes of an entry's name as the archive stores them (zipfile decodes them)."""
+    return info.filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+
+
+def _directory_problem(data: bytes) -> str | None:
+    """Why the central directory that zipfile reads (found before the end record) may not be
+    the one torch reads (at the offset the end record states): an end record that is not the
+    archive's last bytes, or a directory that does not end where the end record begins (bytes
+    before the archive, or a second directory); None when they are one."""
+    end = data.rfind(b"PK\x05\x06")
+    if end < 0 or end + 22 > len(data):
+        return "it has no end record"
+    size, offset, comment = struct.unpack_from("<IIH", data, end + 12)
+    if end + 22 + comment != len(data):
+        return "its end record is not at its end"
+    stop = end
+    locator = end - 20
+    if locator >= 0 and data[locator : locator + 4] == b"PK\x06\x07":  # zip64 (torch's too)
+        stop = struct.unpack_from("<Q", data, locator + 8)[0]
+        if data[stop : stop + 4] != b"PK\x06\x06" or stop + 56 != locator:
+            return "its zip64 end record is not where its locator says"
+        size64, offset64 = struct.unpack_from("<QQ", data, stop + 40)
+        # a reader may take either record's sizes: they must agree (or be the zip64 mark)
+        if (size, offset) != (size64, offset64) and 0xFFFFFFFF not in (size, offset):
+            return "its two end records disagree"
+        size, offset = size64, offset64
+    elif 0xFFFFFFFF in (size, offset):
+        return "its zip64 end record is missing"
+    if offset + size != stop:
+        return "its central directory is not where its end record says (bytes before it?)"
+    return None
+
+
+def refusal(data: bytes) -> str | None:
+    """Why the ``.pt2`` archive ``data`` would run code when loaded, or None. Names are
+    compared as torch compares them (``_folded``: ASCII case ignored)."""
+    reason = _directory_problem(data)
+    if reason is not None:
+        return reason
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        infos = z.infolist()
+        names = [_folded(_stored_name(i)) for i in infos]
+        roots = {n.partition("/")[0] for n in names}
+        if len(roots) != 1 or any("/" not in n for n in names):
+            return "its entries are not all below one root folder (as torch.export.save writes)"
+        if len(set(names)) != len(names):
+            return (
+                "it holds two entries of one name, letter case aside (torch and this check "
+                "could read different ones)"
+            )
+        # torch reads entries below the archive's one root folder (its name is free)
+        entries = {n.partition("/")[2]: z.read(i) for n, i in zip(names, infos, strict=True)}
+    raw, pickled, reason = _payloads(entries)
+    if reason is not None:
+        return reason
+    for name, entry in entries.items():
+        reason = _entry_refusal(name, entry, raw, pickled)
+        if reason is not None:
+            return reason
+    return None
