@@ -1,5 +1,6 @@
 """Metrics: per-image perturbation norms, success and ASR, 8-bit rounding and the summary of
-a set of values (``norms``), and the one summary of per-image records (``summary``)."""
+a set of values (``norms``), the form of a per-image record, checked where records are read
+back (``records``), and the one summary of per-image records (``summary``)."""
 
 from .norms import (
     CONVENTIONS,
