@@ -480,6 +480,8 @@ def _config(path: Path, name: str) -> dict:
         "two-pickles",
         "case-raw",
         "case-json",
+        "nul-name",
+        "legacy-raw",
         "outside",
         "custom",
         "aoti",
@@ -511,6 +513,15 @@ def test_export_file_with_any_unpickled_entry_is_refused_by_role(case: str, tmp_
         weights["config"]["raw"] = dict(first, path_name=name, use_pickle=False)
         weights["config"]["zz"] = dict(first, path_name=name.upper(), use_pickle=True)
         change[f"+data/weights/{name}"] = code
+    elif case == "nul-name":  # torch's lookup of "wz\0x" ends at the NUL: it reads "wz"
+        weights["config"]["raw"] = dict(first, path_name="wz", use_pickle=False)
+        weights["config"]["zz"] = dict(first, path_name="wz\u0000x", use_pickle=True)
+        change["+data/weights/wz"] = code
+    elif case == "legacy-raw":  # torch unpickles data/weights/<model>.pt whatever configs say
+        with zipfile.ZipFile(good) as z:
+            model = next(n for n in z.namelist() if "/models/" in n).rsplit("/", 1)[1][:-5]
+        weights["config"]["raw"] = dict(first, path_name=f"{model}.pt", use_pickle=False)
+        change[f"+data/weights/{model}.pt"] = code
     elif case == "json-constant":
         constant = dict(first, path_name="tensor_x.json", use_pickle=True)
         change["model_constants_config.json"] = json.dumps({"config": {"c": constant}}).encode()
@@ -562,7 +573,7 @@ def _patch_entry(path: Path, entry: str, *, flag: int = 0, method: int | None = 
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("case", ["encrypted", "unknown-method", "corrupt-deflate"])
+@pytest.mark.parametrize("case", ["encrypted", "unknown-method", "corrupt-deflate", "utf8-name"])
 def test_damaged_export_archive_is_one_line(
     case: str,
     tmp_path: Path,
@@ -581,6 +592,9 @@ def test_damaged_export_archive_is_one_line(
         _patch_entry(bad, "archive_version", flag=1)
     elif case == "unknown-method":
         _patch_entry(bad, "archive_version", method=99)
+    elif case == "utf8-name":  # a name flagged UTF-8 whose bytes are not
+        _patch_entry(bad, "archive_version", flag=0x800)
+        bad.write_bytes(bad.read_bytes().replace(b"archive_version", b"archive_\xffersion"))
     else:
         data = bytearray(bad.read_bytes())
         at = data.find(b"models/model.json") + len("models/model.json") + 40

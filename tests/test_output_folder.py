@@ -438,3 +438,29 @@ def test_a_refused_folder_keeps_no_lock_file(
     assert main(argv) == 2
     assert "config.json is not a config.json of fcrattack reproduce" in _error(capsys)
     assert sorted(p.name for p in mine.iterdir()) == ["config.json", "last.pt"]
+
+
+def test_a_damaged_or_linked_page_item_leaves_the_image_off_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a resumed run whose kept page item was damaged (or a link) attacked every
+    remaining image, then stopped with a traceback, unfinished, and every rerun did too."""
+    out = tmp_path / "run"
+    assert _attack(out, "--page", "3") == 0
+    lines = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").write_text("".join(lines[:2]))  # images 0 and 1 done
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**manifest, "finished": False}))
+    (out / "page").mkdir()
+    (out / "page" / "00000000.pt").write_bytes(b"not a torch file")
+    outside = tmp_path / "outside.pt"
+    torch.save({"x": 1}, outside)
+    before = outside.read_bytes()
+    (out / "page" / "00000001.pt").symlink_to(outside)
+    capsys.readouterr()
+    assert _attack(out, "--page", "3") == 0
+    err = capsys.readouterr().err
+    assert "page/00000000.pt does not read" in err and "page/00000001.pt is a link" in err
+    assert len(_rows(out)) == 4 and (out / "index.html").is_file()
+    assert outside.read_bytes() == before
+    assert _attack(out, "--page", "3") == 0  # finished: left as it is

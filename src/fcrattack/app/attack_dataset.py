@@ -152,7 +152,7 @@ def attack_dataset(
     settings = run_settings(attack, data, target, info)
     folder, resumed, finished = _prepare(out, settings, overwrite, ctx, names, page, attack)
     if finished:
-        return _finished(folder, data)
+        return _finished(folder, data, target is not None)
     inner = attack.execution.batch_size
     if isinstance(inner, int):  # the attack's own batches: read no more at once, so the
         batch_size = min(batch_size, inner)  # progress bar moves once per attacked batch
@@ -166,7 +166,9 @@ def attack_dataset(
         elapsed = time.perf_counter() - t0
         if folder is None:
             return None
-        records = checked_records(folder.dir / RESULTS, store.records.values(), data)
+        records = checked_records(
+            folder.dir / RESULTS, store.records.values(), data, target is not None
+        )
         write_jsonl(folder.dir / RESULTS, records)
         _check_attacked(records, target, data.classes)
         summary = summarize_records(records)
@@ -194,14 +196,16 @@ def attack_dataset(
     return summary
 
 
-def _finished(folder: OutputFolder | None, data: Dataset | ImageList) -> dict[str, float] | None:
-    """The summary of the finished run of these settings on ``data`` in ``folder`` (None on
-    ranks other than 0), which is left as it is."""
+def _finished(
+    folder: OutputFolder | None, data: Dataset | ImageList, targeted: bool
+) -> dict[str, float] | None:
+    """The summary of the finished run of these settings on ``data`` (``targeted``: the run
+    has a target) in ``folder`` (None on ranks other than 0), which is left as it is."""
     if folder is None:
         return None
     with folder:
         path = folder.dir / RESULTS
-        records = checked_records(path, read_records(path), data)
+        records = checked_records(path, read_records(path), data, targeted)
     log.info(
         "%s already holds the finished results of a run with these settings: nothing to do "
         "(pass --overwrite (overwrite=True) to run it again)",

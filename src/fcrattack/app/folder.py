@@ -203,33 +203,75 @@ def run_settings(
 
 
 def checked_records(
-    path: Path, records: Iterable[dict[str, Any]], data: Dataset | ImageList
+    path: Path, records: Iterable[dict[str, Any]], data: Dataset | ImageList, targeted: bool
 ) -> list[dict[str, Any]]:
-    """The records of ``path`` (``results.jsonl``: read back, or kept by a resumed run) in
-    the images' order, each checked against ``data``: its id one of the images, at its
-    position (``index``), with its label (where the data has one), and an attacked image's
-    fields of the form ``fcrattack.metrics.records`` describes; a ValueError naming the
-    file otherwise (it was edited, or belongs to another run)."""
-    position = {image_id: i for i, image_id in enumerate(data.ids)}
+    """The records of a finished run, ``path`` (``results.jsonl``: read back, or kept by a
+    resumed run), in the images' order, checked against ``data`` and the run (``targeted``):
+    one record per image, each at its image's position (``index``) with its label (where the
+    data has one); an attacked image's fields of the form ``fcrattack.metrics.records``
+    describes, with a ``target`` exactly when the run is targeted; a skipped image's reason
+    true (an unreadable file does not decode; a label that equals the target does). A
+    ValueError naming the file otherwise (it was edited, or belongs to another run)."""
     labels = data.labels.tolist() if isinstance(data, Dataset) else list(data.labels)
-    out = []
+    context = ({k: i for i, k in enumerate(data.ids)}, labels, data, targeted)
+    out: dict[str, dict[str, Any]] = {}
     for r in records:
-        image_id, index = r.get("id"), r.get("index")
-        if image_id not in position or index != position[image_id] or r.get("key") != image_id:
-            problem = f"a record of {str(image_id)[:80]!r} at position {index!r}, which the data "
-            problem += "does not hold there"
-        elif "skipped" in r:
-            problem = ""
-        elif labels[index] != PREDICTED and r.get("label") != labels[index]:
-            problem = f"the record of {image_id!r} has label {r.get('label')!r}, the data "
-            problem += f"{labels[index]}"
-        else:
-            problem = record_problem(r)
-            problem = f"the record of {image_id!r}: {problem}" if problem else ""
+        problem = _record_problem(r, *context)
+        if not problem and r["id"] in out:
+            problem = f"two records of {r['id']!r}"
         if problem:
             raise ValueError(
                 f"{path}: {problem}; the file was edited or belongs to another run: rerun "
                 "with --overwrite (overwrite=True)"
             )
-        out.append(r)
-    return sorted(out, key=lambda r: int(r["index"]))
+        out[r["id"]] = r
+    missing = [k for k in data.ids if k not in out]
+    if missing:
+        raise ValueError(
+            f"{path} lacks the records of {len(missing)} of the {len(data)} images (first: "
+            f"{missing[0]!r}): the file was edited; rerun with --overwrite (overwrite=True)"
+        )
+    return sorted(out.values(), key=lambda r: int(r["index"]))
+
+
+#: what a skipped image's record holds besides its reason (``fcrattack.app.attack``)
+SKIPPED_FIELDS = {"key", "id", "index", "skipped", "label", "label_source", "target"}
+
+
+def _record_problem(
+    r: dict[str, Any],
+    position: dict[str, int],
+    labels: list[int],
+    data: Dataset | ImageList,
+    targeted: bool,
+) -> str:
+    """Why the record ``r`` does not fit the run (``checked_records``); "" when it does."""
+    image_id, index = r.get("id"), r.get("index")
+    if (
+        not isinstance(image_id, str)
+        or image_id not in position
+        or type(index) is not int  # not a bool, not 1.0
+        or index != position[image_id]
+        or r.get("key") != image_id
+    ):
+        return (
+            f"a record of {str(image_id)[:80]!r} at position {index!r}, which the data "
+            "does not hold there"
+        )
+    label = labels[index]
+    if label != PREDICTED and "label" in r and r["label"] != label:
+        return f"the record of {image_id!r} has label {r['label']!r}, the data {label}"
+    reason = r.get("skipped")
+    if reason is None:
+        if ("target" in r) != targeted:
+            return f"the record of {image_id!r} is {'un' if targeted else ''}targeted"
+        problem = record_problem(r)
+        return f"the record of {image_id!r}: {problem}" if problem else ""
+    if not set(r) <= SKIPPED_FIELDS:
+        return f"the record of {image_id!r} is skipped, yet holds attack results"
+    if reason == "label equals the target class" and targeted:
+        return "" if r.get("label") == r.get("target") else f"{image_id!r}: label is not target"
+    if reason == "unreadable file" and isinstance(data, ImageList):
+        readable = decode(data.paths[index], data.transform) is not None
+        return f"{image_id!r} is said unreadable, yet it decodes" if readable else ""
+    return f"the record of {image_id!r} is skipped for no reason of this run ({reason!r:.60})"

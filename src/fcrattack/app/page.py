@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -16,6 +17,8 @@ from ..attacks import Attack, AttackResult
 from ..base.store import write_torch
 from ..report import image_table, write_page
 from .folder import PAGE, page_item
+
+log = logging.getLogger(__name__)
 
 
 def save_page_item(
@@ -44,20 +47,32 @@ class Page(NamedTuple):
 
 def load_page(out: Path, ids: Sequence[str], k: int) -> Page | None:
     """The kept page items (``save_page_item``) among the first ``k`` positions of the
-    data (``ids``: every image's id, by position), in order; None when there is none."""
-    items = [
-        (i, torch.load(p, weights_only=True))
-        for i in range(min(k, len(ids)))
-        if (p := out / page_item(i)).is_file()
-    ]
+    data (``ids``: every image's id, by position), in order; None when there is none. An
+    item that is a link or does not read is left out with a warning: the run's records
+    are what counts, its page only shows them."""
+    items = []
+    for i in range(min(k, len(ids))):
+        path = out / page_item(i)
+        if path.is_symlink():  # not written by the run: never read through
+            log.warning("%s is a link: the page leaves its image out", path)
+        elif path.is_file():
+            try:
+                item = torch.load(path, weights_only=True)
+                items.append((i, item["x"], AttackResult(**item["result"]), item["predicted"]))
+            except Exception as exc:  # damaged or edited: the page is not worth the run
+                log.warning("%s does not read (%s): the page leaves its image out", path, exc)
     if not items:
         return None
-    return Page(
-        torch.stack([item["x"] for _, item in items]),
-        [ids[i] for i, _ in items],
-        AttackResult.concat([AttackResult(**item["result"]) for _, item in items]),
-        [bool(item["predicted"]) for _, item in items],
-    )
+    try:
+        return Page(
+            torch.stack([x for _, x, _, _ in items]),
+            [ids[i] for i, _, _, _ in items],
+            AttackResult.concat([result for _, _, result, _ in items]),
+            [bool(predicted) for _, _, _, predicted in items],
+        )
+    except Exception as exc:  # items of different shapes: edited
+        log.warning("%s: the page's kept images do not fit together (%s): no page", out, exc)
+        return None
 
 
 def remove_page_items(out: Path, k: int) -> None:

@@ -39,7 +39,7 @@ def _common(p: argparse.ArgumentParser, batch_size: int = 128) -> None:
         "--mean",
         type=floats,
         help="per-channel mean of the model's normalisation, e.g. 0.485,0.456,0.406 "
-        "(torchscript:, export:, py: and bare checkpoints; none: the model takes [0, 1])",
+        "(torchscript:, export:, py: and bare checkpoints; not given: the model takes [0, 1])",
     )
     model.add_argument("--std", type=floats, help="per-channel std, with --mean")
     model.add_argument(

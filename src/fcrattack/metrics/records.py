@@ -3,7 +3,9 @@ checked wherever records are read back from a file (``fcrattack attack``'s resum
 finished runs, ``fcrattack report``) and wherever they are summarised: a record edited or
 damaged by hand is refused, naming the field, rather than counted wrongly.
 
-Besides each field's type, the norms must hold together as ``perturbation_norms`` computes
+Besides each field's type, ``clean_correct`` and ``success`` must agree with the predictions
+(``pred_clean`` equals ``label``; ``pred_adv`` differs from ``label``, or equals ``target``),
+and the norms must hold together as ``perturbation_norms`` computes
 them on [0, 1] images: every norm is >= 0, ``linf`` <= 1 and <= ``l2`` <=
 ``linf * sqrt(l0)``, ``l0_pixels`` <= ``l0``, the ``*_255`` values are 255 times (PSNR:
 48.13 dB above) their [0, 1] counterparts, and ``mask_fraction`` lies in [0, 1].
@@ -36,6 +38,15 @@ def record_problem(row: Mapping[str, Any]) -> str:
         value = row.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             return f"{key} is not a class index, got {_shown(value)}"
+    if row["clean_correct"] != (row["pred_clean"] == row["label"]):
+        return "clean_correct does not say whether pred_clean equals label"
+    fooled = (
+        row["pred_adv"] == row["target"] if "target" in row else row["pred_adv"] != row["label"]
+    )
+    if row["success"] != fooled:
+        return "success does not say whether pred_adv " + (
+            "equals target" if "target" in row else "differs from label"
+        )
     values: dict[str, float] = {}
     for key in (*NORMS, "mask_fraction", "time_s"):
         if key not in row and key in ("mask_fraction", "time_s"):

@@ -42,8 +42,10 @@ def summarize_records(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         if problem:
             name = str(r.get("key", r.get("id", "?")))[:200]
             raise ValueError(f"the record of {name!r} is not one fcrattack writes: {problem}")
-    success = torch.tensor([bool(r["success"]) for r in done])
     targeted = "target" in done[0]
+    if any(("target" in r) != targeted for r in done):
+        raise ValueError("the records mix targeted and untargeted attacks")
+    success = torch.tensor([bool(r["success"]) for r in done])
     valid = (
         torch.ones_like(success)
         if targeted

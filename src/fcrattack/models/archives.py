@@ -30,7 +30,7 @@ from .torch_errors import torch_reason
 TORCHSCRIPT_ENTRIES = ("constants.pkl", "code/")
 EXPORT_ENTRIES = ("archive_format", "models/")
 #: what reading a damaged zip archive raises (bad headers, encryption, unknown or corrupt
-#: compression)
+#: compression, an entry name flagged UTF-8 that is not)
 UNREADABLE = (
     zipfile.BadZipFile,
     OSError,
@@ -39,6 +39,7 @@ UNREADABLE = (
     NotImplementedError,
     zlib.error,
     lzma.LZMAError,
+    UnicodeDecodeError,
 )
 
 
@@ -47,7 +48,7 @@ def archive_kind(path: str | Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, ValueError):  # ValueError: a name that is not UTF-8
         return None
     for kind, marks in (("torchscript", TORCHSCRIPT_ENTRIES), ("export", EXPORT_ENTRIES)):
         if any(mark in name.partition("/")[2] for name in names for mark in marks):

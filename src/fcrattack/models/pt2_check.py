@@ -119,8 +119,10 @@ def _weights_only(name: str, data: bytes) -> str | None:
 
 def _payloads(entries: dict[str, bytes]) -> tuple[set[str], set[str], str | None]:
     """The entries (by ``_folded`` name) that payload configs name as raw tensor bytes
-    (``use_pickle`` false) and as pickled ones (true), and why the configs are refused (a
-    name leaving its folder, a custom-object constant)."""
+    (``use_pickle`` false) and those torch unpickles (named so by a config, or the legacy
+    weights, constants and sample inputs ``data/*/<model>.pt`` of every program, which torch
+    reads whatever the configs say), and why the configs are refused (a name with a control
+    character or leaving its folder, a custom-object constant)."""
     raw: set[str] = set()
     pickled: set[str] = set()  # a name that one entry calls raw and another pickled is checked
     for name, data in entries.items():
@@ -133,11 +135,17 @@ def _payloads(entries: dict[str, bytes]) -> tuple[set[str], set[str], str | None
         except (ValueError, KeyError, TypeError, AttributeError):
             return raw, pickled, f"{name} is not a payload config as torch.export.save writes it"
         for path_name, unpickled in items:
+            if any(ord(c) < 32 or ord(c) == 127 for c in path_name):  # torch's lookup ends at NUL
+                return raw, pickled, f"{name} names a payload with a control character"
             if posixpath.normpath(path_name) != path_name or "/" in path_name:
                 return raw, pickled, f"{name} names a payload outside its folder ({path_name!r})"
             if folder == "data/constants/" and not path_name.startswith(TENSOR_CONSTANT_PREFIX):
                 return raw, pickled, f"{name} holds a custom-object constant ({path_name})"
             (pickled if unpickled else raw).add(folder + _folded(path_name.encode("utf-8")))
+    for name in entries:  # what torch reads of a program without a config: pickles
+        if name.startswith("models/") and name.endswith(".json"):
+            model = name[len("models/") : -len(".json")]
+            pickled.update(f"{d}{model}.pt" for d in (*PAYLOAD_DIRS, "data/sample_inputs/"))
     return raw - pickled, pickled, None
 
 

@@ -154,12 +154,23 @@ class Results:
     def cell(
         self, exp: str, part: str, model: str, run: dict[str, Any]
     ) -> tuple[dict[str, float] | None, str]:
-        """(aggregate or None, text): the rate, or "not run"."""
+        """(aggregate or None, text): the rate, or "not run"; a cell with fewer records than
+        the images it attacks (the part's eligible ones, up to the model's ``max_images`` and
+        the run's ``first``) says how many it holds."""
         recs = self.get(exp, part, model, run["key"])
         if not recs:
             return None, "not run"
         a = summarize_records(recs)
-        return a, rate(int(a["n_success"]), int(a["n"]))
+        text = rate(int(a["n_success"]), int(a["n"]))
+        expected = len(self.part_status(exp, part).get("eligible_ids", []))
+        spec: dict[str, Any] = next(
+            (m for p in self.parts(exp) for m in p["models"] if m["name"] == model), {}
+        )
+        for cap in (spec.get("max_images"), run.get("first")):
+            expected = min(expected, cap) if cap else expected
+        if len(recs) < expected:
+            text += f" (records of {len(recs)} of the {expected} images)"
+        return a, text
 
     def scale_note(self, exp: str, part: dict[str, Any]) -> str:
         """One sentence on the scale of a part: images drawn and attacked, models, scale.

@@ -38,6 +38,8 @@ def record_problem(record: dict[str, Any]) -> str:
         if isinstance(label, bool) or not isinstance(label, int) or label < 0:
             return "label is not a class index"
         return "" if _finite(area) and 0 <= area <= 1 else "mask_fraction is not in [0, 1]"
+    if "skipped" in record:
+        return "skipped is not a field of reproduce's records"
     problem = attack_record_problem(record)
     if problem:
         return problem
