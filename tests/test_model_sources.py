@@ -655,6 +655,51 @@ def test_export_file_that_torch_cannot_read_logs_nothing(
     assert not shown, caplog.text
 
 
+def _renamed(value: object, old: str, new: str) -> object:
+    """Parsed JSON with every string equal to ``old`` replaced by ``new``."""
+    if isinstance(value, dict):
+        return {k: _renamed(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, old, new) for v in value]
+    return new if value == old else value
+
+
+@pytest.mark.parametrize("role", ["input", "buffer", "module-path", "control"])
+def test_export_file_with_code_in_a_name_is_refused(role: str, tmp_path: Path) -> None:
+    """Regression: torch writes a program's input, node and buffer names into the Python FX
+    generates (an input named ``z=exec(...)`` became a default argument that ran while the
+    file loaded; a buffer name with a quote, under torch.compile): names must be plain."""
+    good = _export(tmp_path)
+    marker = tmp_path / "ran"
+    with zipfile.ZipFile(good) as z:
+        entry = next(n for n in z.namelist() if "/models/" in n)
+        program = json.loads(z.read(entry))
+    signature = program["graph_module"]["signature"]
+    user = next(
+        s["user_input"]["arg"]["as_tensor"]["name"]
+        for s in signature["input_specs"]
+        if "user_input" in s
+    )
+    buffer = next(
+        s["parameter"]["parameter_name"] for s in signature["input_specs"] if "parameter" in s
+    )
+    code = f"exec(\"open('{marker}', 'w')\")"
+    old, new = {
+        "input": (user, f"z={code}"),
+        "buffer": (buffer, f'x"if {code} else "x'),
+        "module-path": (buffer.rsplit(".", 1)[0], f"a,{code}"),
+        "control": (buffer, f"w\n{code}#"),
+    }[role]
+    text = json.dumps(_renamed(program, old, new))
+    if role == "module-path":  # the path inside nn_module_stack strings
+        text = text.replace(f",{old},", f",{json.dumps(new)[1:-1]},")
+    bad = tmp_path / "bad.pt2"
+    _rewrite(good, bad, {"models/" + entry.rsplit("/", 1)[1]: text.encode()})
+    with pytest.raises(ValueError, match="refused.*(plain name|control character)") as exc:
+        load_model(f"export:{bad}")
+    assert "\n" not in str(exc.value) and not marker.exists()
+
+
 def test_export_file_with_tensor_constants_loads(tmp_path: Path) -> None:
     """A genuine program with a lifted tensor constant (a tensor made in forward) loads."""
 

@@ -274,7 +274,7 @@ def _first(field: str, value: str) -> Callable[[list[bytes]], list[bytes]]:
         ("l2", '"big"', "l2 is not a number"),
         ("l2", "NaN", "l2 is not a finite number"),
         ("l2", "-3.0", "l2 is not a finite number >= 0"),
-        ("l2", "1e308", "does not lie between linf"),
+        ("l2", "1e308", "implies inf values"),
         ("l2_255", "1e300", "l2_255 1e+300 is not 255 times l2"),
         ("linf", "2.0", "linf is above 1"),
         ("experiment", '"zzz"', "its key does not name its experiment"),
@@ -453,3 +453,74 @@ def test_a_cell_with_records_missing_says_how_many_it_holds(tmp_path: Path) -> N
     _rewrite_records(out, lambda lines: lines[1:])
     after = render(out)[0].read_text()
     assert after != before and "(records of " in after and " of the 100 images)" in after
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("psnr", "null", "do not agree on whether the image changed"),
+        ("l0", "1e299", "implies"),
+        ("l0", "3000.5", "is not a whole number"),
+        ("time_s", "1e300", "time_s 1e+300 is above"),
+    ],
+)
+def test_a_record_of_impossible_norms_is_refused_by_the_report(
+    field: str, value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a record with a PSNR, L0 or time of 1e300 (or a PSNR dropped on a changed
+    image) moved the report's means, printed as hundreds of digits."""
+    out = _committed_copy(tmp_path)
+    _rewrite_records(out, _first(field, value))
+    assert main(["-q", "report", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_records_of_other_image_sizes_are_refused_by_the_attack_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: halving one record's l2 (and l2_255) moved the mean L2 silently."""
+    out = tmp_path / "run"
+    assert main(_attack(out)) == 0
+    path = out / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    changed = next(r for r in rows if r.get("l2"))
+    scale = 0.99  # within every per-record bound; only the image size it implies differs
+    changed.update(l2=changed["l2"] * scale, l2_255=changed["l2_255"] * scale)
+    changed.update(psnr=changed["psnr"] + 3.0, psnr_255=changed["psnr_255"] + 3.0)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    capsys.readouterr()
+    assert main(_attack(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "imply images of" in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"clean_correct": 5}, "clean_correct is not between n_eligible and n_drawn"),
+        ({"clean_accuracy": 0.99}, "clean_accuracy is not clean_correct / n_drawn"),
+        ({"eligible_ids": 5}, "eligible_ids, n_eligible and n_drawn do not agree"),
+        ({"wall_s": -5.0}, "wall_s is not a finite number >= 0"),
+    ],
+)
+def test_a_status_json_of_other_numbers_is_refused_by_the_report(
+    edit: dict, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: clean_correct, clean_accuracy, eligible_ids and wall_s of status.json
+    reached the report unchecked (a clean accuracy of 3.57 %, 95 records dropped unsaid)."""
+    out = _committed_copy(tmp_path)
+    status = json.loads((out / "status.json").read_text())
+    entry = status["whitebox-imagenet"]
+    part = entry["parts"]["imagenet"]
+    model = part["models"]["efficientnet-lite0"]
+    if "wall_s" in edit:
+        entry.update(edit)
+    elif "eligible_ids" in edit:
+        part["eligible_ids"] = part["eligible_ids"][:5]
+    else:
+        model.update(edit)
+    (out / "status.json").write_text(json.dumps(status))
+    assert main(["-q", "report", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "status.json" in err[0], err

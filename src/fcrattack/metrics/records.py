@@ -9,7 +9,10 @@ and the norms must hold together as ``perturbation_norms`` computes
 them on [0, 1] images: every norm is >= 0, ``linf`` <= 1 and <= ``l2`` <=
 ``linf * sqrt(l0)``, ``l0_pixels`` <= ``l0``, the ``*_255`` values are 255 times (PSNR:
 48.13 dB above) their [0, 1] counterparts, and ``mask_fraction`` lies in [0, 1].
-A PSNR may be null or +inf (an unchanged image); every other number is finite.
+L0 counts are whole numbers, an image whose ``l2`` is 0 has no PSNR (null or +inf) and
+``l0`` 0, and otherwise its PSNR and ``l2`` imply its number of values (C*H*W), which is at
+least ``l0`` (``values_of``; the summary also requires it to be one number for all records);
+``time_s`` is at most ``MAX_SECONDS``. Every number is finite but a PSNR.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ FLAGS = ("success", "success_uint8", "clean_correct")
 INDICES = ("label", "pred_clean", "pred_adv")
 #: relative tolerance of the relations between norms (float32 rounding)
 RTOL = 1e-3
+#: the most values (C*H*W) an image may have, and seconds an image may take: far beyond any
+#: real one, so that an edited record of absurd size is refused
+MAX_VALUES = 1e10
+MAX_SECONDS = 1e7
 
 
 def record_problem(row: Mapping[str, Any]) -> str:
@@ -70,6 +77,16 @@ def _norms_problem(v: dict[str, float]) -> str:
         return abs(a - b) <= RTOL * max(abs(a), abs(b)) + 1e-6
 
     l2, linf, l0, pixels = v["l2"], v["linf"], v["l0"], v["l0_pixels"]
+    if not (l0.is_integer() and pixels.is_integer()):
+        return f"l0 {l0:g} or l0_pixels {pixels:g} is not a whole number"
+    if v.get("time_s", 0.0) > MAX_SECONDS:
+        return f"time_s {v['time_s']:g} is above {MAX_SECONDS:g} seconds"
+    if (l2 == 0) != ("psnr" not in v) or ("psnr" in v) != ("psnr_255" in v) or (l2 == 0 < l0):
+        return "l2, l0 and psnr do not agree on whether the image changed"
+    if l2 > 0:  # the number of values the PSNR implies: C*H*W = l2**2 * 10**(psnr / 10)
+        values = values_of(v)
+        if not l0 <= values * (1 + RTOL) <= MAX_VALUES:
+            return f"psnr {v['psnr']:g} with l2 {l2:g} implies {values:g} values, not l0 or more"
     if linf > 1 + 1e-6:
         return f"linf is above 1, got {linf:g}"
     if not linf <= l2 * (1 + RTOL) + 1e-6 or not l2 <= linf * math.sqrt(l0) * (1 + RTOL) + 1e-6:
@@ -84,6 +101,15 @@ def _norms_problem(v: dict[str, float]) -> str:
     if v.get("mask_fraction", 0.0) > 1:
         return f"mask_fraction is above 1, got {v['mask_fraction']:g}"
     return ""
+
+
+def values_of(v: Mapping[str, Any]) -> float:
+    """The number of values (C*H*W) of an image that the PSNR and L2 of its record imply
+    (``psnr = 10 log10(C*H*W / l2**2)``; inf where that overflows)."""
+    try:
+        return float(v["l2"]) ** 2 * 10 ** (float(v["psnr"]) / 10)
+    except OverflowError:
+        return math.inf
 
 
 def _shown(value: Any) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from .norms import NORMS, summarize
-from .records import record_problem
+from .records import record_problem, values_of
 
 
 def _value(row: Mapping[str, Any], key: str) -> float:
@@ -42,6 +42,12 @@ def summarize_records(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         if problem:
             name = str(r.get("key", r.get("id", "?")))[:200]
             raise ValueError(f"the record of {name!r} is not one fcrattack writes: {problem}")
+    sizes = [values_of(r) for r in done if r["l2"] and r.get("psnr") not in (None, math.inf)]
+    if sizes and max(sizes) > min(sizes) * (1 + 1e-2):  # one image size per summary
+        raise ValueError(
+            f"the records' PSNR and L2 imply images of {min(sizes):.0f} to {max(sizes):.0f} "
+            "values: they are not of one run (edited?)"
+        )
     targeted = "target" in done[0]
     if any(("target" in r) != targeted for r in done):
         raise ValueError("the records mix targeted and untargeted attacks")

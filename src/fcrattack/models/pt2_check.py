@@ -15,7 +15,9 @@ markers, ``extra/``) or, named ``*.json``, must be JSON whose symbolic-shape exp
 plain arithmetic on shape symbols; every other entry, whatever torch would do with it, must be
 a ``torch.save`` blob that loads with ``weights_only=True`` (or be empty). Constants that torch
 reads as custom objects, and payload names that leave their folder, are refused outright.
-Torch's verifier then admits only operators as graph nodes.
+Strings of a program's JSON that torch could write into the Python code FX generates (input,
+node, parameter and buffer names, module paths) must be plain names, and no string holds a
+control character. Torch's verifier then admits only operators as graph nodes.
 """
 
 from __future__ import annotations
@@ -50,6 +52,16 @@ _TOKEN = re.compile(
     r"\s+|\d+(?:\.\d*)?(?:e[-+]?\d+)?|'[a-z]+\d+'|[A-Za-z_]\w*|\*\*|//|==|!=|<=|>=|[-+*/%(),<>=~&|]"
 )
 _SYMBOL = re.compile(r"[a-z]+\d+")
+#: a name torch may write into generated code: letters, digits, ``_``, ``.`` and ``-`` only
+#: (no quote, bracket, space or operator that could end a name and start code)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]*")
+#: keys of a program's JSON whose strings torch reads as text, never as names in code: stack
+#: traces (comments), spec and version strings, expressions (checked on their own), string
+#: arguments (written as literals)
+FREE_TEXT_KEYS = frozenset(
+    {"stack_trace", "torch_fn", "in_spec", "out_spec", "torch_version", "expr_str"}
+    | {"as_string", "as_strings", "nn_module_stack"}
+)
 #: names an expression may use besides shape symbols (s0, u1, ...) and torch's sympy
 #: functions (``_names``): sympy's, and Symbol's assumptions
 SYMPY_NAMES = frozenset(
@@ -192,8 +204,44 @@ def _entry_refusal(name: str, data: bytes, raw: set[str], pickled: set[str]) -> 
         except ValueError:
             return f"{name} is not JSON"
         bad = [e for e in _expressions(parsed) if not _plain_arithmetic(e)]
-        return f"{name} has a symbolic expression that is not arithmetic" if bad else None
+        if bad:
+            return f"{name} has a symbolic expression that is not arithmetic"
+        return _names_problem(name, parsed) if name.startswith("models/") else None
     return _weights_only(name, data)
+
+
+def _strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """Every (key, string) pair of parsed JSON, a list's items under the list's key."""
+    if isinstance(value, dict):
+        for k, item in value.items():
+            yield from _strings(item, str(k))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item, key)
+    elif isinstance(value, str):
+        yield key, value
+
+
+def _names_problem(name: str, program: Any) -> str | None:
+    """Why the program JSON ``name`` holds a string torch could write into generated code
+    (FX writes input, node, parameter and buffer names into the Python it compiles): outside
+    ``FREE_TEXT_KEYS`` every string must be a plain name (``_PLAIN_NAME``), a module path of
+    ``nn_module_stack`` too, and no string holds a control character (a stack trace may
+    hold line breaks: FX comments out each line); None when none does."""
+    for key, text in _strings(program):
+        allowed = "\n\t" if key == "stack_trace" else ""
+        if any((ord(c) < 32 and c not in allowed) or ord(c) == 127 for c in text):
+            return f"{name} holds a control character in {key!r}"
+        if key == "nn_module_stack":
+            pairs = [(*part.split(",")[:2], "")[:2] for part in text.split(";")]
+            # a key of a module called twice ends in @<n>
+            if not all(_PLAIN_NAME.fullmatch(k.replace("@", "")) for k, _ in pairs) or not all(
+                _PLAIN_NAME.fullmatch(path) for _, path in pairs
+            ):
+                return f"{name} holds a module path that is not a plain name ({text[:60]!r})"
+        elif key not in FREE_TEXT_KEYS and not _PLAIN_NAME.fullmatch(text):
+            return f"{name} holds a name that is not a plain name: {key} {text[:60]!r}"
+    return None
 
 
 def _folded(name: bytes) -> str:

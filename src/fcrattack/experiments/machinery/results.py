@@ -15,7 +15,7 @@ from typing import Any
 from ...base.store import ResultStore
 from ...metrics import summarize_records
 from ...viz.document import diff, fmt_interval, rate
-from .saved_form import record_problem
+from .saved_form import record_problem, status_problem
 from .spec import UNNAMED, AttackSetting, upgrade
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,13 @@ class Results:
         self.dir = Path(out_dir)
         self.config = self._json("config.json", by_experiment=True)
         self.status = self._json("status.json", by_experiment=True)
+        for exp, status in self.status.items():
+            problem = status_problem(status)
+            if problem:
+                raise ValueError(
+                    f"{self.dir / 'status.json'}: {exp}: {problem}: it is not as reproduce "
+                    "wrote it; restore it from a copy, or rerun"
+                )
         self.env = self._json("env.json")
         self.paper = paper_numbers()
         self.groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)

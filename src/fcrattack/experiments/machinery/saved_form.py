@@ -54,6 +54,46 @@ def record_problem(record: dict[str, Any]) -> str:
     return ""
 
 
+def status_problem(status: dict[str, Any]) -> str:
+    """Why ``status``, one experiment's entry of ``status.json``, is not of the form
+    reproduce writes ("" when it is): ``wall_s`` a finite number >= 0; per part, unique
+    ``eligible_ids`` (text) counted by ``n_eligible``, at most ``n_drawn``; per model a
+    ``clean_correct`` between ``n_eligible`` and ``n_drawn`` (the eligible images are those
+    every model classifies correctly) and a ``clean_accuracy`` of ``clean_correct / n_drawn``."""
+    wall = status.get("wall_s", 0.0)
+    if not _finite(wall) or wall < 0:
+        return "wall_s is not a finite number >= 0"
+    parts = status.get("parts", {})
+    if not isinstance(parts, dict):
+        return "parts is not an object"
+    for name, part in parts.items():
+        if not isinstance(part, dict):
+            return f"part {name!r} is not an object"
+        ids: Any = part.get("eligible_ids")
+        drawn: Any = part.get("n_drawn")
+        eligible: Any = part.get("n_eligible")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return f"{name}: eligible_ids is not a list of ids"
+        if len(set(ids)) != len(ids) or eligible != len(ids) or not _count(drawn, len(ids)):
+            return f"{name}: eligible_ids, n_eligible and n_drawn do not agree"
+        models = part.get("models", {})
+        if not isinstance(models, dict):
+            return f"{name}: models is not an object"
+        for model, found in models.items():
+            correct: Any = found.get("clean_correct") if isinstance(found, dict) else None
+            accuracy: Any = found.get("clean_accuracy") if isinstance(found, dict) else None
+            if not _count(correct, len(ids)) or correct > drawn:
+                return f"{name}: {model}: clean_correct is not between n_eligible and n_drawn"
+            if not _finite(accuracy) or abs(accuracy - correct / max(drawn, 1)) > 1e-5:
+                return f"{name}: {model}: clean_accuracy is not clean_correct / n_drawn"
+    return ""
+
+
+def _count(value: Any, least: int) -> bool:
+    """Whether ``value`` is an integer (not a bool) of at least ``least``."""
+    return not isinstance(value, bool) and isinstance(value, int) and value >= least
+
+
 def _finite(value: Any) -> bool:
     """Whether ``value`` is a finite int or float (not a bool)."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
