@@ -664,7 +664,7 @@ def _renamed(value: object, old: str, new: str) -> object:
     return new if value == old else value
 
 
-@pytest.mark.parametrize("role", ["input", "buffer", "module-path", "control"])
+@pytest.mark.parametrize("role", ["input", "buffer", "module-path", "control", "spec-key"])
 def test_export_file_with_code_in_a_name_is_refused(role: str, tmp_path: Path) -> None:
     """Regression: torch writes a program's input, node and buffer names into the Python FX
     generates (an input named ``z=exec(...)`` became a default argument that ran while the
@@ -689,7 +689,13 @@ def test_export_file_with_code_in_a_name_is_refused(role: str, tmp_path: Path) -
         "buffer": (buffer, f'x"if {code} else "x'),
         "module-path": (buffer.rsplit(".", 1)[0], f"a,{code}"),
         "control": (buffer, f"w\n{code}#"),
+        "spec-key": (buffer, buffer),  # the spec is changed below
     }[role]
+    if role == "spec-key":  # unflatten writes a spec's dict keys as argument names
+        entry_spec = program["graph_module"]["module_call_graph"][0]["signature"]
+        spec = json.loads(entry_spec["in_spec"])
+        spec[1]["context"] = json.dumps([f"x={code}"])
+        entry_spec["in_spec"] = json.dumps(spec)
     text = json.dumps(_renamed(program, old, new))
     if role == "module-path":  # the path inside nn_module_stack strings
         text = text.replace(f",{old},", f",{json.dumps(new)[1:-1]},")

@@ -403,6 +403,7 @@ def test_a_file_named_like_the_lock_is_not_rewritten(
         ({"clean_correct": "flip"}, "clean_correct does not say whether pred_clean equals"),
         ({"success": "flip"}, "success does not say whether pred_adv differs from label"),
         ({"duplicate": True}, "two records of"),
+        ({"attack": "pgd"}, "is of attack 'pgd', not fgsm"),
         ({"delete": True}, "lacks the records of 1 of the 2 images"),
     ],
 )

@@ -152,7 +152,7 @@ def attack_dataset(
     settings = run_settings(attack, data, target, info)
     folder, resumed, finished = _prepare(out, settings, overwrite, ctx, names, page, attack)
     if finished:
-        return _finished(folder, data, target is not None)
+        return _finished(folder, data, target is not None, attack.name)
     inner = attack.execution.batch_size
     if isinstance(inner, int):  # the attack's own batches: read no more at once, so the
         batch_size = min(batch_size, inner)  # progress bar moves once per attacked batch
@@ -167,7 +167,7 @@ def attack_dataset(
         if folder is None:
             return None
         records = checked_records(
-            folder.dir / RESULTS, store.records.values(), data, target is not None
+            folder.dir / RESULTS, store.records.values(), data, target is not None, attack.name
         )
         write_jsonl(folder.dir / RESULTS, records)
         _check_attacked(records, target, data.classes)
@@ -197,15 +197,16 @@ def attack_dataset(
 
 
 def _finished(
-    folder: OutputFolder | None, data: Dataset | ImageList, targeted: bool
+    folder: OutputFolder | None, data: Dataset | ImageList, targeted: bool, attack: str
 ) -> dict[str, float] | None:
     """The summary of the finished run of these settings on ``data`` (``targeted``: the run
-    has a target) in ``folder`` (None on ranks other than 0), which is left as it is."""
+    has a target; ``attack``: its name) in ``folder`` (None on ranks other than 0), which is
+    left as it is."""
     if folder is None:
         return None
     with folder:
         path = folder.dir / RESULTS
-        records = checked_records(path, read_records(path), data, targeted)
+        records = checked_records(path, read_records(path), data, targeted, attack)
     log.info(
         "%s already holds the finished results of a run with these settings: nothing to do "
         "(pass --overwrite (overwrite=True) to run it again)",

@@ -203,17 +203,22 @@ def run_settings(
 
 
 def checked_records(
-    path: Path, records: Iterable[dict[str, Any]], data: Dataset | ImageList, targeted: bool
+    path: Path,
+    records: Iterable[dict[str, Any]],
+    data: Dataset | ImageList,
+    targeted: bool,
+    attack: str,
 ) -> list[dict[str, Any]]:
     """The records of a finished run, ``path`` (``results.jsonl``: read back, or kept by a
-    resumed run), in the images' order, checked against ``data`` and the run (``targeted``):
+    resumed run), in the images' order, checked against ``data`` and the run (``targeted``,
+    the ``attack``'s name):
     one record per image, each at its image's position (``index``) with its label (where the
     data has one); an attacked image's fields of the form ``fcrattack.metrics.records``
     describes, with a ``target`` exactly when the run is targeted; a skipped image's reason
     true (an unreadable file does not decode; a label that equals the target does). A
     ValueError naming the file otherwise (it was edited, or belongs to another run)."""
     labels = data.labels.tolist() if isinstance(data, Dataset) else list(data.labels)
-    context = ({k: i for i, k in enumerate(data.ids)}, labels, data, targeted)
+    context = ({k: i for i, k in enumerate(data.ids)}, labels, data, targeted, attack)
     out: dict[str, dict[str, Any]] = {}
     for r in records:
         problem = _record_problem(r, *context)
@@ -244,6 +249,7 @@ def _record_problem(
     labels: list[int],
     data: Dataset | ImageList,
     targeted: bool,
+    attack: str,
 ) -> str:
     """Why the record ``r`` does not fit the run (``checked_records``); "" when it does."""
     image_id, index = r.get("id"), r.get("index")
@@ -263,6 +269,8 @@ def _record_problem(
         return f"the record of {image_id!r} has label {r['label']!r}, the data {label}"
     reason = r.get("skipped")
     if reason is None:
+        if r.get("attack") != attack:
+            return f"the record of {image_id!r} is of attack {r.get('attack')!r:.40}, not {attack}"
         if ("target" in r) != targeted:
             return f"the record of {image_id!r} is {'un' if targeted else ''}targeted"
         problem = record_problem(r)

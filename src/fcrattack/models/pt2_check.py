@@ -59,9 +59,11 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]*")
 #: traces (comments), spec and version strings, expressions (checked on their own), string
 #: arguments (written as literals)
 FREE_TEXT_KEYS = frozenset(
-    {"stack_trace", "torch_fn", "in_spec", "out_spec", "torch_version", "expr_str"}
-    | {"as_string", "as_strings", "nn_module_stack"}
+    {"stack_trace", "torch_fn", "torch_version", "expr_str", "as_string", "as_strings"}
+    | {"nn_module_stack"}
 )
+#: keys whose strings are serialised pytree specs (``_spec_strings``: names inside)
+SPEC_KEYS = frozenset({"in_spec", "out_spec"})
 #: names an expression may use besides shape symbols (s0, u1, ...) and torch's sympy
 #: functions (``_names``): sympy's, and Symbol's assumptions
 SYMPY_NAMES = frozenset(
@@ -222,6 +224,33 @@ def _strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
         yield key, value
 
 
+def _spec_strings(text: str, depth: int = 0) -> Iterator[str]:
+    """The names in a serialised pytree spec (JSON whose ``context`` values are JSON again:
+    dict keys and keyword names, which torch's unflatten writes into code as argument
+    names): every string, decoded for as long as it is JSON (numbers and null are none)."""
+    try:
+        value = json.loads(text) if depth < 8 else text
+    except (ValueError, RecursionError):
+        value = text
+    if value == text:
+        yield text
+    else:
+        yield from _spec_values(value, depth + 1)
+
+
+def _spec_values(value: Any, depth: int) -> Iterator[str]:
+    """``_spec_strings`` of every string in decoded JSON (dict keys too)."""
+    if isinstance(value, str):
+        yield from _spec_strings(value, depth)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _spec_strings(str(key), depth)
+            yield from _spec_values(item, depth)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _spec_values(item, depth)
+
+
 def _names_problem(name: str, program: Any) -> str | None:
     """Why the program JSON ``name`` holds a string torch could write into generated code
     (FX writes input, node, parameter and buffer names into the Python it compiles): outside
@@ -239,6 +268,10 @@ def _names_problem(name: str, program: Any) -> str | None:
                 _PLAIN_NAME.fullmatch(path) for _, path in pairs
             ):
                 return f"{name} holds a module path that is not a plain name ({text[:60]!r})"
+        elif key in SPEC_KEYS:
+            bad = next((t for t in _spec_strings(text) if not _PLAIN_NAME.fullmatch(t)), None)
+            if bad is not None:
+                return f"{name} holds an {key} naming {bad[:60]!r}, which is not a plain name"
         elif key not in FREE_TEXT_KEYS and not _PLAIN_NAME.fullmatch(text):
             return f"{name} holds a name that is not a plain name: {key} {text[:60]!r}"
     return None
