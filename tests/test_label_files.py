@@ -83,6 +83,25 @@ def test_one_label_per_image_still_reads(flat: Path, tmp_path: Path) -> None:
     assert listing.labels == [3, 5, 3]
 
 
+@pytest.mark.parametrize("row", ["1.png,tench, Tinca tinca", "1.png,dog,extra", "1.png"])
+def test_a_csv_row_of_other_than_two_columns_is_refused(
+    row: str, flat: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a third column was ignored, so an unquoted label holding a comma was cut
+    at it; a quoted one reads whole."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"file,label\n0.png,cat\n{row}\n2.png,cat\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="exactly 'file,label'.*line 3"):
+        read_label_file(labels)
+    out = tmp_path / "out"
+    argv = ["-q", "attack", "--data", str(flat), "--labels", str(labels), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "exactly 'file,label'" in err and "\n" not in err and not out.exists()
+    labels.write_text('0.png,"tench, Tinca tinca"\n', encoding="utf-8")
+    assert read_label_file(labels) == {"0.png": "tench, Tinca tinca"}
+
+
 @pytest.mark.parametrize(
     ("option", "what"), [("--labels", "label file"), ("--classes", "class-name file")]
 )

@@ -773,6 +773,141 @@ def test_export_file_with_code_in_a_shape_expression_is_refused(tmp_path: Path) 
     _same_predictions(load_model(f"export:{good}"), model)  # the genuine file still loads
 
 
+def _with_nodes(good: Path, dest: Path, nodes: list[dict], values: dict) -> None:
+    """A copy of the export ``good`` whose graph runs ``nodes`` (serialised graph nodes, given
+    the first node's metadata) first, with tensor metadata ``values`` for their outputs."""
+    with zipfile.ZipFile(good) as z:
+        entry = next(n for n in z.namelist() if "/models/" in n)
+        program = json.loads(z.read(entry))
+    graph = program["graph_module"]["graph"]
+    for node in nodes:
+        node.setdefault("metadata", graph["nodes"][0]["metadata"])
+        node.setdefault("is_hop_single_tensor_return", True)
+    graph["nodes"] = nodes + graph["nodes"]
+    graph["tensor_values"].update(values)
+    _rewrite(good, dest, {"models/" + entry.rsplit("/", 1)[1]: json.dumps(program).encode()})
+
+
+def _arg(name: str, value: dict, kind: int = 1) -> dict:
+    return {"name": name, "arg": value, "kind": kind}
+
+
+def _bytes(name: str, size: int) -> dict:
+    """Serialised tensor metadata of a uint8 vector."""
+    return {
+        name: {
+            "dtype": 1,
+            "sizes": [{"as_int": size}],
+            "requires_grad": False,
+            "device": {"type": "cpu", "index": None},
+            "strides": [{"as_int": 1}],
+            "storage_offset": {"as_int": 0},
+            "layout": 7,
+        }
+    }
+
+
+def test_export_file_whose_program_writes_a_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: torch's verifier admits any operator, and a program mapped a user's file
+    with aten.from_file(shared=True) and overwrote its bytes (no Python code involved)."""
+    victim = tmp_path / "notes.txt"
+    victim.write_text("ORIGINAL")
+    mapped = {
+        "target": "torch.ops.aten.from_file.default",
+        "inputs": [
+            _arg("filename", {"as_string": str(victim)}),
+            _arg("shared", {"as_bool": True}),
+            _arg("size", {"as_int": 4}),
+            _arg("dtype", {"as_scalar_type": 1}, 2),
+        ],
+        "outputs": [{"as_tensor": {"name": "mapped"}}],
+        "name": "mapped",
+    }
+    filled = {
+        "target": "torch.ops.aten.fill_.Scalar",
+        "inputs": [_arg("self", {"as_tensor": {"name": "mapped"}}), _arg("value", {"as_int": 65})],
+        "outputs": [{"as_tensor": {"name": "filled"}}],
+        "name": "filled",
+    }
+    evil = tmp_path / "evil.pt2"
+    _with_nodes(
+        _export(tmp_path), evil, [mapped, filled], _bytes("mapped", 4) | _bytes("filled", 4)
+    )
+    with pytest.raises(ValueError, match="refused.*aten.from_file") as exc:
+        load_model(f"export:{evil}")(X[:1])
+    assert "\n" not in str(exc.value) and victim.read_text() == "ORIGINAL"
+    from fcrattack.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "attack", "--model", f"export:{evil}", "--n", "2", "--out", "o"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "outside its own tensors" in err[0], err
+    assert victim.read_text() == "ORIGINAL" and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("target", "argument", "expected"),
+    [
+        ("higher_order.wrap", "torch.ops.aten.relu.default", "higher-order operator wrap"),
+        ("higher_order.map_impl", "torch.serialization.os.system", "Python object system"),
+        ("_test.leaky_relu.default", None, "outside torch's own"),
+    ],
+)
+def test_export_file_calling_what_is_not_a_tensor_operator_is_refused(
+    target: str, argument: str | None, expected: str, tmp_path: Path
+) -> None:
+    """A program may call torch's tensor operators and control flow on its own subgraphs:
+    not a higher-order operator that calls what it is given, nor an operator of another
+    namespace (extensions register some that read files or memory), nor be given a Python
+    function (torch reads operator arguments from the file)."""
+    good = _export(tmp_path)
+    with zipfile.ZipFile(good) as z:
+        graph = json.loads(z.read(next(n for n in z.namelist() if "/models/" in n)))
+    values = graph["graph_module"]["graph"]["tensor_values"]
+    user = next(iter(values.values()))  # any tensor's metadata fits a node never run
+    tensor = {"as_tensor": {"name": "x"}}  # an operator's arguments are named by its schema
+    inputs = [_arg("self", tensor)]
+    if argument is not None:  # a higher-order operator's are positional
+        inputs = [_arg("", {"as_operator": argument}, 0), _arg("", tensor, 0)]
+    output = [{"as_tensor": {"name": "call"}}]
+    node = {"target": f"torch.ops.{target}", "inputs": inputs, "outputs": output, "name": "call"}
+    evil = tmp_path / "evil.pt2"
+    _with_nodes(good, evil, [node], {"call": user})
+    with pytest.raises(ValueError, match=f"refused.*{expected}") as exc:
+        load_model(f"export:{evil}")
+    assert "\n" not in str(exc.value)
+
+
+def test_export_file_with_control_flow_and_decompositions_loads(tmp_path: Path) -> None:
+    """Regression: genuine programs with a torch.cond, a no_grad and an autocast region and
+    in-place ReLU load, also after run_decompositions (whose provenance and annotation
+    metadata were refused as names)."""
+
+    class Branchy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = load_model("default")
+            self.relu = torch.nn.ReLU(inplace=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                scale = x.mean() * 0 + 1
+            logits = self.relu(self.net(x)) * scale
+            with torch.autocast("cpu", enabled=False):
+                logits = logits.float()
+            return torch.cond(logits.sum() > 0, lambda t: t * 2, lambda t: t - 1, (logits,))
+
+    model = Branchy().eval()
+    batch = {"x": {0: torch.export.Dim("batch", min=1)}}
+    program = torch.export.export(model, (X[:2],), dynamic_shapes=batch)
+    for name, exported in (("plain", program), ("decomposed", program.run_decompositions())):
+        path = tmp_path / f"{name}.pt2"
+        torch.export.save(exported, str(path))
+        _same_predictions(load_model(f"export:{path}"), model)
+
+
 def test_checkpoint_with_pickled_code_is_refused_without_unsafe_advice(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     path = tmp_path / "evil.pt"

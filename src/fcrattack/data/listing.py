@@ -223,9 +223,12 @@ def _label_rows(path: Path) -> list[Row]:
     rows = [(r, f"line {reader.line_num}") for r in reader if r and any(c.strip() for c in r)]
     if rows and [c.strip().lower() for c in rows[0][0][:2]] == ["file", "label"]:
         rows = rows[1:]
-    bad = [(r, where) for r, where in rows if len(r) < 2]
-    if bad:
-        raise ValueError(f"{path}: rows need 'file,label', got {bad[0][0]} ({bad[0][1]})")
+    bad = [(r, where) for r, where in rows if len(r) != 2]
+    if bad:  # a third column could be the rest of an unquoted label holding a comma
+        raise ValueError(
+            f"{path}: rows need exactly 'file,label' (quote a label that holds a comma: "
+            f'0.png,"tench, Tinca tinca"), got {bad[0][0]} ({bad[0][1]})'
+        )
     return [(r[0].strip(), r[1].strip(), where) for r, where in rows]
 
 

@@ -2,10 +2,11 @@
 ``.pt2`` (``export:``), read with one-line errors naming the file and the form expected.
 
 A ``.pt2`` file is read into memory once and checked before torch sees it
-(``fcrattack.models.pt2_check``: loading it must not run code from it); a file that does not
-load, or only for another batch size, is one line naming it. TorchScript files run code by
-design (their ``__setstate__`` methods run at load): ``torchscript:`` is for trusted files
-only.
+(``fcrattack.models.pt2_check``: loading it must not run code from it), and its program once
+torch has read it (``fcrattack.models.pt2_ops``: running it must not act outside its own
+tensors); a file that does not load, or only for another batch size, is one line naming it.
+TorchScript files run code by design (their ``__setstate__`` methods run at load):
+``torchscript:`` is for trusted files only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from .pt2_check import refusal
+from .pt2_ops import operator_refusal
 from .torch_errors import torch_reason
 
 #: an entry name that only TorchScript archives hold, and one only ``.pt2`` archives hold
@@ -109,13 +111,18 @@ def load_export(path: str) -> nn.Module:
         with warnings.catch_warnings():  # torch's own deprecation notices, not the user's
             warnings.simplefilter("ignore", FutureWarning)
             program = torch.export.load(io.BytesIO(data))
-            module = torch.export.unflatten(program)
+            reason = operator_refusal(program)
+            module = None if reason is not None else torch.export.unflatten(program)
     except Exception as exc:  # torch raises many kinds for a file it cannot read
         raise ValueError(
             f"export:{path}: not a loadable torch.export program ({expected}): {torch_reason(exc)}"
         ) from None
     finally:
         logger.setLevel(level)
+    if module is None:
+        raise ValueError(
+            f"export:{path}: refused, its program could act outside its own tensors: {reason}"
+        )
     size = _fixed_batch(program)
     if size is not None:
         module.register_forward_pre_hook(functools.partial(_check_batch, path, size))

@@ -57,10 +57,11 @@ _SYMBOL = re.compile(r"[a-z]+\d+")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]*")
 #: keys of a program's JSON whose strings torch reads as text, never as names in code: stack
 #: traces (comments), spec and version strings, expressions (checked on their own), string
-#: arguments (written as literals)
+#: arguments (written as literals), ``custom`` annotations and ``from_node`` provenance (JSON
+#: decoded as data)
 FREE_TEXT_KEYS = frozenset(
     {"stack_trace", "torch_fn", "torch_version", "expr_str", "as_string", "as_strings"}
-    | {"nn_module_stack"}
+    | {"nn_module_stack", "custom", "from_node"}
 )
 #: keys whose strings are serialised pytree specs (``_spec_strings``: names inside)
 SPEC_KEYS = frozenset({"in_spec", "out_spec"})
