@@ -843,32 +843,38 @@ def test_export_file_whose_program_writes_a_file_is_refused(
     monkeypatch.chdir(tmp_path)
     assert main(["-q", "attack", "--model", f"export:{evil}", "--n", "2", "--out", "o"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "outside its own tensors" in err[0], err
+    assert len(err) == 1 and "aten.from_file" in err[0], err
     assert victim.read_text() == "ORIGINAL" and not (tmp_path / "o").exists()
 
 
+#: a view of 4096 floats over any tensor: the kernel checks no bounds
+RESHAPE_ALIAS = [_arg("size", {"as_ints": [4096]}), _arg("stride", {"as_ints": [1]})]
+
+
 @pytest.mark.parametrize(
-    ("target", "argument", "expected"),
+    ("target", "argument", "more", "expected"),
     [
-        ("higher_order.wrap", "torch.ops.aten.relu.default", "higher-order operator wrap"),
-        ("higher_order.map_impl", "torch.serialization.os.system", "Python object system"),
-        ("_test.leaky_relu.default", None, "outside torch's own"),
+        ("higher_order.wrap", "torch.ops.aten.relu.default", [], "higher-order operator wrap"),
+        ("higher_order.map_impl", "torch.serialization.os.system", [], "Python object system"),
+        ("_test.leaky_relu.default", None, [], "_test.leaky_relu.default, which is not among"),
+        ("aten._reshape_alias.default", None, RESHAPE_ALIAS, "_reshape_alias.default, which"),
     ],
 )
 def test_export_file_calling_what_is_not_a_tensor_operator_is_refused(
-    target: str, argument: str | None, expected: str, tmp_path: Path
+    target: str, argument: str | None, more: list[dict], expected: str, tmp_path: Path
 ) -> None:
-    """A program may call torch's tensor operators and control flow on its own subgraphs:
-    not a higher-order operator that calls what it is given, nor an operator of another
-    namespace (extensions register some that read files or memory), nor be given a Python
-    function (torch reads operator arguments from the file)."""
+    """Regression: a program may call only the allow-listed tensor operators of classifiers
+    and control flow on its own subgraphs: not a higher-order operator that calls what it is
+    given, an operator of another namespace (extensions register some that read files), an
+    internal kernel that trusts its arguments (a view of any size over any tensor, then
+    written: a heap overflow), nor be given a Python function."""
     good = _export(tmp_path)
     with zipfile.ZipFile(good) as z:
         graph = json.loads(z.read(next(n for n in z.namelist() if "/models/" in n)))
     values = graph["graph_module"]["graph"]["tensor_values"]
     user = next(iter(values.values()))  # any tensor's metadata fits a node never run
     tensor = {"as_tensor": {"name": "x"}}  # an operator's arguments are named by its schema
-    inputs = [_arg("self", tensor)]
+    inputs = [_arg("self", tensor), *more]
     if argument is not None:  # a higher-order operator's are positional
         inputs = [_arg("", {"as_operator": argument}, 0), _arg("", tensor, 0)]
     output = [{"as_tensor": {"name": "call"}}]
@@ -880,32 +886,57 @@ def test_export_file_calling_what_is_not_a_tensor_operator_is_refused(
     assert "\n" not in str(exc.value)
 
 
-def test_export_file_with_control_flow_and_decompositions_loads(tmp_path: Path) -> None:
-    """Regression: genuine programs with a torch.cond, a no_grad and an autocast region and
-    in-place ReLU load, also after run_decompositions (whose provenance and annotation
-    metadata were refused as names)."""
+class _Branchy(torch.nn.Module):
+    """The default model with a torch.cond, a no_grad region holding an assertion (it fails
+    for an all-white batch), an autocast region, in-place ReLU and float shape arithmetic."""
 
-    class Branchy(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = load_model("default")
-            self.relu = torch.nn.ReLU(inplace=True)
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = load_model("default")
+        self.relu = torch.nn.ReLU(inplace=True)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                scale = x.mean() * 0 + 1
-            logits = self.relu(self.net(x)) * scale
-            with torch.autocast("cpu", enabled=False):
-                logits = logits.float()
-            return torch.cond(logits.sum() > 0, lambda t: t * 2, lambda t: t - 1, (logits,))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            mean = x.mean()
+            torch._assert_async(mean < 0.99, "an all-white batch")
+        logits = self.relu(self.net(x)) * (mean * 0 + 1) * (x.numel() ** 0.5 / x.numel() ** 0.5)
+        with torch.autocast("cpu", enabled=False):
+            logits = logits.float()
+        return torch.cond(logits.sum() > 0, lambda t: t * 2, lambda t: t - 1, (logits,))
 
-    model = Branchy().eval()
+
+def test_genuine_export_files_load_and_decomposed_ones_are_refused(tmp_path: Path) -> None:
+    """Regression: genuine programs with control flow, no-grad and autocast regions and
+    float shape expressions (``Float('0.5', precision=53)`` was refused as code) load, also
+    exported with strict=True (whose ``source_fn_stack`` metadata was refused as names); the
+    caller's grad mode survives a no-grad region that raises (torch leaves it off); a
+    program after run_decompositions calls internal kernels and is refused, naming one."""
+    model = _Branchy().eval()
     batch = {"x": {0: torch.export.Dim("batch", min=1)}}
     program = torch.export.export(model, (X[:2],), dynamic_shapes=batch)
-    for name, exported in (("plain", program), ("decomposed", program.run_decompositions())):
-        path = tmp_path / f"{name}.pt2"
-        torch.export.save(exported, str(path))
-        _same_predictions(load_model(f"export:{path}"), model)
+    path = tmp_path / "plain.pt2"
+    torch.export.save(program, str(path))
+    assert "precision" in path.read_bytes().decode("latin-1")
+    loaded = load_model(f"export:{path}")
+    _same_predictions(loaded, model)
+    with pytest.raises(RuntimeError, match="all-white"):
+        loaded(torch.ones(1, 3, 32, 32))
+    assert torch.is_grad_enabled()
+    strict = tmp_path / "strict.pt2"
+    net = load_model("default")
+    torch.export.save(torch.export.export(net, (X[:2],), dynamic_shapes=batch, strict=True), strict)
+    assert "source_fn_stack" in strict.read_bytes().decode("latin-1")
+    _same_predictions(load_model(f"export:{strict}"), net)
+    decomposed = tmp_path / "decomposed.pt2"
+    torch.export.save(program.run_decompositions(), str(decomposed))
+    with pytest.raises(ValueError, match="refused.*aten.convolution.default, which is not among"):
+        load_model(f"export:{decomposed}")
+
+
+def test_model_file_that_is_a_folder_is_named_so(tmp_path: Path) -> None:
+    for form in ("export", "torchscript"):
+        with pytest.raises(ValueError, match=f"{form}:{tmp_path} is a folder"):
+            load_model(f"{form}:{tmp_path}")
 
 
 def test_checkpoint_with_pickled_code_is_refused_without_unsafe_advice(tmp_path: Path) -> None:

@@ -105,6 +105,25 @@ def test_overwrite_deletes_only_what_the_earlier_run_wrote(tmp_path: Path) -> No
     assert sorted(p.name for p in (out / "img").iterdir()) == ["notes.md"]
 
 
+def test_overwrite_keeps_files_a_hand_edited_manifest_lists_outside_the_outputs(
+    tmp_path: Path,
+) -> None:
+    """Regression: --overwrite deleted every path inside the folder that manifest.json
+    listed, a user's notes.txt added to it by hand too; only paths below an entry the
+    command writes, without ``..``, are deleted."""
+    out = tmp_path / "run"
+    assert _attack(out, "--page", "0") == 0
+    notes, other = out / "notes.txt", out / "other.txt"
+    notes.write_text("precious")
+    other.write_text("mine")
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest["files"] += ["notes.txt", "adv/../other.txt"]
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    assert _attack(out, "--page", "0", "--seed", "1", "--overwrite") == 0
+    assert notes.read_text() == "precious" and other.read_text() == "mine"
+    assert (out / "results.jsonl").is_file()
+
+
 def test_files_of_the_users_named_like_transient_ones_survive_overwrite_and_resume(
     tmp_path: Path,
 ) -> None:

@@ -20,7 +20,8 @@
   - a finished run of the command: refused unless ``overwrite`` (a resumable command decides
     itself, after its own checks: ``attack`` names changed settings, and leaves a finished
     run of the same settings as it is). ``overwrite`` deletes the files the manifest lists
-    (and the folders that leaves empty), nothing else: a file of the user's in ``adv/`` stays;
+    below the command's entries (and folders left empty), nothing else: a file of the user's
+    in ``adv/`` stays, and so does one a hand-edited manifest lists;
   - an unfinished run: resumed by a resumable command (which checks its own settings, and
     may ``clear`` a run that has no records yet), replaced by the others; a run of another
     fcrattack version is refused unless ``overwrite`` (or the command checks versions itself:
@@ -98,7 +99,7 @@ class OutputFolder:
         same_version: bool = True,
         adopt: Callable[[Path], bool] | None = None,
     ) -> None:
-        self.command, self.path = command, Path(path)
+        self.command, self.path, self.names = command, Path(path), tuple(names)
         with self.writing():
             self.dir = output_dir(path)
             self.lock = WriterLock(self.dir)
@@ -197,14 +198,17 @@ class OutputFolder:
 
     def clear(self) -> None:
         """Delete the files the manifest lists, and the folders that leaves empty; nothing
-        else (a listed path that leads outside the folder, e.g. through a link, is kept)."""
+        else. A listed path that leads outside the folder (``..``, a link) or that is not
+        below an entry the command writes (``names``: a manifest edited by hand, or of
+        another tool) is kept, with a warning."""
         root = self.dir.resolve()
         folders: set[Path] = set()
         with self.writing():
             for rel in self.listed():
-                path = self.dir / rel
-                if not _inside(path, root):
-                    log.warning("%s: not deleting %s, which leads outside the folder", root, rel)
+                path, parts = self.dir / rel, Path(rel).parts or ("",)
+                own = rel == MANIFEST or any(fnmatch.fnmatchcase(parts[0], n) for n in self.names)
+                if ".." in parts or not own or not _inside(path, root):
+                    log.warning("%s: not deleting %s, which fcrattack does not write", root, rel)
                     continue
                 if path.is_symlink() or path.is_file():
                     path.unlink()

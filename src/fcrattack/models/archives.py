@@ -121,12 +121,21 @@ def load_export(path: str) -> nn.Module:
         logger.setLevel(level)
     if module is None:
         raise ValueError(
-            f"export:{path}: refused, its program could act outside its own tensors: {reason}"
+            f"export:{path}: refused, its program may call only torch's tensor operators: {reason}"
         )
     size = _fixed_batch(program)
     if size is not None:
         module.register_forward_pre_hook(functools.partial(_check_batch, path, size))
+    # on the module itself, not a wrapper: Grad-CAM finds its layers by their own names
+    module.forward = functools.partial(_grad_mode_kept, module.forward)  # type: ignore[method-assign]
     return module
+
+
+def _grad_mode_kept(forward: Any, *args: Any, **kwargs: Any) -> Any:
+    """``forward(*args, **kwargs)`` with the caller's grad mode restored however it ends
+    (torch's no-grad regions of a program leave grad mode off when their body raises)."""
+    with torch.set_grad_enabled(torch.is_grad_enabled()):
+        return forward(*args, **kwargs)
 
 
 def _fixed_batch(program: torch.export.ExportedProgram) -> int | None:

@@ -47,9 +47,11 @@ COMPILED_DIRS = ("data/aotinductor/", "data/executorch/", "data/mtia/")
 PAYLOAD_DIRS = ("data/weights/", "data/constants/")
 #: the prefix of constant payloads that are tensors (others are custom objects torch unpickles)
 TENSOR_CONSTANT_PREFIX = "tensor_"
-#: a token of a symbolic-shape expression: numbers, a quoted shape symbol, names, operators
+#: a token of a symbolic-shape expression: numbers, a quoted shape symbol or number (sympy's
+#: ``Float('0.5', precision=53)``), names, operators
 _TOKEN = re.compile(
-    r"\s+|\d+(?:\.\d*)?(?:e[-+]?\d+)?|'[a-z]+\d+'|[A-Za-z_]\w*|\*\*|//|==|!=|<=|>=|[-+*/%(),<>=~&|]"
+    r"\s+|\d+(?:\.\d*)?(?:e[-+]?\d+)?|'[a-z]+\d+'|'-?\d+(?:\.\d*)?(?:e[-+]?\d+)?'"
+    r"|[A-Za-z_]\w*|\*\*|//|==|!=|<=|>=|[-+*/%(),<>=~&|]"
 )
 _SYMBOL = re.compile(r"[a-z]+\d+")
 #: a name torch may write into generated code: letters, digits, ``_``, ``.`` and ``-`` only
@@ -57,11 +59,11 @@ _SYMBOL = re.compile(r"[a-z]+\d+")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-]*")
 #: keys of a program's JSON whose strings torch reads as text, never as names in code: stack
 #: traces (comments), spec and version strings, expressions (checked on their own), string
-#: arguments (written as literals), ``custom`` annotations and ``from_node`` provenance (JSON
-#: decoded as data)
+#: arguments (literals), ``custom`` and ``from_node`` (JSON decoded as data), ``source_fn_stack``
+#: (the functions a node came from, looked up as attributes of torch, never called)
 FREE_TEXT_KEYS = frozenset(
     {"stack_trace", "torch_fn", "torch_version", "expr_str", "as_string", "as_strings"}
-    | {"nn_module_stack", "custom", "from_node"}
+    | {"nn_module_stack", "custom", "from_node", "source_fn_stack"}
 )
 #: keys whose strings are serialised pytree specs (``_spec_strings``: names inside)
 SPEC_KEYS = frozenset({"in_spec", "out_spec"})
@@ -107,6 +109,7 @@ SYMPY_NAMES = frozenset(
         "finite",
         "infinite",
         "commutative",
+        "precision",
     }
 )
 

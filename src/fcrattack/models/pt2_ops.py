@@ -3,16 +3,22 @@
 ``fcrattack.models.pt2_check`` keeps a ``.pt2`` archive from running Python code while it
 loads; this module keeps its program from acting outside its own tensors when it runs.
 Torch's verifier admits every registered operator as a graph node, and a program's JSON can
-name any of them: ``aten.from_file`` maps a file into a tensor (reading any file the user can
-read, and with ``shared=True`` writing the tensor's changes back into it), and extensions
-register operators of their own that read and write files. So every operator a program calls,
-in its graph and in every subgraph, must be one of torch's tensor operators (namespaces
-``ALLOWED_NAMESPACES``) other than those that act outside the program's tensors
-(``OUTSIDE_OPS``: files, the process's random state, grad mode, printing), a control-flow
-operator of ``ALLOWED_HIGHER_ORDER`` (which call the program's own subgraphs), or a plain
-arithmetic function on shape values (``PLAIN_FUNCTIONS``). No argument of a call may be a
-Python function, operator or module (torch reads operator arguments from the file, and a
-higher-order operator would call one).
+name any of them with any arguments: ``aten.from_file`` maps a file into a tensor (with
+``shared=True`` the program's writes go back into the file), extensions register operators
+that read files, and some of torch's own kernels trust their arguments (``_reshape_alias``
+makes a view of any size over any tensor; backward kernels such as
+``max_pool2d_with_indices_backward`` write where their ``indices`` say, unchecked). So every
+operator a program calls, in its graph and every subgraph, must be on an allow-list: the
+``aten`` operators of image classifiers as ``torch.export.export`` writes them
+(``ALLOWED_OPS``: layers, activations, pooling and resampling, elementwise arithmetic,
+reductions and shape operators, whose kernels refused or clamped out-of-range sizes, indices,
+pads and scales when probed with them), a control-flow operator that calls the program's own
+subgraphs (``ALLOWED_HIGHER_ORDER``), or arithmetic on shape values (``PLAIN_FUNCTIONS``). The
+allow-list narrows what a crafted program can reach; it cannot prove every kernel safe against
+every argument. No argument
+of a call may be a Python function, operator or module (torch reads operator arguments from
+the file, and a higher-order operator would call one). A program that needs another operator
+is refused, naming it: such a model can be given as ``py:`` (trusted code).
 """
 
 from __future__ import annotations
@@ -25,25 +31,44 @@ from typing import Any
 
 import torch
 
-#: the operator namespaces of torch's own tensor operators
-ALLOWED_NAMESPACES = frozenset({"aten", "prims"})
-#: operators of those namespaces that act outside the program's tensors
-OUTSIDE_OPS = frozenset(
-    {
-        "from_file",  # maps a file (shared=True writes back into it)
-        "save",  # writes a file
-        "manual_seed",  # the process's random state
-        "seed",
-        "set_grad_enabled",  # the process's grad mode
-        "_cufft_set_plan_cache_max_size",  # the process's FFT plan cache
-        "_cufft_clear_plan_cache",
-        "_print",  # the process's output
-        "warn",
-        "record_stream",  # the device's stream bookkeeping
-        "wait",
-    }
-)
-#: higher-order operators that call only the program's own subgraphs
+#: the ``aten`` operators a program may call (by name, any overload), by kind: those of image
+#: classifiers as ``torch.export.export`` writes them (in-place forms where classifiers use
+#: them). Torch's internal kernels that decomposed programs call instead
+#: (``_native_batch_norm_legit_no_training``, ``native_layer_norm``, ...) are not listed: some
+#: trust their arguments (a batch norm reads and writes its statistics by the input's channel
+#: count, whatever their size).
+OPS_BY_KIND = {
+    "layers": "conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d linear "
+    "mm bmm addmm baddbmm matmul einsum scaled_dot_product_attention batch_norm layer_norm "
+    "group_norm instance_norm rms_norm dropout dropout_ feature_dropout alpha_dropout",
+    "activations": "relu relu_ relu6 hardtanh hardtanh_ hardswish hardswish_ hardsigmoid "
+    "hardsigmoid_ sigmoid sigmoid_ silu silu_ gelu gelu_ tanh tanh_ elu elu_ selu selu_ celu "
+    "celu_ leaky_relu leaky_relu_ softplus mish mish_ prelu threshold threshold_ glu softmax "
+    "log_softmax",
+    "pooling and resampling": "max_pool1d max_pool2d max_pool3d max_pool2d_with_indices "
+    "avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d "
+    "adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d upsample_nearest1d "
+    "upsample_nearest2d upsample_nearest3d upsample_linear1d upsample_bilinear2d "
+    "upsample_bicubic2d upsample_trilinear3d pixel_shuffle pixel_unshuffle pad",
+    "arithmetic": "add add_ sub sub_ rsub mul mul_ div div_ neg abs exp expm1 log log1p log2 "
+    "sqrt rsqrt pow reciprocal square clamp clamp_ clamp_min clamp_max minimum maximum where "
+    "sign floor ceil round trunc frac remainder fmod erf sin cos lerp addcmul addcdiv "
+    "logical_and logical_or logical_not logical_xor eq ne gt ge lt le isnan nan_to_num "
+    "masked_fill masked_fill_ fill_ zero_ copy_",
+    "reductions": "mean sum amax amin max min argmax argmin var var_mean std std_mean prod "
+    "logsumexp norm linalg_vector_norm any all cumsum",
+    "shapes and new tensors": "view view_as reshape flatten unflatten permute transpose t "
+    "unsqueeze squeeze expand expand_as contiguous clone alias detach detach_ lift_fresh_copy "
+    "slice select narrow split split_with_sizes chunk unbind cat stack repeat tile roll flip "
+    "index index_select movedim triu tril sym_size sym_stride sym_numel "
+    "_assert_tensor_metadata _assert_scalar _assert_async sym_constrain_range_for_size "
+    "scalar_tensor full full_like zeros zeros_like ones ones_like arange new_zeros new_ones "
+    "new_full to type_as",
+}
+ALLOWED_OPS = frozenset(name for names in OPS_BY_KIND.values() for name in names.split())
+#: higher-order operators that call only the program's own subgraphs (grad mode, which
+#: ``wrap_with_set_grad_enabled`` leaves changed when its body raises, is restored by the
+#: loader)
 ALLOWED_HIGHER_ORDER = frozenset(
     {
         "cond",
@@ -77,10 +102,8 @@ PLAIN_FUNCTIONS = frozenset(
 def _op_problem(target: Any) -> str | None:
     """Why a program may not call ``target`` (module docstring), or None."""
     if isinstance(target, torch._ops.OpOverload):
-        if target.namespace not in ALLOWED_NAMESPACES:
-            return f"{target}, an operator outside torch's own ({target.namespace})"
-        if target._opname in OUTSIDE_OPS:
-            return f"{target}, which acts outside the program's tensors"
+        if target.namespace != "aten" or target._opname not in ALLOWED_OPS:
+            return f"{target}, which is not among the operators fcrattack runs from a file"
         return None
     if isinstance(target, torch._ops.HigherOrderOperator):
         if target.name() not in ALLOWED_HIGHER_ORDER:

@@ -232,6 +232,8 @@ def _factory(target: str) -> nn.Module:
 
 
 def _file(prefix: str, path: str) -> nn.Module:
+    if Path(path).is_dir():
+        raise ValueError(f"{prefix}:{path} is a folder: name the model file in it")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{prefix}: file not found: {path}")
     return load_torchscript(path) if prefix == "torchscript" else load_export(path)
