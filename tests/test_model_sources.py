@@ -849,6 +849,17 @@ def test_export_file_whose_program_writes_a_file_is_refused(
 
 #: a view of 4096 floats over any tensor: the kernel checks no bounds
 RESHAPE_ALIAS = [_arg("size", {"as_ints": [4096]}), _arg("stride", {"as_ints": [1]})]
+#: an integer division by rounding mode (the int64 minimum by -1 ends the process: SIGFPE)
+TRUNC = [
+    _arg("other", {"as_tensor": {"name": "x"}}),
+    _arg("rounding_mode", {"as_string": "trunc"}, 2),
+]
+#: a pooling window of 2**40 over a few values (the kernel walks it for hours)
+WINDOW = [
+    _arg("kernel_size", {"as_ints": [2**40]}),
+    *(_arg(name, {"as_ints": [v]}) for name, v in (("stride", 1), ("padding", 0), ("dilation", 1))),
+    _arg("ceil_mode", {"as_bool": False}),
+]
 
 
 @pytest.mark.parametrize(
@@ -858,6 +869,8 @@ RESHAPE_ALIAS = [_arg("size", {"as_ints": [4096]}), _arg("stride", {"as_ints": [
         ("higher_order.map_impl", "torch.serialization.os.system", [], "Python object system"),
         ("_test.leaky_relu.default", None, [], "_test.leaky_relu.default, which is not among"),
         ("aten._reshape_alias.default", None, RESHAPE_ALIAS, "_reshape_alias.default, which"),
+        ("aten.div.Tensor_mode", None, TRUNC, "division by rounding mode"),
+        ("aten.max_pool1d.default", None, WINDOW, "kernel_size of 1099511627776, above 65536"),
     ],
 )
 def test_export_file_calling_what_is_not_a_tensor_operator_is_refused(
@@ -867,7 +880,8 @@ def test_export_file_calling_what_is_not_a_tensor_operator_is_refused(
     and control flow on its own subgraphs: not a higher-order operator that calls what it is
     given, an operator of another namespace (extensions register some that read files), an
     internal kernel that trusts its arguments (a view of any size over any tensor, then
-    written: a heap overflow), nor be given a Python function."""
+    written: a heap overflow), an integer division by rounding mode (SIGFPE) or a pooling
+    window of 2**40 (a hang), nor be given a Python function."""
     good = _export(tmp_path)
     with zipfile.ZipFile(good) as z:
         graph = json.loads(z.read(next(n for n in z.namelist() if "/models/" in n)))

@@ -12,13 +12,15 @@ operator a program calls, in its graph and every subgraph, must be on an allow-l
 ``aten`` operators of image classifiers as ``torch.export.export`` writes them
 (``ALLOWED_OPS``: layers, activations, pooling and resampling, elementwise arithmetic,
 reductions and shape operators, whose kernels refused or clamped out-of-range sizes, indices,
-pads and scales when probed with them), a control-flow operator that calls the program's own
-subgraphs (``ALLOWED_HIGHER_ORDER``), or arithmetic on shape values (``PLAIN_FUNCTIONS``). The
-allow-list narrows what a crafted program can reach; it cannot prove every kernel safe against
-every argument. No argument
-of a call may be a Python function, operator or module (torch reads operator arguments from
-the file, and a higher-order operator would call one). A program that needs another operator
-is refused, naming it: such a model can be given as ``py:`` (trusted code).
+pads and scales when probed with them; division by rounding mode is refused,
+``REFUSED_OVERLOADS``, and window arguments are bounded, ``MAX_WINDOW``), a control-flow
+operator that calls the program's own subgraphs (``ALLOWED_HIGHER_ORDER``), or arithmetic on
+shape values (``PLAIN_FUNCTIONS``). No argument of a call may be a Python function, operator
+or module (torch reads operator arguments from the file, and a higher-order operator would
+call one). A program that needs another operator is refused, naming it: such a model can be
+given as ``py:`` (trusted code). The allow-list narrows what a crafted program can reach; it
+cannot prove every allowed kernel safe against every argument, and a program may still take
+any time and memory (a long ``while_loop``, huge tensors), as any model may.
 """
 
 from __future__ import annotations
@@ -66,6 +68,13 @@ OPS_BY_KIND = {
     "new_full to type_as",
 }
 ALLOWED_OPS = frozenset(name for names in OPS_BY_KIND.values() for name in names.split())
+#: overloads refused although their operator is allowed: integer division by a rounding mode
+#: (the int64 minimum divided by -1 traps: SIGFPE ends the process)
+REFUSED_OVERLOADS = frozenset({"Tensor_mode", "Scalar_mode"})
+#: arguments (by schema name) that size a window a kernel walks element by element, and the
+#: largest value they may hold (a pooling window of 2**40 over 4 values runs for hours)
+WINDOW_ARGUMENTS = frozenset({"kernel_size", "stride", "padding", "dilation", "output_padding"})
+MAX_WINDOW = 2**16
 #: higher-order operators that call only the program's own subgraphs (grad mode, which
 #: ``wrap_with_set_grad_enabled`` leaves changed when its body raises, is restored by the
 #: loader)
@@ -104,6 +113,8 @@ def _op_problem(target: Any) -> str | None:
     if isinstance(target, torch._ops.OpOverload):
         if target.namespace != "aten" or target._opname not in ALLOWED_OPS:
             return f"{target}, which is not among the operators fcrattack runs from a file"
+        if target._overloadname in REFUSED_OVERLOADS:
+            return f"{target}, a division by rounding mode (an integer one can end the process)"
         return None
     if isinstance(target, torch._ops.HigherOrderOperator):
         if target.name() not in ALLOWED_HIGHER_ORDER:
@@ -148,7 +159,26 @@ def _node_problem(node: torch.fx.Node) -> str | None:
         return f"node {node.name} calls {problem}"
     leaves = _leaves((node.args, node.kwargs))
     problem = next((p for v in leaves if (p := _argument_problem(v)) is not None), None)
-    return None if problem is None else f"node {node.name} is given {problem} as an argument"
+    if problem is not None:
+        return f"node {node.name} is given {problem} as an argument"
+    return _window_problem(node)
+
+
+def _window_problem(node: torch.fx.Node) -> str | None:
+    """Why a window argument (``WINDOW_ARGUMENTS``) of the operator call ``node`` is too
+    large (above ``MAX_WINDOW``), or None."""
+    if not isinstance(node.target, torch._ops.OpOverload):
+        return None
+    names = [a.name for a in node.target._schema.arguments]
+    given = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+    for name in WINDOW_ARGUMENTS & given.keys():
+        big = [v for v in _leaves(given[name]) if isinstance(v, int) and abs(v) > MAX_WINDOW]
+        if big:
+            return (
+                f"node {node.name} gives {node.target} a {name} of {big[0]}, above "
+                f"{MAX_WINDOW} (a kernel walks its window element by element)"
+            )
+    return None
 
 
 def operator_refusal(program: torch.export.ExportedProgram) -> str | None:
