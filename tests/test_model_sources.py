@@ -854,6 +854,8 @@ TRUNC = [
     _arg("other", {"as_tensor": {"name": "x"}}),
     _arg("rounding_mode", {"as_string": "trunc"}, 2),
 ]
+#: the same division writing into an out= argument
+OUT_MODE = [*TRUNC, _arg("out", {"as_tensor": {"name": "x"}}, 2)]
 #: a pooling window of 2**40 over a few values (the kernel walks it for hours)
 WINDOW = [
     _arg("kernel_size", {"as_ints": [2**40]}),
@@ -870,6 +872,7 @@ WINDOW = [
         ("_test.leaky_relu.default", None, [], "_test.leaky_relu.default, which is not among"),
         ("aten._reshape_alias.default", None, RESHAPE_ALIAS, "_reshape_alias.default, which"),
         ("aten.div.Tensor_mode", None, TRUNC, "division by rounding mode"),
+        ("aten.div.out_mode", None, OUT_MODE, "div.out_mode, an overload on plain numbers or"),
         ("aten.max_pool1d.default", None, WINDOW, "kernel_size of 1099511627776, above 65536"),
     ],
 )
@@ -898,6 +901,40 @@ def test_export_file_calling_what_is_not_a_tensor_operator_is_refused(
     with pytest.raises(ValueError, match=f"refused.*{expected}") as exc:
         load_model(f"export:{evil}")
     assert "\n" not in str(exc.value)
+
+
+def test_export_file_calling_an_overload_on_plain_numbers_is_refused(tmp_path: Path) -> None:
+    """Regression: only operator names were allow-listed, so ``aten.remainder.int(5, 0)``
+    (an overload on plain ints; SIGFPE ended the process) sized a tensor of the program."""
+    good = _export(tmp_path)
+    with zipfile.ZipFile(good) as z:
+        graph = json.loads(z.read(next(n for n in z.namelist() if "/models/" in n)))
+    values = graph["graph_module"]["graph"]["tensor_values"]
+    remainder = {
+        "target": "torch.ops.aten.remainder.int",
+        "inputs": [_arg("a", {"as_int": 5}), _arg("b", {"as_int": 0})],
+        "outputs": [{"as_sym_int": {"as_name": "rest"}}],
+        "name": "rest",
+    }
+    full = {
+        "target": "torch.ops.aten.full.default",
+        "inputs": [
+            _arg("size", {"as_sym_ints": [{"as_name": "rest"}]}),
+            _arg("fill_value", {"as_int": 1}),
+        ],
+        "outputs": [{"as_tensor": {"name": "filled"}}],
+        "name": "filled",
+    }
+    evil = tmp_path / "evil.pt2"
+    _with_nodes(good, evil, [remainder, full], {"filled": next(iter(values.values()))})
+    with zipfile.ZipFile(evil) as z:  # the symbolic integer's value, as torch writes it
+        entry = next(n for n in z.namelist() if "/models/" in n)
+        program = json.loads(z.read(entry))
+    program["graph_module"]["graph"]["sym_int_values"]["rest"] = {"as_int": 0}
+    worse = tmp_path / "worse.pt2"
+    _rewrite(evil, worse, {"models/" + entry.rsplit("/", 1)[1]: json.dumps(program).encode()})
+    with pytest.raises(ValueError, match="refused.*remainder.int, an overload on plain numbers"):
+        load_model(f"export:{worse}")
 
 
 class _Branchy(torch.nn.Module):

@@ -391,6 +391,23 @@ def test_a_rerun_of_a_finished_attack_with_the_same_settings_does_nothing(
     assert _files(out) == before
 
 
+def test_a_rerun_of_a_finished_attack_names_missing_pngs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: an adversarial PNG deleted from a finished run went unmentioned when the
+    same command ran again."""
+    out = tmp_path / "run"
+    argv = ["attack", "--attack", "fgsm", "--n", "4", "--out", str(out)]
+    assert main(argv) == 0
+    gone = out / _rows(out)[1]["adv_png"]
+    gone.unlink()
+    capsys.readouterr()
+    assert main(argv) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "missing" in line]
+    assert len(said) == 1 and "1 adversarial PNG(s)" in said[0], said
+    assert str(gone.relative_to(out)) in said[0] and "--overwrite" in said[0]
+
+
 def test_links_leading_outside_the_folder_are_refused_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

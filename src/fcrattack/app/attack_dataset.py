@@ -212,6 +212,16 @@ def _finished(
         "(pass --overwrite (overwrite=True) to run it again)",
         folder.dir,
     )
+    gone = [r["adv_png"] for r in records if "adv_png" in r]
+    gone = [name for name in gone if not (folder.dir / name).is_file()]
+    if gone:
+        log.warning(
+            "%s: %d adversarial PNG(s) its records name are missing (%s); pass --overwrite "
+            "(overwrite=True) to write them again",
+            folder.dir,
+            len(gone),
+            gone[0],
+        )
     return summarize_records(records)
 
 

@@ -69,8 +69,12 @@ OPS_BY_KIND = {
 }
 ALLOWED_OPS = frozenset(name for names in OPS_BY_KIND.values() for name in names.split())
 #: overloads refused although their operator is allowed: integer division by a rounding mode
-#: (the int64 minimum divided by -1 traps: SIGFPE ends the process)
+#: (the int64 minimum divided by -1 traps: SIGFPE ends the process); overloads on plain
+#: numbers (``remainder.int``: a program's shape arithmetic is ``PLAIN_FUNCTIONS``) and those
+#: writing into an ``out=`` argument are refused too (``_tensor_overload``)
 REFUSED_OVERLOADS = frozenset({"Tensor_mode", "Scalar_mode"})
+#: operators on plain numbers a program may call: the checks of its symbolic shapes
+SHAPE_CHECKS = frozenset({"_assert_scalar", "sym_constrain_range_for_size"})
 #: arguments (by schema name) that size a window a kernel walks element by element, and the
 #: largest value they may hold (a pooling window of 2**40 over 4 values runs for hours)
 WINDOW_ARGUMENTS = frozenset({"kernel_size", "stride", "padding", "dilation", "output_padding"})
@@ -115,6 +119,8 @@ def _op_problem(target: Any) -> str | None:
             return f"{target}, which is not among the operators fcrattack runs from a file"
         if target._overloadname in REFUSED_OVERLOADS:
             return f"{target}, a division by rounding mode (an integer one can end the process)"
+        if not _tensor_overload(target):
+            return f"{target}, an overload on plain numbers or writing into an out= argument"
         return None
     if isinstance(target, torch._ops.HigherOrderOperator):
         if target.name() not in ALLOWED_HIGHER_ORDER:
@@ -123,6 +129,15 @@ def _op_problem(target: Any) -> str | None:
     if target in PLAIN_FUNCTIONS:
         return None
     return f"{getattr(target, '__qualname__', type(target).__name__)}, which is not an operator"
+
+
+def _tensor_overload(op: torch._ops.OpOverload) -> bool:
+    """Whether ``op`` takes or returns a tensor (or checks shapes: ``SHAPE_CHECKS``) and
+    writes into no keyword (``out=``) argument."""
+    schema = op._schema
+    writes = any(a.kwarg_only and a.alias_info and a.alias_info.is_write for a in schema.arguments)
+    tensors = any("Tensor" in str(x.type) for x in (*schema.arguments, *schema.returns))
+    return not writes and (tensors or op._opname in SHAPE_CHECKS)
 
 
 def _argument_problem(value: Any) -> str | None:
