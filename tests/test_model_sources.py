@@ -856,6 +856,8 @@ TRUNC = [
 ]
 #: the same division writing into an out= argument
 OUT_MODE = [*TRUNC, _arg("out", {"as_tensor": {"name": "x"}}, 2)]
+#: a dtype given as a plain int (to.prim_dtype makes any int a dtype: a crash at 5000)
+PRIM_DTYPE = [_arg("dtype", {"as_int": 5000})]
 #: a pooling window of 2**40 over a few values (the kernel walks it for hours)
 WINDOW = [
     _arg("kernel_size", {"as_ints": [2**40]}),
@@ -873,6 +875,7 @@ WINDOW = [
         ("aten._reshape_alias.default", None, RESHAPE_ALIAS, "_reshape_alias.default, which"),
         ("aten.div.Tensor_mode", None, TRUNC, "division by rounding mode"),
         ("aten.div.out_mode", None, OUT_MODE, "div.out_mode, an overload on plain numbers or"),
+        ("aten.to.prim_dtype", None, PRIM_DTYPE, "a dtype of 5000, not a torch.dtype"),
         ("aten.max_pool1d.default", None, WINDOW, "kernel_size of 1099511627776, above 65536"),
     ],
 )
@@ -883,8 +886,9 @@ def test_export_file_calling_what_is_not_a_tensor_operator_is_refused(
     and control flow on its own subgraphs: not a higher-order operator that calls what it is
     given, an operator of another namespace (extensions register some that read files), an
     internal kernel that trusts its arguments (a view of any size over any tensor, then
-    written: a heap overflow), an integer division by rounding mode (SIGFPE) or a pooling
-    window of 2**40 (a hang), nor be given a Python function."""
+    written: a heap overflow), an integer division by rounding mode (SIGFPE), a pooling
+    window of 2**40 (a hang) or a dtype that is a plain int (a segfault), nor be given a
+    Python function."""
     good = _export(tmp_path)
     with zipfile.ZipFile(good) as z:
         graph = json.loads(z.read(next(n for n in z.namelist() if "/models/" in n)))

@@ -21,7 +21,7 @@
     itself, after its own checks: ``attack`` names changed settings, and leaves a finished
     run of the same settings as it is). ``overwrite`` deletes the files the manifest lists
     below the command's entries (and folders left empty), nothing else: a file of the user's
-    in ``adv/`` stays, and so does one a hand-edited manifest lists;
+    in ``adv/`` stays, unless a hand-edited manifest lists it;
   - an unfinished run: resumed by a resumable command (which checks its own settings, and
     may ``clear`` a run that has no records yet), replaced by the others; a run of another
     fcrattack version is refused unless ``overwrite`` (or the command checks versions itself:
@@ -292,9 +292,9 @@ def refuse_links(folder: Path, paths: Iterable[str]) -> None:
         real = Path(os.path.realpath(path))  # every link followed, a dangling one too
         if os.path.lexists(path) and real != root and root not in real.parents:
             raise ValueError(
-                f"{folder}: {rel} is a link to {real}, outside the output folder; "
-                "fcrattack writes only inside its folder: replace the link, or choose "
-                "another output folder"
+                f"{folder}: {rel} leads outside the output folder, to {real} (a link, or a "
+                f"path of {MANIFEST} from / or with ..); fcrattack writes only inside its "
+                "folder: replace the link, or choose another output folder"
             )
 
 

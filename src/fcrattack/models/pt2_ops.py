@@ -13,14 +13,15 @@ operator a program calls, in its graph and every subgraph, must be on an allow-l
 (``ALLOWED_OPS``: layers, activations, pooling and resampling, elementwise arithmetic,
 reductions and shape operators, whose kernels refused or clamped out-of-range sizes, indices,
 pads and scales when probed with them; division by rounding mode is refused,
-``REFUSED_OVERLOADS``, and window arguments are bounded, ``MAX_WINDOW``), a control-flow
-operator that calls the program's own subgraphs (``ALLOWED_HIGHER_ORDER``), or arithmetic on
-shape values (``PLAIN_FUNCTIONS``). No argument of a call may be a Python function, operator
-or module (torch reads operator arguments from the file, and a higher-order operator would
-call one). A program that needs another operator is refused, naming it: such a model can be
-given as ``py:`` (trusted code). The allow-list narrows what a crafted program can reach; it
-cannot prove every allowed kernel safe against every argument, and a program may still take
-any time and memory (a long ``while_loop``, huge tensors), as any model may.
+``REFUSED_OVERLOADS``, window arguments are bounded, ``MAX_WINDOW``, and a dtype or device
+must be one, ``TYPED_ARGUMENTS``), a control-flow operator that calls the program's own
+subgraphs (``ALLOWED_HIGHER_ORDER``), or arithmetic on shape values (``PLAIN_FUNCTIONS``). No
+argument of a call may be a Python function, operator or module (torch reads operator
+arguments from the file, and a higher-order operator would call one). A program that needs
+another operator is refused, naming it: such a model can be given as ``py:`` (trusted code).
+The allow-list narrows what a crafted program can reach; it cannot prove every allowed kernel
+safe against every argument, and a program may still take any time and memory (a long
+``while_loop``, huge tensors), as any model may.
 """
 
 from __future__ import annotations
@@ -79,6 +80,13 @@ SHAPE_CHECKS = frozenset({"_assert_scalar", "sym_constrain_range_for_size"})
 #: largest value they may hold (a pooling window of 2**40 over 4 values runs for hours)
 WINDOW_ARGUMENTS = frozenset({"kernel_size", "stride", "padding", "dilation", "output_padding"})
 MAX_WINDOW = 2**16
+#: arguments (by schema name) that must hold a value of their kind, never a plain int
+TYPED_ARGUMENTS = {
+    "dtype": torch.dtype,
+    "layout": torch.layout,
+    "memory_format": torch.memory_format,
+    "device": torch.device,
+}
 #: higher-order operators that call only the program's own subgraphs (grad mode, which
 #: ``wrap_with_set_grad_enabled`` leaves changed when its body raises, is restored by the
 #: loader)
@@ -176,12 +184,14 @@ def _node_problem(node: torch.fx.Node) -> str | None:
     problem = next((p for v in leaves if (p := _argument_problem(v)) is not None), None)
     if problem is not None:
         return f"node {node.name} is given {problem} as an argument"
-    return _window_problem(node)
+    return _value_problem(node)
 
 
-def _window_problem(node: torch.fx.Node) -> str | None:
-    """Why a window argument (``WINDOW_ARGUMENTS``) of the operator call ``node`` is too
-    large (above ``MAX_WINDOW``), or None."""
+def _value_problem(node: torch.fx.Node) -> str | None:
+    """Why an argument value of the operator call ``node`` is refused, or None: a window
+    argument (``WINDOW_ARGUMENTS``) above ``MAX_WINDOW``, or a dtype, layout, memory format
+    or device that is not one (``TYPED_ARGUMENTS``: an overload that takes a dtype as a plain
+    int, ``to.prim_dtype``, turns any int into one unchecked: a crash or a garbage type)."""
     if not isinstance(node.target, torch._ops.OpOverload):
         return None
     names = [a.name for a in node.target._schema.arguments]
@@ -193,6 +203,11 @@ def _window_problem(node: torch.fx.Node) -> str | None:
                 f"node {node.name} gives {node.target} a {name} of {big[0]}, above "
                 f"{MAX_WINDOW} (a kernel walks its window element by element)"
             )
+    for name in TYPED_ARGUMENTS.keys() & given.keys():
+        value, kind = given[name], TYPED_ARGUMENTS[name]
+        if value is not None and not isinstance(value, kind):
+            what = f"torch.{kind.__name__}"
+            return f"node {node.name} gives {node.target} a {name} of {value!r}, not a {what}"
     return None
 
 
