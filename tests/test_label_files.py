@@ -139,3 +139,17 @@ def test_invalid_json_names_the_file(tmp_path: Path) -> None:
         path.write_text('{"0.png": ', encoding="utf-8")
         with pytest.raises(ValueError, match=f"{path} is not valid JSON"):
             load(path)
+
+
+def test_a_label_file_or_data_folder_of_the_wrong_kind_is_named_so(
+    flat: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: ``--labels`` at a folder and ``--data`` at a file said "not found"."""
+    out = tmp_path / "out"
+    argv = ["-q", "attack", "--data", str(flat), "--labels", str(tmp_path), "--out", str(out)]
+    assert main(argv) == 2
+    assert f"label file {tmp_path} is not a regular file" in capsys.readouterr().err
+    image = next(flat.iterdir())
+    assert main(["-q", "cam", "--data", str(image), "--out", str(out)]) == 2
+    assert f"{image} is not a folder" in capsys.readouterr().err
+    assert not out.exists()

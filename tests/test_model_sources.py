@@ -706,6 +706,50 @@ def test_export_file_with_code_in_a_name_is_refused(role: str, tmp_path: Path) -
     assert "\n" not in str(exc.value) and not marker.exists()
 
 
+@pytest.mark.parametrize("route", ["defaultdict", "enum", "guards"])
+def test_export_file_whose_specs_import_a_module_is_refused(
+    route: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: torch imports modules a program's pytree specs name while the file loads
+    (a defaultdict's default_factory_module, an ``__enum__`` context's fqn): a module beside
+    the file ran; and ``guards_code`` is Python that torch runs."""
+    marker = tmp_path / "ran"
+    (tmp_path / "fcr_spec_module.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    good = _export(tmp_path)
+    with zipfile.ZipFile(good) as z:
+        entry = next(n for n in z.namelist() if "/models/" in n)
+        program = json.loads(z.read(entry))
+    signature = program["graph_module"]["module_call_graph"][0]["signature"]
+    leaf = {"type": None, "context": None, "children_spec": []}
+    if route == "defaultdict":
+        context = {
+            "default_factory_module": "fcr_spec_module",
+            "default_factory_name": "x",
+            "dict_context": ["logits"],
+        }
+        node = {"type": "collections.defaultdict", "context": context, "children_spec": [leaf]}
+        signature["out_spec"] = json.dumps([1, node])
+    elif route == "enum":
+        spec = json.loads(signature["in_spec"])
+        spec[1]["children_spec"][1]["context"] = json.dumps(
+            [{"__enum__": 1, "fqn": "fcr_spec_module", "name": "x"}]
+        )
+        signature["in_spec"] = json.dumps(spec)
+    else:
+        program["guards_code"] = ["fcr_spec_module"]
+    bad = tmp_path / "bad.pt2"
+    _rewrite(good, bad, {"models/" + entry.rsplit("/", 1)[1]: json.dumps(program).encode()})
+    expected = {
+        "defaultdict": "'collections.defaultdict' node",
+        "enum": "a context that makes torch import a module",
+        "guards": "guards code, which torch runs as Python",
+    }[route]
+    with pytest.raises(ValueError, match=f"refused.*{expected}") as exc:
+        load_model(f"export:{bad}")
+    assert "\n" not in str(exc.value) and not marker.exists()
+
+
 def test_export_file_with_tensor_constants_loads(tmp_path: Path) -> None:
     """A genuine program with a lifted tensor constant (a tensor made in forward) loads."""
 

@@ -170,7 +170,8 @@ def list_class_folders(
     ``match_classes``); without ``classes``, labels follow the sorted folder names."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"data folder not found: {root}")
+        what = "is not a folder" if root.exists() else "not found"
+        raise FileNotFoundError(f"data folder {root} {what}")
     folders = [p.name for p in visible(root) if p.is_dir()]
     if not folders:
         raise ValueError(f"no class folders in {root}")
@@ -262,13 +263,20 @@ def _unique(rows: list[Row], path: Path, file_of: Any = str) -> dict[str, str]:
     return {name: row[1] for name, row in first.items()}
 
 
+def _label_file(path: str | Path) -> Path:
+    """``path``, a label file that exists and is a regular file; FileNotFoundError if not."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is not a regular file" if path.exists() else "not found"
+        raise FileNotFoundError(f"label file {path} {what}")
+    return path
+
+
 def read_label_file(path: str | Path) -> dict[str, str]:
     """file -> label (text) from a CSV (``file,label`` rows, an optional header) or a JSON file
     (``{file: label}`` or a list of ``{"file": ..., "label": ...}``), UTF-8. A file named
     twice is refused, naming both lines (or entries)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"label file not found: {path}")
+    path = _label_file(path)
     return _unique(_label_rows(path), path)
 
 
@@ -304,9 +312,7 @@ def list_flat_folder(
         return ImageList(paths, [PREDICTED] * len(paths), ids, names, transform)
     # keys may carry a folder ("photos/a.jpg"): the file name is what a flat folder holds,
     # and two keys of one file name are refused
-    path = Path(labels)
-    if not path.is_file():
-        raise FileNotFoundError(f"label file not found: {path}")
+    path = _label_file(labels)
     table = _unique(_label_rows(path), path, lambda k: Path(k).name)
     missing = [i for i in ids if i not in table]
     if missing:

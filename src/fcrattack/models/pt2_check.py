@@ -17,7 +17,9 @@ a ``torch.save`` blob that loads with ``weights_only=True`` (or be empty). Const
 reads as custom objects, and payload names that leave their folder, are refused outright.
 Strings of a program's JSON that torch could write into the Python code FX generates (input,
 node, parameter and buffer names, module paths) must be plain names, and no string holds a
-control character. Torch's verifier then admits only operators as graph nodes.
+control character; its pytree specs may nest only plain containers and name no module
+(``fcrattack.models.pt2_specs``: torch imports what they name), and ``guards_code`` (Python
+that torch runs) must be empty. Torch's verifier then admits only operators as graph nodes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 import torch
 
+from .pt2_specs import spec_problem
 from .torch_errors import torch_reason
 
 #: entries of a ``.pt2`` archive (below its root folder) that torch reads as text
@@ -212,6 +215,8 @@ def _entry_refusal(name: str, data: bytes, raw: set[str], pickled: set[str]) -> 
         bad = [e for e in _expressions(parsed) if not _plain_arithmetic(e)]
         if bad:
             return f"{name} has a symbolic expression that is not arithmetic"
+        if isinstance(parsed, dict) and parsed.get("guards_code"):
+            return f"{name} holds guards code, which torch runs as Python"
         return _names_problem(name, parsed) if name.startswith("models/") else None
     return _weights_only(name, data)
 
@@ -226,33 +231,6 @@ def _strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
             yield from _strings(item, key)
     elif isinstance(value, str):
         yield key, value
-
-
-def _spec_strings(text: str, depth: int = 0) -> Iterator[str]:
-    """The names in a serialised pytree spec (JSON whose ``context`` values are JSON again:
-    dict keys and keyword names, which torch's unflatten writes into code as argument
-    names): every string, decoded for as long as it is JSON (numbers and null are none)."""
-    try:
-        value = json.loads(text) if depth < 8 else text
-    except (ValueError, RecursionError):
-        value = text
-    if value == text:
-        yield text
-    else:
-        yield from _spec_values(value, depth + 1)
-
-
-def _spec_values(value: Any, depth: int) -> Iterator[str]:
-    """``_spec_strings`` of every string in decoded JSON (dict keys too)."""
-    if isinstance(value, str):
-        yield from _spec_strings(value, depth)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _spec_strings(str(key), depth)
-            yield from _spec_values(item, depth)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _spec_values(item, depth)
 
 
 def _names_problem(name: str, program: Any) -> str | None:
@@ -273,9 +251,9 @@ def _names_problem(name: str, program: Any) -> str | None:
             ):
                 return f"{name} holds a module path that is not a plain name ({text[:60]!r})"
         elif key in SPEC_KEYS:
-            bad = next((t for t in _spec_strings(text) if not _PLAIN_NAME.fullmatch(t)), None)
-            if bad is not None:
-                return f"{name} holds an {key} naming {bad[:60]!r}, which is not a plain name"
+            problem = spec_problem(text, _PLAIN_NAME)
+            if problem is not None:
+                return f"{name} holds an {key} with {problem}"
         elif key not in FREE_TEXT_KEYS and not _PLAIN_NAME.fullmatch(text):
             return f"{name} holds a name that is not a plain name: {key} {text[:60]!r}"
     return None
