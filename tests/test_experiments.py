@@ -104,6 +104,33 @@ def _final(path):
     return {r["key"]: (r["success"], round(r["l2"], 4)) for r in read_records(path)}
 
 
+def test_a_resume_with_another_model_behind_the_same_name_is_refused(tmp_path, monkeypatch):
+    """Regression: resuming with other weights behind a model's name (another --shared
+    folder, a replaced weights file) attacked the rest of the images with them and the report
+    mixed both models' records."""
+    root = need_shared("the experiments read their data sets and models from it")
+    out = tmp_path / "out"
+    run(tiny_masked_fgsm(n=4), out_dir=out, root=root)
+    n_records = len(list(read_records(out / "records.jsonl")))
+    from fcrattack.experiments.machinery import driver
+
+    loaded = driver.load_spec_model
+
+    def other_weights(*args, **kwargs):
+        model = loaded(*args, **kwargs)
+        with torch.no_grad():
+            next(model.parameters()).add_(1e-3)
+        return model
+
+    monkeypatch.setattr(driver, "load_spec_model", other_weights)
+    with pytest.raises(ValueError, match="made with other weights of resnet20"):
+        run(tiny_masked_fgsm(n=6), out_dir=out, root=root)
+    assert len(list(read_records(out / "records.jsonl"))) == n_records
+    monkeypatch.setattr(driver, "load_spec_model", loaded)  # the same model: it resumes
+    run(tiny_masked_fgsm(n=6), out_dir=out, root=root)
+    assert len(list(read_records(out / "records.jsonl"))) > n_records
+
+
 def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkeypatch):
     root = need_shared("the experiments read their data sets and models from it")
     monkeypatch.setitem(ATTACKS, "masked-fgsm", Counting)

@@ -408,6 +408,46 @@ def test_a_rerun_of_a_finished_attack_names_missing_pngs(
     assert str(gone.relative_to(out)) in said[0] and "--overwrite" in said[0]
 
 
+def test_a_rerun_on_a_replaced_later_image_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: only the first image was fingerprinted, so a later image replaced between
+    runs kept its old record ("nothing to do"), and a killed run would resume onto it."""
+    from fcrattack.viz.images import save_png
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    images = samples(4).images
+    for i in range(4):
+        save_png(images[i], photos / f"{i}.png")
+    out = tmp_path / "run"
+    argv = ["-q", "attack", "--attack", "fgsm", "--data", str(photos), "--labels", "pred"]
+    assert main([*argv, "--out", str(out)]) == 0
+    (photos / "2.png").write_bytes((photos / "0.png").read_bytes())
+    assert main([*argv, "--out", str(out)]) == 2
+    err = _error(capsys)
+    assert "data.images" in err and "different settings" in err
+
+
+def test_an_unreadable_image_is_warned_about_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: each unreadable image was warned about twice (the record check decoded
+    it again)."""
+    from fcrattack.viz.images import save_png
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    images = samples(3).images
+    for i in range(3):
+        save_png(images[i], photos / f"{i}.png")
+    (photos / "1.png").write_bytes((photos / "1.png").read_bytes()[:40])  # truncated
+    argv = ["attack", "--attack", "fgsm", "--data", str(photos), "--labels", "pred"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipping unreadable image") == 1, err
+
+
 def test_links_leading_outside_the_folder_are_refused_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from .._version import __version__
 from ..attacks import Attack
@@ -35,6 +34,7 @@ from ..data import Dataset, ImageList
 from ..data.decode import decode
 from ..data.listing import PREDICTED
 from ..metrics.records import record_problem
+from ..models.fingerprint import model_fingerprint
 from ..report.pages import picture_paths
 
 log = logging.getLogger(__name__)
@@ -60,30 +60,34 @@ def _digest(*chunks: bytes) -> str:
     return h.hexdigest()[:16]
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """A digest of the model's class, parameter and buffer names, shapes, dtypes and values."""
-    chunks = [type(model).__qualname__.encode()]
-    for name, t in model.state_dict().items():
-        flat = t.detach().cpu().contiguous().reshape(-1)
-        chunks += [f"{name}:{tuple(t.shape)}:{t.dtype}".encode(), flat.view(torch.uint8).numpy()]
-    return _digest(*chunks)
-
-
 def data_fingerprint(data: Dataset | ImageList) -> dict[str, Any]:
-    """The number of images, a digest of ids, labels and classes, and of the first image as
-    the model sees it (so a change of size or transform shows)."""
+    """The number of images, a digest of ids, labels and classes, one of every image (the
+    bytes of its file, or its pixels for images in memory: a replaced image shows wherever
+    it is), and one of the first image as the model sees it (so a change of size or
+    transform shows)."""
     labels = data.labels.tolist() if isinstance(data, Dataset) else list(data.labels)
     if isinstance(data, Dataset):
         first: Any = data.images[0].detach().cpu().contiguous().numpy()
+        every = [data.images.detach().cpu().contiguous().numpy().tobytes()]
     else:
-        first = decode(data.paths[0], data.transform)
+        first = decode(data.paths[0], data.transform, warn=False)
+        every = [_file_bytes(Path(p)) for p in data.paths]
     return {
         "n_images": len(data),
         "ids_labels": _digest(dumps([data.ids, labels, data.classes]).encode()),
+        "images": _digest(*every),
         "first_image": "unreadable"
         if first is None
         else f"{'x'.join(map(str, first.shape))}:{_digest(first.tobytes())}",
     }
+
+
+def _file_bytes(path: Path) -> bytes:
+    """The bytes of the file ``path`` (empty when it cannot be read: it is skipped)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return b""
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -280,6 +284,6 @@ def _record_problem(
     if reason == "label equals the target class" and targeted:
         return "" if r.get("label") == r.get("target") else f"{image_id!r}: label is not target"
     if reason == "unreadable file" and isinstance(data, ImageList):
-        readable = decode(data.paths[index], data.transform) is not None
+        readable = decode(data.paths[index], data.transform, warn=False) is not None
         return f"{image_id!r} is said unreadable, yet it decodes" if readable else ""
     return f"the record of {image_id!r} is skipped for no reason of this run ({reason!r:.60})"

@@ -39,32 +39,34 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode(path: Path, transform: Transform | None) -> np.ndarray | None:
+def decode(path: Path, transform: Transform | None, *, warn: bool = True) -> np.ndarray | None:
     """One file as an RGB uint8 array (H, W, 3) after ``transform`` (see ``_to_rgb`` for
-    orientation and bit depth); None (and a warning) when it cannot be read, or has more than
-    ``MAX_PIXELS`` pixels (read from its header: it is not decoded)."""
+    orientation and bit depth); None (and a warning, unless ``warn`` is false: a second look
+    at a file already warned about) when it cannot be read, or has more than ``MAX_PIXELS``
+    pixels (read from its header: it is not decoded)."""
+    array, problem = _decoded(path, transform)
+    if problem is not None and warn:
+        log.warning("skipping %s", problem)
+    return array
+
+
+def _decoded(path: Path, transform: Transform | None) -> tuple[np.ndarray | None, str | None]:
+    """``decode``'s array, or None and why."""
     try:
         with Image.open(path) as opened:
             w, h = opened.size
             if w * h > MAX_PIXELS:
-                log.warning(
-                    "skipping image %s: %d x %d pixels (%.0f megapixels) is above the %.0f "
-                    "megapixels fcrattack decodes (fcrattack.data.decode.MAX_PIXELS); "
-                    "downscale it first",
-                    path,
-                    w,
-                    h,
-                    w * h / 1e6,
-                    MAX_PIXELS / 1e6,
+                return None, (
+                    f"image {path}: {w} x {h} pixels ({w * h / 1e6:.0f} megapixels) is above "
+                    f"the {MAX_PIXELS / 1e6:.0f} megapixels fcrattack decodes "
+                    "(fcrattack.data.decode.MAX_PIXELS); downscale it first"
                 )
-                return None
             img = _to_rgb(opened)
             if transform is not None:
                 img = transform(img)
-            return np.asarray(img, dtype=np.uint8)
+            return np.asarray(img, dtype=np.uint8), None
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-        log.warning("skipping unreadable image %s: %s", path, exc)
-        return None
+        return None, f"unreadable image {path}: {exc}"
 
 
 def stack(arrays: Sequence[np.ndarray], paths: Sequence[Path]) -> torch.Tensor:

@@ -25,6 +25,7 @@ from ...base.distributed import Context
 from ...base.store import ResultStore, record_key
 from ...cam import fcr_region, gradcam
 from ...data import Dataset
+from .inputs import check_same_inputs, inputs_digest
 from .loaders import load_part_data, load_spec_model, update_json
 from .paired import PairedRuns, check_same_images
 from .preflight import preflight
@@ -105,6 +106,8 @@ class ExperimentDriver:
             idx = correct.nonzero()[:, 0]
             info["n_eligible"] = len(idx)
             info["eligible_ids"] = [data.ids[i] for i in idx.tolist()]
+            info["inputs"] = inputs_digest(models)
+            check_same_inputs(self.status_path, self.cfg.name, part.name, info, self.store)
             if self.cfg.kind == "paired":  # its stages take the first images: keep them
                 check_same_images(self.status_path, self.cfg.name, part.name, info, self.store)
             self.status["parts"][part.name] = info
@@ -118,13 +121,9 @@ class ExperimentDriver:
                 len(data),
                 ", ".join(models),
             )
-            sub = data.subset(idx)
+            sub, names = data.subset(idx), (self.cfg.name, part.name)
             if len(sub) == 0:
-                log.warning(
-                    "%s/%s: no image is classified correctly by every model",
-                    self.cfg.name,
-                    part.name,
-                )
+                log.warning("%s/%s: no image is classified correctly by every model", *names)
                 continue
             if self.cfg.kind == "paired":  # each model on its own data (its input size)
                 subs = {name: d.subset(idx) for name, d in datas.items()}
