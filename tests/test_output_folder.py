@@ -540,3 +540,42 @@ def test_a_damaged_or_linked_page_item_leaves_the_image_off_the_page(
     assert len(_rows(out)) == 4 and (out / "index.html").is_file()
     assert outside.read_bytes() == before
     assert _attack(out, "--page", "3") == 0  # finished: left as it is
+
+
+def test_fingerprints_tell_programs_and_moved_files_apart(tmp_path: Path) -> None:
+    """Regression: the model fingerprint hashed the state dict only (two programs differing
+    in a lifted constant, or in their graph, looked alike), and the image digest joined file
+    digests with unreadable files as empty strings (moving a broken file hashed alike)."""
+    import torch
+
+    from fcrattack.app.folder import data_fingerprint
+    from fcrattack.data import list_flat_folder
+    from fcrattack.models import load_model
+    from fcrattack.models.fingerprint import model_fingerprint
+    from fcrattack.viz.images import save_png
+
+    class Shifted(torch.nn.Module):
+        def __init__(self, shift: float) -> None:
+            super().__init__()
+            self.net, self.shift = default_model(), shift
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x) + torch.tensor([self.shift] * 10)
+
+    x = samples(2).images
+    for shift in (0.0, 50.0):
+        program = torch.export.export(Shifted(shift).eval(), (x,))
+        torch.export.save(program, str(tmp_path / f"s{shift}.pt2"))
+    same = model_fingerprint(load_model(f"export:{tmp_path}/s0.0.pt2"))
+    assert same == model_fingerprint(load_model(f"export:{tmp_path}/s0.0.pt2"))
+    assert same != model_fingerprint(load_model(f"export:{tmp_path}/s50.0.pt2"))
+
+    def listing(broken: int) -> dict:
+        folder = tmp_path / f"photos{broken}"
+        folder.mkdir()
+        for i, image in enumerate(samples(3).images):
+            save_png(image, folder / f"{i if i < broken else i + 1}.png")
+        (folder / f"{broken}.png").write_bytes(b"")  # unreadable
+        return data_fingerprint(list_flat_folder(folder, labels="pred"))
+
+    assert listing(1)["images"] != listing(2)["images"]

@@ -71,7 +71,8 @@ def data_fingerprint(data: Dataset | ImageList) -> dict[str, Any]:
         every = [data.images.detach().cpu().contiguous().numpy().tobytes()]
     else:
         first = decode(data.paths[0], data.transform, warn=False)
-        every = [_file_bytes(Path(p)) for p in data.paths]
+        # one digest per file, in order, an unreadable one marked: no two lists hash alike
+        every = [dumps([_file_digest(Path(p)) for p in data.paths]).encode()]
     return {
         "n_images": len(data),
         "ids_labels": _digest(dumps([data.ids, labels, data.classes]).encode()),
@@ -82,12 +83,12 @@ def data_fingerprint(data: Dataset | ImageList) -> dict[str, Any]:
     }
 
 
-def _file_bytes(path: Path) -> bytes:
-    """The bytes of the file ``path`` (empty when it cannot be read: it is skipped)."""
+def _file_digest(path: Path) -> str:
+    """SHA-256 of the bytes of the file ``path``, or ``"unreadable"``."""
     try:
-        return hashlib.sha256(path.read_bytes()).digest()
+        return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
-        return b""
+        return "unreadable"
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
