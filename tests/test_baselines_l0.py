@@ -3,6 +3,7 @@ comparison against torchattacks 3.5.1 where it is installed."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -162,7 +163,8 @@ def torchattacks():
 def test_jsma_vs_torchattacks(resnet20, correct_batch, torchattacks):
     x, y = correct_batch[0][:3], correct_batch[1][:3]
     gamma = 0.02
-    theirs = torchattacks.JSMA(resnet20, theta=1.0, gamma=gamma)(x, y)
+    # a copy: torchattacks' JSMA leaves .grad on the model's parameters (the shared fixture's)
+    theirs = torchattacks.JSMA(copy.deepcopy(resnet20), theta=1.0, gamma=gamma)(x, y)
     ours = JSMA(resnet20, gamma=gamma).run(x, y)
     asr_theirs = (_predict(resnet20, theirs) != y).float().mean()
     assert ours.success.float().mean() >= asr_theirs - 0.34

@@ -42,16 +42,26 @@ def _rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
+def _pngs(out: Path, rows: list[dict]) -> torch.Tensor:
+    """The adversarial PNGs as read back from disk, (N, 3, H, W) in [0, 1]."""
+    pngs = [np.array(Image.open(out / r["adv_png"]).convert("RGB")) for r in rows]
+    return torch.from_numpy(np.stack(pngs)).permute(0, 3, 1, 2).float() / 255
+
+
 def _png_predictions(out: Path, rows: list[dict]) -> torch.Tensor:
     """The default model's classes of the adversarial PNGs as read back from disk."""
-    pngs = [np.array(Image.open(out / r["adv_png"]).convert("RGB")) for r in rows]
-    x = torch.from_numpy(np.stack(pngs)).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
-        return fcrattack.default_model()(x).argmax(1)
+        return fcrattack.default_model()(_pngs(out, rows)).argmax(1)
 
 
 def test_every_attack_is_listed_with_fast_options() -> None:
     assert set(FAST) == set(ATTACKS)
+
+
+def test_every_attack_optimises_on_the_grid() -> None:
+    """Every attack declares ``quantize``, so on the command line every record describes the
+    saved PNG (masked FGSM, JSMA and One-Pixel once described an unsaved float image)."""
+    assert [n for n in ATTACKS if not supports_grid(ATTACKS[n])] == []
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
@@ -71,8 +81,17 @@ def test_saved_pngs_match_records_summary_and_page(
     assert summary["png_not_adversarial"] == {"count": len(lost), "ids": lost}
     valid = [r for r in rows if r["clean_correct"]]
     assert summary["summary"]["n_success_uint8"] == sum(r["success_uint8"] for r in valid)
-    assert summary["options"].get("quantize", True) is True  # on wherever declared
-    assert ("quantize" in summary["options"]) == supports_grid(ATTACKS[name])
+    assert summary["options"]["quantize"] is True
+    # the records' norms and success are the saved PNG's (the clean samples are 8-bit images)
+    clean = samples()
+    x = clean.images[[clean.ids.index(r["id"]) for r in rows]]
+    norms = fcrattack.metrics.perturbation_norms(x, _pngs(out, rows))
+    for key in ("l2", "linf", "l0"):
+        assert [r[key] for r in rows] == pytest.approx(norms[key].tolist(), abs=1e-5), key
+    assert [r["success"] for r in rows] == [r["success_uint8"] for r in rows]
+    budget = {"masked-fgsm": "eps1", "fgsm": "eps", "pgd": "eps", "mifgsm": "eps"}.get(name)
+    if budget:  # the saved PNGs keep the Linf budget (0.03 is not a multiple of 1/255)
+        assert norms["linf"].max() <= ATTACKS[name].options()[budget].default + 1e-6
     err = capsys.readouterr().err
     assert (f"{len(lost)} of 4 saved adversarial PNGs are not adversarial" in err) == bool(lost)
     page = (out / "index.html").read_text()

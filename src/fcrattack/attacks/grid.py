@@ -3,9 +3,12 @@
 An 8-bit PNG stores 256 levels per value, so a minimum-norm attack that stops just past the
 decision boundary in float32 often lands back on the clean side once its image is rounded for
 saving. With ``quantize=True`` (``GridMixin``) an attack keeps every iterate on that grid
-and judges success on it, so the image it returns is the image a PNG stores. The command line
-(``fcrattack attack``, ``fcrattack demo``) turns it on for every attack that declares it
-(``supports_grid``); in Python the default stays ``False`` (float results).
+and judges success on it, so the image it returns is the image a PNG stores. Every attack of
+fcrattack declares it; the command line (``fcrattack attack``, ``fcrattack demo``) turns it on
+for every attack that does (``supports_grid``); in Python the default stays ``False`` (float
+results). The L0 attacks (JSMA, One-Pixel) round only the values they change
+(``GridMixin.changes_on_grid``), so their count of changed values holds; for a clean image on
+the grid (any 8-bit image attacked at its own size) that is again the image a PNG stores.
 
 Rounding (``to_grid``): each value goes to the nearest level, or to the next level towards
 the clean value where the nearest would enlarge its change, so a budget (an Linf box or L2
@@ -55,6 +58,14 @@ class GridMixin:
     def on_grid(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
         """x_adv on the 8-bit grid with ``quantize`` (``to_grid``), else unchanged."""
         return to_grid(x, x_adv) if self.quantize else x_adv
+
+    def changes_on_grid(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+        """x_adv with the values it changes from x on the 8-bit grid with ``quantize``
+        (``to_grid``), the others as they are: for attacks that count changed values (L0),
+        whose count rounding must not grow."""
+        if not self.quantize:
+            return x_adv
+        return torch.where(x_adv != x, to_grid(x, x_adv), x_adv)
 
     def straight_through(self, x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
         """``on_grid`` in the forward pass, the identity in the backward pass (for

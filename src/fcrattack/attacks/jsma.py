@@ -6,8 +6,9 @@ Each iteration changes the pair of features (p, q) with the largest pairwise sal
     alpha = a_p + a_q,  beta = b_p + b_q,  a = d Z_t / dx,  b = d (sum_{j != t} Z_j) / dx
     S(p, q) = -alpha * beta  if alpha > 0 and beta < 0 (theta > 0; signs flipped for theta < 0)
 
-(Z the logits, t the target class) and pushes both by ``theta`` (clipped to [0, 1]); a changed
-feature leaves the search domain. Defaults: ``theta = 1.0`` (features pushed to the maximum),
+(Z the logits, t the target class) and pushes both by ``theta`` (clipped to [0, 1]; with
+``quantize`` rounded to the 8-bit grid, ``fcrattack.attacks.grid``); a changed feature leaves
+the search domain. Defaults: ``theta = 1.0`` (features pushed to the maximum),
 ``gamma = 0.1`` (at most 10 % of the C*H*W input values change: at most
 floor(gamma * C*H*W / 2) iterations of two features each).
 
@@ -38,6 +39,7 @@ import torch
 from ..metrics import attack_success
 from ..options import Float, Int, Option, Optional
 from .base import Attack, BatchContext
+from .grid import GridMixin
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ def best_pair(
     return p, q, best.clamp_min(0)
 
 
-class JSMA(Attack):
+class JSMA(GridMixin, Attack):
     """JSMA with pairwise saliency. x (N, C, H, W) in [0, 1] -> x_adv with at most
     gamma * C*H*W changed values (each pushed by ``theta``). The paper gives no JSMA settings:
     ``paper()`` gives the defaults (Papernot et al.'s theta = 1, gamma = 0.1)."""
@@ -138,7 +140,8 @@ class JSMA(Attack):
         bsz = x.shape[0]
         n = x[0].numel()
         sign = 1.0 if self.theta > 0 else -1.0
-        flat = x.clone().view(bsz, n)
+        clean = x.reshape(bsz, n)
+        flat = clean.clone()
         domain = flat < 1 if sign > 0 else flat > 0  # features that can still move
         if ctx.mask is not None:
             domain &= (ctx.mask > 0).expand_as(x).reshape(bsz, n)
@@ -166,7 +169,7 @@ class JSMA(Attack):
             active[idx] = go
             pq = torch.stack([p, q], 1)
             step = torch.zeros_like(u).scatter_(1, pq, self.theta) * go[:, None]
-            flat[idx] = (flat[idx] + step).clamp_(0, 1)
+            flat[idx] = self.changes_on_grid(clean[idx], (flat[idx] + step).clamp_(0, 1))
             domain[idx] = domain[idx].scatter(1, pq, False)  # rows not in go never return
         log.debug("jsma: %d of %d images had no admissible pair left", int(stuck.sum()), bsz)
         return flat.view_as(x)

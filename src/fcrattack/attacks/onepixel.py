@@ -31,6 +31,9 @@ An image stops as soon as one of its candidates fools the model (argmax criterio
 al.'s probability thresholds); the loop ends when every image has stopped (one host sync per
 generation). Without success the best member of the final population is returned.
 
+With ``quantize`` every candidate's pixel values are rounded to the 8-bit grid before it is
+judged (``fcrattack.attacks.grid``), so the returned image is the one a PNG stores.
+
 Randomness: each image draws its initial population and, every generation, its mutation
 indices (and crossover draws) from its own generator, so a batch gives the same result as its
 images attacked one by one (up to the model's floating-point batch effects).
@@ -45,13 +48,14 @@ import torch
 from ..metrics import attack_success
 from ..options import Choice, Float, Int, Option, Optional
 from .base import Attack, BatchContext
+from .grid import GridMixin
 
 log = logging.getLogger(__name__)
 
 _PAPER = {"pixels": 5, "popsize": 400, "steps": 100}
 
 
-class OnePixel(Attack):
+class OnePixel(GridMixin, Attack):
     """Few-pixel DE attack. x (N, C, H, W) in [0, 1] -> x_adv with at most ``pixels`` pixels
     changed. ``evaluations`` counts the candidate images evaluated since construction. Paper
     settings: 5 pixels (the FCR paper) with Su et al.'s population 400 and 100 generations."""
@@ -158,14 +162,14 @@ class OnePixel(Attack):
         return torch.cat([rows[..., None], cols[..., None], vals], -1)
 
     def _apply(self, x: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-        """Images x (N, C, H, W) with the pixels of cand (N, pixels, 2 + C) set; a later pixel
-        wins where two coincide."""
+        """Images x (N, C, H, W) with the pixels of cand (N, pixels, 2 + C) set (their values on
+        the 8-bit grid with ``quantize``); a later pixel wins where two coincide."""
         n, c, h, w = x.shape
         out = x.clone().view(n, c, h * w)
         pix = cand[..., 0].long() * w + cand[..., 1].long()
         for j in range(self.pixels):  # in order, so that duplicates resolve deterministically
             out.scatter_(2, pix[:, j, None, None].expand(n, c, 1), cand[:, j, 2:, None])
-        return out.view_as(x)
+        return self.changes_on_grid(x, out.view_as(x))
 
     def eval_chunk(self, x: torch.Tensor) -> int:
         """Candidates per forward pass for images like x (N, C, H, W)."""
