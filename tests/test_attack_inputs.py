@@ -155,6 +155,20 @@ def test_numpy_and_list_masks_equal_a_tensor_mask(resnet20, x_y):
         assert torch.equal(PGD(resnet20, steps=2).run(x, y, mask=given).x_adv, ref.x_adv)
 
 
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "masked-fgsm", "region-ddn", "jsma", "onepixel"])
+def test_a_soft_mask_is_refused_by_every_attack(resnet20, x_y, name):
+    """Regression: a mask of 0.5 scaled FGSM's and PGD's perturbation but was a 0/1
+    restriction for region DDN, C&W, JSMA and One-Pixel, and its mean was reported as the
+    area the attack could change."""
+    x, y = x_y
+    mask = torch.zeros(len(x), 1, 32, 32)
+    mask[..., 8:24, 8:24] = 0.5
+    with pytest.raises(ValueError, match="mask values must be 0 or 1"):
+        fcrattack.build(name, resnet20).run(x, y, mask=mask)
+    with pytest.raises(ValueError, match="mask values must be 0 or 1"):
+        fcrattack.build(name, resnet20).run(x, y, mask=mask * float("nan"))
+
+
 def test_small_and_malformed_inputs_are_clear_errors(resnet20, x_y):
     """Regression: (N, 3, 0, 0) images, ``records(ids)`` with too few ids and ``gradcam`` given
     a plain function reached deep errors; 1-channel images were silently broadcast into the
@@ -167,8 +181,10 @@ def test_small_and_malformed_inputs_are_clear_errors(resnet20, x_y):
         result.records(["only-one"])
     with pytest.raises(TypeError, match="torch.nn.Module"):
         fcrattack.gradcam(lambda z: resnet20(z), x, y)
-    with pytest.raises(ValueError, match="3-channel"):
-        PGD(resnet20).run(x[:, :1], y)  # no silent broadcast into the normalised model
+    for attack in (PGD(resnet20), fcrattack.RegionDDN(resnet20)):
+        # no silent broadcast into the normalised model; no probe's batch size in the message
+        with pytest.raises(ValueError, match="3-channel images .*, got 1-channel ones"):
+            attack.run(x[:, :1], y)
 
 
 def test_dtype_repr_and_summary(resnet20, x_y, tmp_path):

@@ -178,6 +178,11 @@ def test_per_image_eps(resnet20, correct_batch):
     assert ((r.x_adv - x).flatten(1).abs().amax(1) <= eps / 100 + 1e-6).all()
     with pytest.raises(ValueError, match="per-image"):
         PGD(resnet20, eps=eps[:3]).run(x, y)
+    bad = eps.clone()
+    for value, shown in ((float("nan"), "nan"), (-0.1, "-0.1")):  # named, not the shape
+        bad[2] = value
+        with pytest.raises(ValueError, match=f"got {shown} at index 2"):
+            PGD(resnet20, eps=bad)
 
 
 def test_cw_binary_search(resnet20, correct_batch):

@@ -144,3 +144,15 @@ def test_quiet_reproduce_shows_no_progress_bars(
     monkeypatch.setattr(commands.report, "render", lambda out: (out, out))
     assert main(["-q", "reproduce", "whitebox", "--out", str(tmp_path / "cli")]) == 0
     assert seen["quiet"] is True
+
+
+@pytest.mark.parametrize("command", ["attack", "cam"])
+def test_a_dataset_without_data_is_refused(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: ``--dataset imagenet`` without ``--data`` was ignored silently and the
+    bundled CIFAR-10 samples attacked."""
+    argv = ["-q", command, "--n", "2", "--dataset", "imagenet", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "--dataset imagenet needs --data" in _error(capsys)
+    assert not (tmp_path / "o").exists()

@@ -123,12 +123,47 @@ def test_a_resume_with_another_model_behind_the_same_name_is_refused(tmp_path, m
         return model
 
     monkeypatch.setattr(driver, "load_spec_model", other_weights)
-    with pytest.raises(ValueError, match="made with other weights of resnet20"):
+    with pytest.raises(ValueError, match="made with another resnet20"):
         run(tiny_masked_fgsm(n=6), out_dir=out, root=root)
     assert len(list(read_records(out / "records.jsonl"))) == n_records
     monkeypatch.setattr(driver, "load_spec_model", loaded)  # the same model: it resumes
     run(tiny_masked_fgsm(n=6), out_dir=out, root=root)
     assert len(list(read_records(out / "records.jsonl"))) > n_records
+
+
+def test_a_resume_on_a_replaced_image_or_malformed_inputs_is_refused(tmp_path, monkeypatch):
+    """Regression: a resumed run kept the records of an image whose file had been replaced
+    (the images were not hashed), and a status.json whose ``inputs`` was of the wrong form
+    was taken for one without digests."""
+    root = need_shared("the experiments read their data sets and models from it")
+    out = tmp_path / "out"
+    run(tiny_masked_fgsm(n=4), out_dir=out, root=root)
+    n_records = len(list(read_records(out / "records.jsonl")))
+    from fcrattack.experiments.machinery import driver
+
+    loaded = driver.load_part_data
+
+    first = json.loads((out / "status.json").read_text())["masked-fgsm"]["parts"]
+    first = next(iter(first.values()))["eligible_ids"][0]
+
+    def replaced_first(*args, **kwargs):
+        data = loaded(*args, **kwargs)
+        i = data.ids.index(first)
+        data.images[i] = data.images[i].flip(-1)  # an attacked file replaced by its mirror
+        return data
+
+    with monkeypatch.context() as patch:
+        patch.setattr(driver, "load_part_data", replaced_first)
+        with pytest.raises(ValueError, match=r"other pixels of 1 image\(s\)"):
+            run(tiny_masked_fgsm(n=6), out_dir=out, root=root)
+    assert len(list(read_records(out / "records.jsonl"))) == n_records
+    status = json.loads((out / "status.json").read_text())
+    entry = status["masked-fgsm"]["parts"][tiny_masked_fgsm().parts[0].name]
+    for bad in ("zz", {"models": "abc"}, [1, 2], {"images": [1]}):
+        entry["inputs"] = bad
+        (out / "status.json").write_text(json.dumps(status))
+        with pytest.raises(ValueError, match="inputs of masked-fgsm/.* are malformed"):
+            run(tiny_masked_fgsm(n=6), out_dir=out, root=root)
 
 
 def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkeypatch):

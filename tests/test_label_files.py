@@ -83,6 +83,20 @@ def test_one_label_per_image_still_reads(flat: Path, tmp_path: Path) -> None:
     assert listing.labels == [3, 5, 3]
 
 
+def test_labels_of_files_that_are_not_there_are_warned_about(
+    flat: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: entries of a label file naming no image of the folder (a typo, a moved
+    file, ``../../etc/passwd``) were ignored without a word."""
+    labels = tmp_path / "extra.csv"
+    labels.write_text("0.png,cat\n1.png,dog\n2.png,cat\nnothere.png,dog\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="fcrattack"):
+        listing = list_flat_folder(flat, labels=labels, classes=CIFAR10_CLASSES)
+    assert listing.labels == [3, 5, 3]
+    assert "names 1 file(s) that are not images in" in caplog.text
+    assert "'nothere.png'" in caplog.text
+
+
 @pytest.mark.parametrize("row", ["1.png,tench, Tinca tinca", "1.png,dog,extra", "1.png"])
 def test_a_csv_row_of_other_than_two_columns_is_refused(
     row: str, flat: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -579,3 +579,97 @@ def test_fingerprints_tell_programs_and_moved_files_apart(tmp_path: Path) -> Non
         return data_fingerprint(list_flat_folder(folder, labels="pred"))
 
     assert listing(1)["images"] != listing(2)["images"]
+
+
+def test_a_link_in_place_of_a_file_is_replaced_never_written_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a resumed attack wrote its adversarial PNG through a link left at one of
+    its per-image paths (adv/<name>.png -> a file outside the folder), replacing that file;
+    so did the CAM and mask PNGs."""
+    from fcrattack.app import attack_dataset as pipeline
+
+    real = pipeline.attack_batch
+    calls = {"n": 0}
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    out, target = tmp_path / "run", tmp_path / "target.txt"
+    argv = ["-q", "attack", "--n", "4", "--batch-size", "2", "--opt", "steps=2"]
+    argv += ["--out", str(out)]
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "attack_batch", interrupted)
+        assert main(argv) == 130
+    assert len(_rows(out)) == 2
+    target.write_bytes(b"USER TARGET")
+    names = json.loads((out / MANIFEST).read_text())["per_image"]["names"]
+    later = [n for n in names if not (out / "adv" / n).exists()][:1]  # not attacked yet
+    assert later
+    links = [out / sub / n for sub in ("adv", "cam", "mask") for n in later]
+    for link in links:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+    assert main(argv) == 0
+    assert target.read_bytes() == b"USER TARGET"
+    assert all(not p.is_symlink() for p in links)
+    assert (out / "adv" / later[0]).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("command", ["attack", "cam"])
+def test_overwrite_keeps_an_index_html_a_run_without_page_never_wrote(
+    command: str, tmp_path: Path
+) -> None:
+    """Regression: with --page 0 the manifest listed index.html all the same, so --overwrite
+    deleted the user's own index.html in the folder."""
+    out = tmp_path / command
+    run = _attack if command == "attack" else _cam
+    assert run(out, "--page", "0") == 0
+    assert not (out / "index.html").exists()
+    (out / "index.html").write_text("<p>my page</p>")
+    assert run(out, "--page", "0", "--overwrite") == 0
+    assert (out / "index.html").read_text() == "<p>my page</p>"
+
+
+def test_fingerprints_cover_script_attributes_factory_code_and_plain_attributes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a resumed attack took another TorchScript file of the same weights whose
+    float attribute (or list of tensors) differed, and a ``py:`` factory whose code changed,
+    for the model its records were made with (the fingerprint hashed tensors and graphs)."""
+    from fcrattack.models import load_model
+    from fcrattack.models.fingerprint import model_fingerprint
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, scale: float) -> None:
+            super().__init__()
+            self.net, self.scale = default_model(), scale
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x) * self.scale
+
+    prints = []
+    for scale in (1.0, -1.0):
+        torch.jit.save(torch.jit.script(Scaled(scale).eval()), str(tmp_path / f"s{scale}.ts"))
+        spec = f"torchscript:{tmp_path}/s{scale}.ts"
+        prints += [model_fingerprint(load_model(spec)), model_fingerprint(load_model(spec))]
+    assert prints[0] == prints[1] and prints[2] == prints[3] and prints[0] != prints[2]
+    assert model_fingerprint(Scaled(1.0)) != model_fingerprint(Scaled(-1.0))  # plain attribute
+
+    factory = tmp_path / "factory_v.py"
+    code = (
+        "import torch\nfrom fcrattack.models import default_model\nSIGN = {}\n"
+        "class W(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.net = default_model()\n"
+        "    def forward(self, x):\n        return SIGN * self.net(x)\n"
+        "def make():\n    return W()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    factory.write_text(code.format("1.0"))
+    first = model_fingerprint(load_model("py:factory_v:make"))
+    assert first == model_fingerprint(load_model("py:factory_v:make"))
+    factory.write_text(code.format("-1.0"))
+    assert first != model_fingerprint(load_model("py:factory_v:make"))

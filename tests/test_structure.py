@@ -178,6 +178,21 @@ def test_library_code_logs_instead_of_printing():
         assert not calls, f"{module} prints"
 
 
+def test_files_are_written_by_the_store_alone():
+    """Files are written whole by ``fcrattack.base.store.replace_file`` (a new file renamed
+    over the path: a link there is replaced, never written through), records appended by the
+    store; no other module writes a file itself."""
+    writers = {"write_text", "write_bytes", "savefig", "save"}
+    for module, path in _modules():
+        if module == "fcrattack.base.store":
+            continue
+        for n in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(n, ast.Call) or getattr(n.func, "attr", None) not in writers:
+                continue
+            into = [a.id for a in n.args if isinstance(a, ast.Name)]  # into a buffer is fine
+            assert "buffer" in into, f"{module}:{n.lineno} writes a file itself ({n.func.attr})"
+
+
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_help_documents_every_option(name):
     cls = ATTACKS[name]

@@ -100,7 +100,7 @@ def write_cams(
     shown = min(page, len(names))
     with OutputFolder(out, "cam", names=CAM_OUTPUTS, overwrite=overwrite) as folder:
         folder.record(
-            ["index.html", *picture_paths(shown, 0)],
+            [*(["index.html"] if shown else []), *picture_paths(shown, 0)],
             (("cam", "mask"), [n.as_posix() for n in names]),
         )
         with folder.writing():

@@ -4,8 +4,8 @@
 may write, only that replaced).
 
 Resume. ``run.json`` holds the run's settings (attack, options, target, a fingerprint of the
-model's weights, of the data's ids, labels and first decoded image, the caller's ``info`` and
-the fcrattack version). ``results.jsonl`` is a ``fcrattack.base.store.ResultStore`` keyed by
+model (``fcrattack.models.fingerprint``), of the data's ids, labels, every image file and the
+first decoded image, the caller's ``info`` and the fcrattack version). ``results.jsonl`` is a ``fcrattack.base.store.ResultStore`` keyed by
 image id, appended (and fsync'ed) batch by batch once the batch's PNGs are written. Rerunning
 into a folder whose ``run.json`` equals the new settings continues with the images that have
 no record; other settings are refused, naming the differences, unless the run attacked no
@@ -132,7 +132,8 @@ def prepare_output(
         if folder.finished:
             return folder, done
         shown = min(page, len(names))
-        files = [RUN, RESULTS, SUMMARY, "index.html", *(page_item(i) for i in range(shown))]
+        files = [RUN, RESULTS, SUMMARY, *(["index.html"] if shown else [])]  # what it writes
+        files += [page_item(i) for i in range(shown)]
         files += picture_paths(shown, 1)
         files += [part_file(RESULTS, r) for r in range(world)] if world > 1 else []
         folder.record(

@@ -175,8 +175,9 @@ class Attack(Configurable):
 
         ``target`` (N,): the classes of a targeted attack (built with ``targeted=True``; each
         must differ from y). ``mask`` (N, 1, H, W) (or (N, C, H, W), (N, H, W); a tensor or
-        array in [0, 1]) restricts the perturbation to where it is non-zero; for attacks with
-        a region of their own (FCR, masked FGSM, region DDN) it replaces the Grad-CAM mask.
+        array of bools or 0/1; a soft map is refused) restricts the perturbation to its ones;
+        for attacks with a region of their own (FCR, masked FGSM, region DDN) it replaces the
+        Grad-CAM mask.
         ``ids`` name the images for their per-image random streams (default: content hash).
         Works inside ``torch.no_grad()`` and ``torch.inference_mode()``.
         """

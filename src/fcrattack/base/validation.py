@@ -88,8 +88,8 @@ def check_labels(y: torch.Tensor, n: int, num_classes: int | None = None, name: 
 
 def check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor:
     """A mask broadcastable to x's (N, C, H, W): (N, 1, H, W), (N, C, H, W) or (N, H, W), as a
-    tensor, numpy array or nested list, bool or numbers in [0, 1]. Returns it as
-    (N, 1 or C, H, W) float on x's device."""
+    tensor, numpy array or nested list, of bools or 0/1 numbers (a soft map is refused).
+    Returns it as (N, 1 or C, H, W) float on x's device."""
     if isinstance(mask, (np.ndarray, list, tuple)):
         mask = torch.as_tensor(np.asarray(mask, dtype=np.float32))
     if not isinstance(mask, torch.Tensor):
@@ -108,8 +108,12 @@ def check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor:
             f"got {tuple(mask.shape)}"
         )
     mask = mask.to(device=x.device, dtype=x.dtype)
-    if not torch.isfinite(mask).all() or mask.min().item() < 0 or mask.max().item() > 1:
-        raise ValueError("mask values must lie in [0, 1]")
+    if not ((mask == 0) | (mask == 1)).all():
+        raise ValueError(
+            "mask values must be 0 or 1 (where the perturbation may go); a soft map is "
+            "refused, since attacks would read it differently: threshold it first, e.g. "
+            "fcrattack.fcr_mask(cam, t)"
+        )
     return mask
 
 

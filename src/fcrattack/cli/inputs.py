@@ -91,6 +91,11 @@ def load_data(args: argparse.Namespace, info: ModelInfo) -> tuple[Dataset | Imag
     if args.data is None:
         if args.labels is not None:
             raise CLIError("--labels needs --data (a flat folder of images)")
+        if args.dataset is not None:
+            raise CLIError(
+                f"--dataset {args.dataset} needs --data (without it, the bundled CIFAR-10 "
+                "samples are used)"
+            )
         if info.classes is not None and list(info.classes) != CIFAR10_CLASSES:
             raise CLIError(
                 f"no --data: the bundled samples are CIFAR-10 images, but {info.source} has "

@@ -144,8 +144,9 @@ def _attack_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target",
         metavar="CLASS|least-likely|random",
-        help="a targeted attack: towards CLASS (an index or a class name), the clean "
-        "prediction's least likely class, or a random other class (seeded by --seed)",
+        help="a targeted attack: towards CLASS (an index or a class name), the class of "
+        "the smallest clean logit other than the label, or a random other class (seeded by "
+        "--seed)",
     )
     p.add_argument(
         "--opt",

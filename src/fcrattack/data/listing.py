@@ -291,7 +291,7 @@ def list_flat_folder(
     """The images directly inside ``root``, labelled by ``labels``: "pred" (each image is
     attacked as the class the model predicts, label ``PREDICTED``) or a label file
     (``read_label_file``, keyed by file name: a folder in a key is ignored; labels matched
-    to ``classes``; files it misses are an error)."""
+    to ``classes``; files it misses are an error, keys of no image a warning)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
@@ -319,6 +319,15 @@ def list_flat_folder(
         raise ValueError(
             f"label file {labels} has no label for {len(missing)} of the {len(ids)} images "
             f"in {root} (e.g. {missing[0]!r})"
+        )
+    extra = sorted(set(table) - set(ids))
+    if extra:  # a typo, or a file that moved: said, since its label goes unused
+        log.warning(
+            "label file %s names %d file(s) that are not images in %s (e.g. %r): ignored",
+            labels,
+            len(extra),
+            root,
+            extra[0],
         )
     given = [table[i] for i in ids]
     if classes is None:

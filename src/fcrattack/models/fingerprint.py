@@ -4,31 +4,80 @@ attacks with the model its records were made with."""
 from __future__ import annotations
 
 import hashlib
+import io
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
+
+#: plain values of a module's public attributes that the digest covers (a Conv2d's stride,
+#: a factory model's scale)
+_PLAIN = (bool, int, float, str, type(None))
+#: packages whose code is pinned by their versions (fcrattack's is in every record)
+_VERSIONED = ("torch", "fcrattack")
 
 
 def model_fingerprint(model: nn.Module) -> str:
     """A digest (16 hex digits of SHA-256) of the model's class; of its parameter and buffer
     names, shapes, dtypes and values (non-persistent buffers and tensor constants of loaded
-    programs too, which the state dict leaves out); and of the graph of every submodule that
-    has one (``torch.export`` and TorchScript programs: the same weights may run another
-    program)."""
+    programs too, which the state dict leaves out); of every module's public plain
+    attributes (numbers, strings, flags, tuples of them); of the graph of every submodule
+    that has one (``torch.export`` programs: the same weights may run another program); of
+    every TorchScript module as it saves (its code and every attribute); and of the source
+    files that define the model's own classes (those of packages other than torch and
+    fcrattack: a factory whose code changed). Code that those files import from elsewhere is
+    not covered."""
     h = hashlib.sha256(type(model).__qualname__.encode())
     tensors = dict(model.state_dict())
+    scripted: list[str] = []
+    sources: set[str] = set()
     for prefix, module in model.named_modules(remove_duplicate=False):
         for attr, value in vars(module).items():
             if isinstance(value, torch.Tensor) and attr not in ("_parameters", "_buffers"):
                 tensors.setdefault(f"{prefix}.{attr}" if prefix else attr, value)
+            elif _plain(value) and not attr.startswith("_") and attr != "training":
+                h.update(f"{prefix}.{attr}={value!r};".encode())
         for name, buffer in module.named_buffers(prefix=prefix, recurse=False):
             tensors.setdefault(name, buffer)
+        graph = getattr(module, "graph", None)
+        if isinstance(module, torch.jit.ScriptModule):
+            if not any(prefix.startswith(f"{s}.") or not s for s in scripted):
+                scripted.append(prefix)
+                h.update(f"{prefix}:{_saved(module)}".encode())
+        elif isinstance(graph, torch.fx.Graph):
+            h.update(f"{prefix}:{graph}".encode())
+        sources.add(type(module).__module__)
     for name, t in tensors.items():
         flat = t.detach().cpu().contiguous().reshape(-1)
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(flat.view(torch.uint8).numpy().tobytes())
-    for prefix, module in model.named_modules(remove_duplicate=False):
-        graph = getattr(module, "graph", None)
-        if isinstance(graph, (torch.fx.Graph, torch._C.Graph)):
-            h.update(f"{prefix}:{graph}".encode())
+    for name in sorted(sources):
+        h.update(f"{name}:{_source_digest(name)}".encode())
     return h.hexdigest()[:16]
+
+
+def _plain(value: object) -> bool:
+    """Whether ``value`` is a plain value, or a tuple or list of them."""
+    if isinstance(value, (tuple, list)):
+        return all(isinstance(v, _PLAIN) for v in value)
+    return isinstance(value, _PLAIN)
+
+
+def _saved(module: torch.jit.ScriptModule) -> str:
+    """A digest of a TorchScript module as ``torch.jit.save`` writes it."""
+    buffer = io.BytesIO()
+    torch.jit.save(module, buffer)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+def _source_digest(module_name: str) -> str:
+    """A digest of the source file of Python module ``module_name``; empty for torch's and
+    fcrattack's modules and for modules without a readable file."""
+    if module_name.split(".")[0] in _VERSIONED:
+        return ""
+    path = getattr(sys.modules.get(module_name), "__file__", None)
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+    except OSError:
+        return ""

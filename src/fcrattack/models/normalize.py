@@ -53,10 +53,15 @@ class Normalized(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+        if x.dim() != 4:
             raise ValueError(
-                f"the model takes ({self.mean.shape[1]}-channel) images of shape "
-                f"(N, {self.mean.shape[1]}, H, W), got {list(x.shape)}; convert "
+                f"the model takes images of shape (N, {self.mean.shape[1]}, H, W), got a "
+                f"tensor of shape {list(x.shape)}"
+            )
+        if x.shape[1] != self.mean.shape[1]:  # the batch size may be a probe's: not shown
+            raise ValueError(
+                f"the model takes {self.mean.shape[1]}-channel images (N, "
+                f"{self.mean.shape[1]}, H, W), got {x.shape[1]}-channel ones; convert "
                 "grey images with x.expand(-1, 3, -1, -1)"
             )
         out = self.model((x - self.mean) / self.std)

@@ -223,10 +223,16 @@ class Budget(Float):
     def coerce(self, name: str, value: Any) -> Any:  # float or tensor
         if isinstance(value, torch.Tensor) and value.dim() > 0:
             value = value.detach().to("cpu", torch.float32)
-            if value.dim() != 1 or not torch.isfinite(value).all() or (value < 0).any():
+            bad = (~torch.isfinite(value) | (value < 0)).nonzero()
+            if value.dim() != 1 or len(bad):
+                got = (
+                    f"shape {tuple(value.shape)}"
+                    if value.dim() != 1
+                    else f"{value[bad[0, 0]].item():g} at index {bad[0, 0].item()}"
+                )
                 raise OptionError(
                     f"option {name} as a tensor must have shape (N,) with finite "
-                    f"values >= 0, got shape {tuple(value.shape)}"
+                    f"values >= 0, got {got}"
                 )
             return value
         return super().coerce(name, value)

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..attacks import AttackResult
+from ..base.store import replace_file
 from ..viz.document import Block, Picture, Table, to_html
 from ..viz.images import cam_overlay, display_factor, mask_image, perturbation_image, save_png
 from .tables import summary_table
@@ -150,5 +151,4 @@ def write_page(
     if summaries:
         blocks += [Block("h2", "Summary"), Block("table", table=summary_table(summaries))]
     blocks += [Block("h2", "Images"), Block("table", table=images)]
-    path.write_text(to_html(blocks, title), encoding="utf-8")
-    return path
+    return replace_file(path, to_html(blocks, title).encode("utf-8"))

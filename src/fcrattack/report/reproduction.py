@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from ..base.outputs import refuse_links
+from ..base.store import replace_file
 from ..experiments import EXPERIMENTS, Results
 from ..experiments.machinery.spec import READABLE
 from ..experiments.reproduction import saved_configs
@@ -139,7 +140,7 @@ def render(out_dir: str | Path) -> tuple[Path, Path]:
         blocks.append(Block("h2", f"{cfg['paper_ref']}: {cfg['title']} ({exp})"))
         blocks += experiment.section(res, exp, figdir)
     md, page = out / "report.md", out / "report.html"
-    md.write_text(to_markdown(blocks), encoding="utf-8")
-    page.write_text(to_html(blocks, TITLE), encoding="utf-8")
+    replace_file(md, to_markdown(blocks).encode("utf-8"))
+    replace_file(page, to_html(blocks, TITLE).encode("utf-8"))
     log.info("report written to %s and %s", md, page)
     return md, page

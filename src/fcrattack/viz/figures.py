@@ -4,6 +4,7 @@ the image panels of Figs. 1/3."""
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 
@@ -13,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
+from ..base.store import replace_file
 from .images import cam_overlay, mask_image, perturbation_image
 
 Series = tuple[str, list[float], list[float]]
@@ -22,9 +24,10 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     """Lay out, write as PNG (110 dpi) and close ``fig``."""
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    return path
+    return replace_file(path, buffer.getvalue())
 
 
 def line_plot(

@@ -8,6 +8,7 @@ CPU, ready for ``save_png``, which rounds to 8 bits exactly like
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,8 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 from PIL import Image
+
+from ..base.store import replace_file
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -33,14 +36,17 @@ def display_factor(size: int, min_size: int = 128) -> int:
 
 def save_png(img: torch.Tensor, path: str | Path, scale: int = 1) -> Path:
     """Write (C, H, W) [0, 1] as an 8-bit RGB PNG, enlarged ``scale`` times by nearest
-    neighbour (scale 1: exact pixels). Parent folders are created."""
+    neighbour (scale 1: exact pixels). Parent folders are created; the file is replaced
+    atomically (``fcrattack.base.store.replace_file``: a link at ``path`` is replaced, never
+    written through)."""
     arr = to_uint8(img)
     if scale > 1:
         arr = arr.repeat(scale, axis=0).repeat(scale, axis=1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
-    return path
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, format="PNG")
+    return replace_file(path, buffer.getvalue())
 
 
 def cam_overlay(img: torch.Tensor, cam: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ...attacks import Attack, AttackResult, build
 from ...base.distributed import Context
-from ...base.store import ResultStore, record_key
+from ...base.store import ResultStore, record_key, write_torch
 from ...cam import fcr_region, gradcam
 from ...data import Dataset
 from .inputs import check_same_inputs, inputs_digest
@@ -106,7 +106,7 @@ class ExperimentDriver:
             idx = correct.nonzero()[:, 0]
             info["n_eligible"] = len(idx)
             info["eligible_ids"] = [data.ids[i] for i in idx.tolist()]
-            info["inputs"] = inputs_digest(models)
+            info["inputs"] = inputs_digest(models, data)
             check_same_inputs(self.status_path, self.cfg.name, part.name, info, self.store)
             if self.cfg.kind == "paired":  # its stages take the first images: keep them
                 check_same_images(self.status_path, self.cfg.name, part.name, info, self.store)
@@ -334,7 +334,8 @@ class ExperimentDriver:
         cam = gradcam(model, xd, yd).cpu()
         mask = fcr_region(model, xd, yd, t=self.cfg.t).cpu()
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(
+        write_torch(
+            path,
             {
                 "ids": data.ids,
                 "x": x,
@@ -345,5 +346,4 @@ class ExperimentDriver:
                 "classes": data.classes,
                 "model": name,
             },
-            path,
         )

@@ -1,17 +1,20 @@
-"""Which models a part of an experiment was run with, and a resumed run with others refused.
+"""Which models and images a part of an experiment was run with, and a resumed run with
+others refused.
 
-A part's records name its models by name only (``config.json`` keeps a model's file as a
-path below the shared folder), so a resumed run could attack the rest of its images with
-another model behind the same name (another ``--shared`` folder, a replaced weights file, a
-reinstalled weights package), and the report would mix the two. So each part's entry of
-``status.json`` holds ``inputs``: a digest of every model's weights (``model_fingerprint``),
-and a run that finds records of the part made with other weights is refused
-(``check_same_inputs``). Entries written before ``inputs`` existed are not checked. (The
-images are not hashed: a resumed run may draw more of them, and each record names its image.)
+A part's records name its models by name and its images by id only (``config.json`` keeps
+a model's file as a path below the shared folder), so a resumed run could attack the rest of
+its images with another model behind the same name (another ``--shared`` folder, a replaced
+weights file, a reinstalled weights package), or keep the records of an image whose file was
+replaced, and the report would mix the two. So each part's entry of ``status.json`` holds
+``inputs``: a digest of every model (``model_fingerprint``) and one of every drawn image's
+pixels by id, and a run that finds records of the part made with other models or other
+pixels behind an id is refused (``check_same_inputs``); a resumed run may draw more images.
+Entries written before ``inputs`` existed are not checked; a malformed one is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,16 +22,26 @@ from typing import Any
 from torch import nn
 
 from ...base.store import ResultStore
+from ...data import Dataset
 from ...models.fingerprint import model_fingerprint
 
 
-def inputs_digest(models: dict[str, nn.Module]) -> dict[str, Any]:
-    """The ``inputs`` of a part (module docstring): ``{"models": {name: hex}}``.
+def inputs_digest(models: dict[str, nn.Module], data: Dataset) -> dict[str, Any]:
+    """The ``inputs`` of a part (module docstring):
+    ``{"models": {name: hex}, "images": {id: hex}}``.
 
     Args:
-        models: the part's models by name (their state dicts are hashed).
+        models: the part's models by name (``model_fingerprint``).
+        data: the part's drawn images (their pixels are hashed, one digest per id).
     """
-    return {"models": {n: model_fingerprint(m) for n, m in models.items()}}
+    pixels = data.images.detach().cpu().contiguous()
+    return {
+        "models": {n: model_fingerprint(m) for n, m in models.items()},
+        "images": {
+            i: hashlib.sha256(x.numpy().tobytes()).hexdigest()[:12]
+            for i, x in zip(data.ids, pixels)
+        },
+    }
 
 
 def check_same_inputs(
@@ -36,18 +49,33 @@ def check_same_inputs(
 ) -> None:
     """Refuse to resume part ``part`` of experiment ``exp`` when ``status`` (its
     ``status.json``) says its records were made on other inputs than ``info["inputs"]``
-    (``inputs_digest``) of this run's part entry ``info``."""
+    (``inputs_digest``) of this run's part entry ``info``, or holds malformed ``inputs``."""
     inputs = info["inputs"]
     old = json.loads(status.read_text()) if status.is_file() else {}
     before = old.get(exp, {}).get("parts", {}).get(part, {}).get("inputs")
-    if not isinstance(before, dict) or not store.select(experiment=exp, part=part):
+    if before is None or not store.select(experiment=exp, part=part):
         return
-    found = before.get("models")
-    models: dict[str, Any] = found if isinstance(found, dict) else {}
+    kinds = ("models", "images")
+    if not isinstance(before, dict) or not all(isinstance(before.get(k, {}), dict) for k in kinds):
+        raise ValueError(
+            f"{status}: the inputs of {exp}/{part} are malformed (expected "
+            '{"models": {name: digest}, "images": {id: digest}}); the file was edited: '
+            "choose another output folder"
+        )
+    models, images = (before.get(k, {}) for k in kinds)
     changed = [n for n, d in inputs["models"].items() if models.get(n, d) != d]
     if changed:
         raise ValueError(
-            f"{store.dir}: the {exp}/{part} records were made with other weights of "
-            f"{', '.join(changed)} than this run's (another --shared folder or a replaced "
-            "weights file): resuming would mix them. Choose another output folder"
+            f"{store.dir}: the {exp}/{part} records were made with another "
+            f"{', '.join(changed)} than this run's (another --shared folder, a replaced "
+            "weights file or other model code): resuming would mix them. Choose another "
+            "output folder"
+        )
+    replaced = [i for i, d in inputs["images"].items() if images.get(i, d) != d]
+    if replaced:
+        raise ValueError(
+            f"{store.dir}: the {exp}/{part} records were made on other pixels of "
+            f"{len(replaced)} image(s) than this run reads (first: {replaced[0]}; a replaced "
+            "image file or another --shared folder): resuming would mix them. Choose another "
+            "output folder"
         )
