@@ -658,6 +658,12 @@ def test_fingerprints_cover_script_attributes_factory_code_and_plain_attributes(
         prints += [model_fingerprint(load_model(spec)), model_fingerprint(load_model(spec))]
     assert prints[0] == prints[1] and prints[2] == prints[3] and prints[0] != prints[2]
     assert model_fingerprint(Scaled(1.0)) != model_fingerprint(Scaled(-1.0))  # plain attribute
+    plain = model_fingerprint(default_model())
+    replaced, hooked = default_model(), default_model()
+    replaced.forward = lambda x: -type(replaced).forward(replaced, x)  # on the instance
+    hooked.register_forward_hook(lambda module, args, out: -out)
+    assert plain == model_fingerprint(default_model())
+    assert plain != model_fingerprint(replaced) and plain != model_fingerprint(hooked)
 
     factory = tmp_path / "factory_v.py"
     code = (

@@ -4,16 +4,16 @@
 may write, only that replaced).
 
 Resume. ``run.json`` holds the run's settings (attack, options, target, a fingerprint of the
-model (``fcrattack.models.fingerprint``), of the data's ids, labels, every image file and the
-first decoded image, the caller's ``info`` and the fcrattack version). ``results.jsonl`` is a ``fcrattack.base.store.ResultStore`` keyed by
-image id, appended (and fsync'ed) batch by batch once the batch's PNGs are written. Rerunning
-into a folder whose ``run.json`` equals the new settings continues with the images that have
-no record; other settings are refused, naming the differences, unless the run attacked no
-image yet (it failed on its first batch: it is replaced); a finished run of the same settings
-is left as it is (``OutputFolder.finished``: the caller has nothing to do but report it);
-``overwrite=True`` deletes the files the earlier run wrote first. Batch size, reader threads
-and the number of processes may change between the interrupted run and its resumption.
-"""
+model (``fcrattack.models.fingerprint``), of the data's ids, labels, every image file and
+the first decoded image, the caller's ``info`` and the fcrattack version). ``results.jsonl``
+is a ``fcrattack.base.store.ResultStore`` keyed by image id, appended (and fsync'ed) batch
+by batch once the batch's PNGs are written. Rerunning into a folder whose ``run.json``
+equals the new settings continues with the images that have no record; other settings are
+refused, naming the differences, unless the run attacked no image yet (it failed on its
+first batch: it is replaced); a finished run of the same settings is left as it is
+(``OutputFolder.finished``: the caller has nothing to do but report it); ``overwrite=True``
+deletes the files the earlier run wrote first. Batch size, reader threads and the number of
+processes may change between the interrupted run and its resumption."""
 
 from __future__ import annotations
 

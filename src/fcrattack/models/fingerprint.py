@@ -3,9 +3,11 @@ attacks with the model its records were made with."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import sys
+import types
 from pathlib import Path
 
 import torch
@@ -14,6 +16,8 @@ from torch import nn
 #: plain values of a module's public attributes that the digest covers (a Conv2d's stride,
 #: a factory model's scale)
 _PLAIN = (bool, int, float, str, type(None))
+#: functions held by a module instance (a replaced ``forward``)
+_FUNCTIONS = (types.FunctionType, types.MethodType, functools.partial)
 #: packages whose code is pinned by their versions (fcrattack's is in every record)
 _VERSIONED = ("torch", "fcrattack")
 
@@ -24,10 +28,11 @@ def model_fingerprint(model: nn.Module) -> str:
     programs too, which the state dict leaves out); of every module's public plain
     attributes (numbers, strings, flags, tuples of them); of the graph of every submodule
     that has one (``torch.export`` programs: the same weights may run another program); of
-    every TorchScript module as it saves (its code and every attribute); and of the source
-    files that define the model's own classes (those of packages other than torch and
-    fcrattack: a factory whose code changed). Code that those files import from elsewhere is
-    not covered."""
+    every TorchScript module as it saves (its code and every attribute); of the names of
+    functions a module instance holds (a replaced ``forward``) and of its hooks; and of the
+    source files that define the model's own classes and those functions (those of packages
+    other than torch and fcrattack: a factory whose code changed). Code that those files
+    import from elsewhere is not covered."""
     h = hashlib.sha256(type(model).__qualname__.encode())
     tensors = dict(model.state_dict())
     scripted: list[str] = []
@@ -38,6 +43,13 @@ def model_fingerprint(model: nn.Module) -> str:
                 tensors.setdefault(f"{prefix}.{attr}" if prefix else attr, value)
             elif _plain(value) and not attr.startswith("_") and attr != "training":
                 h.update(f"{prefix}.{attr}={value!r};".encode())
+        hooks = (module._forward_pre_hooks, module._forward_hooks, module._backward_hooks)
+        functions = [v for v in vars(module).values() if isinstance(v, _FUNCTIONS)]
+        for fn in [*functions, *(f for d in hooks for f in d.values())]:
+            # a forward replaced on the instance, or a hook: where its code is defined
+            fn = getattr(fn, "__func__", fn)
+            h.update(f"{prefix}:{getattr(fn, '__qualname__', type(fn).__name__)};".encode())
+            sources.add(getattr(fn, "__module__", None) or "")
         for name, buffer in module.named_buffers(prefix=prefix, recurse=False):
             tensors.setdefault(name, buffer)
         graph = getattr(module, "graph", None)
