@@ -464,6 +464,23 @@ def test_sixteen_bit_and_rotated_images_decode_as_they_look(
     assert np.abs(upright - rgb.astype(int)).mean() < 8  # JPEG noise only
 
 
+def test_float_images_with_nan_or_inf_are_unreadable_not_black(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: a float TIFF holding one inf was read almost all black, one holding NaN
+    as values 0 or 1 of 255, and both were attacked; they are now skipped, named."""
+    gen = np.random.default_rng(0)
+    for name, bad in (("inf.tif", np.inf), ("nan.tif", np.nan), ("ok.tif", 0.5)):
+        a = gen.random((8, 8), dtype=np.float32)
+        a[2, 2] = bad
+        Image.fromarray(a).save(tmp_path / name)
+    with caplog.at_level(logging.WARNING, logger="fcrattack"):
+        images, kept, _ = read_images([tmp_path / n for n in ("inf.tif", "nan.tif", "ok.tif")])
+    assert kept == [2] and images.float().mean() > 50  # the finite one, scaled from [0, 1]
+    assert "inf.tif: 1 of its 64 values are NaN or inf" in caplog.text
+    assert "nan.tif: 1 of its 64 values are NaN or inf" in caplog.text
+
+
 def test_decompression_bomb_is_skipped_with_a_warning(
     few_jpegs: Path,
     tmp_path: Path,

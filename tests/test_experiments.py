@@ -133,8 +133,9 @@ def test_a_resume_with_another_model_behind_the_same_name_is_refused(tmp_path, m
 
 def test_a_resume_on_a_replaced_image_or_malformed_inputs_is_refused(tmp_path, monkeypatch):
     """Regression: a resumed run kept the records of an image whose file had been replaced
-    (the images were not hashed), and a status.json whose ``inputs`` was of the wrong form
-    was taken for one without digests."""
+    (the images were not hashed; then a smaller draw dropped the digests of the others), a
+    status.json whose ``inputs`` was of the wrong form was taken for one without digests, and
+    one of the wrong structure gave a traceback."""
     root = need_shared("the experiments read their data sets and models from it")
     out = tmp_path / "out"
     run(tiny_masked_fgsm(n=4), out_dir=out, root=root)
@@ -152,18 +153,25 @@ def test_a_resume_on_a_replaced_image_or_malformed_inputs_is_refused(tmp_path, m
         data.images[i] = data.images[i].flip(-1)  # an attacked file replaced by its mirror
         return data
 
+    run(tiny_masked_fgsm(n=2), out_dir=out, root=root)  # a smaller draw keeps the digests
     with monkeypatch.context() as patch:
         patch.setattr(driver, "load_part_data", replaced_first)
         with pytest.raises(ValueError, match=r"other pixels of 1 image\(s\)"):
             run(tiny_masked_fgsm(n=6), out_dir=out, root=root)
     assert len(list(read_records(out / "records.jsonl"))) == n_records
-    status = json.loads((out / "status.json").read_text())
+    good = (out / "status.json").read_text()
+    status = json.loads(good)
     entry = status["masked-fgsm"]["parts"][tiny_masked_fgsm().parts[0].name]
     for bad in ("zz", {"models": "abc"}, [1, 2], {"images": [1]}):
         entry["inputs"] = bad
         (out / "status.json").write_text(json.dumps(status))
         with pytest.raises(ValueError, match="inputs of masked-fgsm/.* are malformed"):
             run(tiny_masked_fgsm(n=6), out_dir=out, root=root)
+    for bad in ([], {"masked-fgsm": "x"}, {"masked-fgsm": {"parts": "x"}}):  # a traceback once
+        (out / "status.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match="status.json is malformed"):
+            run(tiny_masked_fgsm(n=6), out_dir=out, root=root)
+    (out / "status.json").write_text(good)
 
 
 def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkeypatch):

@@ -1036,6 +1036,8 @@ def test_model_file_that_is_a_folder_is_named_so(tmp_path: Path) -> None:
     for form in ("export", "torchscript"):
         with pytest.raises(ValueError, match=f"{form}:{tmp_path} is a folder"):
             load_model(f"{form}:{tmp_path}")
+        with pytest.raises(ValueError, match=f"{form}:/dev/null is not a regular file"):
+            load_model(f"{form}:/dev/null")  # it was "file not found"
 
 
 def test_checkpoint_with_pickled_code_is_refused_without_unsafe_advice(tmp_path: Path) -> None:

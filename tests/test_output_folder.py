@@ -10,6 +10,7 @@ import errno
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -664,6 +665,10 @@ def test_fingerprints_cover_script_attributes_factory_code_and_plain_attributes(
     hooked.register_forward_hook(lambda module, args, out: -out)
     assert plain == model_fingerprint(default_model())
     assert plain != model_fingerprint(replaced) and plain != model_fingerprint(hooked)
+    sparse, nested = default_model(), default_model()  # a traceback once
+    sparse.register_buffer("sp", torch.eye(3).to_sparse())
+    nested.nt = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    assert len({plain, model_fingerprint(sparse), model_fingerprint(nested)}) == 3
 
     factory = tmp_path / "factory_v.py"
     code = (
@@ -679,3 +684,119 @@ def test_fingerprints_cover_script_attributes_factory_code_and_plain_attributes(
     assert first == model_fingerprint(load_model("py:factory_v:make"))
     factory.write_text(code.format("-1.0"))
     assert first != model_fingerprint(load_model("py:factory_v:make"))
+
+
+def _interrupting(real: Any, at: int) -> Any:
+    """``real``, raising KeyboardInterrupt at its ``at``-th call instead."""
+    calls = {"n": 0}
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == at:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    return interrupted
+
+
+def test_a_model_the_digest_cannot_tell_apart_is_refused_by_its_probe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a resumed attack mixed the records of two models whose digests agreed: a
+    private attribute, a dict, a closure or a global hook changing the logits, or a backward
+    hook flipping the input gradient. The run's probe (logits and input gradient on the
+    first image) tells them apart; the same model resumes."""
+    from fcrattack.app import attack_dataset as pipeline
+
+    class Shifted(torch.nn.Module):
+        def __init__(self, shift: float) -> None:
+            super().__init__()
+            self.net, self._shift = default_model(), shift
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x) + self._shift * torch.arange(10.0)
+
+    flipped = default_model()
+    flipped.register_full_backward_pre_hook(lambda module, grad: tuple(-g for g in grad))
+    data = samples(4)
+    for first, second in ((Shifted(0.0), Shifted(3.0)), (default_model(), flipped)):
+        out = tmp_path / f"run{id(first)}"
+        with monkeypatch.context() as patch:
+            patch.setattr(pipeline, "attack_batch", _interrupting(pipeline.attack_batch, 2))
+            with pytest.raises(KeyboardInterrupt):
+                attack_dataset(build("pgd", first), data, out, batch_size=2, quiet=True)
+        with pytest.raises(ValueError, match="model: its outputs or input gradient"):
+            attack_dataset(build("pgd", second), data, out, batch_size=2, quiet=True)
+        assert len(_rows(out)) == 2
+        attack_dataset(build("pgd", first), data, out, batch_size=2, quiet=True)  # resumes
+        assert len(_rows(out)) == 4
+
+
+def test_a_file_of_the_users_at_a_path_the_run_would_write_is_refused_not_replaced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a file of the user's at a per-image path the earlier run had not listed
+    (adv/ of a larger --n, img/ and page/ of a larger --page, cam/ of cam) was replaced by
+    --overwrite or a resume."""
+    out = tmp_path / "run"
+    assert _attack(out, "--n", "2", "--page", "0") == 0
+    names = [n.as_posix() for n in png_names(samples(4, 0).ids)]
+    written = {p.name for p in (out / "adv").iterdir()}
+    theirs = out / "adv" / next(n for n in names if n not in written)
+    theirs.write_bytes(b"mine")
+    assert _attack(out, "--n", "4", "--page", "0", "--overwrite") == 2
+    assert "is not a file of an fcrattack run, and this run would write there" in _error(capsys)
+    assert theirs.read_bytes() == b"mine"
+    cams = tmp_path / "cams"
+    assert _cam(cams, "--n", "2", "--page", "0") == 0
+    mine = cams / "cam" / theirs.name
+    mine.write_bytes(b"mine")
+    assert _cam(cams, "--n", "4", "--page", "0", "--overwrite") in (0, 2)
+    assert mine.read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize(
+    "edit", [{"files": 5}, {"files": "x"}, {"per_image": {"names": 5}}, {"per_image": [1]}]
+)
+def test_a_manifest_of_wrong_field_types_is_one_line(
+    edit: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: ``files: 5`` or ``per_image.names: 5`` in manifest.json gave a traceback,
+    and ``files: "x"`` was accepted."""
+    out = tmp_path / "run"
+    assert _attack(out, "--page", "0") == 0
+    manifest = json.loads((out / MANIFEST).read_text())
+    (out / MANIFEST).write_text(json.dumps({**manifest, **edit}))
+    assert _attack(out, "--page", "0") == 2
+    assert "is not an fcrattack manifest (it was edited)" in _error(capsys)
+
+
+def test_a_run_json_that_is_not_json_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a damaged run.json gave json's own message, naming no file."""
+    out = tmp_path / "run"
+    assert _attack(out, "--page", "0") == 0
+    (out / "run.json").write_text("{")
+    assert _attack(out, "--page", "0") == 2
+    assert f"{out / 'run.json'} is not a run.json of fcrattack" in _error(capsys)
+
+
+def test_a_hard_linked_copy_of_the_records_is_not_changed_by_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a resume appended to results.jsonl in place, so a ``cp -al`` snapshot of
+    the folder changed with it; such a file is now refused, naming the remedy."""
+    from fcrattack.app import attack_dataset as pipeline
+
+    data, out = samples(4), tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "attack_batch", _interrupting(pipeline.attack_batch, 2))
+        with pytest.raises(KeyboardInterrupt):
+            attack_dataset(build("fgsm", default_model()), data, out, batch_size=2, quiet=True)
+    snapshot = tmp_path / "snapshot.jsonl"
+    os.link(out / "results.jsonl", snapshot)
+    before = snapshot.read_bytes()
+    with pytest.raises(ValueError, match="has other hard links"):
+        attack_dataset(build("fgsm", default_model()), data, out, batch_size=2, quiet=True)
+    assert snapshot.read_bytes() == before

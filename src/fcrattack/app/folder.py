@@ -35,12 +35,15 @@ from ..data.decode import decode
 from ..data.listing import PREDICTED
 from ..metrics.records import record_problem
 from ..models.fingerprint import model_fingerprint
+from ..models.probe import model_probe, same_probe
 from ..report.pages import picture_paths
 
 log = logging.getLogger(__name__)
 
 RESULTS = "results.jsonl"
 RUN = "run.json"
+#: run.json's key of the model's probe (``fcrattack.models.probe``), compared with a tolerance
+PROBE = "model_probe"
 SUMMARY = "summary.json"
 #: the page's per-image state, kept while a run may be resumed
 PAGE = "page"
@@ -83,6 +86,18 @@ def data_fingerprint(data: Dataset | ImageList) -> dict[str, Any]:
     }
 
 
+def _first_image(data: Dataset | ImageList) -> torch.Tensor | None:
+    """The first readable image of ``data`` as the model sees it, (1, C, H, W) in [0, 1]
+    (None where none of the first 8 files decodes)."""
+    if isinstance(data, Dataset):
+        return data.images[:1]
+    for p in data.paths[:8]:
+        array = decode(p, data.transform, warn=False)
+        if array is not None:
+            return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
+    return None
+
+
 def _file_digest(path: Path) -> str:
     """SHA-256 of the bytes of the file ``path``, or ``"unreadable"``."""
     try:
@@ -91,12 +106,13 @@ def _file_digest(path: Path) -> str:
         return "unreadable"
 
 
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every leaf that differs between two JSON values."""
+def _differences(old: Any, new: Any, prefix: str = "", skip: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two JSON values (top-level
+    key ``skip`` left out)."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [
             d
-            for k in sorted(old.keys() | new.keys())
+            for k in sorted((old.keys() | new.keys()) - {skip})
             for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")
         ]
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
@@ -155,8 +171,17 @@ def _resumable(folder: OutputFolder, settings: dict[str, Any]) -> int:
     did is refused."""
     out = folder.dir
     path = out / RUN
-    old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    diff = ["run.json: missing"] if old is None else _differences(old, settings)
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a run.json of fcrattack ({exc})") from None
+    diff = ["run.json: missing"] if old is None else _differences(old, settings, skip=PROBE)
+    probes = (old.get(PROBE), settings[PROBE]) if isinstance(old, dict) else (None, None)
+    if None not in probes and not same_probe(*probes):
+        diff.append(
+            "model: its outputs or input gradient on the first image differ (another model "
+            "behind the same weights and code, or a model that is not deterministic)"
+        )
     with folder.writing():
         records = merge_parts(out, RESULTS, listed=folder.listed()).records.values()
     done = len(records)
@@ -202,6 +227,7 @@ def run_settings(
         "options": options_json(attack),
         "target": target,
         "model": model_fingerprint(attack.model),
+        PROBE: None if (first := _first_image(data)) is None else model_probe(attack.model, first),
         "data": data_fingerprint(data),
         "info": info or {},
         "fcrattack": __version__,

@@ -50,12 +50,12 @@ from types import TracebackType
 from typing import Any
 
 from .._version import __version__
+from .folder_paths import MANIFEST, folders_of, inside, refuse_foreign, refuse_links
 from .lock import LOCK, WriterLock, output_dir
 from .store import write_json
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 #: errors of writing whatever the file: a full disk, a quota, a read-only file system
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
@@ -120,8 +120,17 @@ class OutputFolder:
             found = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path} is not an fcrattack manifest ({exc})") from None
-        if not isinstance(found, dict) or not isinstance(found.get("command"), str):
-            raise ValueError(f"{path} is not an fcrattack manifest")
+        per_image = found.get("per_image") if isinstance(found, dict) else None
+        lists = [found.get("files", [])] if isinstance(found, dict) else []
+        if isinstance(per_image, dict):
+            lists += [per_image.get(k, []) for k in ("dirs", "names")]
+        if (
+            not isinstance(found, dict)
+            or not isinstance(found.get("command"), str)
+            or not isinstance(per_image or {}, dict)
+            or not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in lists)
+        ):
+            raise ValueError(f"{path} is not an fcrattack manifest (it was edited)")
         return found
 
     def _check(
@@ -134,7 +143,7 @@ class OutputFolder:
     ) -> None:
         old = self.previous
         was = (old or {}).get("per_image") or {}
-        wrote = _folders((old or {}).get("files", []), was.get("dirs", []), was.get("names", []))
+        wrote = folders_of((old or {}).get("files", []), was.get("dirs", []), was.get("names", []))
         # before anything is deleted: the entries it names, and the folders a run wrote in
         self._refuse_links([p.name for p in self._matching(names)] + wrote)
         advice = "choose another output folder" + (
@@ -207,7 +216,7 @@ class OutputFolder:
             for rel in self.listed():
                 path, parts = self.dir / rel, Path(rel).parts or ("",)
                 own = rel == MANIFEST or any(fnmatch.fnmatchcase(parts[0], n) for n in self.names)
-                if ".." in parts or not own or not _inside(path, root):
+                if ".." in parts or not own or not inside(path, root):
                     log.warning("%s: not deleting %s, which fcrattack does not write", root, rel)
                     continue
                 if path.is_symlink() or path.is_file():
@@ -215,7 +224,7 @@ class OutputFolder:
                 folders.update(p for p in Path(rel).parents if p.parts)
             for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
                 path = self.dir / folder
-                if _inside(path, root) and path.is_dir() and not path.is_symlink():
+                if inside(path, root) and path.is_dir() and not path.is_symlink():
                     with suppress(OSError):  # only an empty one: a user's file keeps it
                         path.rmdir()
         self.previous, self.resumed, self.finished = None, False, False
@@ -233,7 +242,8 @@ class OutputFolder:
         old = self.previous if self.resumed and self.previous else {}
         dirs, names = per_image or ((), ())
         files = list(files)
-        self._refuse_links(_folders(files, dirs, names))
+        self._refuse_links(folders_of(files, dirs, names))
+        refuse_foreign(self.dir, files, (dirs, names), set(self.listed()) if old else set())
         before = old.get("per_image") or {}
         manifest = {
             "command": self.command,
@@ -282,22 +292,6 @@ class OutputFolder:
         self.close()
 
 
-def refuse_links(folder: Path, paths: Iterable[str]) -> None:
-    """Raise ValueError when one of ``paths`` (relative to ``folder``) exists and leads
-    outside ``folder`` through a link: writing or reading there would touch what the folder's
-    run did not write."""
-    root = folder.resolve()
-    for rel in sorted(set(paths)):
-        path = folder / rel
-        real = Path(os.path.realpath(path))  # every link followed, a dangling one too
-        if os.path.lexists(path) and real != root and root not in real.parents:
-            raise ValueError(
-                f"{folder}: {rel} leads outside the output folder, to {real} (a link, or a "
-                f"path of {MANIFEST} from / or with ..); fcrattack writes only inside its "
-                "folder: replace the link, or choose another output folder"
-            )
-
-
 @contextmanager
 def writing(folder: str | Path) -> Iterator[None]:
     """Raise an ``OSError`` of writing into ``folder`` (``_about``) as one ``OutputError``
@@ -316,23 +310,6 @@ def writing(folder: str | Path) -> Iterator[None]:
         )
         error.errno = exc.errno
         raise error from exc
-
-
-def _folders(files: Iterable[str], dirs: Iterable[str], names: Iterable[str]) -> list[str]:
-    """The folders (relative) that ``files`` and every pair of ``dirs`` and ``names`` lie in."""
-    subs = {p.as_posix() for n in names for p in Path(n).parents if p.parts}
-    found = {p.as_posix() for f in files for p in Path(f).parents if p.parts}
-    return sorted({*found, *dirs, *(f"{d}/{sub}" for d in dirs for sub in subs)})
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """Whether ``path``, its links resolved (a dangling last link itself kept), lies in
-    ``root``."""
-    try:
-        real = path.parent.resolve() / path.name if path.is_symlink() else path.resolve()
-    except OSError:
-        return False
-    return real == root or root in real.parents
 
 
 def _about(exc: OSError, folder: Path) -> bool:

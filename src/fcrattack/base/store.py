@@ -158,6 +158,11 @@ class ResultStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / filename  # another name: a rank's part, see .distributed
         self.upgrade = upgrade or (lambda rec: rec)
+        if self.path.is_file() and self.path.stat().st_nlink > 1:
+            raise ValueError(
+                f"{self.path} has other hard links (a copy made with cp -al?): records are "
+                "appended in place, so they would change too; copy the folder with cp -a"
+            )
         self._truncate_partial_tail()
         self.records: dict[str, dict[str, Any]] = {}
         for path in (self.dir / PACKED, self.path):

@@ -45,7 +45,13 @@ def load_cli_model(args: argparse.Namespace, device: torch.device) -> Normalized
         std=args.std,
         size=args.size,
         classes=args.classes,
-    ).to(device)
+    )
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise CLIError(
+            f"--model {args.model}: the model has tensors without data (on the meta device); "
+            "load its weights first"
+        )
+    model = model.to(device)
     info = model.info or ModelInfo(args.model)
     log.info(
         "model %s on %s: input %s px, %s classes%s",

@@ -26,10 +26,13 @@ Transform = Callable[[Image.Image], Image.Image]
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     """RGB, upright: the EXIF orientation applied (photos from phones), and 16-bit or float
-    grey images scaled to 8 bits (``convert("RGB")`` would clip them to white)."""
+    grey images scaled to 8 bits (``convert("RGB")`` would clip them to white); a float image
+    holding NaN or inf is a ValueError (it is unreadable)."""
     img = ImageOps.exif_transpose(img)
     if img.mode.startswith("I") or img.mode == "F":
         a = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(a).all():  # NaN would compare false and inf scale all to black
+            raise ValueError(f"{(~np.isfinite(a)).sum()} of its {a.size} values are NaN or inf")
         top = a.max(initial=0.0)
         if img.mode.startswith("I;16") or top > 255:
             a = a * (255 / 65535)

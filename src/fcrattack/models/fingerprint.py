@@ -61,12 +61,26 @@ def model_fingerprint(model: nn.Module) -> str:
             h.update(f"{prefix}:{graph}".encode())
         sources.add(type(module).__module__)
     for name, t in tensors.items():
-        flat = t.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(flat.view(torch.uint8).numpy().tobytes())
+        h.update(f"{name}:{t.layout}:{t.dtype}:{_values(t)}".encode())
     for name in sorted(sources):
         h.update(f"{name}:{_source_digest(name)}".encode())
     return h.hexdigest()[:16]
+
+
+def _values(t: torch.Tensor) -> str:
+    """A digest of tensor ``t``'s shape and values: dense, sparse or nested (their parts), or
+    only the shape of a tensor without data (on the meta device)."""
+    t = t.detach()
+    if t.is_nested:
+        return ",".join(_values(part) for part in t.unbind())
+    if t.is_meta:
+        return f"meta{tuple(t.shape)}"
+    if t.layout != torch.strided:
+        t = t.to_dense()
+    flat = t.cpu().contiguous().reshape(-1)
+    return (
+        f"{tuple(t.shape)}:{hashlib.sha256(flat.view(torch.uint8).numpy().tobytes()).hexdigest()}"
+    )
 
 
 def _plain(value: object) -> bool:

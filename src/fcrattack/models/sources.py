@@ -234,6 +234,8 @@ def _factory(target: str) -> nn.Module:
 def _file(prefix: str, path: str) -> nn.Module:
     if Path(path).is_dir():
         raise ValueError(f"{prefix}:{path} is a folder: name the model file in it")
+    if Path(path).exists() and not Path(path).is_file():
+        raise ValueError(f"{prefix}:{path} is not a regular file (a device or pipe)")
     if not Path(path).is_file():
         raise FileNotFoundError(f"{prefix}: file not found: {path}")
     return load_torchscript(path) if prefix == "torchscript" else load_export(path)

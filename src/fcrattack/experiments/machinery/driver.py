@@ -107,9 +107,10 @@ class ExperimentDriver:
             info["n_eligible"] = len(idx)
             info["eligible_ids"] = [data.ids[i] for i in idx.tolist()]
             info["inputs"] = inputs_digest(models, data)
-            check_same_inputs(self.status_path, self.cfg.name, part.name, info, self.store)
+            at = (self.status_path, self.cfg.name, part.name, info, self.store)
+            info["inputs"] = check_same_inputs(*at)
             if self.cfg.kind == "paired":  # its stages take the first images: keep them
-                check_same_images(self.status_path, self.cfg.name, part.name, info, self.store)
+                check_same_images(*at)
             self.status["parts"][part.name] = info
             if self.dist.is_main:
                 update_json(self.status_path, self.cfg.name, self.status)  # report mid-run

@@ -44,17 +44,38 @@ def inputs_digest(models: dict[str, nn.Module], data: Dataset) -> dict[str, Any]
     }
 
 
+def part_status(status: Path, exp: str, part: str) -> dict[str, Any]:
+    """The entry of part ``part`` of experiment ``exp`` in ``status`` (a ``status.json``;
+    empty where there is none). A ValueError naming the file where it is not of the form
+    ``{exp: {"parts": {part: {...}}}}`` (it was edited)."""
+    try:
+        found: Any = json.loads(status.read_text(encoding="utf-8")) if status.is_file() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{status} is not a status file ({exc})") from None
+    for key in (exp, "parts", part):
+        if not isinstance(found, dict):
+            raise ValueError(
+                f"{status} is malformed (the entry holding {key!r} is not an object); the "
+                "file was edited: choose another output folder"
+            )
+        found = found.get(key, {})
+    if not isinstance(found, dict):
+        raise ValueError(f"{status}: the entry of {exp}/{part} is not an object (it was edited)")
+    return found
+
+
 def check_same_inputs(
     status: Path, exp: str, part: str, info: dict[str, Any], store: ResultStore
-) -> None:
+) -> dict[str, Any]:
     """Refuse to resume part ``part`` of experiment ``exp`` when ``status`` (its
     ``status.json``) says its records were made on other inputs than ``info["inputs"]``
-    (``inputs_digest``) of this run's part entry ``info``, or holds malformed ``inputs``."""
+    (``inputs_digest``) of this run's part entry ``info``, or holds malformed ``inputs``.
+    Returns the inputs to record: this run's, with the digests of images drawn by earlier
+    runs of the part kept (their records stay, so a later resume checks them too)."""
     inputs = info["inputs"]
-    old = json.loads(status.read_text()) if status.is_file() else {}
-    before = old.get(exp, {}).get("parts", {}).get(part, {}).get("inputs")
+    before = part_status(status, exp, part).get("inputs")
     if before is None or not store.select(experiment=exp, part=part):
-        return
+        return inputs
     kinds = ("models", "images")
     if not isinstance(before, dict) or not all(isinstance(before.get(k, {}), dict) for k in kinds):
         raise ValueError(
@@ -79,3 +100,4 @@ def check_same_inputs(
             "image file or another --shared folder): resuming would mix them. Choose another "
             "output folder"
         )
+    return {k: {**before.get(k, {}), **inputs[k]} for k in kinds}

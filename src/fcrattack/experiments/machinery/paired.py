@@ -16,7 +16,6 @@ the fooled images (one budget per model).
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 import time
@@ -30,6 +29,7 @@ from tqdm.auto import tqdm
 
 from ...base.store import ResultStore
 from ...data import Dataset
+from .inputs import part_status
 from .region_masks import check_partners, partners
 from .spec import AttackSetting, ModelSpec, Part
 
@@ -76,8 +76,7 @@ def check_same_images(
     """Refuse to resume a staged part whose eligible images (and so its first images of every
     stage) differ from those of the records already written (another n, seed, data or model
     list)."""
-    old = json.loads(status.read_text()) if status.is_file() else {}
-    before = old.get(exp, {}).get("parts", {}).get(part, {}).get("eligible_ids")
+    before = part_status(status, exp, part).get("eligible_ids")
     if before is None or before == info["eligible_ids"]:
         return
     if store.select(experiment=exp, part=part):
