@@ -345,16 +345,7 @@ def test_ctrl_c_is_one_line_and_keeps_the_records(
     """Regression: Ctrl-C printed a 40-line traceback."""
     from fcrattack.app import attack_dataset as pipeline
 
-    real = pipeline.attack_batch
-    calls = {"n": 0}
-
-    def interrupted(*args: object, **kwargs: object) -> object:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline, "attack_batch", interrupted)
+    monkeypatch.setattr(pipeline, "attack_batch", _interrupting(pipeline.attack_batch, 3))
     out = tmp_path / "run"
     argv = ["-q", "attack", "--attack", "fgsm", "--n", "12", "--batch-size", "3"]
     assert main([*argv, "--out", str(out)]) == 130
@@ -590,15 +581,7 @@ def test_a_link_in_place_of_a_file_is_replaced_never_written_through(
     so did the CAM and mask PNGs."""
     from fcrattack.app import attack_dataset as pipeline
 
-    real = pipeline.attack_batch
-    calls = {"n": 0}
-
-    def interrupted(*args: object, **kwargs: object) -> object:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
+    interrupted = _interrupting(pipeline.attack_batch, 2)
     out, target = tmp_path / "run", tmp_path / "target.txt"
     argv = ["-q", "attack", "--n", "4", "--batch-size", "2", "--opt", "steps=2"]
     argv += ["--out", str(out)]
