@@ -227,6 +227,8 @@ class Odd(nn.Module):
             return out, None
         if self.kind == "nan":
             return out * float("nan")
+        if self.kind == "vector":
+            return out[:, 0]
         out = out.clone()
         out[0, 0] = float("inf")
         return out
@@ -246,15 +248,17 @@ def make(kind):
         ),
         ("nan", "the model returned NaN or infinite logits for ", "4 of 4 images (40 of 40"),
         ("inf", "the model returned NaN or infinite logits for ", "1 of 4 images (1 of 40"),
+        ("vector", "the model must return logits of shape (", "4, num_classes), got (4,)"),
     ],
-    ids=["tuple", "nan", "inf"],
+    ids=["tuple", "nan", "inf", "vector"],
 )
 def test_a_model_output_other_than_finite_logits_is_one_clear_error(
     x_y, tmp_path, monkeypatch, capsys, kind, message, exact
 ):
     """Regression: a model returning ``(logits, None)`` reached an AttributeError in the output
     check, and one returning NaN or inf logits ran to the end with nothing correct and no word;
-    both in Python and on the command line, for every attack and Grad-CAM."""
+    both in Python and on the command line, for every attack and Grad-CAM; one returning
+    (N,) gave an IndexError traceback in the command line's model probe."""
     (tmp_path / "odd_outputs.py").write_text(ODD_OUTPUTS)
     monkeypatch.syspath_prepend(str(tmp_path))
     from odd_outputs import make

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from fcrattack.cli import main, parse_opts
 from fcrattack.cli.inputs import CLIError
 from fcrattack.data import CIFAR10_CLASSES, samples
 from fcrattack.metrics import quantize_uint8
-from fcrattack.models import load_model
+from fcrattack.models import load_checkpoint, load_model
 from fcrattack.viz import perturbation_image, save_png
 
 
@@ -355,3 +356,40 @@ def test_python_dash_m_fcrattack():
         timeout=120,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == f"fcrattack {fcrattack.__version__}"
+
+
+def test_mean_and_std_for_a_checkpoint_with_its_own_normalisation(capsys, tmp_path):
+    """Regression: ``--mean``/``--std`` with a checkpoint holding its own ``mean``/``std``
+    buffers (a ``create_model`` state dict) were dropped silently: the buffers replaced them."""
+    torch.save(default_model().state_dict(), tmp_path / "own.pt")  # keys model.*, mean, std
+    model = ["--model", str(tmp_path / "own.pt"), "--arch", "resnet20"]
+    _one_line_error(
+        [
+            "attack",
+            *model,
+            "--mean",
+            "0.4,0.4,0.4",
+            "--std",
+            "0.2,0.2,0.2",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capsys,
+        "holds its own normalisation (mean/std buffers): drop mean/std",
+    )
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="holds its own normalisation"):
+        load_checkpoint(tmp_path / "own.pt", "resnet20", std=(0.2, 0.2, 0.2))
+
+
+def test_a_folder_run_prints_no_torch_warning(tmp_path):
+    """Regression: every ``attack --data DIR`` printed torch's "NumPy array is not writable"
+    UserWarning (the run-identity probe wrapped a read-only decoded array)."""
+    data = samples()
+    for image_id, x in zip(data.ids[:2], data.images[:2], strict=True):
+        save_png(x, tmp_path / "d" / image_id)
+    argv = ["-q", "attack", "--data", str(tmp_path / "d"), "--labels", "pred", "--n", "2"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*argv, "--opt", "steps=2", "--out", str(tmp_path / "o")]) == 0
+    assert not [w for w in caught if not issubclass(w.category, fcrattack.FcrattackWarning)]

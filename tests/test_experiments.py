@@ -22,8 +22,10 @@ from fcrattack.experiments import (
     read_records,
     run,
 )
+from fcrattack.experiments.machinery.loaders import load_spec_model
 from fcrattack.experiments.machinery.spec import R20, READABLE
 from fcrattack.report import render
+from fcrattack.viz.document import rate
 
 
 # --- configs --------------------------------------------------------------------------------
@@ -131,6 +133,17 @@ def test_a_resume_with_another_model_behind_the_same_name_is_refused(tmp_path, m
     assert len(list(read_records(out / "records.jsonl"))) > n_records
 
 
+def test_a_model_pattern_matching_two_files_is_refused(tmp_path):
+    """Regression: a second weights file matching a model's pattern in the shared folder
+    (``resnet20-*.th``) was used silently, the first in sorted order, under the model's name."""
+    folder = tmp_path / R20.source.rsplit("/", 1)[0]
+    folder.mkdir(parents=True)
+    for name in ("resnet20-00000000.th", "resnet20-12fca82f.th"):
+        (folder / name).write_bytes(b"")
+    with pytest.raises(ValueError, match=r"2 files match .*resnet20-00000000.th, resnet20-12f"):
+        load_spec_model(R20, tmp_path, torch.device("cpu"))
+
+
 def test_a_resume_on_a_replaced_image_or_malformed_inputs_is_refused(tmp_path, monkeypatch):
     """Regression: a resumed run kept the records of an image whose file had been replaced
     (the images were not hashed; then a smaller draw dropped the digests of the others), a
@@ -172,6 +185,53 @@ def test_a_resume_on_a_replaced_image_or_malformed_inputs_is_refused(tmp_path, m
         with pytest.raises(ValueError, match="status.json is malformed"):
             run(tiny_masked_fgsm(n=6), out_dir=out, root=root)
     (out / "status.json").write_text(good)
+
+
+def tiny_comparison(n: int = 2):
+    """Table 2 with region DDN alone, 5 steps, on both parts (CIFAR-10, then ImageNet)."""
+    cfg = get_config("comparison", "cpu", n=n)
+    for part in cfg.parts:
+        ddn = next(r for r in part.runs if r.key == "region-ddn")
+        part.runs = [dataclasses.replace(ddn, params={**ddn.params, "steps": 5})]
+    return cfg
+
+
+def test_a_replaced_image_of_a_later_part_is_refused(tmp_path, monkeypatch):
+    """Regression: writing the first part's status entry dropped the later parts' entries
+    before their resume checks read them, so a replaced ImageNet photo (the second part)
+    was attacked again and its records mixed with those of the old pixels."""
+    root = need_shared("the experiments read their data sets and models from it")
+    pytest.importorskip("efficientnet_lite_pytorch", reason="the ImageNet part's model")
+    out = tmp_path / "out"
+    run(tiny_comparison(), out_dir=out, root=root)
+
+    def photos():
+        return [r for r in read_records(out / "records.jsonl") if "/imagenet/" in r["key"]]
+
+    before = photos()
+    from fcrattack.experiments.machinery import driver
+
+    loaded = driver.load_part_data
+
+    def replaced_photo(part, *args, **kwargs):
+        data = loaded(part, *args, **kwargs)
+        if part.name == "imagenet":
+            data.images[0] = data.images[0].flip(-1)
+        return data
+
+    monkeypatch.setattr(driver, "load_part_data", replaced_photo)
+    with pytest.raises(ValueError, match=r"comparison/imagenet records were made on other pix"):
+        run(tiny_comparison(n=3), out_dir=out, root=root)  # CIFAR-10's part resumes first
+    assert photos() == before
+    status = json.loads((out / "status.json").read_text())["comparison"]["parts"]
+    assert set(status) == {"cifar10", "imagenet"}  # both entries kept
+    # Table 2 gives the 8-bit re-check beside the float ASR, counted from the records
+    text = render(out)[0].read_text()
+    assert "| ASR after uint8 |" in text
+    for part in status:
+        recs = [r for r in read_records(out / "records.jsonl") if f"/{part}/" in r["key"]]
+        ok = sum(r["success_uint8"] and r["clean_correct"] for r in recs)
+        assert f"| {rate(ok, len(recs))} |" in text, part
 
 
 def test_interrupted_run_resumes_without_redoing_or_duplicating(tmp_path, monkeypatch):

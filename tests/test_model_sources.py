@@ -743,10 +743,69 @@ def test_export_file_whose_specs_import_a_module_is_refused(
     expected = {
         "defaultdict": "'collections.defaultdict' node",
         "enum": "a context that makes torch import a module",
-        "guards": "guards code, which torch runs as Python",
+        "guards": "guard 'fcr_spec_module' is not plain shape arithmetic",
     }[route]
     with pytest.raises(ValueError, match=f"refused.*{expected}") as exc:
         load_model(f"export:{bad}")
+    assert "\n" not in str(exc.value) and not marker.exists()
+
+
+def _square_export(tmp_path: Path, auto: bool = False) -> Path:
+    """A genuine export with guards: one Dim for height and width (or Dim.AUTO on all)."""
+    dim = torch.export.Dim
+    side = dim("side", min=16, max=512)
+    shapes = {0: dim.AUTO, 2: dim.AUTO, 3: dim.AUTO} if auto else {0: dim("b"), 2: side, 3: side}
+    program = torch.export.export(load_model("default"), (X[:2],), dynamic_shapes=(shapes,))
+    path = tmp_path / f"square-{auto}.pt2"
+    torch.export.save(program, str(path))
+    return path
+
+
+@pytest.mark.parametrize("auto", [False, True], ids=["one-dim-for-h-and-w", "dim-auto"])
+def test_export_file_with_shape_guards_loads(auto: bool, tmp_path: Path) -> None:
+    """Regression: genuine exports whose dynamic dimensions are related hold guards torch
+    writes as Python (``L['x'].size()[3] == L['x'].size()[2]``): all were refused as code."""
+    path = _square_export(tmp_path, auto)
+    program = _config(path, "model.json")
+    assert program["guards_code"] and "L['x'].size()" in program["guards_code"][0]
+    with torch.no_grad():
+        assert torch.equal(load_model(f"export:{path}")(X[:3]), load_model("default")(X[:3]))
+
+
+@pytest.mark.parametrize(
+    "guard",
+    [
+        "__import__('fcr_spec_module')",
+        "L['x'].size()[3] == __import__('fcr_spec_module').x",
+        "L['x'].size(__import__('fcr_spec_module'))[0] == 1",
+        "L[__import__('fcr_spec_module')].size()[0] == 1",
+        "L['x'].__class__.size()[0] == 1",
+        "(lambda: __import__('fcr_spec_module'))() == 1",
+        "L['x'].size()[3] == [__import__('fcr_spec_module') for c in 'a']",
+        "L['x'].size()[3] == 1 if __import__('fcr_spec_module') else 1",
+        "L['x'].size()[3] == 1 or exec('import fcr_spec_module')",
+        "L['x'].size()[3] == 1,\n__import__('fcr_spec_module')",
+        'L["x\'"].size()[3] == 1',
+        "math.floor(L['x'].size()[3]) == 1",
+    ],
+)
+def test_export_file_with_code_in_a_guard_is_refused(
+    guard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guards are checked as code (``fcrattack.models.pt2_guards``): anything but shape
+    arithmetic on the inputs is refused, and nothing of it runs."""
+    marker = tmp_path / "ran"
+    (tmp_path / "fcr_spec_module.py").write_text(f"open({str(marker)!r}, 'w').close()\nx = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    good = _square_export(tmp_path)
+    with zipfile.ZipFile(good) as z:
+        entry = next(n for n in z.namelist() if "/models/" in n)
+        program = json.loads(z.read(entry))
+    program["guards_code"] = [*program["guards_code"], guard]
+    bad = tmp_path / "bad.pt2"
+    _rewrite(good, bad, {"models/" + entry.rsplit("/", 1)[1]: json.dumps(program).encode()})
+    with pytest.raises(ValueError, match="refused.*(guard|control character)") as exc:
+        load_model(f"export:{bad}")(X[:2])
     assert "\n" not in str(exc.value) and not marker.exists()
 
 

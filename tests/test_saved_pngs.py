@@ -172,3 +172,20 @@ def test_readme_photo_example_saves_adversarial_pngs(tmp_path: Path) -> None:
     assert all(r["clean_correct"] for r in rows)
     assert (pred != torch.tensor([r["label"] for r in rows])).all()
     assert all(r["l2"] < 1.0 and r["psnr"] > 50 for r in rows)
+
+
+@pytest.mark.parametrize("name", ["pgdl2", "region-ddn", "cw"])
+def test_float_results_are_recorded_as_their_saved_pngs(name: str, tmp_path: Path) -> None:
+    """Regression: with ``--opt quantize=false`` the records held the norms of float images
+    that were never saved (PGD-L2: L2 1.0000 recorded, 1.0033 in the PNG, over eps = 1)."""
+    out = tmp_path / name
+    opts = [a for o in [*FAST[name], "quantize=false"] for a in ("--opt", o)]
+    assert main(["-q", "attack", "--n", "4", "--attack", name, *opts, "--out", str(out)]) == 0
+    rows = _rows(out)
+    clean = samples()
+    x = clean.images[[clean.ids.index(r["id"]) for r in rows]]
+    norms = fcrattack.metrics.perturbation_norms(x, _pngs(out, rows))
+    for key in ("l2", "linf", "l0", "l0_pixels", "psnr"):
+        assert [r[key] for r in rows] == pytest.approx(norms[key].tolist(), abs=1e-5), key
+    pred = _png_predictions(out, rows)
+    assert [bool(p != r["label"]) for p, r in zip(pred, rows)] == [r["success_uint8"] for r in rows]

@@ -71,7 +71,9 @@ def test_a_second_writer_is_refused_and_a_killed_one_leaves_no_lock(
     finally:
         holder.kill()  # as a kill -9 would: the kernel releases the lock
         holder.wait()
+    assert (out / LOCK).read_text() == str(holder.pid)  # the killed run's lock file
     assert main(_attack(out)) == 0
+    assert not (out / LOCK).exists()  # regression: it stayed, rewritten by every later run
 
 
 def test_one_process_cannot_open_a_folder_twice_and_close_releases_it(tmp_path: Path) -> None:
@@ -377,9 +379,9 @@ def test_a_file_named_like_the_lock_is_not_rewritten(
     assert (out / LOCK).read_bytes() == text
     (out / LOCK).write_text("12345")  # left by a killed run: taken over, then removed
     assert main(_attack(out)) == 0
+    assert not (out / LOCK).exists()
     victim = tmp_path / "victim.txt"  # a link, even to a file of digits, is not followed
     victim.write_text("123")
-    (out / LOCK).unlink()
     (out / LOCK).symlink_to(victim)
     assert main([*_attack(out), "--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -3,17 +3,32 @@ records and the PNG writes to do."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..attacks import Attack
+import torch
+
+from ..attacks import Attack, AttackResult
 from ..data import Dataset
+from ..metrics import perturbation_norms, quantize_uint8
 from ..viz.images import display_factor, save_png
 from .commit import write_region
 from .labels import Target, batch_labels
 from .page import save_page_item
+
+
+def as_saved(result: AttackResult, x: torch.Tensor) -> AttackResult:
+    """``result`` with the images its PNGs will hold (x_adv rounded to 8 bits) and their norms
+    against the clean images x (N, C, H, W) in [0, 1]: the records describe the saved files.
+    ``success`` stays the attack's own; ``success_uint8`` is the PNG's. Unchanged where the
+    attack optimised on the 8-bit grid (``quantize=True``, the command line's default)."""
+    saved = quantize_uint8(result.x_adv)
+    if torch.equal(saved, result.x_adv):
+        return result
+    return dataclasses.replace(result, x_adv=saved, norms=perturbation_norms(x, saved))
 
 
 def attack_batch(
@@ -49,7 +64,7 @@ def attack_batch(
         return jobs, rows
     x, y, ids = batch.images[keep], lab.y[keep], [batch.ids[j] for j in keep]
     tgt = None if lab.target is None else lab.target[keep]
-    result = attack.run(x, y, target=tgt, ids=ids)
+    result = as_saved(attack.run(x, y, target=tgt, ids=ids), x)
     scale = display_factor(x.shape[-1])
     for r, row in enumerate(result.records(ids)):
         pos = positions[keep[r]]

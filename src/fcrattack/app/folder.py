@@ -94,7 +94,7 @@ def _first_image(data: Dataset | ImageList) -> torch.Tensor | None:
     for p in data.paths[:8]:
         array = decode(p, data.transform, warn=False)
         if array is not None:
-            return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
+            return torch.tensor(array).permute(2, 0, 1)[None].float() / 255
     return None
 
 

@@ -27,7 +27,8 @@ class WriterLock:
     ``fcntl.flock`` on ``folder/.fcrattack.lock``, which also names the holding process. The
     kernel releases it when the process ends, so a killed run never leaves it stuck; ``close``
     (or leaving the ``with`` block) releases it before, and removes the lock file when this
-    lock created it, so a run (a refused one too) leaves no lock file behind. A file of that
+    lock created it or took it over from a killed run (it held that run's process number),
+    so a run (a refused one too) leaves no lock file behind. A file of that
     name holding anything but a process number is not taken for a lock: refused, unchanged.
     A second writer gets a ValueError naming the folder and the process that holds it. Where
     ``fcntl`` is missing (Windows) the folder is not locked."""
@@ -56,7 +57,8 @@ class WriterLock:
                 f.close()
                 continue
             f.seek(0)
-            if not created and not _holds_a_pid(f):
+            held = "" if created else _lock_text(f)
+            if held is None:
                 f.close()
                 raise ValueError(
                     f"{path} is a file of another program (a lock file of fcrattack holds "
@@ -66,7 +68,7 @@ class WriterLock:
             f.truncate()
             f.write(str(os.getpid()))
             f.flush()
-            self._file, self._created = f, created
+            self._file, self._created = f, created or bool(held)  # a killed run's: removed
 
     def close(self) -> None:
         """Release the lock, removing the lock file first when this lock created it (while
@@ -90,14 +92,14 @@ class WriterLock:
         self.close()
 
 
-def _holds_a_pid(f: Any) -> bool:
-    """Whether the open file ``f`` holds what a lock file of fcrattack holds: nothing, or a
-    process number (that of a run that was killed)."""
+def _lock_text(f: Any) -> str | None:
+    """What the open file ``f`` holds where it is what a lock file of fcrattack holds: nothing
+    (""), or a process number (that of a run that was killed); None where it is not."""
     try:
-        text = f.read(64).strip()
+        text: str = f.read(64).strip()
     except UnicodeDecodeError:
-        return False
-    return not text or (text.isdigit() and len(text) < 20)
+        return None
+    return text if not text or (text.isdigit() and len(text) < 20) else None
 
 
 def _open_lock(path: Path) -> tuple[Any, bool]:

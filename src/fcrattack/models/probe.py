@@ -17,6 +17,7 @@ import math
 import torch
 from torch import nn
 
+from ..base.validation import check_logits
 from .mode import eval_mode
 
 #: the fixed directions' generator seed (any fixed value)
@@ -28,14 +29,17 @@ TOLERANCE = 1e-3
 def model_probe(model: nn.Module, x: torch.Tensor) -> list[list[float]]:
     """[logits, gradient projections] of ``model`` on the image x (1, C, H, W) in [0, 1]
     (moved to the model's device), each a list of floats; the projections are empty for a
-    model whose output has no gradient. The model's modes are kept (eval inside)."""
+    model whose output has no gradient. The model's modes are kept (eval inside). A
+    ValueError where the output is not finite logits of shape (1, K) (``check_logits``)."""
     param = next(model.parameters(), None)
     x = x.detach().float().to(param.device if param is not None else "cpu")
     gen = torch.Generator().manual_seed(_SEED)
     directions = torch.randn(4, *x.shape[1:], generator=gen).to(x.device)
     x = x.clone().requires_grad_(True)
     with eval_mode(model, warn=False), torch.enable_grad():
-        logits = model(x).float()
+        out = model(x)
+        check_logits(out, 1)  # before its shape is used: the one error of a wrong output
+        logits = out.float()
         mix = torch.randn(logits.shape[1], generator=gen).to(logits.device)
         grads: list[float] = []
         if logits.requires_grad:

@@ -19,7 +19,8 @@ Strings of a program's JSON that torch could write into the Python code FX gener
 node, parameter and buffer names, module paths) must be plain names, and no string holds a
 control character; its pytree specs may nest only plain containers and name no module
 (``fcrattack.models.pt2_specs``: torch imports what they name), and ``guards_code`` (Python
-that torch runs) must be empty. Torch's verifier then admits only operators as graph nodes.
+that torch runs) must be plain shape arithmetic (``fcrattack.models.pt2_guards``). Torch's
+verifier then admits only operators as graph nodes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any
 
 import torch
 
+from .pt2_guards import guard_problem
 from .pt2_specs import spec_problem
 from .torch_errors import torch_reason
 
@@ -215,10 +217,17 @@ def _entry_refusal(name: str, data: bytes, raw: set[str], pickled: set[str]) -> 
         bad = [e for e in _expressions(parsed) if not _plain_arithmetic(e)]
         if bad:
             return f"{name} has a symbolic expression that is not arithmetic"
-        if isinstance(parsed, dict) and parsed.get("guards_code"):
-            return f"{name} holds guards code, which torch runs as Python"
+        if isinstance(parsed, dict) and (problem := _guards_problem(parsed.pop("guards_code", []))):
+            return f"{name}: {problem} (torch runs guards as Python)"
         return _names_problem(name, parsed) if name.startswith("models/") else None
     return _weights_only(name, data)
+
+
+def _guards_problem(guards: Any) -> str | None:
+    """Why a program's ``guards_code`` could be more than shape arithmetic, or None."""
+    if not isinstance(guards, list):
+        return "guards_code is not a list"
+    return next((p for g in guards if (p := guard_problem(g)) is not None), None)
 
 
 def _strings(value: Any, key: str = "") -> Iterator[tuple[str, str]]:

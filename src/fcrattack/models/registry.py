@@ -124,6 +124,13 @@ def load_checkpoint(
     ``module.`` prefix; ImageNet normalisation) and bare state dicts (``arch`` required): of the
     network (ImageNet normalisation unless ``mean``/``std`` are given) or of a model from
     ``create_model`` (``model.*`` keys plus its ``mean``/``std`` buffers).
+
+    Args:
+        path: the checkpoint file (read with ``weights_only=True``).
+        arch: architecture name (``fcrattack.models.ARCHITECTURES``); None: the checkpoint's.
+        num_classes: output count; None: the checkpoint's, else 10.
+        mean, std: per-channel normalisation of [0, 1] inputs for a network's bare state
+            dict; refused for checkpoints that hold their own (fcrattack's, ``create_model``'s).
     """
     ckpt = read_checkpoint(path)
     if not isinstance(ckpt, Mapping):
@@ -138,6 +145,10 @@ def load_checkpoint(
         raise ValueError(f"checkpoint {path} does not name its architecture: pass arch=")
     # state of the Normalized wrapper (fcrattack's own, or a bare create_model() state dict)
     own = "arch" in meta or ("mean" in state and "std" in state)
+    if own and (mean is not None or std is not None):  # its buffers would replace them
+        raise ValueError(
+            f"checkpoint {path} holds its own normalisation (mean/std buffers): drop mean/std"
+        )
     state = _strip_prefix(_strip_prefix(state, "module."), "model.") if not own else state
     if num_classes is None:
         num_classes = int(meta.get("num_classes", 10))

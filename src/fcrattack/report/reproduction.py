@@ -23,7 +23,11 @@ PROTOCOL = (
     "correctly (the denominator n is given with every rate). The paper's L2 values fit "
     "neither pixel scale exactly (e.g. PGD at Linf 16/255 cannot exceed L2 = 3.48 on a CIFAR "
     "image in [0, 1]); compare their ratios, not their values. Differences (diff) are ours "
-    "minus the paper's, in points."
+    "minus the paper's, in points. The experiments attack floating-point images, as the "
+    "paper does (quantize=False), and ASR counts those; minimum-norm attacks (C&W, region "
+    "DDN) stop just past the decision boundary, so many of their images are no longer "
+    "adversarial once rounded to 8 bits: Table 2 gives that 'ASR after uint8' too, and every "
+    "record keeps it (success_uint8)."
 )
 
 

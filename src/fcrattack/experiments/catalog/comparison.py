@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ...viz.document import Block, Table, diff, fmt
+from ...viz.document import Block, Table, diff, fmt, rate
 from ..machinery.results import Results, asr_diff, ci, mean_cell, model_label, val
 from ..machinery.spec import (
     EFFNET,
@@ -71,6 +71,7 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                     txt,
                     fmt(p.get("asr")),
                     asr_diff(a, p.get("asr")),
+                    _after_uint8(a),
                     fmt(val(a, "psnr")),
                     mean_cell(a, "psnr_255", 1),
                     fmt(p.get("psnr")),
@@ -94,6 +95,7 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
                         "ASR (ours)",
                         "paper",
                         "diff",
+                        "ASR after uint8",
                         "PSNR (MAX=1)",
                         "PSNR_255",
                         "paper PSNR",
@@ -117,6 +119,13 @@ def section(res: Results, exp: str, figdir: Path) -> list[Block]:
             )
         )
     return blocks
+
+
+def _after_uint8(a: dict[str, float] | None) -> str:
+    """The rate of a cell's images still adversarial after rounding to 8 bits ("-": none)."""
+    if a is None or not a["n"] or "n_success_uint8" not in a:
+        return "-"
+    return rate(int(a["n_success_uint8"]), int(a["n"]))
 
 
 EXPERIMENT = Experiment(

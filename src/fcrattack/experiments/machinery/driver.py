@@ -25,7 +25,7 @@ from ...base.distributed import Context
 from ...base.store import ResultStore, record_key, write_torch
 from ...cam import fcr_region, gradcam
 from ...data import Dataset
-from .inputs import check_same_inputs, inputs_digest
+from .inputs import check_same_inputs, earlier_parts, inputs_digest
 from .loaders import load_part_data, load_spec_model, update_json
 from .paired import PairedRuns, check_same_images
 from .preflight import preflight
@@ -53,7 +53,8 @@ class ExperimentDriver:
         self.quiet = quiet  # no progress bars
         self.dist = dist or Context()  # data-parallel rank and world, see .distributed
         self.status_path = store.dir / "status.json"
-        self.status: dict[str, Any] = {"scale": cfg.scale, "version": cfg.version, "parts": {}}
+        parts = earlier_parts(self.status_path, cfg.name, [p.name for p in cfg.parts])
+        self.status: dict[str, Any] = {"scale": cfg.scale, "version": cfg.version, "parts": parts}
         self._regions = PartRegions(cfg.seed, device)  # the masked runs' regions, per part
 
     def _predict(self, model: nn.Module, x: torch.Tensor, bs: int) -> torch.Tensor:
@@ -114,15 +115,14 @@ class ExperimentDriver:
             self.status["parts"][part.name] = info
             if self.dist.is_main:
                 update_json(self.status_path, self.cfg.name, self.status)  # report mid-run
+            sub, names = data.subset(idx), (self.cfg.name, part.name)
             log.info(
                 "%s/%s: %d of %d images classified correctly by every model (%s)",
-                self.cfg.name,
-                part.name,
+                *names,
                 len(idx),
                 len(data),
                 ", ".join(models),
             )
-            sub, names = data.subset(idx), (self.cfg.name, part.name)
             if len(sub) == 0:
                 log.warning("%s/%s: no image is classified correctly by every model", *names)
                 continue

@@ -64,6 +64,14 @@ def part_status(status: Path, exp: str, part: str) -> dict[str, Any]:
     return found
 
 
+def earlier_parts(status: Path, exp: str, parts: list[str]) -> dict[str, Any]:
+    """The entries of ``parts`` of experiment ``exp`` that ``status`` (a ``status.json``)
+    holds, by part name. A run starts from them, so that writing its first part's entry keeps
+    the later parts' until they are run, and their resume checks (``check_same_inputs``, the
+    paired kind's ``check_same_images``) read what their records were made on."""
+    return {p: found for p in parts if (found := part_status(status, exp, p))}
+
+
 def check_same_inputs(
     status: Path, exp: str, part: str, info: dict[str, Any], store: ResultStore
 ) -> dict[str, Any]:

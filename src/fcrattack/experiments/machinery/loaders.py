@@ -24,6 +24,12 @@ def load_spec_model(spec: ModelSpec, root: Path, device: torch.device) -> nn.Mod
         matches = sorted(root.glob(spec.source))
         if not matches:
             raise FileNotFoundError(f"model {spec.name}: no file matches {root / spec.source}")
+        if len(matches) > 1:  # which one is meant cannot be told: never pick one silently
+            names = ", ".join(m.name for m in matches)
+            raise ValueError(
+                f"model {spec.name}: {len(matches)} files match {root / spec.source} "
+                f"({names}): keep one"
+            )
         model = load_checkpoint(matches[0], spec.arch)
     return model.to(device).eval()
 
