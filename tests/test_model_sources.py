@@ -787,7 +787,11 @@ def test_export_file_with_shape_guards_loads(auto: bool, tmp_path: Path) -> None
         "L['x'].size()[3] == 1,\n__import__('fcr_spec_module')",
         'L["x\'"].size()[3] == 1',
         "math.floor(L['x'].size()[3]) == 1",
+        "-" * 9000 + "1",  # the parser's and the check's depth limits: one line, no traceback
+        "1" + "+1" * 4000,
+        "1 == 1" * 2000,
     ],
+    ids=lambda guard: guard[:40],
 )
 def test_export_file_with_code_in_a_guard_is_refused(
     guard: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -17,6 +17,8 @@ from __future__ import annotations
 import ast
 import re
 
+#: the longest guard accepted (torch writes guards of a few dozen to a few hundred characters)
+MAX_LENGTH = 10_000
 #: how an input or a key inside one may be named (as the program's other names)
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _METHODS = frozenset({"size", "stride", "storage_offset"})
@@ -85,10 +87,12 @@ def guard_problem(code: object) -> str | None:
         return f"a guard is a {type(code).__name__}, not a string"
     if any(ord(c) < 32 or ord(c) == 127 for c in code):
         return "a guard holds a control character"
+    if len(code) > MAX_LENGTH:
+        return f"a guard of {len(code)} characters is longer than {MAX_LENGTH}"
     try:
-        tree = ast.parse(code, mode="eval")
+        plain = _plain(ast.parse(code, mode="eval").body)
     except (SyntaxError, ValueError):
         return f"the guard {code[:80]!r} is not an expression"
-    if not _plain(tree.body):
-        return f"the guard {code[:80]!r} is not plain shape arithmetic"
-    return None
+    except (RecursionError, MemoryError):  # the parser's or the walk's depth limits
+        return f"the guard {code[:80]!r} is nested too deeply"
+    return None if plain else f"the guard {code[:80]!r} is not plain shape arithmetic"
