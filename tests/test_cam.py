@@ -87,8 +87,15 @@ def test_model_without_convolution_is_a_clear_error():
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4)).eval()
     with pytest.raises(ValueError, match="no convolutional feature map"):
         gradcam(mlp, torch.rand(2, 3, 8, 8))
-    with pytest.raises(ValueError, match="no layer named"):
+    with pytest.raises(ValueError, match="no layer named 'nope'$"):
         gradcam(_tiny(), torch.rand(1, 3, 8, 8), layer="nope")
+
+
+def test_a_layer_named_without_its_wrapper_is_pointed_to_the_full_name(resnet20, correct_batch):
+    """A loaded model wraps its network as ``model``: ``layer3@0`` names ``model.layer3``."""
+    x, y = correct_batch
+    with pytest.raises(ValueError, match=r"no layer named 'layer3' \(did you mean 'model.layer3'"):
+        gradcam(resnet20, x[:1], y[:1], layer="layer3@0")
 
 
 def test_works_frozen_under_no_grad_and_restores_mode(resnet20, correct_batch):

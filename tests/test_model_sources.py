@@ -21,7 +21,14 @@ import torch
 
 import fcrattack
 from fcrattack.data import CIFAR10_CLASSES, samples
-from fcrattack.models import ModelInfo, Normalized, imagenet_classes, load_checkpoint, load_model
+from fcrattack.models import (
+    ModelInfo,
+    Normalized,
+    create_model,
+    imagenet_classes,
+    load_checkpoint,
+    load_model,
+)
 
 X = samples(8).images
 Y = samples(8).labels
@@ -750,26 +757,37 @@ def test_export_file_whose_specs_import_a_module_is_refused(
     assert "\n" not in str(exc.value) and not marker.exists()
 
 
-def _square_export(tmp_path: Path, auto: bool = False) -> Path:
+def _square_export(
+    tmp_path: Path, auto: bool = False, model: torch.nn.Module | None = None
+) -> Path:
     """A genuine export with guards: one Dim for height and width (or Dim.AUTO on all)."""
     dim = torch.export.Dim
     side = dim("side", min=16, max=512)
     shapes = {0: dim.AUTO, 2: dim.AUTO, 3: dim.AUTO} if auto else {0: dim("b"), 2: side, 3: side}
-    program = torch.export.export(load_model("default"), (X[:2],), dynamic_shapes=(shapes,))
+    model = model or load_model("default")
+    program = torch.export.export(model, (X[:2],), dynamic_shapes=(shapes,))
     path = tmp_path / f"square-{auto}.pt2"
     torch.export.save(program, str(path))
     return path
 
 
-@pytest.mark.parametrize("auto", [False, True], ids=["one-dim-for-h-and-w", "dim-auto"])
-def test_export_file_with_shape_guards_loads(auto: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("arch", "auto"),
+    [("default", False), ("default", True), ("vgg11", True)],
+    ids=["one-dim-for-h-and-w", "dim-auto", "dim-auto-max-pooling"],
+)
+def test_export_file_with_shape_guards_loads(arch: str, auto: bool, tmp_path: Path) -> None:
     """Regression: genuine exports whose dynamic dimensions are related hold guards torch
-    writes as Python (``L['x'].size()[3] == L['x'].size()[2]``): all were refused as code."""
-    path = _square_export(tmp_path, auto)
+    writes as Python (``L['x'].size()[3] == L['x'].size()[2]``; ``max(1, ...)`` for pooling
+    layers): all were refused as code."""
+    torch.manual_seed(0)
+    model = load_model("default") if arch == "default" else create_model(arch).eval()
+    path = _square_export(tmp_path, auto, model)
     program = _config(path, "model.json")
     assert program["guards_code"] and "L['x'].size()" in program["guards_code"][0]
+    assert (arch == "vgg11") == any("max(1, " in g for g in program["guards_code"])
     with torch.no_grad():
-        assert torch.equal(load_model(f"export:{path}")(X[:3]), load_model("default")(X[:3]))
+        assert torch.allclose(load_model(f"export:{path}")(X[:3]), model(X[:3]), atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -787,6 +805,11 @@ def test_export_file_with_shape_guards_loads(auto: bool, tmp_path: Path) -> None
         "L['x'].size()[3] == 1,\n__import__('fcr_spec_module')",
         'L["x\'"].size()[3] == 1',
         "math.floor(L['x'].size()[3]) == 1",
+        "max(1, __import__('fcr_spec_module').x) == 1",
+        "max(1, L['x'].size()[3], key=__import__('fcr_spec_module')) == 1",
+        "getattr(L['x'], 'size')()[0] == 1",
+        "max.__call__(1, 2) == 1",
+        "print(L['x'].size()[3]) == 1",
         "-" * 9000 + "1",  # the parser's and the check's depth limits: one line, no traceback
         "1" + "+1" * 4000,
         "1 == 1" * 2000,
@@ -858,6 +881,49 @@ def test_export_file_of_a_fixed_batch_says_so_in_one_line(
     assert main([*base, "--model", f"export:{two}", "--out", "c"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "exactly 2 image" in err[0] and "--batch-size" not in err[0], err
+
+
+def test_export_file_of_a_bounded_batch_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a program whose batch Dim has a maximum (``Dim("b", max=3)``) ended a run
+    with larger batches in torch's RuntimeError traceback."""
+    path = tmp_path / "three.pt2"
+    batch = torch.export.Dim("b", max=3)
+    program = torch.export.export(load_model("default"), (X[:2],), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+    model = load_model(f"export:{path}")
+    assert model(X[:1]).shape == (1, 10) and model(X[:3]).shape == (3, 10)
+    with pytest.raises(ValueError, match="batches of 1 to 3 images .* not 4.*--batch-size 3"):
+        model(X[:4])
+    from fcrattack.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    base = ["-q", "attack", "--model", f"export:{path}", "--n", "4", "--opt", "steps=2"]
+    assert main([*base, "--out", "a"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--batch-size 3 or less" in err[0], err
+    assert main([*base, "--batch-size", "3", "--out", "b"]) == 0
+
+
+def test_export_file_of_a_two_input_module_is_one_line(tmp_path: Path) -> None:
+    """Regression: a program of ``forward(x, y)`` (or of a constant keyword argument) loaded
+    and ended the first call in torch's multi-line treespec log and a TypeError traceback."""
+
+    class TwoInputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = load_model("default")
+
+        def forward(self, x: torch.Tensor, shift: torch.Tensor | bool = False) -> torch.Tensor:
+            return self.net(x) + (shift.sum() if isinstance(shift, torch.Tensor) else 0)
+
+    for name, kwargs in (("two", {"shift": torch.zeros(1)}), ("flag", {"shift": True})):
+        path = tmp_path / f"{name}.pt2"
+        torch.export.save(torch.export.export(TwoInputs(), (X[:2],), kwargs), str(path))
+        with pytest.raises(ValueError, match=r"takes 2 inputs \(x, .*the images alone") as exc:
+            load_model(f"export:{path}")
+        assert "\n" not in str(exc.value)
 
 
 def test_export_file_with_code_in_a_shape_expression_is_refused(tmp_path: Path) -> None:
@@ -1101,6 +1167,8 @@ def test_model_file_that_is_a_folder_is_named_so(tmp_path: Path) -> None:
             load_model(f"{form}:{tmp_path}")
         with pytest.raises(ValueError, match=f"{form}:/dev/null is not a regular file"):
             load_model(f"{form}:/dev/null")  # it was "file not found"
+        with pytest.raises(ValueError, match=f"^{form}: needs a file path"):
+            load_model(f"{form}:")  # it was "export: is a folder" (the current one)
 
 
 def test_checkpoint_with_pickled_code_is_refused_without_unsafe_advice(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ the attacks that can optimise on the 8-bit grid do so by default on the command 
 from __future__ import annotations
 
 import json
-import re
+import math
 import warnings
 from pathlib import Path
 
@@ -18,7 +18,8 @@ from PIL import Image
 import fcrattack
 from conftest import IMAGENET_SAMPLES, _need
 from fcrattack import ATTACKS, FcrattackWarning
-from fcrattack.attacks import supports_grid, to_grid
+from fcrattack.app.attack_dataset import attack_dataset
+from fcrattack.attacks import parse_options, supports_grid, to_grid
 from fcrattack.cli import main
 from fcrattack.data import samples
 from fcrattack.metrics import quantize_uint8
@@ -110,22 +111,24 @@ def test_grid_attacks_make_adversarial_pngs_where_float_succeeds(tmp_path: Path)
         assert all(r["success_uint8"] for r in rows if r["success"]), name
 
 
-def test_float_region_ddn_is_named_when_its_pngs_are_not_adversarial(
-    tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    """quantize=false: the float results stop at the boundary and most PNGs lose; the count,
-    the names and the page say so."""
+def test_float_region_ddn_is_named_when_its_pngs_are_not_adversarial(tmp_path: Path) -> None:
+    """A float attack given to ``attack_dataset`` (quantize=False): the float results stop at
+    the boundary and most PNGs lose; the count, the names and the page say so."""
     out = tmp_path / "float"
-    argv = ["attack", "--n", "8", "--opt", "quantize=false", "--out", str(out)]
-    assert main(argv) == 0
+    data = samples(8)
+    attack = fcrattack.RegionDDN(fcrattack.default_model(), quantize=False)
+    with pytest.warns(FcrattackWarning, match="region-ddn: .* of 8 saved") as caught:
+        attack_dataset(attack, data, out, quiet=True)
     rows = _rows(out)
     lost = [r["id"] for r in rows if r["success"] and not r["success_uint8"]]
     assert lost, "expected float-only successes without quantize"
-    err = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert len(err) == 1
-    assert re.search(rf"fcrattack: warning: region-ddn: {len(lost)} of 8 saved", err[0])
-    assert lost[0] in err[0]
+    message = str(caught[0].message)
+    assert f"{len(lost)} of 8 saved" in message and lost[0] in message
     assert json.loads((out / "summary.json").read_text())["png_not_adversarial"]["ids"] == lost
+    page = (out / "index.html").read_text()
+    assert page.count("saved PNG not adversarial") == sum(
+        r["index"] < 20 for r in rows if r["id"] in lost
+    )
 
 
 def test_to_grid_keeps_budgets_and_lands_on_8_bits() -> None:
@@ -175,17 +178,31 @@ def test_readme_photo_example_saves_adversarial_pngs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["pgdl2", "region-ddn", "cw"])
-def test_float_results_are_recorded_as_their_saved_pngs(name: str, tmp_path: Path) -> None:
+def test_float_results_are_recorded_as_their_saved_pngs(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """Regression: with ``--opt quantize=false`` the records held the norms of float images
-    that were never saved (PGD-L2: L2 1.0000 recorded, 1.0033 in the PNG, over eps = 1)."""
-    out = tmp_path / name
+    that were never saved (PGD-L2: L2 1.0000 recorded, 1.0033 in the PNG, over eps = 1), and
+    the float image's prediction. The command line now refuses it; ``attack_dataset`` given a
+    float attack records the PNGs' norms."""
     opts = [a for o in [*FAST[name], "quantize=false"] for a in ("--opt", o)]
-    assert main(["-q", "attack", "--n", "4", "--attack", name, *opts, "--out", str(out)]) == 0
+    argv = ["-q", "attack", "--n", "4", "--attack", name, *opts, "--out", str(tmp_path / "cli")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--opt quantize=false is refused" in err[0], err
+    assert not (tmp_path / "cli").exists()
+    out = tmp_path / name
+    values = dict(o.split("=") for o in FAST[name])
+    attack = fcrattack.build(name, fcrattack.default_model(), **parse_options(name, values))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FcrattackWarning)  # PNGs that lost: named, tested above
+        attack_dataset(attack, samples(4), out, quiet=True)
     rows = _rows(out)
     clean = samples()
     x = clean.images[[clean.ids.index(r["id"]) for r in rows]]
     norms = fcrattack.metrics.perturbation_norms(x, _pngs(out, rows))
-    for key in ("l2", "linf", "l0", "l0_pixels", "psnr"):
-        assert [r[key] for r in rows] == pytest.approx(norms[key].tolist(), abs=1e-5), key
+    for key in ("l2", "linf", "l0", "l0_pixels", "psnr"):  # JSON's null: an unchanged image
+        recorded = [math.inf if r[key] is None else r[key] for r in rows]
+        assert recorded == pytest.approx(norms[key].tolist(), abs=1e-5), key
     pred = _png_predictions(out, rows)
     assert [bool(p != r["label"]) for p, r in zip(pred, rows)] == [r["success_uint8"] for r in rows]

@@ -387,6 +387,12 @@ def test_a_file_named_like_the_lock_is_not_rewritten(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is a link" in err[0], err
     assert victim.read_text() == "123"
+    (out / LOCK).unlink()  # regression: a hard link was written through, and then removed
+    os.link(victim, out / LOCK)
+    assert main(_attack(out)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has other hard links" in err[0], err
+    assert victim.read_text() == "123" and (out / LOCK).exists()
 
 
 @pytest.mark.parametrize(

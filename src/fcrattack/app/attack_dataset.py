@@ -18,9 +18,10 @@ Output folder of ``attack_dataset``::
                       locked while a run writes it (``.fcrattack.lock``)
 
 Saved PNGs. Every image is saved as an 8-bit PNG, and a record's norms are the PNG's
-(``fcrattack.app.attack.as_saved``); ``success`` is the attack's own result and
-``success_uint8`` re-checks the PNG's pixels (the same image unless ``--opt
-quantize=false``). Images whose float result succeeds but whose PNG does not are named in a
+(``fcrattack.app.attack.as_saved``); ``success`` and ``pred_adv`` are the attack's own result
+and ``success_uint8`` re-checks the PNG's pixels: the same image for attacks built with
+``quantize=True`` (the command line refuses others). Images whose float result succeeds but
+whose PNG does not are named in a
 ``fcrattack.FcrattackWarning``, in ``summary.json`` (``png_not_adversarial``: count and
 ids) and on the page. Attacks with a ``quantize`` option avoid them by optimising on the 8-bit
 grid (``fcrattack.attacks.grid``; the command line turns it on). Floats in ``summary.json``

@@ -104,7 +104,8 @@ def _lock_text(f: Any) -> str | None:
 
 def _open_lock(path: Path) -> tuple[Any, bool]:
     """The lock file ``path``, opened for reading and writing, and whether it was created; a
-    link there is refused (a ValueError), never followed: the lock is written into."""
+    link there (symbolic, or a file with other hard links) is refused (a ValueError), never
+    followed: the lock is written into."""
     if path.is_symlink():
         raise ValueError(
             f"{path} is a link, and fcrattack writes its lock only into a file of its own: "
@@ -124,6 +125,12 @@ def _open_lock(path: Path) -> tuple[Any, bool]:
             if exc.errno != errno.ELOOP:  # a link made in between
                 raise
             raise ValueError(f"{path} is a link: move it away") from None
+        if os.fstat(fd).st_nlink > 1:  # a hard link: writing would change the other names
+            os.close(fd)
+            raise ValueError(
+                f"{path} has other hard links, and fcrattack writes its lock only into a file "
+                "of its own: move it away, or choose another output folder"
+            )
         return os.fdopen(fd, "r+", encoding="utf-8"), False
 
 

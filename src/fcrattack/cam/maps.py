@@ -95,8 +95,11 @@ def gradcam(
     check_hookable(model)
     check_images(x)
     layer = layer or info_layer(model)
-    if layer is not None and split_layer(layer)[0] not in dict(model.named_modules()):
-        raise ValueError(f"model has no layer named {split_layer(layer)[0]!r}")
+    modules = [n for n, _ in model.named_modules()]
+    if layer is not None and (name := split_layer(layer)[0]) not in modules:
+        close = [n for n in modules if n.endswith(f".{name}")][:3]  # e.g. the wrapper's model.
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        raise ValueError(f"model has no layer named {name!r}{hint}")
     names = None if layer is None else {split_layer(layer)[0]}
     with torch.inference_mode(False):
         xin = x.detach().clone().requires_grad_(True)  # a graph even with frozen params

@@ -75,15 +75,20 @@ def paper_dataset(kind: str, info: ModelInfo) -> str:
 
 def cmd_attack(args: argparse.Namespace) -> int:
     """Attack a data set; write adversarial PNGs, CAM overlays, JSONL, summary and a page.
-    Attacks that can optimise on the 8-bit grid do so unless ``--opt quantize=false``: the
-    PNGs are what the summary counts."""
+    Every attack optimises on the 8-bit grid (``quantize=True``; ``--opt quantize=false`` is
+    refused): the PNGs are what the records describe and the summary counts."""
     try:  # every option error before any data or model is loaded
         cls = attack_class(args.attack)
         options = {"seed": args.seed, **parse_options(args.attack, parse_opts(args.opt))}
     except (TypeError, ValueError) as exc:
         raise CLIError(f"attack {args.attack!r}: {exc}") from exc
-    if supports_grid(cls):
-        options.setdefault("quantize", True)
+    if supports_grid(cls) and options.setdefault("quantize", True) is False:
+        raise CLIError(
+            f"attack {args.attack!r}: --opt quantize=false is refused: the command line "
+            "saves 8-bit PNGs and records what they hold, and float results would be "
+            "rounded after the attack (most minimum-norm ones then fool nothing). For "
+            "float results use Python (fcrattack.build(name, model).run)"
+        )
     if uses_cam(cls):
         refuse_scripted(args.model, f"--attack {cls.name} (a region attack)")
     if options.get("targeted") and args.target is None:

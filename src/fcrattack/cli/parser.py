@@ -154,8 +154,8 @@ def _attack_commands(sub: Any, flags: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="attack option, repeatable, e.g. --opt steps=20 --opt eps=16/255 "
-        "--opt autocast=bf16 (types from the attack's declared options); attacks with a "
-        "quantize option optimise for the saved 8-bit PNGs unless --opt quantize=false",
+        "--opt autocast=bf16 (types from the attack's declared options); every attack "
+        "optimises for the saved 8-bit PNGs (quantize=true)",
     )
     p.add_argument(
         "--page",

@@ -301,7 +301,8 @@ def list_flat_folder(
         raise ValueError(
             f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {root}"
             + (
-                ": it holds folders, which are read as class folders without labels="
+                ": it holds folders, which are read as class folders when no labels are given "
+                "(--labels FILE|pred on the command line, labels= in Python)"
                 if folders
                 else ""
             )

@@ -123,9 +123,16 @@ def load_export(path: str) -> nn.Module:
         raise ValueError(
             f"export:{path}: refused, its program may call only torch's tensor operators: {reason}"
         )
-    size = _fixed_batch(program)
-    if size is not None:
-        module.register_forward_pre_hook(functools.partial(_check_batch, path, size))
+    inputs = [str(name) for name in program.graph_signature.user_inputs]
+    if len(inputs) != 1:  # fcrattack calls a model with one batch of images, nothing else
+        raise ValueError(
+            f"export:{path}: its program takes {len(inputs)} inputs "
+            f"({', '.join(inputs)[:200]}), a classifier here takes one batch of images: export "
+            "a module whose forward takes the images alone"
+        )
+    sizes = _batch_range(program)
+    if sizes != (1, None):
+        module.register_forward_pre_hook(functools.partial(_check_batch, path, sizes))
     # on the module itself, not a wrapper: Grad-CAM finds its layers by their own names
     module.forward = functools.partial(_grad_mode_kept, module.forward)  # type: ignore[method-assign]
     return module
@@ -138,28 +145,54 @@ def _grad_mode_kept(forward: Any, *args: Any, **kwargs: Any) -> Any:
         return forward(*args, **kwargs)
 
 
-def _fixed_batch(program: torch.export.ExportedProgram) -> int | None:
-    """The batch size a program was exported for when its first input's batch dimension is
-    fixed (exported without ``dynamic_shapes``), else None."""
+def _batch_range(program: torch.export.ExportedProgram) -> tuple[int, int | None]:
+    """The batch sizes (smallest, largest or None) a program's first input takes: one size
+    when exported without ``dynamic_shapes``, else the bounds of its batch ``Dim`` (torch
+    runs batches of 1 and 2 below a lower bound of 2, its 0/1 specialisation)."""
     names = program.graph_signature.user_inputs
     node = next((n for n in program.graph.nodes if names and n.name == names[0]), None)
     value = None if node is None else node.meta.get("val")
     if not isinstance(value, torch.Tensor) or value.dim() == 0:
-        return None
+        return 1, None
     size = value.shape[0]
-    return size if isinstance(size, int) else None
+    if isinstance(size, int):
+        return size, size
+    bounds = program.range_constraints.get(size.node.expr)
+    if bounds is None:
+        return 1, None
+    low, high = bounds.lower, bounds.upper  # sympy numbers; torch's infinity is no Integer
+    lower = int(low) if low.is_Integer and low > 2 else 1
+    return lower, int(high) if high.is_Integer else None
 
 
-def _check_batch(path: str, size: int, module: nn.Module, args: tuple[Any, ...]) -> None:
+def _check_batch(
+    path: str, sizes: tuple[int, int | None], module: nn.Module, args: tuple[Any, ...]
+) -> None:
     """Refuse, in one line, a batch the program of ``path`` was not exported for (torch's
     own guard raises a multi-line error deep in the call)."""
     x = args[0] if args else None
-    if isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] != size:
+    if not isinstance(x, torch.Tensor) or x.dim() == 0:
+        return
+    low, high = sizes
+    n = x.shape[0]
+    if low <= n and (high is None or n <= high):
+        return
+    dynamic = "dynamic_shapes={'x': {0: torch.export.Dim('batch')}}"
+    if low == high:
         advice = (  # fcrattack's batches end in a smaller one: only batch 1 fits them all
-            ", or pass --batch-size 1 (Execution(batch_size=1) in Python)" if size == 1 else ""
+            ", or pass --batch-size 1 (Execution(batch_size=1) in Python)" if low == 1 else ""
         )
         raise ValueError(
-            f"export:{path} takes batches of exactly {size} image(s) (it was exported with a "
-            f"fixed batch dimension), not {x.shape[0]}: export it with a dynamic batch "
-            f"(dynamic_shapes={{'x': {{0: torch.export.Dim('batch')}}}}){advice}"
+            f"export:{path} takes batches of exactly {low} image(s) (it was exported with a "
+            f"fixed batch dimension), not {n}: export it with a dynamic batch ({dynamic}){advice}"
         )
+    advice = (
+        f", or pass --batch-size {high} or less (Execution(batch_size={high}) in Python)"
+        if low == 1 and high is not None
+        else ""
+    )
+    raise ValueError(
+        f"export:{path} takes batches of {low} to {high if high is not None else 'any number of'}"
+        f" images (its batch dimension was exported with bounds), not {n}: export it with an "
+        f"unbounded batch ({dynamic}){advice}"
+    )

@@ -8,8 +8,10 @@ related dynamic dimensions hold guards such as ``L['x'].size()[3] == L['x'].size
 (``Dim.AUTO``). A guard is accepted only where its syntax tree holds nothing but: integer and
 boolean constants; the inputs ``L['name']`` (plain names), indexed by plain names or integers;
 ``.size()``, ``.stride()`` and ``.storage_offset()`` of an input with no arguments, indexed by an
-integer; arithmetic (``+ - * // %``), comparisons, ``and``/``or``/``not``. No name but ``L``,
-no attribute but those three methods, no other call: nothing a guard holds can reach code.
+integer; ``max``, ``min`` and ``abs`` of such expressions (torch writes ``max(1, L['x'].size()[3]
+// 2)`` for pooling layers; the namespace torch runs guards in leaves them Python's built-ins);
+arithmetic (``+ - * // %``), comparisons, ``and``/``or``/``not``. No other name, no attribute
+but those three methods, no other call: nothing a guard holds can reach code.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ MAX_LENGTH = 10_000
 #: how an input or a key inside one may be named (as the program's other names)
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _METHODS = frozenset({"size", "stride", "storage_offset"})
+#: Python's built-in functions a guard may call (torch writes ``max(1, ...)`` for pooling)
+_FUNCTIONS = frozenset({"max", "min", "abs"})
 _OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
 _UNARY = (ast.USub, ast.UAdd, ast.Not)
 _COMPARISONS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
@@ -65,8 +69,14 @@ def _plain(node: ast.AST) -> bool:
             and type(index.value) is int
             and _is_shape_call(node.value)
         )
-    if isinstance(node, ast.Call):
-        return _is_shape_call(node)  # storage_offset() is a number itself
+    if isinstance(node, ast.Call):  # storage_offset() is a number itself
+        return _is_shape_call(node) or (
+            isinstance(node.func, ast.Name)
+            and node.func.id in _FUNCTIONS
+            and bool(node.args)
+            and not node.keywords
+            and all(_plain(a) for a in node.args)
+        )
     if isinstance(node, ast.BinOp):
         return isinstance(node.op, _OPERATORS) and _plain(node.left) and _plain(node.right)
     if isinstance(node, ast.UnaryOp):

@@ -232,6 +232,8 @@ def _factory(target: str) -> nn.Module:
 
 
 def _file(prefix: str, path: str) -> nn.Module:
+    if not path:
+        raise ValueError(f"{prefix}: needs a file path ({prefix}:PATH)")
     if Path(path).is_dir():
         raise ValueError(f"{prefix}:{path} is a folder: name the model file in it")
     if Path(path).exists() and not Path(path).is_file():
