@@ -904,6 +904,12 @@ def test_export_file_of_a_bounded_batch_says_so_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--batch-size 3 or less" in err[0], err
     assert main([*base, "--batch-size", "3", "--out", "b"]) == 0
+    # One-Pixel's population is one forward pass: the message names its option, which works
+    one = [*base[:-4], "--n", "1", "--attack", "onepixel", "--opt", "popsize=5"]
+    assert main([*one, "--opt", "steps=1", "--out", "c"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--opt eval_batch_size=3" in err[0], err
+    assert main([*one, "--opt", "steps=1", "--opt", "eval_batch_size=3", "--out", "d"]) == 0
 
 
 def test_export_file_of_a_two_input_module_is_one_line(tmp_path: Path) -> None:

@@ -186,8 +186,10 @@ def _check_batch(
             f"export:{path} takes batches of exactly {low} image(s) (it was exported with a "
             f"fixed batch dimension), not {n}: export it with a dynamic batch ({dynamic}){advice}"
         )
-    advice = (
-        f", or pass --batch-size {high} or less (Execution(batch_size={high}) in Python)"
+    advice = (  # One-Pixel evaluates eval_batch_size candidate images per forward pass
+        f", or keep every forward pass within {high} images: --batch-size {high} or less "
+        f"(Execution(batch_size={high}) in Python), and for onepixel --opt "
+        f"eval_batch_size={high}"
         if low == 1 and high is not None
         else ""
     )
