@@ -472,6 +472,30 @@ def _rewrite(src: Path, dest: Path, change: dict[str, bytes | None]) -> None:
                 b.writestr(f"{root}/{key[1:]}", data)
 
 
+def _program(path: Path) -> dict:
+    """The program JSON of the export ``path`` (its ``models/*.json`` entry)."""
+    with zipfile.ZipFile(path) as z:
+        return json.loads(z.read(next(n for n in z.namelist() if "/models/" in n)))
+
+
+def _with_program(good: Path, dest: Path, program: dict | str) -> None:
+    """A copy of the export ``good`` at ``dest`` with its program JSON replaced (a dict, or
+    the text itself)."""
+    with zipfile.ZipFile(good) as z:
+        entry = next(n for n in z.namelist() if "/models/" in n)
+    text = program if isinstance(program, str) else json.dumps(program)
+    _rewrite(good, dest, {"models/" + entry.rsplit("/", 1)[1]: text.encode()})
+
+
+def _marker_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A module ``fcr_spec_module`` on the path whose import creates ``tmp_path/ran``; that
+    marker's path (it must never exist)."""
+    marker = tmp_path / "ran"
+    (tmp_path / "fcr_spec_module.py").write_text(f"open({str(marker)!r}, 'w').close()\nx = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return marker
+
+
 def _config(path: Path, name: str) -> dict:
     with zipfile.ZipFile(path) as z:
         return json.loads(z.read(next(n for n in z.namelist() if n.endswith(name))))
@@ -678,9 +702,7 @@ def test_export_file_with_code_in_a_name_is_refused(role: str, tmp_path: Path) -
     file loaded; a buffer name with a quote, under torch.compile): names must be plain."""
     good = _export(tmp_path)
     marker = tmp_path / "ran"
-    with zipfile.ZipFile(good) as z:
-        entry = next(n for n in z.namelist() if "/models/" in n)
-        program = json.loads(z.read(entry))
+    program = _program(good)
     signature = program["graph_module"]["signature"]
     user = next(
         s["user_input"]["arg"]["as_tensor"]["name"]
@@ -707,7 +729,7 @@ def test_export_file_with_code_in_a_name_is_refused(role: str, tmp_path: Path) -
     if role == "module-path":  # the path inside nn_module_stack strings
         text = text.replace(f",{old},", f",{json.dumps(new)[1:-1]},")
     bad = tmp_path / "bad.pt2"
-    _rewrite(good, bad, {"models/" + entry.rsplit("/", 1)[1]: text.encode()})
+    _with_program(good, bad, text)
     with pytest.raises(ValueError, match="refused.*(plain name|control character)") as exc:
         load_model(f"export:{bad}")
     assert "\n" not in str(exc.value) and not marker.exists()
@@ -720,13 +742,9 @@ def test_export_file_whose_specs_import_a_module_is_refused(
     """Regression: torch imports modules a program's pytree specs name while the file loads
     (a defaultdict's default_factory_module, an ``__enum__`` context's fqn): a module beside
     the file ran; and ``guards_code`` is Python that torch runs."""
-    marker = tmp_path / "ran"
-    (tmp_path / "fcr_spec_module.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    marker = _marker_module(tmp_path, monkeypatch)
     good = _export(tmp_path)
-    with zipfile.ZipFile(good) as z:
-        entry = next(n for n in z.namelist() if "/models/" in n)
-        program = json.loads(z.read(entry))
+    program = _program(good)
     signature = program["graph_module"]["module_call_graph"][0]["signature"]
     leaf = {"type": None, "context": None, "children_spec": []}
     if route == "defaultdict":
@@ -746,7 +764,7 @@ def test_export_file_whose_specs_import_a_module_is_refused(
     else:
         program["guards_code"] = ["fcr_spec_module"]
     bad = tmp_path / "bad.pt2"
-    _rewrite(good, bad, {"models/" + entry.rsplit("/", 1)[1]: json.dumps(program).encode()})
+    _with_program(good, bad, program)
     expected = {
         "defaultdict": "'collections.defaultdict' node",
         "enum": "a context that makes torch import a module",
@@ -821,16 +839,12 @@ def test_export_file_with_code_in_a_guard_is_refused(
 ) -> None:
     """Guards are checked as code (``fcrattack.models.pt2_guards``): anything but shape
     arithmetic on the inputs is refused, and nothing of it runs."""
-    marker = tmp_path / "ran"
-    (tmp_path / "fcr_spec_module.py").write_text(f"open({str(marker)!r}, 'w').close()\nx = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    marker = _marker_module(tmp_path, monkeypatch)
     good = _square_export(tmp_path)
-    with zipfile.ZipFile(good) as z:
-        entry = next(n for n in z.namelist() if "/models/" in n)
-        program = json.loads(z.read(entry))
+    program = _program(good)
     program["guards_code"] = [*program["guards_code"], guard]
     bad = tmp_path / "bad.pt2"
-    _rewrite(good, bad, {"models/" + entry.rsplit("/", 1)[1]: json.dumps(program).encode()})
+    _with_program(good, bad, program)
     with pytest.raises(ValueError, match="refused.*(guard|control character)") as exc:
         load_model(f"export:{bad}")(X[:2])
     assert "\n" not in str(exc.value) and not marker.exists()
@@ -955,16 +969,14 @@ def test_export_file_with_code_in_a_shape_expression_is_refused(tmp_path: Path) 
 def _with_nodes(good: Path, dest: Path, nodes: list[dict], values: dict) -> None:
     """A copy of the export ``good`` whose graph runs ``nodes`` (serialised graph nodes, given
     the first node's metadata) first, with tensor metadata ``values`` for their outputs."""
-    with zipfile.ZipFile(good) as z:
-        entry = next(n for n in z.namelist() if "/models/" in n)
-        program = json.loads(z.read(entry))
+    program = _program(good)
     graph = program["graph_module"]["graph"]
     for node in nodes:
         node.setdefault("metadata", graph["nodes"][0]["metadata"])
         node.setdefault("is_hop_single_tensor_return", True)
     graph["nodes"] = nodes + graph["nodes"]
     graph["tensor_values"].update(values)
-    _rewrite(good, dest, {"models/" + entry.rsplit("/", 1)[1]: json.dumps(program).encode()})
+    _with_program(good, dest, program)
 
 
 def _arg(name: str, value: dict, kind: int = 1) -> dict:
@@ -1110,12 +1122,10 @@ def test_export_file_calling_an_overload_on_plain_numbers_is_refused(tmp_path: P
     }
     evil = tmp_path / "evil.pt2"
     _with_nodes(good, evil, [remainder, full], {"filled": next(iter(values.values()))})
-    with zipfile.ZipFile(evil) as z:  # the symbolic integer's value, as torch writes it
-        entry = next(n for n in z.namelist() if "/models/" in n)
-        program = json.loads(z.read(entry))
+    program = _program(evil)  # the symbolic integer's value, as torch writes it
     program["graph_module"]["graph"]["sym_int_values"]["rest"] = {"as_int": 0}
     worse = tmp_path / "worse.pt2"
-    _rewrite(evil, worse, {"models/" + entry.rsplit("/", 1)[1]: json.dumps(program).encode()})
+    _with_program(evil, worse, program)
     with pytest.raises(ValueError, match="refused.*remainder.int, an overload on plain numbers"):
         load_model(f"export:{worse}")
 
