@@ -29,6 +29,7 @@ from fcrattack.models import (
     load_checkpoint,
     load_model,
 )
+from fcrattack.viz import save_png
 
 X = samples(8).images
 Y = samples(8).labels
@@ -926,6 +927,39 @@ def test_export_file_of_a_bounded_batch_says_so_in_one_line(
     assert main([*one, "--opt", "steps=1", "--opt", "eval_batch_size=3", "--out", "d"]) == 0
 
 
+def test_a_model_that_cannot_take_the_images_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: an export of a fixed input size given other images (``--size 16``) and a
+    float16 model ended in torch's RuntimeError traceback, in ``attack`` and ``cam``."""
+    from fcrattack.cli import main
+
+    batch = {0: torch.export.Dim("batch")}
+    fixed = tmp_path / "fixed.pt2"  # 32 x 32 only
+    torch.export.save(
+        torch.export.export(load_model("default"), (X[:2],), dynamic_shapes=(batch,)), str(fixed)
+    )
+    half = tmp_path / "half.pt2"
+    program = torch.export.export(
+        load_model("default").half(), (X[:2].half(),), dynamic_shapes=(batch,)
+    )
+    torch.export.save(program, str(half))
+    monkeypatch.chdir(tmp_path)
+    for image_id, image in zip(samples(2).ids, X[:2], strict=True):
+        save_png(image, tmp_path / "photos" / image_id)
+    cases = [
+        (["--model", f"export:{fixed}", "--size", "16"], "shape (1, 3, 16, 16)", "equal to 32"),
+        (["--model", f"export:{half}"], "shape (1, 3, 32, 32)", "expected scalar type Float"),
+    ]
+    for i, (model, shape, reason) in enumerate(cases):
+        for command in (["attack", "--opt", "steps=1"], ["cam"]):
+            argv = ["-q", command[0], *model, "--classes", "cifar10", "--data", "photos"]
+            argv += ["--labels", "pred", "--n", "2", *command[1:]]
+            assert main([*argv, "--out", f"o{i}{command[0]}"]) == 2
+            err = capsys.readouterr().err.strip().splitlines()
+            assert len(err) == 1 and shape in err[0] and reason in err[0], err
+
+
 def test_export_file_of_a_two_input_module_is_one_line(tmp_path: Path) -> None:
     """Regression: a program of ``forward(x, y)`` (or of a constant keyword argument) loaded
     and ended the first call in torch's multi-line treespec log and a TypeError traceback."""
@@ -938,10 +972,28 @@ def test_export_file_of_a_two_input_module_is_one_line(tmp_path: Path) -> None:
         def forward(self, x: torch.Tensor, shift: torch.Tensor | bool = False) -> torch.Tensor:
             return self.net(x) + (shift.sum() if isinstance(shift, torch.Tensor) else 0)
 
-    for name, kwargs in (("two", {"shift": torch.zeros(1)}), ("flag", {"shift": True})):
+    class InList(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = load_model("default")
+
+        def forward(self, xs: list[torch.Tensor]) -> torch.Tensor:
+            return self.net(xs[0])
+
+    batch = {0: torch.export.Dim("batch")}
+    programs = {  # the last two: one input, but by keyword or in a list (a traceback too)
+        "two": (TwoInputs(), (X[:2],), {"shift": torch.zeros(1)}, None),
+        "flag": (TwoInputs(), (X[:2],), {"shift": True}, None),
+        "keyword": (load_model("default"), (), {"x": X[:2]}, {"x": batch}),
+        "list": (InList(), ([X[:2]],), None, ([batch],)),
+    }
+    for name, (model, args, kwargs, shapes) in programs.items():
         path = tmp_path / f"{name}.pt2"
-        torch.export.save(torch.export.export(TwoInputs(), (X[:2],), kwargs), str(path))
-        with pytest.raises(ValueError, match=r"takes 2 inputs \(x, .*the images alone") as exc:
+        program = torch.export.export(model, args, kwargs, dynamic_shapes=shapes)
+        torch.export.save(program, str(path))
+        with pytest.raises(
+            ValueError, match=r"other than as one positional arg.*model\(x\)"
+        ) as exc:
             load_model(f"export:{path}")
         assert "\n" not in str(exc.value)
 

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -24,6 +26,7 @@ from ..data import (
 )
 from ..data.decode import Transform
 from ..models import ARCHITECTURES, ModelInfo, Normalized, load_model
+from ..models.torch_errors import torch_reason
 
 log = logging.getLogger("fcrattack.cli")
 
@@ -52,6 +55,8 @@ def load_cli_model(args: argparse.Namespace, device: torch.device) -> Normalized
             "load its weights first"
         )
     model = model.to(device)
+    # every later call (probe, Grad-CAM, attack) goes through this one guard
+    model.forward = functools.partial(_input_errors, model.forward, args.model)  # type: ignore[method-assign]
     info = model.info or ModelInfo(args.model)
     log.info(
         "model %s on %s: input %s px, %s classes%s",
@@ -62,6 +67,29 @@ def load_cli_model(args: argparse.Namespace, device: torch.device) -> Normalized
         f", Grad-CAM layer {info.cam_layer}" if info.cam_layer else "",
     )
     return model
+
+
+#: what a model's own code raises on an input it cannot take (torch's shape, dtype and
+#: argument errors); an out-of-memory error is left to the attacks' batch back-off
+MODEL_ERRORS = (RuntimeError, TypeError, AssertionError, IndexError)
+OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", ())
+
+
+def _input_errors(
+    forward: Callable[[torch.Tensor], torch.Tensor], spec: str, x: torch.Tensor
+) -> torch.Tensor:
+    """``forward(x)``, with what the user's model raises on images it cannot take (a fixed
+    input size, float16 weights, inputs given by keyword) as one ValueError naming them."""
+    try:
+        return forward(x)
+    except OUT_OF_MEMORY:
+        raise
+    except MODEL_ERRORS as exc:
+        raise ValueError(
+            f"--model {spec} fails on images of shape {tuple(x.shape)} ({x.dtype}): "
+            f"{torch_reason(exc)} (it must take one float32 batch (N, C, H, W) of the "
+            "images' size: see --size)"
+        ) from exc
 
 
 def _transform(args: argparse.Namespace, info: ModelInfo) -> Transform | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils import _pytree as pytree
 
 from .pt2_check import refusal
 from .pt2_ops import operator_refusal
@@ -123,12 +124,13 @@ def load_export(path: str) -> nn.Module:
         raise ValueError(
             f"export:{path}: refused, its program may call only torch's tensor operators: {reason}"
         )
-    inputs = [str(name) for name in program.graph_signature.user_inputs]
-    if len(inputs) != 1:  # fcrattack calls a model with one batch of images, nothing else
+    if program.call_spec.in_spec != _ONE_INPUT:  # fcrattack calls model(x), nothing else
+        inputs = [str(name) for name in program.graph_signature.user_inputs]
         raise ValueError(
-            f"export:{path}: its program takes {len(inputs)} inputs "
-            f"({', '.join(inputs)[:200]}), a classifier here takes one batch of images: export "
-            "a module whose forward takes the images alone"
+            f"export:{path}: its program takes {len(inputs)} input(s) "
+            f"({', '.join(inputs)[:200]}) other than as one positional argument; a classifier "
+            "here takes one batch of images, model(x): export a module whose forward takes the "
+            "images alone, as torch.export.export(model, (x,))"
         )
     sizes = _batch_range(program)
     if sizes != (1, None):
@@ -143,6 +145,10 @@ def _grad_mode_kept(forward: Any, *args: Any, **kwargs: Any) -> Any:
     (torch's no-grad regions of a program leave grad mode off when their body raises)."""
     with torch.set_grad_enabled(torch.is_grad_enabled()):
         return forward(*args, **kwargs)
+
+
+#: the input structure of ``model(x)``: one positional argument, no keywords
+_ONE_INPUT = pytree.tree_flatten(((0,), {}))[1]
 
 
 def _batch_range(program: torch.export.ExportedProgram) -> tuple[int, int | None]:
