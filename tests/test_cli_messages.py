@@ -156,3 +156,95 @@ def test_a_dataset_without_data_is_refused(
     assert main(argv) == 2
     assert "--dataset imagenet needs --data" in _error(capsys)
     assert not (tmp_path / "o").exists()
+
+
+BROKEN_MODELS = """
+import torch
+from torch import nn
+from fcrattack.models import default_model
+
+
+class _Boom(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("boom in backward")
+
+
+class Broken(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.net, self.kind = default_model(), kind
+
+    def forward(self, x):
+        if self.kind == "detach":
+            return self.net(x.detach())
+        if self.kind == "backward":
+            return self.net(_Boom.apply(x))
+        if self.kind == "keyerror" and len(x) > 1:
+            raise KeyError("lookup failed")
+        if self.kind == "oom" and len(x) > 2:  # what MPS raises: a plain RuntimeError
+            raise RuntimeError("MPS backend out of memory (simulated)")
+        return self.net(x)
+
+
+def make(kind):
+    return Broken(kind).eval()
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("detach", "the model's backward pass fails on an image of shape (1, 3, 32, 32)"),
+        ("backward", "the model's backward pass fails on an image of shape (1, 3, 32, 32): boom"),
+        ("keyerror", "fails on images of shape (4, 3, 32, 32) (torch.float32): KeyError"),
+    ],
+)
+def test_a_model_failing_forward_or_backward_is_one_line(
+    kind: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Regression: a model whose forward detaches its input or whose backward raises ended in
+    autograd's traceback in the resume probe; one raising KeyError on a batch, in a traceback
+    from the attack."""
+    (tmp_path / "broken_models.py").write_text(BROKEN_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["-q", "attack", "--model", f"py:broken_models:make?kind={kind}", "--n", "4"]
+    assert main([*argv, "--attack", "pgd", "--opt", "steps=1", "--out", str(tmp_path / "o")]) == 2
+    assert message in _error(capsys)
+
+
+def test_a_plain_out_of_memory_error_still_halves_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the command line's model guard turned MPS's out-of-memory RuntimeError into
+    a one-line error, so ``batch_size=auto`` no longer backed off as it does in Python."""
+    (tmp_path / "broken_models.py").write_text(BROKEN_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["-q", "attack", "--model", "py:broken_models:make?kind=oom", "--n", "4", "--attack"]
+    opts = ["pgd", "--opt", "steps=1", "--opt", "batch_size=auto", "--batch-size", "4"]
+    assert main([*argv, *opts, "--out", str(tmp_path / "o")]) == 0
+    assert len((tmp_path / "o" / "results.jsonl").read_text().splitlines()) == 4
+
+
+def test_an_unforeseen_error_is_one_line_and_its_traceback_behind_v(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever no check foresaw ends in one line naming the exception, exit code 1; ``-v``
+    logs the traceback."""
+
+    def fails(args: object) -> int:
+        raise RuntimeError("an unforeseen failure\nsecond line")
+
+    monkeypatch.setattr(commands, "cmd_attacks", fails)  # the parser is built in main()
+    assert main(["attacks"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "fcrattack: unexpected error: RuntimeError: an unforeseen failure | second line "
+        "(the traceback: rerun with -v)"
+    )
+    assert main(["-v", "attacks"]) == 1
+    assert "Traceback" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..attacks.execution import is_oom
 from ..data import (
     CIFAR10_CLASSES,
     Dataset,
@@ -69,26 +70,23 @@ def load_cli_model(args: argparse.Namespace, device: torch.device) -> Normalized
     return model
 
 
-#: what a model's own code raises on an input it cannot take (torch's shape, dtype and
-#: argument errors); an out-of-memory error is left to the attacks' batch back-off
-MODEL_ERRORS = (RuntimeError, TypeError, AssertionError, IndexError)
-OUT_OF_MEMORY = getattr(torch, "OutOfMemoryError", ())
-
-
 def _input_errors(
     forward: Callable[[torch.Tensor], torch.Tensor], spec: str, x: torch.Tensor
 ) -> torch.Tensor:
     """``forward(x)``, with what the user's model raises on images it cannot take (a fixed
-    input size, float16 weights, inputs given by keyword) as one ValueError naming them."""
+    input size, float16 weights, inputs given by keyword, an exception of its own code) as one
+    ValueError naming them; out-of-memory errors pass (``batch_size="auto"`` backs off)."""
     try:
         return forward(x)
-    except OUT_OF_MEMORY:
+    except ValueError:  # fcrattack's own checks, and a model's: one line already
         raise
-    except MODEL_ERRORS as exc:
+    except Exception as exc:
+        if is_oom(exc):
+            raise
         raise ValueError(
             f"--model {spec} fails on images of shape {tuple(x.shape)} ({x.dtype}): "
-            f"{torch_reason(exc)} (it must take one float32 batch (N, C, H, W) of the "
-            "images' size: see --size)"
+            f"{type(exc).__name__}: {torch_reason(exc)} (a model here takes one float32 batch "
+            "(N, C, H, W) of the images' size, see --size; records written so far are kept)"
         ) from exc
 
 

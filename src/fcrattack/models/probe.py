@@ -19,6 +19,7 @@ from torch import nn
 
 from ..base.validation import check_logits
 from .mode import eval_mode
+from .torch_errors import torch_reason
 
 #: the fixed directions' generator seed (any fixed value)
 _SEED = 20210101
@@ -43,7 +44,14 @@ def model_probe(model: nn.Module, x: torch.Tensor) -> list[list[float]]:
         mix = torch.randn(logits.shape[1], generator=gen).to(logits.device)
         grads: list[float] = []
         if logits.requires_grad:
-            (g,) = torch.autograd.grad((logits[0] * mix).sum(), x)
+            try:
+                (g,) = torch.autograd.grad((logits[0] * mix).sum(), x)
+            except RuntimeError as exc:  # a backward the model's own code breaks
+                raise ValueError(
+                    f"the model's backward pass fails on an image of shape {tuple(x.shape)}: "
+                    f"{torch_reason(exc)} (the attacks need the gradient of the logits with "
+                    "respect to the input)"
+                ) from exc
             grads = (directions.flatten(1) @ g.flatten()).tolist()
     return [logits[0].detach().cpu().tolist(), grads]
 
