@@ -186,6 +186,10 @@ class Broken(nn.Module):
             return self.net(_Boom.apply(x))
         if self.kind == "keyerror" and len(x) > 1:
             raise KeyError("lookup failed")
+        if self.kind == "exit" and len(x) > 1:
+            raise SystemExit(0)
+        if self.kind == "generator" and len(x) > 1:
+            raise GeneratorExit("closed")
         if self.kind == "oom" and len(x) > 2:  # what MPS raises: a plain RuntimeError
             raise RuntimeError("MPS backend out of memory (simulated)")
         return self.net(x)
@@ -202,6 +206,8 @@ def make(kind):
         ("detach", "the model's backward pass fails on an image of shape (1, 3, 32, 32)"),
         ("backward", "the model's backward pass fails on an image of shape (1, 3, 32, 32): boom"),
         ("keyerror", "fails on images of shape (4, 3, 32, 32) (torch.float32): KeyError"),
+        ("exit", "fails on images of shape (4, 3, 32, 32) (torch.float32): SystemExit"),
+        ("generator", "fails on images of shape (4, 3, 32, 32) (torch.float32): GeneratorExit"),
     ],
 )
 def test_a_model_failing_forward_or_backward_is_one_line(

@@ -78,9 +78,9 @@ def _input_errors(
     ValueError naming them; out-of-memory errors pass (``batch_size="auto"`` backs off)."""
     try:
         return forward(x)
-    except ValueError:  # fcrattack's own checks, and a model's: one line already
+    except (ValueError, KeyboardInterrupt):  # fcrattack's checks (one line already), Ctrl-C
         raise
-    except Exception as exc:
+    except BaseException as exc:  # a model's SystemExit or GeneratorExit too
         if is_oom(exc):
             raise
         raise ValueError(
