@@ -164,14 +164,28 @@ from torch import nn
 from fcrattack.models import default_model
 
 
+class Own(BaseException):  # an exception class of the model's own, outside Exception
+    pass
+
+
+RAISES = {
+    "runtime": lambda: RuntimeError("boom"),
+    "exit": lambda: SystemExit(0),
+    "generator": lambda: GeneratorExit("closed"),
+    "own": lambda: Own("own failure"),
+    "stop": lambda: StopIteration("stopped"),
+}
+
+
 class _Boom(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x):
+    def forward(ctx, x, kind):
+        ctx.kind = kind
         return x.clone()
 
     @staticmethod
     def backward(ctx, grad):
-        raise RuntimeError("boom in backward")
+        raise RAISES[ctx.kind]()
 
 
 class Broken(nn.Module):
@@ -182,8 +196,10 @@ class Broken(nn.Module):
     def forward(self, x):
         if self.kind == "detach":
             return self.net(x.detach())
-        if self.kind == "backward":
-            return self.net(_Boom.apply(x))
+        if self.kind.startswith("backward-"):
+            return self.net(_Boom.apply(x, self.kind.split("-")[1]))
+        if self.kind.startswith("always-"):  # the load-time probe's call included
+            raise RAISES[self.kind.split("-")[1]]()
         if self.kind == "keyerror" and len(x) > 1:
             raise KeyError("lookup failed")
         if self.kind == "exit" and len(x) > 1:
@@ -196,6 +212,8 @@ class Broken(nn.Module):
 
 
 def make(kind):
+    if kind.startswith("factory-"):
+        raise RAISES[kind.split("-")[1]]()
     return Broken(kind).eval()
 """
 
@@ -204,7 +222,17 @@ def make(kind):
     ("kind", "message"),
     [
         ("detach", "the model's backward pass fails on an image of shape (1, 3, 32, 32)"),
-        ("backward", "the model's backward pass fails on an image of shape (1, 3, 32, 32): boom"),
+        ("backward-runtime", "backward pass fails on an image of shape (1, 3, 32, 32): Runti"),
+        ("backward-exit", "backward pass fails on an image of shape (1, 3, 32, 32): SystemExit"),
+        ("backward-generator", "fails on an image of shape (1, 3, 32, 32): GeneratorExit: c"),
+        ("backward-own", "backward pass fails on an image of shape (1, 3, 32, 32): Own: own"),
+        ("backward-stop", "pass fails on an image of shape (1, 3, 32, 32): StopIteration: s"),
+        ("always-exit", "fails on images of shape (1, 3, 32, 32) (torch.float32): SystemExit"),
+        ("always-generator", "on images of shape (1, 3, 32, 32) (torch.float32): GeneratorExit"),
+        ("always-own", "fails on images of shape (1, 3, 32, 32) (torch.float32): Own: own"),
+        ("factory-exit", "make?kind=factory-exit: broken_models.make raised SystemExit: 0"),
+        ("factory-generator", "broken_models.make raised GeneratorExit: closed"),
+        ("factory-own", "factory-own: broken_models.make raised Own: own failure"),
         ("keyerror", "fails on images of shape (4, 3, 32, 32) (torch.float32): KeyError"),
         ("exit", "fails on images of shape (4, 3, 32, 32) (torch.float32): SystemExit"),
         ("generator", "fails on images of shape (4, 3, 32, 32) (torch.float32): GeneratorExit"),
@@ -215,10 +243,13 @@ def test_a_model_failing_forward_or_backward_is_one_line(
 ) -> None:
     """Regression: a model whose forward detaches its input or whose backward raises ended in
     autograd's traceback in the resume probe; one raising KeyError on a batch, in a traceback
-    from the attack."""
+    from the attack. A SystemExit, GeneratorExit or BaseException of the model's own, raised in
+    its backward, at its first call or by its factory, exited silently (SystemExit(0): exit
+    code 0) or in a traceback."""
     (tmp_path / "broken_models.py").write_text(BROKEN_MODELS)
     monkeypatch.syspath_prepend(str(tmp_path))
     argv = ["-q", "attack", "--model", f"py:broken_models:make?kind={kind}", "--n", "4"]
+    argv += ["--classes", "cifar10"]  # the load-time call that counts the model's outputs
     assert main([*argv, "--attack", "pgd", "--opt", "steps=1", "--out", str(tmp_path / "o")]) == 2
     assert message in _error(capsys)
 
@@ -236,21 +267,31 @@ def test_a_plain_out_of_memory_error_still_halves_the_batch(
     assert len((tmp_path / "o" / "results.jsonl").read_text().splitlines()) == 4
 
 
+@pytest.mark.parametrize("kind", [RuntimeError, SystemExit, GeneratorExit])
 def test_an_unforeseen_error_is_one_line_and_its_traceback_behind_v(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    kind: type[BaseException], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Whatever no check foresaw ends in one line naming the exception, exit code 1; ``-v``
-    logs the traceback."""
+    logs the traceback. Regression: a SystemExit(0) from a model's backward in the middle of a
+    run (past every check) ended the command silently with exit code 0."""
 
     def fails(args: object) -> int:
-        raise RuntimeError("an unforeseen failure\nsecond line")
+        raise kind("an unforeseen failure\nsecond line")
 
     monkeypatch.setattr(commands, "cmd_attacks", fails)  # the parser is built in main()
     assert main(["attacks"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == (
-        "fcrattack: unexpected error: RuntimeError: an unforeseen failure | second line "
+        f"fcrattack: unexpected error: {kind.__name__}: an unforeseen failure | second line "
         "(the traceback: rerun with -v)"
     )
     assert main(["-v", "attacks"]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+    def says_nothing(args: object) -> int:
+        raise kind()
+
+    monkeypatch.setattr(commands, "cmd_attacks", says_nothing)
+    assert main(["attacks"]) == 1
+    said = capsys.readouterr().err.strip()
+    assert said == f"fcrattack: unexpected error: {kind.__name__} (the traceback: rerun with -v)"

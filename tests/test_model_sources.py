@@ -1326,7 +1326,8 @@ def test_a_factory_that_exits_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Regression: a ``py:`` factory (or its module) raising SystemExit printed its bare
-    message lines and ended fcrattack with exit 1."""
+    message lines and ended fcrattack with exit 1; a module raising GeneratorExit, a
+    traceback."""
     _write_module(
         tmp_path,
         "factories_d",
@@ -1337,14 +1338,19 @@ def test_a_factory_that_exits_is_one_line(
         """,
     )
     (tmp_path / "factories_e.py").write_text("raise SystemExit(3)\n")
+    (tmp_path / "factories_f.py").write_text("raise GeneratorExit('closed')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     from fcrattack.cli import main
 
-    for spec, said in (("py:factories_d:net", "exit | multi"), ("py:factories_e:f", "3")):
+    for spec, said in (
+        ("py:factories_d:net", "SystemExit: exit | multi"),
+        ("py:factories_e:f", "SystemExit: 3"),
+        ("py:factories_f:f", "GeneratorExit: closed"),  # a traceback before
+    ):
         assert main(["-q", "attack", "--model", spec, "--n", "2", "--out", "o"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and f"raised SystemExit: {said}" in err[0], err
+        assert len(err) == 1 and f"raised {said}" in err[0], err
 
 
 def test_py_factory_with_wrong_arguments_is_a_clear_error(

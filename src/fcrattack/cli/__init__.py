@@ -103,9 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("interrupted", exc_info=True)
         print(f"fcrattack: interrupted{KEPT.get(args.command, '')}", file=sys.stderr)
         return 130
-    except Exception as exc:  # not foreseen (a model's backward, a bug): one line, -v shows it
+    except BaseException as exc:  # not foreseen (a model's backward or SystemExit, a bug)
         log.debug("error details", exc_info=True)
-        text = f"{type(exc).__name__}: {one_line(exc)}"
+        text = ": ".join(part for part in (type(exc).__name__, one_line(exc)) if part)
         print(
             f"fcrattack: unexpected error: {text} (the traceback: rerun with -v)", file=sys.stderr
         )

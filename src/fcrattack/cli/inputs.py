@@ -27,7 +27,7 @@ from ..data import (
 )
 from ..data.decode import Transform
 from ..models import ARCHITECTURES, ModelInfo, Normalized, load_model
-from ..models.torch_errors import torch_reason
+from ..models.torch_errors import named_reason
 
 log = logging.getLogger("fcrattack.cli")
 
@@ -85,7 +85,7 @@ def _input_errors(
             raise
         raise ValueError(
             f"--model {spec} fails on images of shape {tuple(x.shape)} ({x.dtype}): "
-            f"{type(exc).__name__}: {torch_reason(exc)} (a model here takes one float32 batch "
+            f"{named_reason(exc)} (a model here takes one float32 batch "
             "(N, C, H, W) of the images' size, see --size; records written so far are kept)"
         ) from exc
 

@@ -41,7 +41,9 @@ def outputs_of(model: Normalized, info: ModelInfo) -> int | None:
     try:
         with torch.no_grad():
             out = model(x)
-    except Exception:  # a model of fixed other sizes: checked at its first forward pass
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # fixed other sizes, or the model's own failure: its next call tells
         return None
     return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
 

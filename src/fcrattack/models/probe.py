@@ -19,7 +19,7 @@ from torch import nn
 
 from ..base.validation import check_logits
 from .mode import eval_mode
-from .torch_errors import torch_reason
+from .torch_errors import named_reason
 
 #: the fixed directions' generator seed (any fixed value)
 _SEED = 20210101
@@ -46,11 +46,13 @@ def model_probe(model: nn.Module, x: torch.Tensor) -> list[list[float]]:
         if logits.requires_grad:
             try:
                 (g,) = torch.autograd.grad((logits[0] * mix).sum(), x)
-            except RuntimeError as exc:  # a backward the model's own code breaks
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # a backward the model's own code breaks or exits
                 raise ValueError(
                     f"the model's backward pass fails on an image of shape {tuple(x.shape)}: "
-                    f"{torch_reason(exc)} (the attacks need the gradient of the logits with "
-                    "respect to the input)"
+                    f"{named_reason(exc)} (the attacks need the gradient "
+                    "of the logits with respect to the input)"
                 ) from exc
             grads = (directions.flatten(1) @ g.flatten()).tolist()
     return [logits[0].detach().cpu().tolist(), grads]

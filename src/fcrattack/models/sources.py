@@ -199,7 +199,9 @@ def _factory(target: str) -> nn.Module:
         )
     try:
         fn: Any = importlib.import_module(module_name)
-    except (Exception, SystemExit) as exc:  # not found, or the module's own failure
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # not found, or the module's own failure (SystemExit too)
         raise ValueError(
             f"py:{target}: importing {module_name} raised {type(exc).__name__}: {exc}"
         ) from exc
@@ -222,7 +224,9 @@ def _factory(target: str) -> nn.Module:
             ) from None
     try:
         made = fn(**kwargs)
-    except (Exception, SystemExit) as exc:  # the factory's own failure (-v: traceback)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the factory's own failure, SystemExit too (-v: traceback)
         raise ValueError(
             f"py:{target}: {module_name}.{attr} raised {type(exc).__name__}: {exc}"
         ) from exc

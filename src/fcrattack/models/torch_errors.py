@@ -15,3 +15,10 @@ def torch_reason(exc: BaseException) -> str:
     unsafe = re.compile(r"weights_only.{0,20}False|trust|allowlist|safe_globals", re.I)
     kept = [s for s in sentences if s and not unsafe.search(s)]
     return kept[0] if kept else type(exc).__name__
+
+
+def named_reason(exc: BaseException) -> str:
+    """``"Type: gist"`` of an exception a model's own code raised, or ``"Type"`` alone when it
+    says nothing more (a bare ``GeneratorExit``)."""
+    name, reason = type(exc).__name__, torch_reason(exc)
+    return name if reason == name else f"{name}: {reason}"
