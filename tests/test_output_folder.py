@@ -715,21 +715,38 @@ def test_a_model_the_digest_cannot_tell_apart_is_refused_by_its_probe(
         assert len(_rows(out)) == 4
 
 
+def _contents(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` (the lock file aside) and its bytes."""
+    files = (p for p in folder.rglob("*") if p.is_file() and p.name != ".fcrattack.lock")
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files}
+
+
 def test_a_file_of_the_users_at_a_path_the_run_would_write_is_refused_not_replaced(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Regression: a file of the user's at a per-image path the earlier run had not listed
     (adv/ of a larger --n, img/ and page/ of a larger --page, cam/ of cam) was replaced by
-    --overwrite or a resume."""
+    --overwrite or a resume. And the --overwrite refused there had already deleted the
+    earlier finished run (attack, demo)."""
     out = tmp_path / "run"
     assert _attack(out, "--n", "2", "--page", "0") == 0
     names = [n.as_posix() for n in png_names(samples(4, 0).ids)]
     written = {p.name for p in (out / "adv").iterdir()}
     theirs = out / "adv" / next(n for n in names if n not in written)
     theirs.write_bytes(b"mine")
+    before = _contents(out)
     assert _attack(out, "--n", "4", "--page", "0", "--overwrite") == 2
     assert "is not a file of an fcrattack run, and this run would write there" in _error(capsys)
     assert theirs.read_bytes() == b"mine"
+    assert _contents(out) == before  # the earlier run whole
+    demo = tmp_path / "demo"
+    assert main(["-q", "--threads", "1", "demo", "--n", "1", "--out", str(demo)]) == 0
+    (demo / "img" / "0001").mkdir(parents=True)
+    (demo / "img" / "0001" / "clean.png").write_bytes(b"mine")
+    before = _contents(demo)
+    assert main(["-q", "demo", "--n", "2", "--out", str(demo), "--overwrite"]) == 2
+    assert "img/0001/clean.png is not a file of an fcrattack run" in _error(capsys)
+    assert _contents(demo) == before
     cams = tmp_path / "cams"
     assert _cam(cams, "--n", "2", "--page", "0") == 0
     mine = cams / "cam" / theirs.name

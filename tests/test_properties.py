@@ -121,3 +121,8 @@ def test_documented_errors_only_for_bad_inputs():
         FCR(net).run(torch.rand(2, 3, 8, 8), torch.tensor([0, 1]), ids=[1])
     with pytest.raises(ValueError, match="empty batch"):
         FCR(net).run(torch.rand(0, 3, 8, 8), torch.zeros(0, dtype=torch.long))
+    x, y = torch.rand(2, 3, 8, 8), torch.tensor([0, 1])
+    with pytest.raises(ValueError, match="x is on the meta device"):  # was torch's .item() error
+        FCR(net).run(x.to("meta"), y)
+    with pytest.raises(ValueError, match="y is on the meta device"):
+        FCR(net).run(x, y.to("meta"))

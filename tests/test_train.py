@@ -114,6 +114,35 @@ def test_last_pt_that_is_no_training_checkpoint_is_a_one_line_error(
     assert "not a checkpoint of fcrattack train" in _one_line_error(capsys)
 
 
+def test_a_run_of_four_steps_trains(
+    cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: 4 steps in all (30 images, batch 8, 1 epoch) ended in torch's
+    ZeroDivisionError from the one-cycle schedule's one-step warm-up."""
+    assert main(_argv(cifar_root, tmp_path / "run", "--epochs", "1", "--batch-size", "8")) == 0
+    assert (tmp_path / "run" / "last.pt").is_file()
+
+
+@pytest.mark.parametrize("kind", ["folder", "link"])
+def test_a_checkpoint_path_that_is_no_file_is_refused_before_training(
+    kind: str, cifar_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: with a folder at ``OUT/last.pt`` a whole epoch trained, then the checkpoint
+    failed to save ("unexpected error: IsADirectoryError", the epoch lost). A link there to a
+    file outside the folder would have been read as the run's checkpoint."""
+    out, mine = tmp_path / "run", tmp_path / "mine.pt"
+    out.mkdir()
+    if kind == "folder":
+        (out / "last.pt").mkdir()
+    else:
+        mine.write_bytes(b"my own file")
+        (out / "last.pt").symlink_to(mine)
+    assert main(_argv(cifar_root, out, "--epochs", "1", "--batch-size", "16")) == 2
+    line = _one_line_error(capsys)
+    assert ("is not a file" if kind == "folder" else "leads outside the output folder") in line
+    assert kind == "folder" or mine.read_bytes() == b"my own file"
+
+
 @pytest.mark.parametrize("lr", ["nan", "inf", "-0.1", "0"])
 def test_bad_learning_rate_is_refused_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], lr: str

@@ -21,7 +21,9 @@
     itself, after its own checks: ``attack`` names changed settings, and leaves a finished
     run of the same settings as it is). ``overwrite`` deletes the files the manifest lists
     below the command's entries (and folders left empty), nothing else: a file of the user's
-    in ``adv/`` stays, unless a hand-edited manifest lists it;
+    in ``adv/`` stays, unless a hand-edited manifest lists it. It deletes them when the new
+    run records the paths it will write, once they have passed their checks: a new run
+    refused there (a file of the user's at one of its paths) leaves the old one whole;
   - an unfinished run: resumed by a resumable command (which checks its own settings, and
     may ``clear`` a run that has no records yet), replaced by the others; a run of another
     fcrattack version is refused unless ``overwrite`` (or the command checks versions itself:
@@ -105,6 +107,7 @@ class OutputFolder:
             self.lock = WriterLock(self.dir)
         try:
             self.previous = self._read()
+            self.replaced: dict[str, Any] | None = None  # a run ``record`` deletes first
             self.resumed = self.finished = False
             with self.writing():
                 self._check(names, overwrite, resumable and same_version, resumable, adopt)
@@ -199,21 +202,25 @@ class OutputFolder:
 
     def listed(self) -> list[str]:
         """Every path the folder's manifest lists (relative), the manifest itself last."""
-        old = self.previous or {}
-        per_image = old.get("per_image") or {}
-        paths = list(old.get("files", []))
-        paths += [f"{d}/{n}" for d in per_image.get("dirs", []) for n in per_image.get("names", [])]
-        return [*paths, MANIFEST]
+        return _listed(self.previous or {})
 
     def clear(self) -> None:
-        """Delete the files the manifest lists, and the folders that leaves empty; nothing
+        """Replace the run in the folder: the next ``record`` deletes the files its manifest
+        lists, once the paths the new run writes have passed their checks (a run refused
+        before it writes leaves the old one whole)."""
+        if self.previous is not None:
+            self.replaced = self.previous
+        self.previous, self.resumed, self.finished = None, False, False
+
+    def _delete(self, manifest: dict[str, Any]) -> None:
+        """Delete the files ``manifest`` lists, and the folders that leaves empty; nothing
         else. A listed path that leads outside the folder (``..``, a link) or that is not
         below an entry the command writes (``names``: a manifest edited by hand, or of
         another tool) is kept, with a warning."""
         root = self.dir.resolve()
         folders: set[Path] = set()
         with self.writing():
-            for rel in self.listed():
+            for rel in _listed(manifest):
                 path, parts = self.dir / rel, Path(rel).parts or ("",)
                 own = rel == MANIFEST or any(fnmatch.fnmatchcase(parts[0], n) for n in self.names)
                 if ".." in parts or not own or not inside(path, root):
@@ -227,7 +234,6 @@ class OutputFolder:
                 if inside(path, root) and path.is_dir() and not path.is_symlink():
                     with suppress(OSError):  # only an empty one: a user's file keeps it
                         path.rmdir()
-        self.previous, self.resumed, self.finished = None, False, False
 
     def record(
         self,
@@ -243,7 +249,11 @@ class OutputFolder:
         dirs, names = per_image or ((), ())
         files = list(files)
         self._refuse_links(folders_of(files, dirs, names))
-        refuse_foreign(self.dir, files, (dirs, names), set(self.listed()) if old else set())
+        ours = self.listed() if old else _listed(self.replaced) if self.replaced else []
+        refuse_foreign(self.dir, files, (dirs, names), set(ours))
+        if self.replaced is not None:
+            self._delete(self.replaced)
+            self.replaced = None
         before = old.get("per_image") or {}
         manifest = {
             "command": self.command,
@@ -290,6 +300,14 @@ class OutputFolder:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _listed(manifest: dict[str, Any]) -> list[str]:
+    """Every path ``manifest`` lists (relative), the manifest itself last."""
+    per_image = manifest.get("per_image") or {}
+    paths = list(manifest.get("files", []))
+    paths += [f"{d}/{n}" for d in per_image.get("dirs", []) for n in per_image.get("names", [])]
+    return [*paths, MANIFEST]
 
 
 @contextmanager

@@ -56,6 +56,8 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
             f"{name} must be a floating tensor with values in [0, 1], got {x.dtype}; "
             "convert uint8 images with x.float() / 255"
         )
+    if x.is_meta:
+        raise ValueError(f"{name} is on the meta device, which holds no values: pass real images")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch")
     if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
@@ -76,6 +78,8 @@ def check_labels(y: torch.Tensor, n: int, num_classes: int | None = None, name: 
         raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(y).__name__}")
     if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
         raise TypeError(f"{name} must hold integer class indices, got {y.dtype}")
+    if y.is_meta:
+        raise ValueError(f"{name} is on the meta device, which holds no values: pass real labels")
     if y.dim() != 1 or y.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},) to match the images, got {tuple(y.shape)}")
     if n and y.min().item() < 0:

@@ -2,7 +2,8 @@
 those its records were made with (``same_probe``), so another model behind the same digest
 (``fcrattack.models.fingerprint`` sees its weights and code, not every Python object a
 model may consult: a private attribute, a closure, module-level state, a global hook) is
-refused all the same.
+refused all the same, where it differs on the probe's one image (a model that changes only
+on other images, through state outside its weights and files, is not told apart).
 
 The probe is the model's logits on one image and the projections of the input gradient of a
 fixed mix of them on four fixed directions: a change of the forward pass shows in the

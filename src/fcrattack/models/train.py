@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..base.folder_paths import refuse_links
 from ..base.lock import WriterLock
 from ..base.seeding import MAX_SEED
 from ..base.store import write_torch
@@ -157,6 +158,13 @@ def _resume_state(path: Path, cfg: TrainConfig, train_set: dict[str, Any]) -> Ma
     return state
 
 
+def _warm_up(total_steps: int) -> float:
+    """The share of the one-cycle schedule's ``total_steps`` that warm the learning rate up:
+    a quarter, or a fifth for 4 steps in all, where torch's ``OneCycleLR`` would divide by
+    the zero length of a one-step warm-up."""
+    return 0.2 if total_steps == 4 else 0.25
+
+
 def _check_finite(loss: torch.Tensor, epoch: int, cfg: TrainConfig, ckpt: Path) -> None:
     """Stop the run when the (summed) loss of epoch ``epoch`` (0-based) is NaN or infinite."""
     if not bool(torch.isfinite(loss)):
@@ -204,6 +212,12 @@ def _train(
 ) -> Normalized:
     """The work of ``train`` in its locked folder ``out``."""
     ckpt_path = out / CHECKPOINT
+    refuse_links(out, [CHECKPOINT])  # a link to a file elsewhere would be read, then replaced
+    if ckpt_path.exists() and not ckpt_path.is_file():
+        raise ValueError(
+            f"{ckpt_path} is not a file: train writes its checkpoint there after every epoch; "
+            "move it away or train into another --out"
+        )
     train_set = training_set(train_data)
     state = _resume_state(ckpt_path, cfg, train_set) if ckpt_path.is_file() else None
     if cfg.init:
@@ -222,8 +236,9 @@ def _train(
         weight_decay=cfg.weight_decay,
         nesterov=True,
     )
+    total_steps = cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.25
+        optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=_warm_up(total_steps)
     )
     start = 0
     if state is not None:
