@@ -755,6 +755,25 @@ def test_a_file_of_the_users_at_a_path_the_run_would_write_is_refused_not_replac
     assert mine.read_bytes() == b"mine"
 
 
+@pytest.mark.parametrize("listed", ["summary.json", "results.jsonl", "adv"])
+def test_a_folder_at_a_path_the_earlier_run_listed_is_refused_before_anything_changes(
+    listed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: with a folder in place of a file the earlier run wrote (``summary.json``,
+    an adversarial PNG), ``--overwrite`` deleted and replaced the earlier run's files, attacked
+    every image and failed only when it came to write there."""
+    out = tmp_path / "run"
+    assert _attack(out, "--n", "2", "--page", "0") == 0
+    path = next((out / "adv").iterdir()) if listed == "adv" else out / listed
+    path.unlink()
+    path.mkdir()
+    (path / "mine").write_bytes(b"mine")
+    before = _contents(out)
+    assert _attack(out, "--n", "2", "--page", "0", "--overwrite") == 2
+    assert f"{path.relative_to(out).as_posix()} is not a file of an fcrattack run" in _error(capsys)
+    assert _contents(out) == before
+
+
 @pytest.mark.parametrize(
     "edit", [{"files": 5}, {"files": "x"}, {"per_image": {"names": 5}}, {"per_image": [1]}]
 )

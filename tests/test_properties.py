@@ -126,3 +126,5 @@ def test_documented_errors_only_for_bad_inputs():
         FCR(net).run(x.to("meta"), y)
     with pytest.raises(ValueError, match="y is on the meta device"):
         FCR(net).run(x, y.to("meta"))
+    with pytest.raises(ValueError, match="mask is on the meta device"):  # torch's copy error
+        FCR(net).run(x, y, mask=torch.ones(2, 1, 8, 8, device="meta"))

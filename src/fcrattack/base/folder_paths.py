@@ -34,17 +34,21 @@ def refuse_foreign(
 ) -> None:
     """Raise ValueError when a path a run is about to write (``files``, and every pair of
     ``per_image``'s folders and names, relative to ``folder``) holds a file that ``ours`` (the
-    paths an earlier run of the folder listed) does not name: a file of the user's, which
-    writing would replace."""
+    paths an earlier run of the folder listed) does not name, a file of the user's, which
+    writing would replace; or holds a folder, where no file can be written (a path of ``ours``
+    too: a run would fail there after deleting or replacing the earlier one's files)."""
+
+    def taken(rel: str) -> bool:
+        path = folder / rel
+        if not os.path.lexists(path):
+            return False
+        return rel not in ours or (path.is_dir() and not path.is_symlink())
+
     dirs, names = per_image
-    found = [f for f in files if f not in ours and os.path.lexists(folder / f)]
+    found = [f for f in files if taken(f)]
     for d in dirs:
         if (folder / d).is_dir():
-            found += [
-                f"{d}/{n}"
-                for n in names
-                if f"{d}/{n}" not in ours and os.path.lexists(folder / d / n)
-            ]
+            found += [f"{d}/{n}" for n in names if taken(f"{d}/{n}")]
     if found:
         raise ValueError(
             f"{folder}: {found[0]}"

@@ -42,6 +42,12 @@ def check_model(model: Any) -> None:
         )
 
 
+def _check_data(t: torch.Tensor, name: str) -> None:
+    """t must hold values: a tensor on the meta device has a shape only."""
+    if t.is_meta:
+        raise ValueError(f"{name} is on the meta device, which holds no values: pass real data")
+
+
 def check_images(x: torch.Tensor, name: str = "x") -> None:
     """x must be a floating tensor (N, C, H, W) with finite values in [0, 1]."""
     if not isinstance(x, torch.Tensor):
@@ -56,8 +62,7 @@ def check_images(x: torch.Tensor, name: str = "x") -> None:
             f"{name} must be a floating tensor with values in [0, 1], got {x.dtype}; "
             "convert uint8 images with x.float() / 255"
         )
-    if x.is_meta:
-        raise ValueError(f"{name} is on the meta device, which holds no values: pass real images")
+    _check_data(x, name)
     if x.shape[0] == 0:
         raise ValueError(f"{name} is an empty batch")
     if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
@@ -78,8 +83,7 @@ def check_labels(y: torch.Tensor, n: int, num_classes: int | None = None, name: 
         raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(y).__name__}")
     if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
         raise TypeError(f"{name} must hold integer class indices, got {y.dtype}")
-    if y.is_meta:
-        raise ValueError(f"{name} is on the meta device, which holds no values: pass real labels")
+    _check_data(y, name)
     if y.dim() != 1 or y.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},) to match the images, got {tuple(y.shape)}")
     if n and y.min().item() < 0:
@@ -98,6 +102,7 @@ def check_mask(mask: Any, x: torch.Tensor) -> torch.Tensor:
         mask = torch.as_tensor(np.asarray(mask, dtype=np.float32))
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"mask must be a tensor or array, got {type(mask).__name__}")
+    _check_data(mask, "mask")
     if mask.dim() == 3:
         mask = mask.unsqueeze(1)
     n, c, h, w = x.shape
