@@ -83,6 +83,9 @@ def test_a_missing_shared_folder_is_named(
     monkeypatch.setenv("FCRATTACK_SHARED", str(missing))
     assert main(["-q", "reproduce", "whitebox", "--out", str(out)]) == 2
     assert f"the shared folder {missing} (the default" in _error(capsys)
+    missing.write_text("a file")  # it said "does not exist"
+    assert main(["-q", "reproduce", "whitebox", "--shared", str(missing), "--out", str(out)]) == 2
+    assert f"the shared folder {missing} (--shared) is not a folder" in _error(capsys)
 
 
 def test_images_all_of_the_target_class_are_said_so(

@@ -387,7 +387,7 @@ def test_a_rerun_of_a_finished_attack_names_missing_pngs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Regression: an adversarial PNG deleted from a finished run went unmentioned when the
-    same command ran again."""
+    same command ran again; so did its summary.json."""
     out = tmp_path / "run"
     argv = ["attack", "--attack", "fgsm", "--n", "4", "--out", str(out)]
     assert main(argv) == 0
@@ -396,8 +396,12 @@ def test_a_rerun_of_a_finished_attack_names_missing_pngs(
     capsys.readouterr()
     assert main(argv) == 0
     said = [line for line in capsys.readouterr().err.splitlines() if "missing" in line]
-    assert len(said) == 1 and "1 adversarial PNG(s)" in said[0], said
+    assert len(said) == 1 and "1 file(s) of the run are missing" in said[0], said
     assert str(gone.relative_to(out)) in said[0] and "--overwrite" in said[0]
+    (out / "summary.json").unlink()
+    assert main(argv) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "missing" in line]
+    assert len(said) == 1 and "2 file(s) of the run are missing (summary.json, " in said[0]
 
 
 def test_a_rerun_on_a_replaced_later_image_is_refused_naming_it(

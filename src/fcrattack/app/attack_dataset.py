@@ -84,7 +84,7 @@ from ..metrics import summarize_records
 from ..viz.images import png_names
 from .attack import attack_batch
 from .commit import Committer
-from .folder import RESULTS, checked_records, prepare_output, run_settings
+from .folder import RESULTS, SUMMARY, checked_records, prepare_output, run_settings
 from .labels import Target, accuracy_checked, check_target
 from .page import write_attack_page
 from .progress import WORKERS, progress_bar
@@ -215,15 +215,15 @@ def _finished(
         "(pass --overwrite (overwrite=True) to run it again)",
         folder.dir,
     )
-    gone = [r["adv_png"] for r in records if "adv_png" in r]
+    gone = [SUMMARY, *(r["adv_png"] for r in records if "adv_png" in r)]
     gone = [name for name in gone if not (folder.dir / name).is_file()]
     if gone:
         log.warning(
-            "%s: %d adversarial PNG(s) its records name are missing (%s); pass --overwrite "
-            "(overwrite=True) to write them again",
+            "%s: %d file(s) of the run are missing (%s): pass --overwrite (overwrite=True) to "
+            "write them again, once anything else in their place is moved away",
             folder.dir,
             len(gone),
-            gone[0],
+            ", ".join(gone[:3]) + (", ..." if len(gone) > 3 else ""),
         )
     return summarize_records(records)
 

@@ -162,8 +162,9 @@ def shared_folder(root: str | Path | None) -> Path:
     base = shared_root(root)
     if not base.is_dir():
         how = "--shared" if root is not None else "the default ($FCRATTACK_SHARED, else ../shared)"
+        what = "is not a folder" if base.exists() else "does not exist"
         raise FileNotFoundError(
-            f"the shared folder {base} ({how}) does not exist: reproduce reads its data sets "
+            f"the shared folder {base} ({how}) {what}: reproduce reads its data sets "
             "and models from <shared>/data and <shared>/models; pass --shared DIR (root=) or "
             "set FCRATTACK_SHARED"
         )
